@@ -80,7 +80,10 @@ mod tests {
         bytes.push(0);
         assert_eq!(
             decode::<u32>("n", &bytes, 16),
-            Err(CodecError::TrailingBytes { what: "n", extra: 1 })
+            Err(CodecError::TrailingBytes {
+                what: "n",
+                extra: 1
+            })
         );
     }
 
@@ -89,7 +92,11 @@ mod tests {
         let bytes = vec![0u8; 17];
         assert!(matches!(
             decode::<Vec<u8>>("blob", &bytes, 16),
-            Err(CodecError::TooLarge { len: 17, limit: 16, .. })
+            Err(CodecError::TooLarge {
+                len: 17,
+                limit: 16,
+                ..
+            })
         ));
     }
 
@@ -115,6 +122,9 @@ mod tests {
     #[test]
     fn round_trips() {
         let v = (1u8, String::from("tsp"), vec![3u64, 4]);
-        assert_eq!(decode::<(u8, String, Vec<u64>)>("t", &encode(&v), 1024), Ok(v));
+        assert_eq!(
+            decode::<(u8, String, Vec<u64>)>("t", &encode(&v), 1024),
+            Ok(v)
+        );
     }
 }

@@ -248,7 +248,16 @@ mod tests {
         for ok in ["tsp", "classifier", "a", "a-1", &"x".repeat(32)] {
             assert!(ChallengeId::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1abc", "-a", "Tsp", "ts p", "tsp_", &"x".repeat(33), "é"] {
+        for bad in [
+            "",
+            "1abc",
+            "-a",
+            "Tsp",
+            "ts p",
+            "tsp_",
+            &"x".repeat(33),
+            "é",
+        ] {
             assert!(ChallengeId::new(bad).is_err(), "{bad}");
         }
     }

@@ -85,7 +85,11 @@ mod tests {
 
     #[test]
     fn display_and_parse_round_trip() {
-        for (text, raw) in [("0.75", 750_000_000), ("1", 1_000_000_000), ("2.000000001", 2_000_000_001)] {
+        for (text, raw) in [
+            ("0.75", 750_000_000),
+            ("1", 1_000_000_000),
+            ("2.000000001", 2_000_000_001),
+        ] {
             let s: Score = text.parse().unwrap();
             assert_eq!(s, Score(raw));
             assert_eq!(s.to_string().parse::<Score>().unwrap(), s);

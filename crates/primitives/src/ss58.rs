@@ -37,7 +37,9 @@ pub enum Ss58Error {
         input: String,
     },
     /// A valid address of another network.
-    #[error("'{input}' is an address for network prefix {prefix}; Bittensor addresses use prefix {expected}")]
+    #[error(
+        "'{input}' is an address for network prefix {prefix}; Bittensor addresses use prefix {expected}"
+    )]
     WrongPrefix {
         /// The string that was parsed.
         input: String,
@@ -173,7 +175,11 @@ mod tests {
         assert!(matches!(decode(&typo), Err(Ss58Error::BadChecksum { .. })));
         assert!(matches!(
             decode("15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5"),
-            Err(Ss58Error::WrongPrefix { prefix: 0, expected: 42, .. })
+            Err(Ss58Error::WrongPrefix {
+                prefix: 0,
+                expected: 42,
+                ..
+            })
         ));
         assert!(matches!(decode("0OIl"), Err(Ss58Error::NotBase58 { .. })));
         assert!(matches!(decode("5Grwva"), Err(Ss58Error::BadLength { .. })));

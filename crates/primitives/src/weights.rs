@@ -163,7 +163,10 @@ mod tests {
     fn known_answers() {
         assert_eq!(w(&[(5, 1)]), vec![(5, 65535)]);
         assert_eq!(w(&[(1, 1), (2, 1)]), vec![(1, 32768), (2, 32767)]);
-        assert_eq!(w(&[(2, 1), (1, 1), (3, 1)]), vec![(1, 21845), (2, 21845), (3, 21845)]);
+        assert_eq!(
+            w(&[(2, 1), (1, 1), (3, 1)]),
+            vec![(1, 21845), (2, 21845), (3, 21845)]
+        );
         assert_eq!(w(&[(0, 0), (1, 0)]), vec![]);
         assert_eq!(w(&[(9, 3), (4, 0), (7, 1)]), vec![(7, 16384), (9, 49151)]);
         // Shares near u128::MAX need the 256-bit product.
@@ -195,12 +198,16 @@ mod tests {
     }
 
     fn shares() -> impl Strategy<Value = Vec<(u16, u128)>> {
-        proptest::collection::btree_map(any::<u16>(), prop_oneof![
-            Just(0u128),
-            0u128..1000,
-            any::<u64>().prop_map(u128::from),
-            (0u128..=u128::MAX >> 9),
-        ], 0..300)
+        proptest::collection::btree_map(
+            any::<u16>(),
+            prop_oneof![
+                Just(0u128),
+                0u128..1000,
+                any::<u64>().prop_map(u128::from),
+                (0u128..=u128::MAX >> 9),
+            ],
+            0..300,
+        )
         .prop_map(|m| m.into_iter().collect())
     }
 

@@ -18,7 +18,9 @@ where
 }
 
 fn alice() -> Hotkey {
-    "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".parse().unwrap()
+    "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        .parse()
+        .unwrap()
 }
 
 #[test]
