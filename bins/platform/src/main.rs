@@ -1,1 +1,82 @@
-fn main() {}
+//! `platform`: the command-line tool of the Platform validator network.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod keys;
+mod output;
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PLATFORM_GIT_COMMIT"),
+    ")"
+);
+
+/// Platform: a peer-to-peer network of Bittensor subnet validators that score miners with
+/// WebAssembly challenges, agree on every result by stake-weighted BFT consensus, and submit
+/// one identical weight vector to the chain each epoch.
+#[derive(Parser, Debug)]
+#[command(name = "platform", version = VERSION, propagate_version = true)]
+struct Cli {
+    /// Log more detail to stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, import and inspect sr25519 hotkeys (Bittensor wallet compatible).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Check and read a data directory's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// The data directory option shared by commands that use one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDirArg {
+    /// Data directory of the node (keys, database, blobs, audit log).
+    #[arg(long = "data-dir", env = "PLATFORM_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub path: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".platform"),
+        |h| PathBuf::from(h).join(".platform"),
+    )
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: the error and its causes, no backtrace.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The `platform` binary, driven as a user would: keys, audit records, errors and exit codes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use std::io::Write;
+
+fn platform(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(args)
+        .env_remove("PLATFORM_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+fn platform_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "stderr: {}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// A user mistake: non-zero exit, one line on stderr naming the problem, no panic.
+fn assert_user_error(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "expected failure, got: {}", stdout(o));
+    let err = stderr(o);
+    assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+fn dir_arg(d: &Path) -> String {
+    d.display().to_string()
+}
+
+#[test]
+fn inspect_dev_uri_known_answer() {
+    let v = json(&platform(&["keys", "inspect", "//Alice", "--json"]));
+    assert_eq!(
+        v["ss58"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    assert_eq!(
+        v["public_key"],
+        "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
+    );
+    assert!(v["bls_public_key"].as_str().unwrap().len() == 2 + 96);
+    // An address inspects to its public key, without a BLS key.
+    let v = json(&platform(&[
+        "keys",
+        "inspect",
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+        "--json",
+    ]));
+    assert_eq!(
+        v["public_key"],
+        "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
+    );
+    assert!(v.get("bls_public_key").is_none());
+    let human = stdout(&platform(&["keys", "inspect", "//Bob"]));
+    assert!(
+        human.contains("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"),
+        "{human}"
+    );
+}
+
+#[test]
+fn bad_inputs_get_their_own_errors() {
+    let dev = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
+    assert_user_error(
+        &platform(&["keys", "inspect", &dev.replace("obey", "oboe")]),
+        "word 3 ('oboe')",
+    );
+    assert_user_error(
+        &platform(&["keys", "inspect", &dev.replace(" walk", "")]),
+        "has 11 words",
+    );
+    assert_user_error(
+        &platform(&[
+            "keys",
+            "inspect",
+            &dev.replace("bottom drive", "drive bottom"),
+        ]),
+        "checksum",
+    );
+    assert_user_error(&platform(&["keys", "inspect", "0xzz11"]), "not valid hex");
+    assert_user_error(
+        &platform(&["keys", "inspect", "0x1234"]),
+        "exactly 32 bytes",
+    );
+    // A typo in an address, and a Polkadot (prefix 0) address.
+    assert_user_error(
+        &platform(&[
+            "keys",
+            "inspect",
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ",
+        ]),
+        "bad SS58 checksum",
+    );
+    assert_user_error(
+        &platform(&[
+            "keys",
+            "inspect",
+            "15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5",
+        ]),
+        "prefix 0",
+    );
+}
+
+#[test]
+fn generate_list_and_audit() {
+    let d = tempfile::tempdir().unwrap();
+    let dd = dir_arg(d.path());
+    let made = json(&platform(&[
+        "keys",
+        "generate",
+        "--data-dir",
+        &dd,
+        "--name",
+        "validator",
+        "--json",
+    ]));
+    let ss58 = made["ss58"].as_str().unwrap().to_owned();
+    let key_file = d.path().join("keys/validator.json");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The stored file is a Bittensor wallet file with a 12-word mnemonic.
+    let wallet: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&key_file).unwrap()).unwrap();
+    assert_eq!(wallet["ss58Address"], ss58.as_str());
+    assert_eq!(
+        wallet["secretPhrase"].as_str().unwrap().split(' ').count(),
+        12
+    );
+
+    assert_user_error(
+        &platform(&["keys", "generate", "--data-dir", &dd, "--name", "validator"]),
+        "already exists",
+    );
+
+    let listed = json(&platform(&["keys", "list", "--data-dir", &dd, "--json"]));
+    assert_eq!(listed[0]["ss58"], ss58.as_str());
+
+    let verified = json(&platform(&["audit", "verify", "--data-dir", &dd, "--json"]));
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["records"], 2, "datadir.create and keys.generate");
+    let human = stdout(&platform(&["audit", "verify", "--data-dir", &dd]));
+    assert!(human.starts_with("audit log intact: 2 records"), "{human}");
+    assert_eq!(human.lines().count(), 1);
+
+    let tail = platform(&["audit", "tail", "--data-dir", &dd, "-n", "1", "--json"]);
+    let last: serde_json::Value = json(&tail);
+    assert_eq!(last["kind"], "keys.generate");
+    assert_eq!(last["fields"]["ss58"], ss58.as_str());
+    assert_eq!(last["seq"], 1);
+}
+
+#[test]
+fn import_from_wallet_file_mnemonic_seed_and_uri() {
+    let d = tempfile::tempdir().unwrap();
+    let dd = dir_arg(d.path());
+    let wallet = d.path().join("hotkey");
+    std::fs::write(
+        &wallet,
+        r#"{"secretSeed":"0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a","ss58Address":"5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"}"#,
+    )
+    .unwrap();
+    let w = wallet.display().to_string();
+    std::fs::set_permissions(&wallet, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_user_error(
+        &platform(&["keys", "import", "--data-dir", &dd, "--wallet", &w]),
+        &format!("chmod 600 {w}"),
+    );
+    std::fs::set_permissions(&wallet, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let v = json(&platform(&[
+        "keys",
+        "import",
+        "--data-dir",
+        &dd,
+        "--name",
+        "alice",
+        "--wallet",
+        &w,
+        "--json",
+    ]));
+    assert_eq!(
+        v["ss58"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+
+    let dev = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
+    let v = json(&platform_stdin(
+        &[
+            "keys",
+            "import",
+            "--data-dir",
+            &dd,
+            "--name",
+            "dev",
+            "--mnemonic",
+            "--json",
+        ],
+        &format!("{dev}\n"),
+    ));
+    assert_eq!(
+        v["ss58"],
+        "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV"
+    );
+    let seed = format!("0x{}", "42".repeat(32));
+    json(&platform(&[
+        "keys",
+        "import",
+        "--data-dir",
+        &dd,
+        "--name",
+        "seeded",
+        "--seed",
+        &seed,
+        "--json",
+    ]));
+    let v = json(&platform(&[
+        "keys",
+        "import",
+        "--data-dir",
+        &dd,
+        "--name",
+        "bob",
+        "--suri",
+        "//Bob",
+        "--json",
+    ]));
+    assert_eq!(
+        v["ss58"],
+        "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"
+    );
+
+    // Corrupted and truncated wallet files.
+    std::fs::write(&wallet, r#"{"secretSeed":"0xe5be9a50"#).unwrap();
+    assert_user_error(
+        &platform(&[
+            "keys",
+            "import",
+            "--data-dir",
+            &dd,
+            "--name",
+            "x",
+            "--wallet",
+            &w,
+        ]),
+        "not a Bittensor wallet hotkey file",
+    );
+    std::fs::write(&wallet, r#"{"secretSeed":"0x1234"}"#).unwrap();
+    assert_user_error(
+        &platform(&[
+            "keys",
+            "import",
+            "--data-dir",
+            &dd,
+            "--name",
+            "x",
+            "--wallet",
+            &w,
+        ]),
+        "exactly 32 bytes",
+    );
+    assert_user_error(
+        &platform(&["keys", "import", "--data-dir", &dd, "--name", "x"]),
+        "say what to import",
+    );
+
+    let verified = json(&platform(&["audit", "verify", "--data-dir", &dd, "--json"]));
+    assert_eq!(verified["records"], 5, "datadir.create and four imports");
+}
+
+#[test]
+fn audit_verify_reports_the_first_bad_record() {
+    let d = tempfile::tempdir().unwrap();
+    let dd = dir_arg(d.path());
+    for name in ["a", "b", "c"] {
+        json(&platform(&[
+            "keys",
+            "generate",
+            "--data-dir",
+            &dd,
+            "--name",
+            name,
+            "--json",
+        ]));
+    }
+    let log = d.path().join("audit/log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    std::fs::write(&log, &bytes).unwrap();
+    let out = platform(&["audit", "verify", "--data-dir", &dd]);
+    assert_user_error(&out, "audit log damaged at record");
+    let out = platform(&["audit", "verify", "--data-dir", &dd, "--json"]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    // A node (here: a key command) refuses to write to a damaged log.
+    assert_user_error(
+        &platform(&["keys", "generate", "--data-dir", &dd, "--name", "d"]),
+        "damaged",
+    );
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = stdout(&platform(&["--version"]));
+    assert!(out.starts_with("platform 0.1.0 (commit "), "{out}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["keys", "--help"],
+        vec!["keys", "generate", "--help"],
+        vec!["keys", "import", "--help"],
+        vec!["keys", "inspect", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["audit", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "tail", "--help"],
+    ] {
+        let out = platform(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage:"), "{args:?}");
+    }
+}
