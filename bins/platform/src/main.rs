@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod keys;
 mod output;
 
@@ -37,6 +38,9 @@ enum Command {
     /// Check and read a data directory's hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Measure this machine against Platform's performance targets.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// The data directory option shared by commands that use one.
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -358,3 +358,20 @@ fn every_command_has_help() {
         assert!(stdout(&out).contains("Usage:"), "{args:?}");
     }
 }
+
+#[test]
+fn bench_reports_figures_against_targets() {
+    let v = json(&platform(&["bench", "crypto", "--quick", "--json"]));
+    for field in [
+        "sr25519_batch_verify_per_sec",
+        "bls_aggregate_verify_43_ms",
+        "blake3_mib_per_sec",
+    ] {
+        assert!(v[field].as_f64().unwrap() > 0.0, "{field}: {v}");
+    }
+    assert_eq!(v["sr25519_batch_verify_target_per_sec"], 40_000);
+    assert!(v["bls_aggregate_verify_43_target_met"].is_boolean());
+    let v = json(&platform(&["bench", "audit", "--quick", "--json"]));
+    assert!(v["audit_appends_per_sec_16_threads"].as_u64().unwrap() > 0);
+    assert_eq!(v["audit_appends_target_per_sec"], 5_000);
+}

@@ -1,0 +1,305 @@
+//! `platform bench`: measures this machine against Platform's performance targets.
+//!
+//! The same operations as the criterion benches, timed in-process so that an operator can check
+//! a validator host without a Rust toolchain. Each figure is the median of several timed runs.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Subcommand;
+use platform_crypto::bls::SignerBitmap;
+use platform_crypto::{
+    BlsSecretKey, BlsSignature, Domain, Keypair, SignedMessage, VerifiedBlsKey, verify_batch,
+};
+use platform_primitives::{Hash, Hotkey};
+use platform_storage::{AuditEntry, AuditLog};
+use serde::Serialize;
+
+use crate::output;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// sr25519 signing and batch verification, BLS aggregate verification, blake3.
+    Crypto {
+        /// Fewer, shorter runs (a rough figure in seconds).
+        #[arg(long)]
+        quick: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Durable audit-log appends per second with group commit (writes to a temporary folder).
+    Audit {
+        /// Fewer, shorter runs.
+        #[arg(long)]
+        quick: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `f` repeatedly for about `budget` per sample and returns the median time per call.
+fn time_per_call<T>(samples: usize, budget: Duration, mut f: impl FnMut() -> T) -> Duration {
+    black_box(f()); // warm up
+    let mut per_call = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let start = Instant::now();
+        let mut n = 0u32;
+        while n == 0 || start.elapsed() < budget {
+            black_box(f());
+            n += 1;
+        }
+        per_call.push(start.elapsed() / n);
+    }
+    per_call.sort();
+    per_call[samples / 2]
+}
+
+fn per_sec(d: Duration, items: u64) -> u64 {
+    (items as f64 / d.as_secs_f64()) as u64
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+#[derive(Serialize)]
+struct CryptoFigures {
+    sr25519_sign_per_sec: u64,
+    sr25519_verify_per_sec: u64,
+    sr25519_batch_verify_per_sec: u64,
+    sr25519_batch_verify_target_per_sec: u64,
+    sr25519_batch_verify_target_met: bool,
+    bls_sign_ms: f64,
+    bls_verify_ms: f64,
+    bls_aggregate_verify_ms: Vec<(usize, f64)>,
+    bls_aggregate_verify_43_ms: f64,
+    bls_aggregate_verify_43_target_ms: f64,
+    bls_aggregate_verify_43_target_met: bool,
+    blake3_mib_per_sec: u64,
+}
+
+#[derive(Serialize)]
+struct AuditFigures {
+    audit_appends_per_sec_sequential: u64,
+    audit_appends_per_sec_16_threads: u64,
+    audit_appends_per_sec_batch_64: u64,
+    audit_appends_target_per_sec: u64,
+    audit_appends_target_met: bool,
+}
+
+pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
+    match cmd {
+        BenchCommand::Crypto { quick, json } => {
+            let figures = crypto(quick);
+            if json {
+                output::json(&figures);
+            } else {
+                let met = |m: bool| if m { "met" } else { "NOT met" };
+                println!(
+                    "sr25519 sign            {:>10} /s",
+                    figures.sr25519_sign_per_sec
+                );
+                println!(
+                    "sr25519 verify          {:>10} /s",
+                    figures.sr25519_verify_per_sec
+                );
+                println!(
+                    "sr25519 batch verify    {:>10} /s   target ≥ {} /s per core: {}",
+                    figures.sr25519_batch_verify_per_sec,
+                    figures.sr25519_batch_verify_target_per_sec,
+                    met(figures.sr25519_batch_verify_target_met)
+                );
+                println!("BLS sign                {:>10} ms", figures.bls_sign_ms);
+                println!("BLS verify              {:>10} ms", figures.bls_verify_ms);
+                for (n, t) in &figures.bls_aggregate_verify_ms {
+                    println!("BLS aggregate verify {n:>2} {t:>10} ms");
+                }
+                println!(
+                    "BLS aggregate verify 43 {:>10} ms   target ≤ {} ms: {}",
+                    figures.bls_aggregate_verify_43_ms,
+                    figures.bls_aggregate_verify_43_target_ms,
+                    met(figures.bls_aggregate_verify_43_target_met)
+                );
+                println!(
+                    "blake3 (1 MiB inputs)   {:>10} MiB/s",
+                    figures.blake3_mib_per_sec
+                );
+            }
+        }
+        BenchCommand::Audit { quick, json } => {
+            let figures = audit(quick)?;
+            if json {
+                output::json(&figures);
+            } else {
+                println!(
+                    "sequential appends      {:>8} /s (one sync each)",
+                    figures.audit_appends_per_sec_sequential
+                );
+                println!(
+                    "16 concurrent appenders {:>8} /s",
+                    figures.audit_appends_per_sec_16_threads
+                );
+                println!(
+                    "batches of 64           {:>8} /s",
+                    figures.audit_appends_per_sec_batch_64
+                );
+                println!(
+                    "target ≥ {} /s with group commit: {}",
+                    figures.audit_appends_target_per_sec,
+                    if figures.audit_appends_target_met {
+                        "met"
+                    } else {
+                        "NOT met"
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn crypto(quick: bool) -> CryptoFigures {
+    let (samples, budget) = if quick {
+        (3, Duration::from_millis(50))
+    } else {
+        (7, Duration::from_millis(400))
+    };
+    let key = Keypair::from_seed(&[1; 32]);
+    let msg = [7u8; 128];
+    let sig = key.sign(Domain::Submission, &msg);
+    let sign = time_per_call(samples, budget, || {
+        black_box(key.sign(Domain::Submission, &msg))
+    });
+    let verify = time_per_call(samples, budget, || {
+        platform_crypto::sr25519::verify(&key.hotkey(), Domain::Submission, &msg, &sig)
+            .expect("valid");
+    });
+
+    let n = 256;
+    let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(&[i as u8; 32])).collect();
+    let hotkeys: Vec<Hotkey> = keys.iter().map(Keypair::hotkey).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 128]).collect();
+    let sigs: Vec<_> = keys
+        .iter()
+        .zip(&msgs)
+        .map(|(k, m)| k.sign(Domain::Submission, m))
+        .collect();
+    let items: Vec<SignedMessage<'_>> = (0..n)
+        .map(|i| SignedMessage {
+            signer: &hotkeys[i],
+            domain: Domain::Submission,
+            message: &msgs[i],
+            signature: &sigs[i],
+        })
+        .collect();
+    let batch = time_per_call(samples, budget, || verify_batch(&items).expect("valid"));
+
+    let bls_msg = b"platform/1/finalize view 9";
+    let sk = BlsSecretKey::from_seed(&[1; 32]);
+    let vk = sk
+        .public()
+        .verify_possession(&sk.prove_possession())
+        .expect("valid");
+    let bls_sig = sk.sign(bls_msg);
+    let bls_sign = time_per_call(samples, budget, || sk.sign(bls_msg));
+    let bls_verify = time_per_call(samples, budget, || {
+        bls_sig.verify(&vk, bls_msg).expect("valid")
+    });
+    let mut agg_times = Vec::new();
+    for size in [4usize, 16, 43, 64] {
+        let sks: Vec<BlsSecretKey> = (0..size)
+            .map(|i| BlsSecretKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let committee: Vec<VerifiedBlsKey> = sks
+            .iter()
+            .map(|k| {
+                k.public()
+                    .verify_possession(&k.prove_possession())
+                    .expect("valid")
+            })
+            .collect();
+        let mut bitmap = SignerBitmap::new(size);
+        (0..size).for_each(|i| bitmap.set(i));
+        let agg = BlsSignature::aggregate(&sks.iter().map(|k| k.sign(bls_msg)).collect::<Vec<_>>())
+            .expect("non-empty");
+        let t = time_per_call(samples, budget, || {
+            agg.verify_aggregate(&committee, &bitmap, bls_msg)
+                .expect("valid")
+        });
+        agg_times.push((size, ms(t)));
+    }
+    let agg43 = agg_times
+        .iter()
+        .find(|(n, _)| *n == 43)
+        .map_or(0.0, |(_, t)| *t);
+
+    let data = vec![0xa5u8; 1 << 20];
+    let hash = time_per_call(samples, budget, || Hash::of(&data));
+
+    let batch_rate = per_sec(batch, n as u64);
+    CryptoFigures {
+        sr25519_sign_per_sec: per_sec(sign, 1),
+        sr25519_verify_per_sec: per_sec(verify, 1),
+        sr25519_batch_verify_per_sec: batch_rate,
+        sr25519_batch_verify_target_per_sec: 40_000,
+        sr25519_batch_verify_target_met: batch_rate >= 40_000,
+        bls_sign_ms: ms(bls_sign),
+        bls_verify_ms: ms(bls_verify),
+        bls_aggregate_verify_ms: agg_times,
+        bls_aggregate_verify_43_ms: agg43,
+        bls_aggregate_verify_43_target_ms: 2.0,
+        bls_aggregate_verify_43_target_met: agg43 <= 2.0,
+        blake3_mib_per_sec: per_sec(hash, 1),
+    }
+}
+
+fn audit(quick: bool) -> Result<AuditFigures> {
+    let (samples, budget) = if quick {
+        (3, Duration::from_millis(100))
+    } else {
+        (5, Duration::from_millis(1000))
+    };
+    let entry =
+        |i: u64| AuditEntry::with_fields("bench.append", "operator", &[("i", &i.to_string())]);
+    let dir = std::env::temp_dir().join(format!("platform-bench-audit-{}", std::process::id()));
+    let result = (|| -> Result<AuditFigures> {
+        let log = AuditLog::open(&dir.join("sequential"))?;
+        let seq = time_per_call(samples, budget, || {
+            black_box(log.append(entry(0)).expect("append"))
+        });
+        let log = AuditLog::open(&dir.join("threads"))?;
+        let threads = time_per_call(samples, budget, || {
+            std::thread::scope(|s| {
+                for t in 0..16u64 {
+                    let log = &log;
+                    s.spawn(move || {
+                        for i in 0..16 {
+                            log.append(entry(t * 16 + i)).expect("append");
+                        }
+                    });
+                }
+            })
+        });
+        let log = AuditLog::open(&dir.join("batch"))?;
+        let batch = time_per_call(samples, budget, || {
+            black_box(
+                log.append_batch((0..64).map(entry).collect())
+                    .expect("append"),
+            )
+        });
+        let threads_rate = per_sec(threads, 256);
+        Ok(AuditFigures {
+            audit_appends_per_sec_sequential: per_sec(seq, 1),
+            audit_appends_per_sec_16_threads: threads_rate,
+            audit_appends_per_sec_batch_64: per_sec(batch, 64),
+            audit_appends_target_per_sec: 5_000,
+            audit_appends_target_met: threads_rate >= 5_000,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
