@@ -717,3 +717,20 @@ mod tests {
         assert!(log.is_empty());
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    #[test]
+    fn head_format() {
+        let head = Head {
+            count: 3,
+            last: Hash([0x22; 32]),
+        };
+        assert_eq!(
+            hex::encode(encode(&head)),
+            format!("0300000000000000{}", "22".repeat(32))
+        );
+    }
+}

@@ -138,3 +138,53 @@ pub(crate) fn read_frame(bytes: &[u8]) -> Frame {
         Err(e) => Frame::Bad(e.to_string(), Some(total)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The on-disk frame format. A change here makes existing logs unreadable.
+    #[test]
+    fn golden_frame() {
+        let record = AuditRecord {
+            seq: 1,
+            timestamp_ms: 2,
+            kind: "k".into(),
+            actor: "a".into(),
+            details: vec![0xee],
+            prev: Hash([0x11; 32]),
+        };
+        let payload = concat!(
+            "0100000000000000", // seq
+            "0200000000000000", // timestamp_ms
+            "010000006b",       // kind
+            "0100000061",       // actor
+            "01000000ee",       // details
+        )
+        .to_owned()
+            + &"11".repeat(32); // prev
+        let (frame, hash) = record.to_frame();
+        assert_eq!(hash, Hash::of(&hex::decode(&payload).unwrap()));
+        let expected = format!("{:08x}", (payload.len() / 2) as u32)
+            .chars()
+            .collect::<Vec<_>>();
+        // Length prefix is little-endian.
+        let len_le: String = expected.chunks(2).rev().flatten().collect();
+        assert_eq!(
+            hex::encode(&frame),
+            format!("{len_le}{payload}{}", hash.to_hex())
+        );
+        assert!(
+            matches!(read_frame(&frame), Frame::Ok(r, h, n) if r == record && h == hash && n == frame.len())
+        );
+    }
+
+    #[test]
+    fn golden_fields() {
+        let e = AuditEntry::with_fields("keys.generate", "operator", &[("name", "v")]);
+        assert_eq!(
+            hex::encode(&e.details),
+            "01000000040000006e616d650100000076"
+        );
+    }
+}
