@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Subcommand;
-use platform_crypto::bls::SignerBitmap;
-use platform_crypto::{
-    BlsSecretKey, BlsSignature, Domain, Keypair, SignedMessage, VerifiedBlsKey, verify_batch,
-};
-use platform_primitives::{Hash, Hotkey};
+use platform_crypto::fixtures::{BlsCommittee, SignedBatch};
+use platform_crypto::{BlsSecretKey, Domain, Keypair, verify_batch};
+use platform_primitives::Hash;
 use platform_storage::{AuditEntry, AuditLog};
 use serde::Serialize;
 
@@ -180,22 +178,8 @@ fn crypto(quick: bool) -> CryptoFigures {
     });
 
     let n = 256;
-    let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(&[i as u8; 32])).collect();
-    let hotkeys: Vec<Hotkey> = keys.iter().map(Keypair::hotkey).collect();
-    let msgs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 128]).collect();
-    let sigs: Vec<_> = keys
-        .iter()
-        .zip(&msgs)
-        .map(|(k, m)| k.sign(Domain::Submission, m))
-        .collect();
-    let items: Vec<SignedMessage<'_>> = (0..n)
-        .map(|i| SignedMessage {
-            signer: &hotkeys[i],
-            domain: Domain::Submission,
-            message: &msgs[i],
-            signature: &sigs[i],
-        })
-        .collect();
+    let signed = SignedBatch::new(n, Domain::Submission);
+    let items = signed.items();
     let batch = time_per_call(samples, budget, || verify_batch(&items).expect("valid"));
 
     let bls_msg = b"platform/1/finalize view 9";
@@ -211,23 +195,10 @@ fn crypto(quick: bool) -> CryptoFigures {
     });
     let mut agg_times = Vec::new();
     for size in [4usize, 16, 43, 64] {
-        let sks: Vec<BlsSecretKey> = (0..size)
-            .map(|i| BlsSecretKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let committee: Vec<VerifiedBlsKey> = sks
-            .iter()
-            .map(|k| {
-                k.public()
-                    .verify_possession(&k.prove_possession())
-                    .expect("valid")
-            })
-            .collect();
-        let mut bitmap = SignerBitmap::new(size);
-        (0..size).for_each(|i| bitmap.set(i));
-        let agg = BlsSignature::aggregate(&sks.iter().map(|k| k.sign(bls_msg)).collect::<Vec<_>>())
-            .expect("non-empty");
+        let committee = BlsCommittee::new(size);
+        let (agg, bitmap) = committee.sign_all(bls_msg);
         let t = time_per_call(samples, budget, || {
-            agg.verify_aggregate(&committee, &bitmap, bls_msg)
+            agg.verify_aggregate(&committee.keys, &bitmap, bls_msg)
                 .expect("valid")
         });
         agg_times.push((size, ms(t)));

@@ -1,12 +1,9 @@
 //! Signature, VRF and hashing costs. Run: `cargo bench -p platform-crypto --bench crypto`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use platform_crypto::bls::SignerBitmap;
+use platform_crypto::fixtures::{BlsCommittee, SignedBatch};
 use platform_crypto::sr25519::verify;
-use platform_crypto::{
-    BlsSecretKey, BlsSignature, Domain, Keypair, SignedMessage, VerifiedBlsKey, verify_batch,
-};
-use platform_primitives::Hotkey;
+use platform_crypto::{BlsSecretKey, BlsSignature, Domain, Keypair, verify_batch};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -23,22 +20,8 @@ fn sr25519(c: &mut Criterion) {
         b.iter(|| verify(&key.hotkey(), Domain::Submission, black_box(&msg), &sig).unwrap())
     });
     for n in [64usize, 256] {
-        let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(&[i as u8; 32])).collect();
-        let hotkeys: Vec<Hotkey> = keys.iter().map(Keypair::hotkey).collect();
-        let msgs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 128]).collect();
-        let sigs: Vec<_> = keys
-            .iter()
-            .zip(&msgs)
-            .map(|(k, m)| k.sign(Domain::Submission, m))
-            .collect();
-        let items: Vec<SignedMessage<'_>> = (0..n)
-            .map(|i| SignedMessage {
-                signer: &hotkeys[i],
-                domain: Domain::Submission,
-                message: &msgs[i],
-                signature: &sigs[i],
-            })
-            .collect();
+        let batch = SignedBatch::new(n, Domain::Submission);
+        let items = batch.items();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("verify_batch", n), &items, |b, items| {
             b.iter(|| verify_batch(items).unwrap())
@@ -65,23 +48,15 @@ fn bls(c: &mut Criterion) {
         b.iter(|| sk.public().verify_possession(black_box(&pop)).unwrap())
     });
     for n in [4usize, 16, 43, 64] {
-        let sks: Vec<BlsSecretKey> = (0..n)
-            .map(|i| BlsSecretKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let committee: Vec<VerifiedBlsKey> = sks
-            .iter()
-            .map(|k| k.public().verify_possession(&k.prove_possession()).unwrap())
-            .collect();
-        let mut bitmap = SignerBitmap::new(n);
-        (0..n).for_each(|i| bitmap.set(i));
-        let sigs: Vec<BlsSignature> = sks.iter().map(|k| k.sign(msg)).collect();
-        let agg = BlsSignature::aggregate(&sigs).unwrap();
+        let committee = BlsCommittee::new(n);
+        let (agg, bitmap) = committee.sign_all(msg);
+        let sigs: Vec<BlsSignature> = committee.secrets.iter().map(|k| k.sign(msg)).collect();
         g.bench_with_input(BenchmarkId::new("aggregate", n), &sigs, |b, sigs| {
             b.iter(|| BlsSignature::aggregate(sigs).unwrap())
         });
         g.bench_with_input(BenchmarkId::new("verify_aggregate", n), &n, |b, _| {
             b.iter(|| {
-                agg.verify_aggregate(&committee, &bitmap, black_box(msg))
+                agg.verify_aggregate(&committee.keys, &bitmap, black_box(msg))
                     .unwrap()
             })
         });

@@ -13,6 +13,7 @@
 //! Secrets are zeroized on drop and never appear in `Debug` output.
 
 pub mod bls;
+pub mod fixtures;
 pub mod keystore;
 pub mod sr25519;
 pub mod suri;
