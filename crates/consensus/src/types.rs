@@ -1,0 +1,149 @@
+//! Proposals, votes, certificates and the messages that carry them.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_crypto::bls::SignerBitmap;
+use platform_primitives::{Epoch, Hash, Height, NetUid, View, encode};
+
+/// A validator's position in the epoch's ordered validator set.
+pub type ValidatorIndex = u16;
+
+/// A block proposal as consensus sees it: its place in the chain and a digest of the block's
+/// contents, which the application owns.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub struct Proposal {
+    /// The epoch whose validator set votes on it (so votes never replay across epochs).
+    pub epoch: Epoch,
+    /// The view it was proposed in.
+    pub view: View,
+    /// Its height: the parent's height plus one.
+    pub height: Height,
+    /// Digest of the parent proposal (or of the epoch's starting block).
+    pub parent: Hash,
+    /// Digest of the block contents.
+    pub payload: Hash,
+}
+
+impl Proposal {
+    /// blake3 of the Borsh encoding: the proposal's identity.
+    pub fn digest(&self) -> Hash {
+        Hash::of(&encode(self))
+    }
+}
+
+/// The three kinds of vote.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub enum VoteKind {
+    /// "This proposal is valid and extends a certified chain."
+    Notarize,
+    /// "This view made no progress in time."
+    Nullify,
+    /// "I saw this proposal notarized and did not nullify its view."
+    Finalize,
+}
+
+impl VoteKind {
+    fn tag(self) -> &'static str {
+        match self {
+            VoteKind::Notarize => "notarize",
+            VoteKind::Nullify => "nullify",
+            VoteKind::Finalize => "finalize",
+        }
+    }
+}
+
+/// What a vote is about: a proposal (notarize, finalize) or a view (nullify).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum Subject {
+    /// A notarize or finalize vote names the proposal.
+    Proposal(Proposal),
+    /// A nullify vote names the epoch and view.
+    View(Epoch, View),
+}
+
+impl Subject {
+    /// The view the subject belongs to.
+    pub fn view(&self) -> View {
+        match self {
+            Subject::Proposal(p) => p.view,
+            Subject::View(_, v) => *v,
+        }
+    }
+
+    /// The bytes that identify the subject inside a signed message.
+    fn body(&self) -> Vec<u8> {
+        match self {
+            Subject::Proposal(p) => p.digest().0.to_vec(),
+            Subject::View(e, v) => encode(&(e, v)),
+        }
+    }
+
+    /// The proposal digest, for proposal subjects.
+    pub fn digest(&self) -> Option<Hash> {
+        match self {
+            Subject::Proposal(p) => Some(p.digest()),
+            Subject::View(..) => None,
+        }
+    }
+}
+
+/// The exact bytes a validator signs for a vote: a domain tag per netuid and vote kind, then the
+/// subject. A signature for one kind or subnet never verifies as another.
+pub fn signing_message(netuid: NetUid, kind: VoteKind, subject: &Subject) -> Vec<u8> {
+    let mut m = format!("platform/{}/{}\0", netuid.0, kind.tag()).into_bytes();
+    m.extend_from_slice(&subject.body());
+    m
+}
+
+/// One validator's signed vote.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Vote<S> {
+    /// Notarize, nullify or finalize.
+    pub kind: VoteKind,
+    /// What is voted on.
+    pub subject: Subject,
+    /// Who signed.
+    pub signer: ValidatorIndex,
+    /// The signature over [`signing_message`].
+    pub signature: S,
+}
+
+/// A quorum's signatures: who signed and one aggregate signature.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Certificate<S> {
+    /// The kind of vote aggregated.
+    pub kind: VoteKind,
+    /// The subject all signers voted on.
+    pub subject: Subject,
+    /// Signers, by validator index.
+    pub signers: SignerBitmap,
+    /// The aggregate signature.
+    pub signature: S,
+}
+
+/// Everything validators send each other.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum Message<S> {
+    /// A vote. The leader's notarize vote is also its proposal.
+    Vote(Vote<S>),
+    /// A certificate formed from a quorum of votes.
+    Certificate(Certificate<S>),
+    /// A request for the notarization or finalization of a proposal this node lacks.
+    Fetch(Hash),
+    /// A request for the certificates of a view this node skipped (it jumped ahead on a later
+    /// certificate and now lacks the link back to the newest notarized block).
+    FetchView(View),
+}
+
+impl<S> Message<S> {
+    /// The view a message concerns (`None` for fetches).
+    pub fn view(&self) -> Option<View> {
+        match self {
+            Message::Vote(v) => Some(v.subject.view()),
+            Message::Certificate(c) => Some(c.subject.view()),
+            Message::Fetch(_) | Message::FetchView(_) => None,
+        }
+    }
+}
+
+/// The largest encoded message accepted from a peer (a certificate for 65,535 validators fits).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
