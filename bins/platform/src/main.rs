@@ -9,6 +9,7 @@ mod audit;
 mod bench;
 mod keys;
 mod output;
+mod sim;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -41,6 +42,8 @@ enum Command {
     /// Measure this machine against Platform's performance targets.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the consensus engine in the deterministic simulator.
+    Sim(sim::SimArgs),
 }
 
 /// The data directory option shared by commands that use one.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Sim(args) => sim::run_sim(args),
     };
     match result {
         Ok(code) => code,

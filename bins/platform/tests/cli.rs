@@ -375,3 +375,85 @@ fn bench_reports_figures_against_targets() {
     assert!(v["audit_appends_per_sec_16_threads"].as_u64().unwrap() > 0);
     assert_eq!(v["audit_appends_target_per_sec"], 5_000);
 }
+
+#[test]
+fn sim_reports_and_replays() {
+    let v = json(&platform(&[
+        "sim",
+        "--validators",
+        "4",
+        "--seeds",
+        "0..20",
+        "--blocks",
+        "5",
+        "--byzantine",
+        "forge:1",
+        "--json",
+    ]));
+    assert_eq!(v["seeds_run"], 20);
+    assert_eq!(v["safety_violations"], 0);
+    assert_eq!(v["liveness_failures"], 0);
+    assert!(v["finalized_blocks"].as_u64().unwrap() >= 100);
+    for field in [
+        "decisions_per_sec",
+        "messages_per_decision",
+        "certificate_bytes",
+    ] {
+        assert!(v[field].as_f64().unwrap() > 0.0, "{field}");
+    }
+    // One seed with its trace, twice: identical.
+    let a = stdout(&platform(&[
+        "sim", "--seed", "3", "--trace", "--blocks", "3",
+    ]));
+    let b = stdout(&platform(&[
+        "sim", "--seed", "3", "--trace", "--blocks", "3",
+    ]));
+    assert!(a.contains("finalized height 3"), "{a}");
+    let trace = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains(" ms "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(trace(&a), trace(&b));
+}
+
+#[test]
+fn sim_finds_the_violation_above_a_third_and_exits_non_zero() {
+    // Two of four equal validators equivocate: above 1/3 of stake.
+    let out = platform(&[
+        "sim",
+        "--validators",
+        "4",
+        "--byzantine",
+        "equivocate:2",
+        "--seeds",
+        "0..40",
+        "--blocks",
+        "5",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stderr(&out).contains("at least 1/3"), "{}", stderr(&out));
+    if v["safety_violations"].as_u64().unwrap() > 0 {
+        assert!(!out.status.success());
+        assert!(v["failures"][0]["seed"].is_u64());
+    }
+}
+
+#[test]
+fn sim_rejects_bad_arguments() {
+    assert_user_error(
+        &platform(&["sim", "--byzantine", "sneaky:1"]),
+        "unknown Byzantine behavior 'sneaky'",
+    );
+    assert_user_error(
+        &platform(&["sim", "--validators", "3", "--stakes", "1,2"]),
+        "2 stakes for 3 validators",
+    );
+    assert_user_error(&platform(&["sim", "--seeds", "5..5"]), "is empty");
+    assert_user_error(
+        &platform(&["sim", "--validators", "2", "--byzantine", "forge:3"]),
+        "more validators than the 2",
+    );
+}

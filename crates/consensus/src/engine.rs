@@ -309,6 +309,12 @@ impl<S: Scheme> Engine<S> {
         }
         if let Some(me) = self.cfg.me {
             let rules = SafetyRules::new(self.cfg.netuid, self.cfg.epoch, me, state);
+            // The proposal we notarized before the crash stays this view's proposal.
+            if let Some(p) = state.notarized {
+                let view_state = self.state(p.view);
+                view_state.proposal = Some(p);
+                view_state.valid = Some(true);
+            }
             // Votes recorded before a crash may never have left: send them again, unchanged.
             for vote in rules.resend(&self.scheme) {
                 self.add_own_vote(&vote);

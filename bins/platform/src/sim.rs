@@ -1,0 +1,306 @@
+//! `platform sim`: runs the consensus engine in the deterministic simulator.
+
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use platform_consensus::sim::byzantine::Behavior;
+use platform_consensus::sim::keys::{BlsKeys, MacKeys};
+use platform_consensus::sim::network::NetworkConfig;
+use platform_consensus::sim::{Outcome, Partitions, Scenario, run};
+use platform_consensus::{Certificate, Proposal, Subject, VoteKind};
+use platform_crypto::BlsSignature;
+use platform_crypto::bls::SignerBitmap;
+use platform_primitives::{Epoch, Hash, Height, View, encode};
+use serde::Serialize;
+
+use crate::output;
+
+/// Simulate validators under Byzantine faults, partitions and crashes; check safety and
+/// liveness with oracles independent of the engine.
+///
+/// Every seed is deterministic: a failing seed replays exactly with `--seed S --trace`.
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Stake of each validator, comma-separated (default: equal stakes).
+    #[arg(long, value_delimiter = ',')]
+    stakes: Vec<u64>,
+    /// Byzantine validators as KIND:COUNT[,KIND:COUNT]; kinds: equivocate, withhold, invalid,
+    /// forge, replay, nullify-spam. They take the highest indices.
+    #[arg(long, value_delimiter = ',')]
+    byzantine: Vec<String>,
+    /// Seeds to run, as A..B (B excluded).
+    #[arg(long, default_value = "0..100")]
+    seeds: String,
+    /// Run one seed (with --trace, print its event trace).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Finalized blocks every honest validator must reach, per seed.
+    #[arg(long, default_value_t = 10)]
+    blocks: u64,
+    /// Random timed partitions early in each run.
+    #[arg(long)]
+    partitions: bool,
+    /// Random crashes and restarts from the WAL (including right after persisting a vote).
+    #[arg(long)]
+    crashes: bool,
+    /// Messages lost, per mille.
+    #[arg(long, default_value_t = 10)]
+    loss: u64,
+    /// Use real BLS12-381 signatures instead of the fast simulation MACs.
+    #[arg(long)]
+    bls: bool,
+    /// Print the event trace of the seed (with --seed).
+    #[arg(long, requires = "seed")]
+    trace: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Failure {
+    seed: u64,
+    kind: &'static str,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    validators: usize,
+    seeds_run: u64,
+    safety_violations: u64,
+    liveness_failures: u64,
+    finalized_blocks: u64,
+    decisions_per_sec: u64,
+    messages_per_decision: f64,
+    /// The quorum certificate proper with BLS: signer bitmap plus one aggregate signature.
+    certificate_bytes: usize,
+    /// A finalization message: the certificate with the proposal it covers.
+    certificate_message_bytes: usize,
+    virtual_seconds: u64,
+    wall_ms: u64,
+    /// Failing seeds (the first 20), each replayable with --seed S --trace.
+    failures: Vec<Failure>,
+}
+
+fn parse_range(s: &str) -> Result<Range<u64>> {
+    let (a, b) = s
+        .split_once("..")
+        .context("--seeds takes A..B, e.g. 0..1000")?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().context("--seeds start")?,
+        b.trim().parse().context("--seeds end")?,
+    );
+    if a >= b {
+        bail!(
+            "--seeds {a}..{b} is empty: the end is excluded, so write e.g. {a}..{}",
+            a + 1
+        );
+    }
+    Ok(a..b)
+}
+
+fn scenario(args: &SimArgs) -> Result<Scenario> {
+    let n = args.validators;
+    if !(1..=1024).contains(&n) {
+        bail!("--validators must be between 1 and 1024, not {n}");
+    }
+    let stakes = if args.stakes.is_empty() {
+        vec![100; n]
+    } else {
+        args.stakes.clone()
+    };
+    if stakes.len() != n {
+        bail!("--stakes lists {} stakes for {n} validators", stakes.len());
+    }
+    if stakes.iter().all(|&s| s == 0) {
+        bail!("--stakes are all zero: a validator set needs stake");
+    }
+    let mut byzantine = Vec::new();
+    let mut next = n;
+    for spec in &args.byzantine {
+        let (kind, count) = spec.split_once(':').unwrap_or((spec, "1"));
+        let behavior: Behavior = kind.parse().map_err(anyhow::Error::msg)?;
+        let count: usize = count
+            .parse()
+            .with_context(|| format!("count in --byzantine {spec}"))?;
+        for _ in 0..count {
+            if next == 0 {
+                bail!("--byzantine names more validators than the {n} there are");
+            }
+            next -= 1;
+            byzantine.push((next as u16, behavior));
+        }
+    }
+    let total: u128 = stakes.iter().map(|&s| u128::from(s)).sum();
+    let bad: u128 = byzantine
+        .iter()
+        .map(|(i, _)| u128::from(stakes[*i as usize]))
+        .sum();
+    if 3 * bad >= total {
+        eprintln!(
+            "warning: Byzantine validators hold {bad} of {total} stake (at least 1/3): safety is not guaranteed"
+        );
+    }
+    let mut s = Scenario::honest(n, args.blocks);
+    s.stakes = stakes;
+    s.byzantine = byzantine;
+    s.network = NetworkConfig {
+        loss_per_mille: args.loss.min(1000),
+        ..NetworkConfig::default()
+    };
+    s.partitions = if args.partitions {
+        Partitions::Random
+    } else {
+        Partitions::None
+    };
+    s.crashes = args.crashes;
+    s.trace = args.trace;
+    Ok(s)
+}
+
+/// Encoded sizes of a BLS finalization certificate for `n` validators.
+fn certificate_sizes(n: usize) -> (usize, usize) {
+    let signers = SignerBitmap::new(n);
+    let quorum = encode(&signers).len() + encode(&BlsSignature([0; 96])).len();
+    let proposal = Proposal {
+        epoch: Epoch(0),
+        view: View(0),
+        height: Height(0),
+        parent: Hash::ZERO,
+        payload: Hash::ZERO,
+    };
+    let cert = Certificate {
+        kind: VoteKind::Finalize,
+        subject: Subject::Proposal(proposal),
+        signers,
+        signature: BlsSignature([0; 96]),
+    };
+    (quorum, encode(&cert).len())
+}
+
+pub fn run_sim(args: SimArgs) -> Result<ExitCode> {
+    let s = scenario(&args)?;
+    let seeds = match args.seed {
+        Some(seed) => seed..seed + 1,
+        None => parse_range(&args.seeds)?,
+    };
+    let n = s.stakes.len();
+    if args.bls {
+        let keys = BlsKeys::new(n);
+        drive(&args, &s, seeds, |seed| run(&s, &keys, seed))
+    } else {
+        drive(&args, &s, seeds, |seed| {
+            run(&s, &MacKeys::new(seed, n), seed)
+        })
+    }
+}
+
+fn drive(
+    args: &SimArgs,
+    s: &Scenario,
+    seeds: Range<u64>,
+    mut one: impl FnMut(u64) -> Outcome,
+) -> Result<ExitCode> {
+    let total = seeds.end - seeds.start;
+    let progress = std::io::stderr().is_terminal() && total > 1;
+    let started = Instant::now();
+    let (mut safety, mut liveness, mut blocks, mut messages, mut virtual_ms) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut failures = Vec::new();
+    for (i, seed) in seeds.enumerate() {
+        let o = one(seed);
+        if args.trace {
+            for line in &o.trace {
+                println!("{line}");
+            }
+        }
+        blocks += o.finalized_blocks;
+        messages += o.messages;
+        virtual_ms += o.virtual_ms;
+        if let Some(reason) = o.safety_violation {
+            safety += 1;
+            failures.push(Failure {
+                seed,
+                kind: "safety",
+                reason,
+            });
+        }
+        if let Some(reason) = o.liveness_failure {
+            liveness += 1;
+            failures.push(Failure {
+                seed,
+                kind: "liveness",
+                reason,
+            });
+        }
+        if progress && (i as u64 + 1).is_multiple_of(50) {
+            eprint!(
+                "\r{} / {total} seeds, {safety} safety violations, {liveness} liveness failures",
+                i + 1
+            );
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let wall = started.elapsed();
+    let (certificate_bytes, certificate_message_bytes) = certificate_sizes(s.stakes.len());
+    failures.truncate(20);
+    let report = Report {
+        validators: s.stakes.len(),
+        seeds_run: total,
+        safety_violations: safety,
+        liveness_failures: liveness,
+        finalized_blocks: blocks,
+        decisions_per_sec: (blocks as f64 / wall.as_secs_f64().max(1e-9)) as u64,
+        messages_per_decision: if blocks == 0 {
+            0.0
+        } else {
+            (messages as f64 / blocks as f64 * 10.0).round() / 10.0
+        },
+        certificate_bytes,
+        certificate_message_bytes,
+        virtual_seconds: virtual_ms / 1000,
+        wall_ms: wall.as_millis() as u64,
+        failures,
+    };
+    if args.json {
+        output::json(&report);
+    } else {
+        println!(
+            "{} seeds, {} validators: {} safety violations, {} liveness failures",
+            report.seeds_run, report.validators, report.safety_violations, report.liveness_failures
+        );
+        println!(
+            "{} blocks finalized, {} decisions/s, {} messages per decision, {} simulated seconds in {} ms",
+            report.finalized_blocks,
+            report.decisions_per_sec,
+            report.messages_per_decision,
+            report.virtual_seconds,
+            report.wall_ms
+        );
+        println!(
+            "BLS certificate: {} bytes (signer bitmap + aggregate signature), {} bytes with its proposal",
+            report.certificate_bytes, report.certificate_message_bytes
+        );
+        for f in &report.failures {
+            println!(
+                "seed {} {}: {} (replay: platform sim … --seed {} --trace)",
+                f.seed, f.kind, f.reason, f.seed
+            );
+        }
+    }
+    Ok(if safety + liveness == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,343 @@
+//! The engine driven by hand: persistence before release, restart after a crash between
+//! persisting and sending, evidence and penalties.
+
+use platform_consensus::sim::keys::{MacKeys, SimKeys};
+use platform_consensus::{
+    Certificate, Config, Effect, Engine, Input, MacScheme, Message, Offence, Proposal, SafetyState,
+    Subject, Validators, Vote, VoteKind,
+};
+use platform_crypto::bls::SignerBitmap;
+use platform_primitives::{Epoch, Hash, Height, NetUid, View};
+
+const N: usize = 4;
+
+fn config(me: u16) -> Config {
+    Config {
+        netuid: NetUid(1),
+        epoch: Epoch(1),
+        validators: Validators::new(vec![1; N]),
+        beacon: [7; 32],
+        anchor: Hash([1; 32]),
+        anchor_height: Height(0),
+        anchor_view: View(0),
+        me: Some(me),
+        timeout_ms: 1_000,
+        max_backoff_exp: 4,
+        future_views: 100,
+    }
+}
+
+fn keys() -> MacKeys {
+    MacKeys::new(9, N)
+}
+
+fn engine(me: u16) -> Engine<MacScheme> {
+    Engine::new(config(me), keys().scheme(Some(me)))
+}
+
+fn start(
+    e: &mut Engine<MacScheme>,
+    safety: SafetyState,
+) -> Vec<Effect<platform_consensus::scheme::Mac>> {
+    e.handle(Input::Start {
+        safety,
+        certificates: Vec::new(),
+    })
+}
+
+/// A validator that is not the leader of view 1, and the leader's proposal for view 1.
+fn follower_and_proposal() -> (u16, Proposal, Vote<platform_consensus::scheme::Mac>) {
+    let probe = engine(0);
+    let leader = probe.leader(View(1));
+    let me = (leader + 1) % N as u16;
+    let p = Proposal {
+        epoch: Epoch(1),
+        view: View(1),
+        height: Height(1),
+        parent: Hash([1; 32]),
+        payload: Hash([5; 32]),
+    };
+    let scheme = keys().scheme(Some(leader));
+    let subject = Subject::Proposal(p);
+    let sig = platform_consensus::Scheme::sign(
+        &scheme,
+        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
+    );
+    (
+        me,
+        p,
+        Vote {
+            kind: VoteKind::Notarize,
+            subject,
+            signer: leader,
+            signature: sig,
+        },
+    )
+}
+
+fn broadcast_votes<S: Clone>(effects: &[Effect<S>]) -> Vec<Vote<S>> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast(Message::Vote(v)) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_vote_leaves_only_after_it_is_persisted() {
+    let (me, p, proposal) = follower_and_proposal();
+    let mut e = engine(me);
+    start(&mut e, SafetyState::default());
+    let effects = e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    assert!(
+        effects
+            .iter()
+            .any(|x| matches!(x, Effect::Verify(q) if *q == p))
+    );
+    let effects = e.handle(Input::Verified {
+        digest: p.digest(),
+        valid: true,
+    });
+    assert!(
+        broadcast_votes(&effects).is_empty(),
+        "nothing is sent before the WAL write"
+    );
+    let Some(Effect::Persist { state, token }) = effects
+        .into_iter()
+        .find(|x| matches!(x, Effect::Persist { .. }))
+    else {
+        panic!("a persist effect")
+    };
+    assert_eq!(state.notarized, Some(p));
+    let released = broadcast_votes(&e.handle(Input::Persisted(token)));
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].subject, Subject::Proposal(p));
+}
+
+#[test]
+fn crash_after_persist_before_send_resends_the_same_vote_never_another() {
+    let (me, p, proposal) = follower_and_proposal();
+    let mut e = engine(me);
+    start(&mut e, SafetyState::default());
+    e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    let effects = e.handle(Input::Verified {
+        digest: p.digest(),
+        valid: true,
+    });
+    let Some(Effect::Persist { state, .. }) = effects
+        .into_iter()
+        .find(|x| matches!(x, Effect::Persist { .. }))
+    else {
+        panic!("a persist effect")
+    };
+    // Crash here: the WAL holds `state`, the vote never left. What would have been sent:
+    let mut reference = engine(me);
+    start(&mut reference, SafetyState::default());
+    reference.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    let token = match reference
+        .handle(Input::Verified {
+            digest: p.digest(),
+            valid: true,
+        })
+        .into_iter()
+        .find_map(|x| match x {
+            Effect::Persist { token, .. } => Some(token),
+            _ => None,
+        }) {
+        Some(t) => t,
+        None => panic!("persist"),
+    };
+    let would_have_sent = broadcast_votes(&reference.handle(Input::Persisted(token)));
+
+    let mut restarted = engine(me);
+    let resent = broadcast_votes(&start(&mut restarted, state));
+    assert_eq!(
+        resent, would_have_sent,
+        "after restart the same vote is sent, byte for byte"
+    );
+
+    // The restarted validator refuses to notarize a different proposal in that view.
+    let mut other = p;
+    other.payload = Hash([6; 32]);
+    let scheme = keys().scheme(Some(proposal.signer));
+    let subject = Subject::Proposal(other);
+    let sig = platform_consensus::Scheme::sign(
+        &scheme,
+        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
+    );
+    let conflicting = Vote {
+        kind: VoteKind::Notarize,
+        subject,
+        signer: proposal.signer,
+        signature: sig,
+    };
+    let mut effects = restarted.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(conflicting),
+    });
+    // Even if the application were asked and approved it, nothing conflicting is signed.
+    effects.extend(restarted.handle(Input::Verified {
+        digest: other.digest(),
+        valid: true,
+    }));
+    assert!(
+        !effects
+            .iter()
+            .any(|x| matches!(x, Effect::Verify(_) | Effect::Persist { .. }))
+    );
+}
+
+#[test]
+fn equivocation_becomes_evidence() {
+    let (me, p, proposal) = follower_and_proposal();
+    let mut e = engine(me);
+    start(&mut e, SafetyState::default());
+    e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    let mut other = p;
+    other.payload = Hash([9; 32]);
+    let scheme = keys().scheme(Some(proposal.signer));
+    let subject = Subject::Proposal(other);
+    let sig = platform_consensus::Scheme::sign(
+        &scheme,
+        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
+    );
+    let second = Vote {
+        kind: VoteKind::Notarize,
+        subject,
+        signer: proposal.signer,
+        signature: sig,
+    };
+    let effects = e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(second.clone()),
+    });
+    assert!(effects.iter().any(
+        |x| matches!(x, Effect::Evidence { first, second: s } if *first == proposal && *s == second)
+    ));
+    assert!(effects.iter().any(|x| matches!(
+        x,
+        Effect::Penalize {
+            offence: Offence::Equivocation,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn forged_certificates_and_strangers_are_penalized() {
+    let mut e = engine(0);
+    start(&mut e, SafetyState::default());
+    let mut signers = SignerBitmap::new(N);
+    (0..N).for_each(|i| signers.set(i));
+    let forged = Certificate {
+        kind: VoteKind::Nullify,
+        subject: Subject::View(Epoch(1), View(1)),
+        signers,
+        signature: platform_consensus::scheme::Mac([3; 32]),
+    };
+    let effects = e.handle(Input::Message {
+        from: 2,
+        message: Message::Certificate(forged),
+    });
+    assert!(effects.iter().any(|x| matches!(
+        x,
+        Effect::Penalize {
+            peer: 2,
+            offence: Offence::InvalidCertificate
+        }
+    )));
+    assert_eq!(e.view(), View(1), "a forged nullification moves nobody");
+
+    // Too few signers, even with valid signatures.
+    let mut two = SignerBitmap::new(N);
+    two.set(1);
+    two.set(2);
+    let msg = platform_consensus::types::signing_message(
+        NetUid(1),
+        VoteKind::Nullify,
+        &Subject::View(Epoch(1), View(1)),
+    );
+    let sigs: Vec<_> = [1u16, 2]
+        .iter()
+        .map(|&i| platform_consensus::Scheme::sign(&keys().scheme(Some(i)), &msg))
+        .collect();
+    let agg = platform_consensus::Scheme::aggregate(
+        &keys().scheme(None),
+        &sigs.iter().collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let weak = Certificate {
+        kind: VoteKind::Nullify,
+        subject: Subject::View(Epoch(1), View(1)),
+        signers: two,
+        signature: agg,
+    };
+    let effects = e.handle(Input::Message {
+        from: 3,
+        message: Message::Certificate(weak),
+    });
+    assert!(effects.iter().any(|x| matches!(
+        x,
+        Effect::Penalize {
+            peer: 3,
+            offence: Offence::InvalidCertificate
+        }
+    )));
+
+    // A vote from an index outside the set.
+    let stranger = Vote {
+        kind: VoteKind::Nullify,
+        subject: Subject::View(Epoch(1), View(1)),
+        signer: 40,
+        signature: platform_consensus::scheme::Mac([0; 32]),
+    };
+    let effects = e.handle(Input::Message {
+        from: 1,
+        message: Message::Vote(stranger),
+    });
+    assert!(effects.iter().any(|x| matches!(
+        x,
+        Effect::Penalize {
+            peer: 1,
+            offence: Offence::NotAValidator
+        }
+    )));
+}
+
+#[test]
+fn votes_of_another_epoch_are_ignored() {
+    let (me, mut p, _) = follower_and_proposal();
+    let mut e = engine(me);
+    start(&mut e, SafetyState::default());
+    p.epoch = Epoch(2);
+    let leader = e.leader(View(1));
+    let subject = Subject::Proposal(p);
+    let sig = platform_consensus::Scheme::sign(
+        &keys().scheme(Some(leader)),
+        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
+    );
+    let effects = e.handle(Input::Message {
+        from: leader,
+        message: Message::Vote(Vote {
+            kind: VoteKind::Notarize,
+            subject,
+            signer: leader,
+            signature: sig,
+        }),
+    });
+    assert!(effects.is_empty(), "{effects:?}");
+}
