@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod challenge;
 mod keys;
 mod output;
 mod sim;
@@ -44,6 +45,19 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Run the consensus engine in the deterministic simulator.
     Sim(sim::SimArgs),
+    /// Inspect and test WebAssembly challenge modules.
+    #[command(subcommand)]
+    Challenge(challenge::ChallengeCommand),
+    /// Compile a module from stdin under resource limits (used internally by the runtime).
+    #[command(hide = true)]
+    RuntimeCompileWorker {
+        /// CPU seconds allowed.
+        #[arg(long)]
+        cpu_seconds: u64,
+        /// Address space allowed, bytes.
+        #[arg(long)]
+        memory_bytes: u64,
+    },
 }
 
 /// The data directory option shared by commands that use one.
@@ -79,6 +93,11 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Sim(args) => sim::run_sim(args),
+        Command::Challenge(cmd) => challenge::run(cmd),
+        Command::RuntimeCompileWorker {
+            cpu_seconds,
+            memory_bytes,
+        } => challenge::compile_worker(cpu_seconds, memory_bytes),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@
 //! - [`exec`]: a fresh store per call, outcome classes, the receipt digest.
 
 pub mod abi;
+pub mod compile;
 pub mod engine;
 pub mod exec;
 pub mod host;
@@ -15,6 +16,7 @@ pub mod policy;
 pub mod validate;
 
 pub use abi::{EvalInput, EvalOutput};
+pub use compile::{ArtifactCache, CompileLimits, Compiler, LoadStats};
 pub use engine::Allocation;
 pub use exec::{Entry, Evaluation, LoadError, LoadedModule, OutcomeClass, Runtime};
 pub use policy::Policy;
