@@ -18,6 +18,23 @@ use crate::output;
 
 #[derive(Subcommand, Debug)]
 pub enum ChallengeCommand {
+    /// Create a new challenge crate (with a vendored SDK and samples) that builds as generated.
+    New {
+        /// Path of the new crate; its last component is the challenge name.
+        path: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a challenge crate for wasm32 in release and check the module against the policy.
+    Build {
+        /// The challenge crate (default: the current directory).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Print the result as JSON (`wasm`, `hash`, `size`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a module's ABI version, imports, exports and whether it passes the policy checks.
     Inspect {
         /// A `.wasm` or `.wat` file.
@@ -117,6 +134,8 @@ struct TestReport {
 
 pub fn run(cmd: ChallengeCommand) -> Result<ExitCode> {
     match cmd {
+        ChallengeCommand::New { path, json } => crate::scaffold::new(&path, json),
+        ChallengeCommand::Build { path, json } => crate::scaffold::build(&path, json),
         ChallengeCommand::Inspect { file, json } => {
             let bytes = read_module(&file)?;
             let report = match validate(&bytes, &Policy::default()) {

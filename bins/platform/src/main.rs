@@ -10,6 +10,7 @@ mod bench;
 mod challenge;
 mod keys;
 mod output;
+mod scaffold;
 mod sim;
 
 const VERSION: &str = concat!(

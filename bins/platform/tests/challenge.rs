@@ -196,3 +196,53 @@ fn compilation_is_bounded_in_time_and_memory() {
     assert!(!stats.cache_hit);
     assert_eq!(m.info.abi_version, 1);
 }
+
+/// `challenge new` scaffolds a crate that builds and tests as generated, outside this repository.
+#[test]
+fn a_new_challenge_builds_and_tests_as_generated() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("my-challenge");
+    let p = path.display().to_string();
+    let out = platform(&["challenge", "new", &p]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = platform(&["challenge", "new", &p]);
+    assert!(!out.status.success(), "refuses to overwrite");
+
+    let out = platform(&["challenge", "build", &p, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = json(&out);
+    let wasm = built["wasm"].as_str().unwrap().to_owned();
+    assert!(wasm.ends_with("my_challenge.wasm"), "{wasm}");
+    assert_eq!(built["hash"].as_str().unwrap().len(), 64);
+    assert!(built["size"].as_u64().unwrap() > 0);
+
+    let good = path.join("samples/good1.bin").display().to_string();
+    let v = json(&platform(&[
+        "challenge",
+        "test",
+        &wasm,
+        "--submission",
+        &good,
+        "--json",
+    ]));
+    assert_eq!(v["outcome"], "ok");
+    assert_eq!(v["score"], "0.750000000");
+    let invalid = path.join("samples/invalid1.bin").display().to_string();
+    let v = json(&platform(&[
+        "challenge",
+        "test",
+        &wasm,
+        "--submission",
+        &invalid,
+        "--json",
+    ]));
+    assert_eq!(v["outcome"], "invalid");
+}
