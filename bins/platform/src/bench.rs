@@ -28,6 +28,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The WebAssembly challenge runtime: per-evaluation overhead, throughput on 1 and 2 threads,
+    /// compile and cache-hit load times, and fuel overhead on the example challenges.
+    Runtime {
+        /// Fewer runs (a rough figure in seconds).
+        #[arg(long)]
+        quick: bool,
+        /// Where the built example challenges are.
+        #[arg(
+            long,
+            default_value = "challenges/target/wasm32-unknown-unknown/release"
+        )]
+        examples: std::path::PathBuf,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -91,6 +107,18 @@ struct AuditFigures {
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
+        BenchCommand::Runtime {
+            quick,
+            examples,
+            json,
+        } => {
+            let figures = crate::bench_runtime::run(quick, &examples)?;
+            if json {
+                output::json(&figures);
+            } else {
+                crate::bench_runtime::print(&figures);
+            }
+        }
         BenchCommand::Crypto { quick, json } => {
             let figures = crypto(quick);
             if json {

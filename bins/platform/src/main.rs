@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod bench_runtime;
 mod challenge;
 mod keys;
 mod output;

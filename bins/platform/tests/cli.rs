@@ -457,3 +457,22 @@ fn sim_rejects_bad_arguments() {
         "more validators than the 2",
     );
 }
+
+#[test]
+fn bench_runtime_reports_the_target_fields() {
+    let v = json(&platform(&["bench", "runtime", "--quick", "--json"]));
+    for field in [
+        "trivial_eval_p50_us",
+        "full_eval_p50_us",
+        "evals_per_sec_1t",
+        "evals_per_sec_2t",
+    ] {
+        assert!(v[field].as_f64().unwrap() > 0.0, "{field}: {v}");
+    }
+    for field in ["compile_ms", "cache_hit_load_ms", "fuel_overhead_pct"] {
+        assert!(
+            v.get(field).is_some(),
+            "{field} present (null without built examples)"
+        );
+    }
+}

@@ -47,12 +47,18 @@ pub fn feature_flags() -> Vec<(WasmFeatures, bool)> {
 
 /// The deterministic configuration shared by compilation and execution.
 pub fn config(allocation: Allocation, policy: &Policy) -> Config {
+    config_with_metering(allocation, policy, true)
+}
+
+/// The configuration, optionally without fuel. Unmetered engines exist only to measure what
+/// metering costs (`platform bench runtime`); their results are never valid evaluations.
+pub fn config_with_metering(allocation: Allocation, policy: &Policy, metered: bool) -> Config {
     let mut c = Config::new();
     // Cranelift only: one code generator, so one behaviour.
     c.strategy(Strategy::Cranelift);
     c.cranelift_opt_level(OptLevel::Speed);
     // Fuel makes execution length a deterministic function of the module and input.
-    c.consume_fuel(true);
+    c.consume_fuel(metered);
     c.operator_cost(operator_cost());
     // Floating-point NaNs take one canonical bit pattern on every CPU.
     c.cranelift_nan_canonicalization(true);
@@ -77,6 +83,9 @@ pub fn config(allocation: Allocation, policy: &Policy) -> Config {
         pool.total_core_instances(64);
         pool.max_memory_size(max_memory as usize);
         pool.table_elements(policy.max_table_elements as usize);
+        // Return memory to the kernel in batches: each madvise takes the process-wide
+        // memory-map lock, which serializes evaluations running on different threads.
+        pool.decommit_batch_size(64);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     } else {
         c.allocation_strategy(InstanceAllocationStrategy::OnDemand);

@@ -123,6 +123,7 @@ pub struct Runtime {
     engine_hash: [u8; 32],
     modules: Mutex<BTreeMap<Hash, Arc<LoadedModule>>>,
     stop_ticker: Arc<AtomicBool>,
+    metered: bool,
 }
 
 /// Epoch ticks per second for the wall-clock backstop.
@@ -131,7 +132,21 @@ const TICKS_PER_SEC: u64 = 100;
 impl Runtime {
     /// A runtime for `policy`.
     pub fn new(policy: Policy, allocation: Allocation) -> Result<Runtime, String> {
-        let engine = engine::engine(allocation, &policy)?;
+        Self::build(policy, allocation, true)
+    }
+
+    /// A runtime without fuel metering, for measuring its overhead only: without fuel a module
+    /// can run until the wall-clock deadline, and its results are not valid evaluations.
+    pub fn unmetered_for_measurement(
+        policy: Policy,
+        allocation: Allocation,
+    ) -> Result<Runtime, String> {
+        Self::build(policy, allocation, false)
+    }
+
+    fn build(policy: Policy, allocation: Allocation, metered: bool) -> Result<Runtime, String> {
+        let engine = Engine::new(&engine::config_with_metering(allocation, &policy, metered))
+            .map_err(|e| format!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         host::link(&mut linker).map_err(|e| format!("cannot link host functions: {e}"))?;
         let engine_hash =
@@ -155,6 +170,7 @@ impl Runtime {
             engine_hash,
             modules: Mutex::new(BTreeMap::new()),
             stop_ticker,
+            metered,
         })
     }
 
@@ -242,7 +258,9 @@ impl Runtime {
         store.limiter(|s| s);
         let fuel = self.policy.fuel;
         let result = (|| -> wasmtime::Result<i32> {
-            store.set_fuel(fuel)?;
+            if self.metered {
+                store.set_fuel(fuel)?;
+            }
             store.set_epoch_deadline(self.policy.deadline_ms * TICKS_PER_SEC / 1000 + 1);
             let instance = module.pre.instantiate(&mut store)?;
             let memory = instance
@@ -256,7 +274,11 @@ impl Runtime {
             let f = instance.get_typed_func::<i32, i32>(&mut store, name)?;
             f.call(&mut store, input_len)
         })();
-        let fuel_used = fuel - store.get_fuel().unwrap_or(0);
+        let fuel_used = if self.metered {
+            fuel - store.get_fuel().unwrap_or(0)
+        } else {
+            0
+        };
         let state = store.into_data();
         let (outcome, error) = classify(&result, state.fault.as_ref(), entry);
         let mut eval = Evaluation {

@@ -378,3 +378,18 @@ fn nan_code_gives_identical_receipts_across_runs_and_allocators() {
     assert_eq!(a.fuel_used, c.fuel_used);
     assert_eq!(a.digest, c.digest, "pooling and on-demand allocation agree");
 }
+
+/// The ABI's input and output encodings are frozen (the SDK mirrors them).
+#[test]
+fn golden_abi_encodings() {
+    let input = platform_primitives::encode(&EvalInput {
+        seed: 1,
+        payload: vec![2, 3],
+    });
+    assert_eq!(hex::encode(input), "0100000000000000020000000203");
+    let output = platform_primitives::encode(&platform_runtime::EvalOutput {
+        score: 5,
+        details: vec![9],
+    });
+    assert_eq!(hex::encode(output), "05000000000000000100000009");
+}

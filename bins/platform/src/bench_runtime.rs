@@ -1,0 +1,239 @@
+//! `platform bench runtime`: the challenge sandbox against its targets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use platform_runtime::{
+    Allocation, ArtifactCache, Compiler, Entry, EvalInput, LoadedModule, Policy, Runtime,
+};
+use serde::Serialize;
+
+const TRIVIAL: &str = r#"(module (memory (export "memory") 1 1)
+  (func (export "evaluate") (param i32) (result i32) (i32.const 0))
+  (@custom "challenge_abi" "\01\00\00\00"))"#;
+
+/// Reads the 64-byte input, gets and puts a KV entry, writes the output.
+const FULL: &str = r#"(module
+  (import "challenge_v1" "input_read" (func $in (param i32 i32 i32) (result i32)))
+  (import "challenge_v1" "output_write" (func $out (param i32 i32) (result i32)))
+  (import "challenge_v1" "kv_get" (func $get (param i32 i32) (result i32)))
+  (import "challenge_v1" "kv_put" (func $put (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  (data (i32.const 0) "counter")
+  (func (export "evaluate") (param $len i32) (result i32)
+    (drop (call $in (i32.const 64) (i32.const 0) (local.get $len)))
+    (drop (call $get (i32.const 0) (i32.const 7)))
+    (drop (call $put (i32.const 0) (i32.const 7) (i32.const 64) (i32.const 8)))
+    (i64.store (i32.const 256) (i64.const 1))
+    (i32.store (i32.const 264) (i32.const 0))
+    (drop (call $out (i32.const 256) (i32.const 12)))
+    (i32.const 0))
+  (@custom "challenge_abi" "\01\00\00\00"))"#;
+
+#[derive(Serialize)]
+pub struct RuntimeFigures {
+    trivial_eval_p50_us: f64,
+    full_eval_p50_us: f64,
+    evals_per_sec_1t: u64,
+    evals_per_sec_2t: u64,
+    scaling_2t: f64,
+    compile_ms: Option<f64>,
+    cache_hit_load_ms: Option<f64>,
+    fuel_overhead_pct: Option<f64>,
+    examples: BTreeMap<String, ExampleFigures>,
+    examples_dir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct ExampleFigures {
+    eval_p50_us: f64,
+    unmetered_eval_p50_us: f64,
+    fuel_overhead_pct: f64,
+    compile_ms: f64,
+    cache_hit_load_ms: f64,
+}
+
+fn us(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e7).round() / 10.0
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// Median of `n` timed calls (after one warm-up).
+fn p50(n: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    let mut samples: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[n / 2]
+}
+
+fn eval(
+    rt: &Runtime,
+    m: &LoadedModule,
+    input: &EvalInput,
+    state: &Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
+) {
+    std::hint::black_box(rt.call(
+        m,
+        Entry::Evaluate,
+        input,
+        state.clone(),
+        Arc::new(Vec::new()),
+    ));
+}
+
+fn throughput(rt: &Runtime, m: &LoadedModule, threads: usize, per_thread: usize) -> u64 {
+    let input = EvalInput {
+        seed: 0,
+        payload: Vec::new(),
+    };
+    let state = Arc::new(BTreeMap::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| (0..per_thread).for_each(|_| eval(rt, m, &input, &state)));
+        }
+    });
+    ((threads * per_thread) as f64 / start.elapsed().as_secs_f64()) as u64
+}
+
+pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
+    let n = if quick { 200 } else { 20_000 };
+    let rt = Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
+    let trivial = rt.load(&wat::parse_str(TRIVIAL)?)?;
+    let full = rt.load(&wat::parse_str(FULL)?)?;
+    let empty = Arc::new(BTreeMap::new());
+    let small = EvalInput {
+        seed: 0,
+        payload: Vec::new(),
+    };
+    let trivial_p50 = p50(n, || eval(&rt, &trivial, &small, &empty));
+    // 8-byte seed + 4-byte length + 52 bytes of payload = 64 bytes of input.
+    let input64 = EvalInput {
+        seed: 7,
+        payload: vec![1; 52],
+    };
+    let kv = Arc::new(BTreeMap::from([(b"counter".to_vec(), vec![0u8; 8])]));
+    let full_p50 = p50(n, || eval(&rt, &full, &input64, &kv));
+    let per_thread = if quick { 1_000 } else { 100_000 };
+    let one = throughput(&rt, &trivial, 1, per_thread);
+    let two = throughput(&rt, &trivial, 2, per_thread);
+
+    let mut examples = BTreeMap::new();
+    let cache_dir =
+        std::env::temp_dir().join(format!("platform-bench-artifacts-{}", std::process::id()));
+    for name in ["tsp", "classifier"] {
+        let path = examples_dir.join(format!("{name}.wasm"));
+        let Ok(wasm) = std::fs::read(&path) else {
+            continue;
+        };
+        let sample = examples_dir
+            .join("../../..")
+            .join(name)
+            .join("samples/good1.bin");
+        let payload = std::fs::read(&sample).unwrap_or_default();
+        let input = EvalInput { seed: 0, payload };
+        let runs = if quick { 5 } else { 200 };
+        let fresh =
+            Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
+        let cache = ArtifactCache::open(&cache_dir)?;
+        let (m, compiled) = fresh.load_with(&wasm, &Compiler::InProcess, Some(&cache))?;
+        let reload =
+            Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
+        let (_, hit) = reload.load_with(&wasm, &Compiler::InProcess, Some(&cache))?;
+        let metered = p50(runs, || eval(&fresh, &m, &input, &empty));
+        let unmetered_rt =
+            Runtime::unmetered_for_measurement(Policy::default(), Allocation::Pooling)
+                .map_err(anyhow::Error::msg)?;
+        let um = unmetered_rt.load(&wasm)?;
+        let unmetered = p50(runs, || eval(&unmetered_rt, &um, &input, &empty));
+        let overhead = (metered.as_secs_f64() / unmetered.as_secs_f64() - 1.0) * 100.0;
+        examples.insert(
+            name.to_owned(),
+            ExampleFigures {
+                eval_p50_us: us(metered),
+                unmetered_eval_p50_us: us(unmetered),
+                fuel_overhead_pct: (overhead * 10.0).round() / 10.0,
+                compile_ms: ms(compiled.compile),
+                cache_hit_load_ms: ms(hit.total),
+            },
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let max = |f: fn(&ExampleFigures) -> f64| examples.values().map(f).reduce(f64::max);
+    Ok(RuntimeFigures {
+        trivial_eval_p50_us: us(trivial_p50),
+        full_eval_p50_us: us(full_p50),
+        evals_per_sec_1t: one,
+        evals_per_sec_2t: two,
+        scaling_2t: ((two as f64 / one as f64 / 2.0) * 100.0).round() / 100.0,
+        compile_ms: max(|e| e.compile_ms),
+        cache_hit_load_ms: max(|e| e.cache_hit_load_ms),
+        fuel_overhead_pct: max(|e| e.fuel_overhead_pct),
+        examples,
+        examples_dir: examples_dir.to_owned(),
+    })
+}
+
+/// Prints the figures against the targets.
+pub fn print(f: &RuntimeFigures) {
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "trivial evaluation p50   {:>9} µs   target ≤ 5 µs: {}",
+        f.trivial_eval_p50_us,
+        met(f.trivial_eval_p50_us <= 5.0)
+    );
+    println!(
+        "full ABI round trip p50  {:>9} µs   target ≤ 10 µs: {}",
+        f.full_eval_p50_us,
+        met(f.full_eval_p50_us <= 10.0)
+    );
+    println!(
+        "evaluations/s, 1 thread  {:>9}      target ≥ 100,000: {}",
+        f.evals_per_sec_1t,
+        met(f.evals_per_sec_1t >= 100_000)
+    );
+    println!(
+        "evaluations/s, 2 threads {:>9}      scaling {} (target ≥ 0.8): {}",
+        f.evals_per_sec_2t,
+        f.scaling_2t,
+        met(f.scaling_2t >= 0.8)
+    );
+    for (name, e) in &f.examples {
+        println!(
+            "{name:<11} eval p50 {} µs (unmetered {} µs, fuel overhead {}%), compile {} ms, cache-hit load {} ms",
+            e.eval_p50_us,
+            e.unmetered_eval_p50_us,
+            e.fuel_overhead_pct,
+            e.compile_ms,
+            e.cache_hit_load_ms
+        );
+    }
+    match (f.cache_hit_load_ms, f.fuel_overhead_pct) {
+        (Some(load), Some(fuel)) => {
+            println!(
+                "cache-hit module load    {load:>9} ms   target ≤ 1 ms: {}",
+                met(load <= 1.0)
+            );
+            println!(
+                "fuel overhead (max)      {fuel:>9} %    target ≤ 10%: {}",
+                met(fuel <= 10.0)
+            );
+        }
+        _ => println!(
+            "example challenges not found in {}: build them with `cargo build --release --manifest-path challenges/Cargo.toml`",
+            f.examples_dir.display()
+        ),
+    }
+}
