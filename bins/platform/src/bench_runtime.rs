@@ -11,28 +11,6 @@ use platform_runtime::{
 };
 use serde::Serialize;
 
-const TRIVIAL: &str = r#"(module (memory (export "memory") 1 1)
-  (func (export "evaluate") (param i32) (result i32) (i32.const 0))
-  (@custom "challenge_abi" "\01\00\00\00"))"#;
-
-/// Reads the 64-byte input, gets and puts a KV entry, writes the output.
-const FULL: &str = r#"(module
-  (import "challenge_v1" "input_read" (func $in (param i32 i32 i32) (result i32)))
-  (import "challenge_v1" "output_write" (func $out (param i32 i32) (result i32)))
-  (import "challenge_v1" "kv_get" (func $get (param i32 i32) (result i32)))
-  (import "challenge_v1" "kv_put" (func $put (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1 1)
-  (data (i32.const 0) "counter")
-  (func (export "evaluate") (param $len i32) (result i32)
-    (drop (call $in (i32.const 64) (i32.const 0) (local.get $len)))
-    (drop (call $get (i32.const 0) (i32.const 7)))
-    (drop (call $put (i32.const 0) (i32.const 7) (i32.const 64) (i32.const 8)))
-    (i64.store (i32.const 256) (i64.const 1))
-    (i32.store (i32.const 264) (i32.const 0))
-    (drop (call $out (i32.const 256) (i32.const 12)))
-    (i32.const 0))
-  (@custom "challenge_abi" "\01\00\00\00"))"#;
-
 #[derive(Serialize)]
 pub struct RuntimeFigures {
     trivial_eval_p50_us: f64,
@@ -111,8 +89,8 @@ fn throughput(rt: &Runtime, m: &LoadedModule, threads: usize, per_thread: usize)
 pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
     let n = if quick { 200 } else { 20_000 };
     let rt = Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
-    let trivial = rt.load(&wat::parse_str(TRIVIAL)?)?;
-    let full = rt.load(&wat::parse_str(FULL)?)?;
+    let trivial = rt.load(&wat::parse_str(platform_runtime::fixtures::TRIVIAL_WAT)?)?;
+    let full = rt.load(&wat::parse_str(platform_runtime::fixtures::FULL_ABI_WAT)?)?;
     let empty = Arc::new(BTreeMap::new());
     let small = EvalInput {
         seed: 0,
@@ -120,10 +98,7 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
     };
     let trivial_p50 = p50(n, || eval(&rt, &trivial, &small, &empty));
     // 8-byte seed + 4-byte length + 52 bytes of payload = 64 bytes of input.
-    let input64 = EvalInput {
-        seed: 7,
-        payload: vec![1; 52],
-    };
+    let input64 = platform_runtime::fixtures::input_64();
     let kv = Arc::new(BTreeMap::from([(b"counter".to_vec(), vec![0u8; 8])]));
     let full_p50 = p50(n, || eval(&rt, &full, &input64, &kv));
     let per_thread = if quick { 1_000 } else { 100_000 };

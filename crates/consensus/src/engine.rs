@@ -207,6 +207,18 @@ enum Ancestry {
     MissingNullification,
 }
 
+impl<Sig> ViewState<Sig> {
+    /// The bucket collecting votes of `kind` on `subject` (created on first use).
+    fn bucket(&mut self, kind: VoteKind, subject: &Subject) -> Option<&mut Bucket<Sig>> {
+        match (kind, subject.digest()) {
+            (VoteKind::Nullify, _) => Some(&mut self.nullify),
+            (VoteKind::Notarize, Some(d)) => Some(self.notarize.entry(d).or_default()),
+            (VoteKind::Finalize, Some(d)) => Some(self.finalize.entry(d).or_default()),
+            _ => None,
+        }
+    }
+}
+
 /// The last finalized block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finalized {
@@ -759,11 +771,8 @@ impl<S: Scheme> Engine<S> {
                 .entry((vote.kind, vote.signer))
                 .or_insert_with(|| vote.clone());
         }
-        let bucket = match (vote.kind, vote.subject.digest()) {
-            (VoteKind::Nullify, _) => &mut state.nullify,
-            (VoteKind::Notarize, Some(d)) => state.notarize.entry(d).or_default(),
-            (VoteKind::Finalize, Some(d)) => state.finalize.entry(d).or_default(),
-            _ => return,
+        let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
+            return;
         };
         if !bucket.add_pending(vote.signer, vote.signature, from, v) {
             return;
@@ -781,11 +790,8 @@ impl<S: Scheme> Engine<S> {
     fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
         let v = &self.cfg.validators;
         let state = self.views.entry(vote.subject.view()).or_default();
-        let bucket = match (vote.kind, vote.subject.digest()) {
-            (VoteKind::Nullify, _) => &mut state.nullify,
-            (VoteKind::Notarize, Some(d)) => state.notarize.entry(d).or_default(),
-            (VoteKind::Finalize, Some(d)) => state.finalize.entry(d).or_default(),
-            _ => return,
+        let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
+            return;
         };
         bucket.add_verified(vote.signer, vote.signature, v);
         self.try_certify(vote.kind, vote.subject);
@@ -799,17 +805,8 @@ impl<S: Scheme> Engine<S> {
         let Some(state) = self.views.get_mut(&view) else {
             return;
         };
-        let bucket = match (kind, subject.digest()) {
-            (VoteKind::Nullify, _) => &mut state.nullify,
-            (VoteKind::Notarize, Some(d)) => match state.notarize.get_mut(&d) {
-                Some(b) => b,
-                None => return,
-            },
-            (VoteKind::Finalize, Some(d)) => match state.finalize.get_mut(&d) {
-                Some(b) => b,
-                None => return,
-            },
-            _ => return,
+        let Some(bucket) = state.bucket(kind, &subject) else {
+            return;
         };
         let Some((signers, signature)) = bucket.certificate(&self.scheme, v) else {
             return;

@@ -11,6 +11,7 @@ pub mod abi;
 pub mod compile;
 pub mod engine;
 pub mod exec;
+pub mod fixtures;
 pub mod host;
 pub mod policy;
 pub mod validate;
