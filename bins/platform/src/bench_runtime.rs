@@ -119,7 +119,7 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
             .join("samples/good1.bin");
         let payload = std::fs::read(&sample).unwrap_or_default();
         let input = EvalInput { seed: 0, payload };
-        let runs = if quick { 5 } else { 200 };
+        let runs = if quick { 5 } else { 2_000 };
         let fresh =
             Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
         let cache = ArtifactCache::open(&cache_dir)?;
@@ -127,12 +127,23 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
         let reload =
             Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
         let (_, hit) = reload.load_with(&wasm, &Compiler::InProcess, Some(&cache))?;
-        let metered = p50(runs, || eval(&fresh, &m, &input, &empty));
         let unmetered_rt =
             Runtime::unmetered_for_measurement(Policy::default(), Allocation::Pooling)
                 .map_err(anyhow::Error::msg)?;
         let um = unmetered_rt.load(&wasm)?;
-        let unmetered = p50(runs, || eval(&unmetered_rt, &um, &input, &empty));
+        // Alternate metered and unmetered calls so that drift in machine speed hits both alike.
+        let (mut with_fuel, mut without) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+        for _ in 0..runs {
+            let t = Instant::now();
+            eval(&fresh, &m, &input, &empty);
+            with_fuel.push(t.elapsed());
+            let t = Instant::now();
+            eval(&unmetered_rt, &um, &input, &empty);
+            without.push(t.elapsed());
+        }
+        with_fuel.sort();
+        without.sort();
+        let (metered, unmetered) = (with_fuel[runs / 2], without[runs / 2]);
         let overhead = (metered.as_secs_f64() / unmetered.as_secs_f64() - 1.0) * 100.0;
         examples.insert(
             name.to_owned(),
