@@ -61,6 +61,10 @@ pub enum Entry {
     Validate,
     /// `evaluate(input_len)`: the scoring run.
     Evaluate,
+    /// `query(input_len)`: a read-only question for challenge routes; its writes are discarded.
+    Query,
+    /// `weights(input_len)`: custom scoring at epoch close.
+    Weights,
 }
 
 /// The result of one call.
@@ -270,6 +274,8 @@ impl Runtime {
             let name = match entry {
                 Entry::Validate => "validate",
                 Entry::Evaluate => "evaluate",
+                Entry::Query => "query",
+                Entry::Weights => "weights",
             };
             let f = instance.get_typed_func::<i32, i32>(&mut store, name)?;
             f.call(&mut store, input_len)
@@ -291,7 +297,7 @@ impl Runtime {
             error,
             digest: Hash::ZERO,
         };
-        if outcome == OutcomeClass::Ok && entry == Entry::Evaluate {
+        if outcome == OutcomeClass::Ok && entry != Entry::Validate {
             let output = state.output.unwrap_or_default();
             match decode::<EvalOutput>(
                 "evaluation output",
@@ -301,7 +307,9 @@ impl Runtime {
                 Ok(out) => {
                     eval.score = Some(out.score);
                     eval.output = output;
-                    eval.write_set = state.writes.into_iter().collect();
+                    if entry != Entry::Query {
+                        eval.write_set = state.writes.into_iter().collect();
+                    }
                 }
                 Err(e) => {
                     eval.outcome = OutcomeClass::InvalidOutput;

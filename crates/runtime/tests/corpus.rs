@@ -393,3 +393,65 @@ fn golden_abi_encodings() {
     });
     assert_eq!(hex::encode(output), "05000000000000000100000009");
 }
+
+/// With fuel to spare, the wall-clock backstop ends a runaway call as `deadline`: this validator
+/// has no result (never a score).
+#[test]
+fn the_wall_clock_backstop_reports_deadline() {
+    let rt = Runtime::new(
+        Policy {
+            fuel: u64::MAX / 2,
+            deadline_ms: 50,
+            ..Policy::default()
+        },
+        Allocation::Pooling,
+    )
+    .unwrap();
+    let e = outcome(
+        &rt,
+        r#"(func (export "evaluate") (param i32) (result i32) (loop $l (br $l)) (i32.const 0))"#,
+    );
+    assert_eq!(e.outcome, OutcomeClass::Deadline);
+    assert_eq!(e.score, None);
+}
+
+#[test]
+fn query_and_weights_exports_are_callable() {
+    let rt = runtime();
+    let m = rt.load(&module(r#"
+      (func (export "evaluate") (param i32) (result i32) (call $score (i64.const 1)) (i32.const 0))
+      (func (export "query") (param i32) (result i32) (call $score (i64.const 2)) (i32.const 0))
+      (func (export "weights") (param i32) (result i32) (call $score (i64.const 3)) (i32.const 0))"#)).unwrap();
+    let input = EvalInput {
+        seed: 0,
+        payload: vec![],
+    };
+    for (entry, score) in [
+        (platform_runtime::Entry::Evaluate, 1),
+        (platform_runtime::Entry::Query, 2),
+        (platform_runtime::Entry::Weights, 3),
+    ] {
+        let e = rt.call(
+            &m,
+            entry,
+            &input,
+            Arc::new(BTreeMap::new()),
+            Arc::new(vec![]),
+        );
+        assert_eq!(e.score, Some(score), "{entry:?}");
+    }
+    // A module without the export gives a trap, not a panic.
+    let plain = rt
+        .load(&module(
+            r#"(func (export "evaluate") (param i32) (result i32) (i32.const 0))"#,
+        ))
+        .unwrap();
+    let e = rt.call(
+        &plain,
+        platform_runtime::Entry::Query,
+        &input,
+        Arc::new(BTreeMap::new()),
+        Arc::new(vec![]),
+    );
+    assert_eq!(e.outcome, OutcomeClass::Trap);
+}

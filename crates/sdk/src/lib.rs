@@ -279,10 +279,18 @@ pub fn __run_validate(len: i32, f: fn(&EvalInput) -> bool) -> i32 {
     if f(&read_input(len)) { 0 } else { 1 }
 }
 
-/// Exports the challenge's entry points and its `challenge_abi` section.
+/// Exports the challenge's entry points and its `challenge_abi` section. `evaluate` is
+/// required; `validate`, `query` (read-only questions) and `weights` (custom scoring at epoch
+/// close) are optional and must appear in this order.
 #[macro_export]
 macro_rules! challenge {
-    (evaluate: $evaluate:path $(, validate: $validate:path)? $(,)?) => {
+    (
+        evaluate: $evaluate:path
+        $(, validate: $validate:path)?
+        $(, query: $query:path)?
+        $(, weights: $weights:path)?
+        $(,)?
+    ) => {
         #[cfg(target_arch = "wasm32")]
         #[unsafe(export_name = "evaluate")]
         pub extern "C" fn __platform_challenge_evaluate(len: i32) -> i32 {
@@ -295,6 +303,20 @@ macro_rules! challenge {
                 $crate::__run_validate(len, $validate)
             }
         )?
+        $(
+            #[cfg(target_arch = "wasm32")]
+            #[unsafe(export_name = "query")]
+            pub extern "C" fn __platform_challenge_query(len: i32) -> i32 {
+                $crate::__run_evaluate(len, $query)
+            }
+        )?
+        $(
+            #[cfg(target_arch = "wasm32")]
+            #[unsafe(export_name = "weights")]
+            pub extern "C" fn __platform_challenge_weights(len: i32) -> i32 {
+                $crate::__run_evaluate(len, $weights)
+            }
+        )?
         #[cfg(target_arch = "wasm32")]
         #[unsafe(link_section = "challenge_abi")]
         #[used]
@@ -305,6 +327,14 @@ macro_rules! challenge {
         $(
             #[cfg(not(target_arch = "wasm32"))]
             const _: fn(&$crate::EvalInput) -> bool = $validate;
+        )?
+        $(
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: fn($crate::EvalInput) -> $crate::EvalOutput = $query;
+        )?
+        $(
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: fn($crate::EvalInput) -> $crate::EvalOutput = $weights;
         )?
     };
 }
