@@ -1,0 +1,218 @@
+//! Taking in votes: equivocation and forgery checks, the leader's proposal, lazy batch
+//! verification, and releasing our own votes once persisted.
+
+use super::*;
+
+impl<S: Scheme> Engine<S> {
+    /// Signs through the safety rules and holds the vote until its state is durable.
+    pub(super) fn sign_and_persist(
+        &mut self,
+        sign: impl FnOnce(&mut SafetyRules, &S) -> Option<(Vote<S::Signature>, SafetyState)>,
+    ) {
+        let Some(rules) = self.safety.as_mut() else {
+            return;
+        };
+        let Some((vote, state)) = sign(rules, &self.scheme) else {
+            return;
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        self.unreleased.insert(token, vote);
+        self.out.push(Effect::Persist { state, token });
+    }
+
+    pub(super) fn on_persisted(&mut self, token: u64) {
+        // Persists are acknowledged in order; release every vote up to this token.
+        let released: Vec<u64> = self.unreleased.range(..=token).map(|(&t, _)| t).collect();
+        for t in released {
+            let vote = self.unreleased.remove(&t).expect("listed");
+            self.out
+                .push(Effect::Broadcast(Message::Vote(vote.clone())));
+            self.add_own_vote(&vote);
+        }
+    }
+
+    pub(super) fn add_own_vote(&mut self, vote: &Vote<S::Signature>) {
+        let state = self.views.entry(vote.subject.view()).or_default();
+        state
+            .first_votes
+            .entry((vote.kind, vote.signer))
+            .or_insert_with(|| vote.clone());
+        self.add_verified_vote(vote.clone());
+    }
+
+    pub(super) fn on_vote(&mut self, from: ValidatorIndex, vote: Vote<S::Signature>) {
+        let epoch = match vote.subject {
+            Subject::Proposal(p) => p.epoch,
+            Subject::View(e, _) => e,
+        };
+        let view = vote.subject.view();
+        let kind_fits = matches!(
+            (vote.kind, &vote.subject),
+            (VoteKind::Nullify, Subject::View(..))
+                | (
+                    VoteKind::Notarize | VoteKind::Finalize,
+                    Subject::Proposal(_)
+                )
+        );
+        if !kind_fits || self.cfg.validators.stake(vote.signer) == 0 {
+            self.out.push(Effect::Penalize {
+                peer: from,
+                offence: Offence::NotAValidator,
+            });
+            return;
+        }
+        if !self.relevant(epoch, view) {
+            return;
+        }
+        if view > self.view && self.asked_view != Some(self.view) {
+            // The sender is ahead: ask it once for the certificate that moved it past our view.
+            self.asked_view = Some(self.view);
+            self.out.push(Effect::Send {
+                to: from,
+                message: Message::FetchView(self.view),
+            });
+        }
+        let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
+        let n = self.cfg.validators.len();
+
+        // A second notarize or finalize vote of one signer in one view, on another proposal:
+        // either equivocation (both verify) or a forgery in someone's name (one does not).
+        if vote.kind != VoteKind::Nullify {
+            let first = self
+                .views
+                .get(&view)
+                .and_then(|s| s.first_votes.get(&(vote.kind, vote.signer)))
+                .cloned();
+            if let Some(first) = first.filter(|f| f.subject != vote.subject) {
+                if !self
+                    .scheme
+                    .verify(vote.signer, n, &message, &vote.signature)
+                {
+                    self.out.push(Effect::Penalize {
+                        peer: from,
+                        offence: Offence::BadSignature,
+                    });
+                    return;
+                }
+                let first_msg = signing_message(self.cfg.netuid, first.kind, &first.subject);
+                if self
+                    .scheme
+                    .verify(first.signer, n, &first_msg, &first.signature)
+                {
+                    self.out.push(Effect::Penalize {
+                        peer: vote.signer,
+                        offence: Offence::Equivocation,
+                    });
+                    self.out.push(Effect::Evidence {
+                        first,
+                        second: vote,
+                    });
+                    return;
+                }
+                // The first was forged: forget it and count this one.
+                let v = &self.cfg.validators;
+                let state = self.views.entry(view).or_default();
+                let buckets = if vote.kind == VoteKind::Notarize {
+                    &mut state.notarize
+                } else {
+                    &mut state.finalize
+                };
+                if let Some(b) = first.subject.digest().and_then(|d| buckets.get_mut(&d)) {
+                    b.remove(vote.signer, v);
+                }
+                state
+                    .first_votes
+                    .insert((vote.kind, vote.signer), vote.clone());
+                self.add_verified_vote(vote);
+                return;
+            }
+        }
+
+        // The leader's notarize vote is its proposal: check it on its own before acting on it.
+        let is_proposal = vote.kind == VoteKind::Notarize
+            && vote.signer == self.leader(view)
+            && self.views.get(&view).is_none_or(|s| s.proposal.is_none());
+        if is_proposal {
+            if !self
+                .scheme
+                .verify(vote.signer, n, &message, &vote.signature)
+            {
+                self.out.push(Effect::Penalize {
+                    peer: from,
+                    offence: Offence::BadSignature,
+                });
+                return;
+            }
+            let Subject::Proposal(p) = vote.subject else {
+                unreachable!("checked above")
+            };
+            let state = self.state(view);
+            state.proposal = Some(p);
+            state
+                .first_votes
+                .insert((vote.kind, vote.signer), vote.clone());
+            self.add_verified_vote(vote);
+            self.try_vote_on_proposal(view);
+            return;
+        }
+
+        let v = &self.cfg.validators;
+        let state = self.views.entry(view).or_default();
+        if vote.kind != VoteKind::Nullify {
+            state
+                .first_votes
+                .entry((vote.kind, vote.signer))
+                .or_insert_with(|| vote.clone());
+        }
+        let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
+            return;
+        };
+        if !bucket.add_pending(vote.signer, vote.signature, from, v) {
+            return;
+        }
+        for peer in bucket.verify_if_useful(&self.scheme, v, &message) {
+            self.out.push(Effect::Penalize {
+                peer,
+                offence: Offence::BadSignature,
+            });
+        }
+        self.try_certify(vote.kind, vote.subject);
+    }
+
+    /// Counts a vote known to be valid and certifies if it completes a quorum.
+    pub(super) fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
+        let v = &self.cfg.validators;
+        let state = self.views.entry(vote.subject.view()).or_default();
+        let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
+            return;
+        };
+        bucket.add_verified(vote.signer, vote.signature, v);
+        self.try_certify(vote.kind, vote.subject);
+    }
+
+    /// Forms a certificate from a bucket that reached a verified quorum, applies it and
+    /// broadcasts it.
+    pub(super) fn try_certify(&mut self, kind: VoteKind, subject: Subject) {
+        let view = subject.view();
+        let v = &self.cfg.validators;
+        let Some(state) = self.views.get_mut(&view) else {
+            return;
+        };
+        let Some(bucket) = state.bucket(kind, &subject) else {
+            return;
+        };
+        let Some((signers, signature)) = bucket.certificate(&self.scheme, v) else {
+            return;
+        };
+        let cert = Certificate {
+            kind,
+            subject,
+            signers,
+            signature,
+        };
+        if self.apply_certificate(cert.clone(), true) {
+            self.out.push(Effect::Broadcast(Message::Certificate(cert)));
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The consensus engine: a pure state machine, `handle(input) -> effects`.
+//!
+//! The engine owns no sockets, clocks, threads or storage. The driver (the node, or the
+//! simulator) feeds it [`Input`]s and performs the [`Effect`]s it returns, in order.
+
+use std::collections::BTreeMap;
+
+use platform_primitives::{Epoch, Hash, Height, NetUid, View};
+
+use crate::safety::{SafetyRules, SafetyState};
+use crate::scheme::Scheme;
+use crate::types::{
+    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, signing_message,
+};
+use crate::validators::Validators;
+use crate::votes::Bucket;
+
+mod certificates;
+mod intake;
+mod proposals;
+
+/// The fixed parameters of one epoch's consensus instance.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The subnet (part of every signed message's domain).
+    pub netuid: NetUid,
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Validators and stakes.
+    pub validators: Validators,
+    /// The epoch's beacon: VRF output of the anchoring block; seeds leader election.
+    pub beacon: [u8; 32],
+    /// The finalized block the epoch builds on (treated as notarized in view 0).
+    pub anchor: Hash,
+    /// Height of the anchor block.
+    pub anchor_height: Height,
+    /// The view the anchor was finalized in (0 for the epoch's first block). A node restarting
+    /// mid-epoch anchors on its last finalized block.
+    pub anchor_view: View,
+    /// This node's index, or `None` for an observer that follows without voting.
+    pub me: Option<ValidatorIndex>,
+    /// Base view timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Cap on the timeout doubling over consecutive nullified views (timeout × 2^cap).
+    pub max_backoff_exp: u32,
+    /// How many views ahead of the current one votes are buffered.
+    pub future_views: u64,
+}
+
+/// Something that happened, for the engine to react to.
+#[derive(Clone, Debug)]
+pub enum Input<S> {
+    /// Start (or restart) from the persisted safety state (the default state on first start)
+    /// and the certificates journaled through [`Effect::Certified`] since the last finalization.
+    Start {
+        /// The WAL record.
+        safety: SafetyState,
+        /// Journaled certificates, in any order.
+        certificates: Vec<Certificate<S>>,
+    },
+    /// A message from another validator (already size-checked and decoded by the network).
+    Message {
+        /// The sending peer.
+        from: ValidatorIndex,
+        /// The message.
+        message: Message<S>,
+    },
+    /// A timer set by [`Effect::Timeout`] fired.
+    Timeout(View),
+    /// The application built the payload asked for by [`Effect::Propose`].
+    ProposalReady {
+        /// The view it was asked for.
+        view: View,
+        /// Digest of the block contents.
+        payload: Hash,
+    },
+    /// The application checked a proposal asked for by [`Effect::Verify`].
+    Verified {
+        /// The proposal's digest.
+        digest: Hash,
+        /// Whether the block is valid.
+        valid: bool,
+    },
+    /// The safety state of [`Effect::Persist`] with this token is durable.
+    Persisted(u64),
+}
+
+/// Why a peer is penalized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Offence {
+    /// A signature that does not verify.
+    BadSignature,
+    /// A signer index outside the validator set, or without stake.
+    NotAValidator,
+    /// A certificate without a quorum or with a bad aggregate.
+    InvalidCertificate,
+    /// A proposal that does not extend the chain correctly, or that the application refused.
+    InvalidProposal,
+    /// Two conflicting signed votes in one view.
+    Equivocation,
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug)]
+pub enum Effect<S> {
+    /// Send to every validator.
+    Broadcast(Message<S>),
+    /// Send to one validator.
+    Send {
+        /// The recipient.
+        to: ValidatorIndex,
+        /// The message.
+        message: Message<S>,
+    },
+    /// Make this safety state durable, then answer [`Input::Persisted`] with the token. The vote
+    /// it records is released only after that answer.
+    Persist {
+        /// The state to write.
+        state: SafetyState,
+        /// The token to acknowledge.
+        token: u64,
+    },
+    /// Answer [`Input::Timeout`] for this view after the delay.
+    Timeout {
+        /// The view.
+        view: View,
+        /// Delay in milliseconds.
+        after_ms: u64,
+    },
+    /// Build a block for `view` on top of `parent` and answer [`Input::ProposalReady`].
+    Propose {
+        /// The view to propose in.
+        view: View,
+        /// The parent's digest.
+        parent: Hash,
+        /// The new block's height.
+        height: Height,
+    },
+    /// Check the block behind this proposal and answer [`Input::Verified`].
+    Verify(Proposal),
+    /// A block is final. Emitted in height order, exactly once per height.
+    Finalized {
+        /// The finalized proposal.
+        proposal: Proposal,
+        /// The finalization certificate of this block or of a descendant.
+        certificate: Certificate<S>,
+    },
+    /// The engine entered a new view (for metrics and traces).
+    EnteredView(View),
+    /// A new certificate: journal it and hand it back in [`Input::Start`] after a restart (it
+    /// may be needed to move peers on, and the peers that sent it may be gone). Certificates of
+    /// views at or below the last finalized one can be dropped.
+    Certified(Certificate<S>),
+    /// A peer misbehaved.
+    Penalize {
+        /// The peer.
+        peer: ValidatorIndex,
+        /// What it did.
+        offence: Offence,
+    },
+    /// Two conflicting votes signed by one validator: proof of equivocation.
+    Evidence {
+        /// The first vote seen.
+        first: Vote<S>,
+        /// The conflicting vote.
+        second: Vote<S>,
+    },
+}
+
+#[derive(Debug)]
+struct ViewState<Sig> {
+    /// The leader's proposal (its verified notarize vote), once seen.
+    proposal: Option<Proposal>,
+    verify_asked: bool,
+    valid: Option<bool>,
+    proposing: Option<(Hash, Height)>,
+    fetch_asked: bool,
+    notarize: BTreeMap<Hash, Bucket<Sig>>,
+    nullify: Bucket<Sig>,
+    finalize: BTreeMap<Hash, Bucket<Sig>>,
+    /// The first notarize and finalize vote of each signer, to catch equivocation.
+    first_votes: BTreeMap<(VoteKind, ValidatorIndex), Vote<Sig>>,
+    notarization: Option<Certificate<Sig>>,
+    nullification: Option<Certificate<Sig>>,
+    finalization: Option<Certificate<Sig>>,
+}
+
+impl<Sig> Default for ViewState<Sig> {
+    fn default() -> Self {
+        ViewState {
+            proposal: None,
+            verify_asked: false,
+            valid: None,
+            proposing: None,
+            fetch_asked: false,
+            notarize: BTreeMap::new(),
+            nullify: Bucket::default(),
+            finalize: BTreeMap::new(),
+            first_votes: BTreeMap::new(),
+            notarization: None,
+            nullification: None,
+            finalization: None,
+        }
+    }
+}
+
+enum Ancestry {
+    Valid,
+    Invalid,
+    MissingParent,
+    MissingNullification,
+}
+
+impl<Sig> ViewState<Sig> {
+    /// The bucket collecting votes of `kind` on `subject` (created on first use).
+    fn bucket(&mut self, kind: VoteKind, subject: &Subject) -> Option<&mut Bucket<Sig>> {
+        match (kind, subject.digest()) {
+            (VoteKind::Nullify, _) => Some(&mut self.nullify),
+            (VoteKind::Notarize, Some(d)) => Some(self.notarize.entry(d).or_default()),
+            (VoteKind::Finalize, Some(d)) => Some(self.finalize.entry(d).or_default()),
+            _ => None,
+        }
+    }
+}
+
+/// The last finalized block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finalized {
+    /// Its digest.
+    pub digest: Hash,
+    /// Its height.
+    pub height: Height,
+    /// The view it was proposed in (0 for the anchor).
+    pub view: View,
+}
+
+/// One validator's (or observer's) consensus state for one epoch.
+pub struct Engine<S: Scheme> {
+    cfg: Config,
+    scheme: S,
+    safety: Option<SafetyRules>,
+    view: View,
+    views: BTreeMap<View, ViewState<S::Signature>>,
+    /// Notarized proposals by digest, with their notarization (for ancestry and fetches).
+    notarized: BTreeMap<Hash, (Proposal, Certificate<S::Signature>)>,
+    finalized: Finalized,
+    latest_finalization: Option<Certificate<S::Signature>>,
+    /// A finalization waiting for ancestors to be fetched.
+    awaiting: Option<(Proposal, Certificate<S::Signature>)>,
+    unreleased: BTreeMap<u64, Vote<S::Signature>>,
+    next_token: u64,
+    nullified_streak: u32,
+    /// The view we last asked a peer about, so we ask once per view.
+    asked_view: Option<View>,
+    out: Vec<Effect<S::Signature>>,
+}
+
+impl<S: Scheme> Engine<S> {
+    /// An engine for `cfg`, verifying (and, for a validator, signing) with `scheme`.
+    pub fn new(cfg: Config, scheme: S) -> Engine<S> {
+        let finalized = Finalized {
+            digest: cfg.anchor,
+            height: cfg.anchor_height,
+            view: cfg.anchor_view,
+        };
+        Engine {
+            safety: None,
+            view: View(0),
+            views: BTreeMap::new(),
+            notarized: BTreeMap::new(),
+            finalized,
+            latest_finalization: None,
+            awaiting: None,
+            unreleased: BTreeMap::new(),
+            next_token: 0,
+            nullified_streak: 0,
+            asked_view: None,
+            out: Vec::new(),
+            scheme,
+            cfg,
+        }
+    }
+
+    /// The current view.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// The last finalized block.
+    pub fn finalized(&self) -> Finalized {
+        self.finalized
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The leader of `view`.
+    pub fn leader(&self, view: View) -> ValidatorIndex {
+        self.cfg.validators.leader(&self.cfg.beacon, view)
+    }
+
+    /// Reacts to one input; returns what the driver must do, in order.
+    pub fn handle(&mut self, input: Input<S::Signature>) -> Vec<Effect<S::Signature>> {
+        match input {
+            Input::Start {
+                safety,
+                certificates,
+            } => self.start(safety, certificates),
+            Input::Message { from, message } => self.on_message(from, message),
+            Input::Timeout(view) => self.on_timeout(view),
+            Input::ProposalReady { view, payload } => self.on_proposal_ready(view, payload),
+            Input::Verified { digest, valid } => self.on_verified(digest, valid),
+            Input::Persisted(token) => self.on_persisted(token),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn start(&mut self, state: SafetyState, mut certificates: Vec<Certificate<S::Signature>>) {
+        // Our own journal: verified before it was written.
+        certificates.sort_by_key(|c| c.subject.view());
+        for cert in certificates {
+            self.apply_certificate(cert, false);
+        }
+        if let Some(me) = self.cfg.me {
+            let rules = SafetyRules::new(self.cfg.netuid, self.cfg.epoch, me, state);
+            // The proposal we notarized before the crash stays this view's proposal.
+            if let Some(p) = state.notarized {
+                let view_state = self.state(p.view);
+                view_state.proposal = Some(p);
+                view_state.valid = Some(true);
+            }
+            // Votes recorded before a crash may never have left: send them again, unchanged.
+            for vote in rules.resend(&self.scheme) {
+                self.add_own_vote(&vote);
+                self.out.push(Effect::Broadcast(Message::Vote(vote)));
+            }
+            self.safety = Some(rules);
+        }
+        self.enter_view(View(state.view.0.max(self.finalized.view.0 + 1)));
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.cfg.timeout_ms << self.nullified_streak.min(self.cfg.max_backoff_exp)
+    }
+
+    fn state(&mut self, view: View) -> &mut ViewState<S::Signature> {
+        self.views.entry(view).or_default()
+    }
+
+    fn enter_view(&mut self, view: View) {
+        if view <= self.view {
+            return;
+        }
+        self.view = view;
+        self.out.push(Effect::EnteredView(view));
+        self.out.push(Effect::Timeout {
+            view,
+            after_ms: self.timeout_ms(),
+        });
+        if self.cfg.me == Some(self.leader(view)) {
+            self.try_propose(view);
+        }
+        self.try_vote_on_proposal(view);
+    }
+
+    fn on_timeout(&mut self, view: View) {
+        if view != self.view {
+            return;
+        }
+        self.sign_and_persist(|rules, scheme| rules.nullify(scheme, view));
+        // Already nullified: repeat our vote and the latest certificates so that peers that
+        // missed them can move on.
+        if let Some(rules) = &self.safety {
+            let s = rules.state();
+            if s.view == view && s.nullified {
+                for vote in rules.resend(&self.scheme) {
+                    self.out.push(Effect::Broadcast(Message::Vote(vote)));
+                }
+            }
+        }
+        if let Some(prev) = view.0.checked_sub(1).and_then(|w| self.views.get(&View(w))) {
+            for cert in [&prev.notarization, &prev.nullification]
+                .into_iter()
+                .flatten()
+            {
+                self.out
+                    .push(Effect::Broadcast(Message::Certificate(cert.clone())));
+            }
+        }
+        if let Some(f) = &self.latest_finalization {
+            self.out
+                .push(Effect::Broadcast(Message::Certificate(f.clone())));
+        }
+        if let Some((p, _)) = &self.awaiting {
+            self.out.push(Effect::Broadcast(Message::Fetch(p.parent)));
+        }
+        for missing in self.missing_views() {
+            self.out
+                .push(Effect::Broadcast(Message::FetchView(missing)));
+        }
+        self.out.push(Effect::Timeout {
+            view,
+            after_ms: self.timeout_ms(),
+        });
+    }
+
+    fn on_message(&mut self, from: ValidatorIndex, message: Message<S::Signature>) {
+        match message {
+            Message::Vote(vote) => self.on_vote(from, vote),
+            Message::Certificate(cert) => self.on_certificate(from, cert),
+            Message::Fetch(digest) => {
+                let reply = match &self.latest_finalization {
+                    Some(f) if f.subject.digest() == Some(digest) => Some(f.clone()),
+                    _ => self.notarized.get(&digest).map(|(_, c)| c.clone()),
+                };
+                if let Some(cert) = reply {
+                    self.out.push(Effect::Send {
+                        to: from,
+                        message: Message::Certificate(cert),
+                    });
+                }
+            }
+            Message::FetchView(view) => {
+                // A view we finalized past: the finalization moves the asker beyond it.
+                let certs: Vec<Certificate<S::Signature>> = if view <= self.finalized.view {
+                    self.latest_finalization.iter().cloned().collect()
+                } else {
+                    self.views
+                        .get(&view)
+                        .map(|s| {
+                            [&s.notarization, &s.nullification]
+                                .into_iter()
+                                .flatten()
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                for cert in certs {
+                    self.out.push(Effect::Send {
+                        to: from,
+                        message: Message::Certificate(cert),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether a message about `view` in `epoch` is worth looking at.
+    fn relevant(&self, epoch: Epoch, view: View) -> bool {
+        epoch == self.cfg.epoch
+            && view > self.finalized.view
+            && view.0 <= self.view.0 + self.cfg.future_views
+    }
+}
