@@ -94,6 +94,8 @@ struct CryptoFigures {
     bls_aggregate_verify_43_target_ms: f64,
     bls_aggregate_verify_43_target_met: bool,
     blake3_mib_per_sec: u64,
+    vrf_prove_us: f64,
+    vrf_verify_us: f64,
 }
 
 #[derive(Serialize)]
@@ -236,6 +238,13 @@ fn crypto(quick: bool) -> CryptoFigures {
         .find(|(n, _)| *n == 43)
         .map_or(0.0, |(_, t)| *t);
 
+    let vrf_input = b"netuid 1 epoch 3 height 77";
+    let (_, vrf_proof) = key.vrf_prove(vrf_input);
+    let vrf_prove = time_per_call(samples, budget, || key.vrf_prove(vrf_input));
+    let vrf_verify = time_per_call(samples, budget, || {
+        platform_crypto::vrf::vrf_verify(&key.hotkey(), vrf_input, &vrf_proof).expect("valid")
+    });
+
     let data = vec![0xa5u8; 1 << 20];
     let hash = time_per_call(samples, budget, || Hash::of(&data));
 
@@ -253,6 +262,8 @@ fn crypto(quick: bool) -> CryptoFigures {
         bls_aggregate_verify_43_target_ms: 2.0,
         bls_aggregate_verify_43_target_met: agg43 <= 2.0,
         blake3_mib_per_sec: per_sec(hash, 1),
+        vrf_prove_us: ms(vrf_prove) * 1000.0,
+        vrf_verify_us: ms(vrf_verify) * 1000.0,
     }
 }
 

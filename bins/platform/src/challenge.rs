@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use platform_primitives::Score;
 use platform_runtime::{
-    Allocation, CompileLimits, Compiler, EvalInput, LoadError, OutcomeClass, Policy, Runtime,
-    validate::validate,
+    Allocation, CompileLimits, Compiler, Entry, EvalInput, LoadError, OutcomeClass, Policy,
+    Runtime, validate::validate,
 };
 use serde::Serialize;
 
@@ -59,6 +59,9 @@ pub enum ChallengeCommand {
         /// Fuel for the call (default: the policy's).
         #[arg(long)]
         fuel: Option<u64>,
+        /// Which export to run: `evaluate` (after `validate`), `query` or `weights`.
+        #[arg(long, default_value = "evaluate", value_parser = ["evaluate", "query", "weights"])]
+        entry: String,
         /// Print the result as JSON (`outcome`, `score`, `fuel_used`, `receipt`, `wall_us`, …).
         #[arg(long)]
         json: bool,
@@ -192,6 +195,7 @@ pub fn run(cmd: ChallengeCommand) -> Result<ExitCode> {
             submission,
             seed,
             fuel,
+            entry,
             json,
         } => {
             let bytes = read_module(&file)?;
@@ -218,12 +222,30 @@ pub fn run(cmd: ChallengeCommand) -> Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let input = EvalInput { seed, payload };
-            let (validation, e, wall) = rt.validate_and_evaluate(
-                &module,
-                &input,
-                Arc::new(BTreeMap::new()),
-                Arc::new(Vec::new()),
-            );
+            let (validation, e, wall) = match entry.as_str() {
+                "query" | "weights" => {
+                    let which = if entry == "query" {
+                        Entry::Query
+                    } else {
+                        Entry::Weights
+                    };
+                    let start = std::time::Instant::now();
+                    let e = rt.call(
+                        &module,
+                        which,
+                        &input,
+                        Arc::new(BTreeMap::new()),
+                        Arc::new(Vec::new()),
+                    );
+                    (None, e, start.elapsed())
+                }
+                _ => rt.validate_and_evaluate(
+                    &module,
+                    &input,
+                    Arc::new(BTreeMap::new()),
+                    Arc::new(Vec::new()),
+                ),
+            };
             let report = TestReport {
                 outcome: e.outcome,
                 score: e.score.map(|s| Score(s).to_string()),

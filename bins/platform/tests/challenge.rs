@@ -246,3 +246,35 @@ fn a_new_challenge_builds_and_tests_as_generated() {
     ]));
     assert_eq!(v["outcome"], "invalid");
 }
+
+#[test]
+fn query_and_weights_entries_run_from_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let wat = write(
+        d.path(),
+        "q.wat",
+        br#"(module
+      (import "challenge_v1" "output_write" (func $out (param i32 i32) (result i32)))
+      (memory (export "memory") 1 1)
+      (func $emit (param i64) (i64.store (i32.const 0) (local.get 0)) (i32.store (i32.const 8) (i32.const 0))
+        (drop (call $out (i32.const 0) (i32.const 12))))
+      (func (export "evaluate") (param i32) (result i32) (call $emit (i64.const 1)) (i32.const 0))
+      (func (export "query") (param i32) (result i32) (call $emit (i64.const 2000000000)) (i32.const 0))
+      (func (export "weights") (param i32) (result i32) (call $emit (i64.const 3000000000)) (i32.const 0))
+      (@custom "challenge_abi" "\01\00\00\00"))"#,
+    );
+    let payload = write(d.path(), "p.bin", b"x");
+    for (entry, score) in [("query", "2.000000000"), ("weights", "3.000000000")] {
+        let v = json(&platform(&[
+            "challenge",
+            "test",
+            &wat,
+            "--submission",
+            &payload,
+            "--entry",
+            entry,
+            "--json",
+        ]));
+        assert_eq!(v["score"], score, "{entry}");
+    }
+}
