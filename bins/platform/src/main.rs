@@ -47,7 +47,7 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Run the consensus engine in the deterministic simulator.
     Sim(sim::SimArgs),
-    /// Inspect and test WebAssembly challenge modules.
+    /// Create, build, inspect and test WebAssembly challenge modules.
     #[command(subcommand)]
     Challenge(challenge::ChallengeCommand),
     /// Compile a module from stdin under resource limits (used internally by the runtime).
