@@ -74,45 +74,34 @@ fn eval(
     ));
 }
 
-/// Throughput with one runtime (engine and instance pool) per thread, each loading the module
-/// itself: the shape of an evaluator pool whose workers own their runtime.
-fn sharded_throughput(wasm: &[u8], threads: usize, per_thread: usize) -> Result<u64> {
-    let shards: Vec<(Runtime, Arc<LoadedModule>)> = (0..threads)
+/// Evaluations per second with one thread per `(runtime, module)` pair; the same runtime may
+/// appear several times (shared) or each thread may own one (sharded, as an evaluator pool).
+fn throughput(shards: &[(&Runtime, &LoadedModule)], per_thread: usize) -> u64 {
+    let input = EvalInput {
+        seed: 0,
+        payload: Vec::new(),
+    };
+    let state = Arc::new(BTreeMap::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for &(rt, m) in shards {
+            let (input, state) = (&input, &state);
+            s.spawn(move || (0..per_thread).for_each(|_| eval(rt, m, input, state)));
+        }
+    });
+    ((shards.len() * per_thread) as f64 / start.elapsed().as_secs_f64()) as u64
+}
+
+/// `n` runtimes, each with its own engine and pool, each loading `wasm`.
+fn shards(wasm: &[u8], n: usize) -> Result<Vec<(Runtime, Arc<LoadedModule>)>> {
+    (0..n)
         .map(|_| {
             let rt =
                 Runtime::new(Policy::default(), Allocation::Pooling).map_err(anyhow::Error::msg)?;
             let m = rt.load(wasm)?;
             Ok((rt, m))
         })
-        .collect::<Result<_>>()?;
-    let input = EvalInput {
-        seed: 0,
-        payload: Vec::new(),
-    };
-    let state = Arc::new(BTreeMap::new());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for (rt, m) in &shards {
-            let (input, state) = (&input, &state);
-            s.spawn(move || (0..per_thread).for_each(|_| eval(rt, m, input, state)));
-        }
-    });
-    Ok(((threads * per_thread) as f64 / start.elapsed().as_secs_f64()) as u64)
-}
-
-fn throughput(rt: &Runtime, m: &LoadedModule, threads: usize, per_thread: usize) -> u64 {
-    let input = EvalInput {
-        seed: 0,
-        payload: Vec::new(),
-    };
-    let state = Arc::new(BTreeMap::new());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| (0..per_thread).for_each(|_| eval(rt, m, &input, &state)));
-        }
-    });
-    ((threads * per_thread) as f64 / start.elapsed().as_secs_f64()) as u64
+        .collect()
 }
 
 pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
@@ -131,11 +120,15 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
     let kv = Arc::new(BTreeMap::from([(b"counter".to_vec(), vec![0u8; 8])]));
     let full_p50 = p50(n, || eval(&rt, &full, &input64, &kv));
     let per_thread = if quick { 1_000 } else { 100_000 };
-    let one = throughput(&rt, &trivial, 1, per_thread);
-    let two = throughput(&rt, &trivial, 2, per_thread);
+    let one = throughput(&[(&rt, &trivial)], per_thread);
+    let two = throughput(&[(&rt, &trivial), (&rt, &trivial)], per_thread);
     let trivial_wasm = wat::parse_str(platform_runtime::fixtures::TRIVIAL_WAT)?;
-    let one_sharded = sharded_throughput(&trivial_wasm, 1, per_thread)?;
-    let two_sharded = sharded_throughput(&trivial_wasm, 2, per_thread)?;
+    let own = shards(&trivial_wasm, 2)?;
+    let one_sharded = throughput(&[(&own[0].0, &own[0].1)], per_thread);
+    let two_sharded = throughput(
+        &[(&own[0].0, &own[0].1), (&own[1].0, &own[1].1)],
+        per_thread,
+    );
 
     let mut examples = BTreeMap::new();
     let cache_dir =

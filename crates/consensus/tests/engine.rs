@@ -45,6 +45,19 @@ fn start(
     })
 }
 
+/// A notarize vote for `p`, signed by `signer`.
+fn notarize(p: Proposal, signer: u16) -> Vote<platform_consensus::scheme::Mac> {
+    let subject = Subject::Proposal(p);
+    let message =
+        platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject);
+    Vote {
+        kind: VoteKind::Notarize,
+        subject,
+        signer,
+        signature: platform_consensus::Scheme::sign(&keys().scheme(Some(signer)), &message),
+    }
+}
+
 /// A validator that is not the leader of view 1, and the leader's proposal for view 1.
 fn follower_and_proposal() -> (u16, Proposal, Vote<platform_consensus::scheme::Mac>) {
     let probe = engine(0);
@@ -57,22 +70,7 @@ fn follower_and_proposal() -> (u16, Proposal, Vote<platform_consensus::scheme::M
         parent: Hash([1; 32]),
         payload: Hash([5; 32]),
     };
-    let scheme = keys().scheme(Some(leader));
-    let subject = Subject::Proposal(p);
-    let sig = platform_consensus::Scheme::sign(
-        &scheme,
-        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
-    );
-    (
-        me,
-        p,
-        Vote {
-            kind: VoteKind::Notarize,
-            subject,
-            signer: leader,
-            signature: sig,
-        },
-    )
+    (me, p, notarize(p, leader))
 }
 
 fn broadcast_votes<S: Clone>(effects: &[Effect<S>]) -> Vec<Vote<S>> {
@@ -170,18 +168,7 @@ fn crash_after_persist_before_send_resends_the_same_vote_never_another() {
     // The restarted validator refuses to notarize a different proposal in that view.
     let mut other = p;
     other.payload = Hash([6; 32]);
-    let scheme = keys().scheme(Some(proposal.signer));
-    let subject = Subject::Proposal(other);
-    let sig = platform_consensus::Scheme::sign(
-        &scheme,
-        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
-    );
-    let conflicting = Vote {
-        kind: VoteKind::Notarize,
-        subject,
-        signer: proposal.signer,
-        signature: sig,
-    };
+    let conflicting = notarize(other, proposal.signer);
     let mut effects = restarted.handle(Input::Message {
         from: proposal.signer,
         message: Message::Vote(conflicting),
@@ -209,18 +196,7 @@ fn equivocation_becomes_evidence() {
     });
     let mut other = p;
     other.payload = Hash([9; 32]);
-    let scheme = keys().scheme(Some(proposal.signer));
-    let subject = Subject::Proposal(other);
-    let sig = platform_consensus::Scheme::sign(
-        &scheme,
-        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
-    );
-    let second = Vote {
-        kind: VoteKind::Notarize,
-        subject,
-        signer: proposal.signer,
-        signature: sig,
-    };
+    let second = notarize(other, proposal.signer);
     let effects = e.handle(Input::Message {
         from: proposal.signer,
         message: Message::Vote(second.clone()),
@@ -325,19 +301,9 @@ fn votes_of_another_epoch_are_ignored() {
     start(&mut e, SafetyState::default());
     p.epoch = Epoch(2);
     let leader = e.leader(View(1));
-    let subject = Subject::Proposal(p);
-    let sig = platform_consensus::Scheme::sign(
-        &keys().scheme(Some(leader)),
-        &platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject),
-    );
     let effects = e.handle(Input::Message {
         from: leader,
-        message: Message::Vote(Vote {
-            kind: VoteKind::Notarize,
-            subject,
-            signer: leader,
-            signature: sig,
-        }),
+        message: Message::Vote(notarize(p, leader)),
     });
     assert!(effects.is_empty(), "{effects:?}");
 }

@@ -4,6 +4,24 @@
 use super::*;
 
 impl<S: Scheme> Engine<S> {
+    /// Verifies one vote on its own; on failure penalizes the peer that sent it.
+    pub(super) fn verify_one(
+        &mut self,
+        from: ValidatorIndex,
+        vote: &Vote<S::Signature>,
+        message: &[u8],
+    ) -> bool {
+        let n = self.cfg.validators.len();
+        let ok = self.scheme.verify(vote.signer, n, message, &vote.signature);
+        if !ok {
+            self.out.push(Effect::Penalize {
+                peer: from,
+                offence: Offence::BadSignature,
+            });
+        }
+        ok
+    }
+
     /// Signs through the safety rules and holds the vote until its state is durable.
     pub(super) fn sign_and_persist(
         &mut self,
@@ -85,14 +103,7 @@ impl<S: Scheme> Engine<S> {
                 .and_then(|s| s.first_votes.get(&(vote.kind, vote.signer)))
                 .cloned();
             if let Some(first) = first.filter(|f| f.subject != vote.subject) {
-                if !self
-                    .scheme
-                    .verify(vote.signer, n, &message, &vote.signature)
-                {
-                    self.out.push(Effect::Penalize {
-                        peer: from,
-                        offence: Offence::BadSignature,
-                    });
+                if !self.verify_one(from, &vote, &message) {
                     return;
                 }
                 let first_msg = signing_message(self.cfg.netuid, first.kind, &first.subject);
@@ -134,14 +145,7 @@ impl<S: Scheme> Engine<S> {
             && vote.signer == self.leader(view)
             && self.views.get(&view).is_none_or(|s| s.proposal.is_none());
         if is_proposal {
-            if !self
-                .scheme
-                .verify(vote.signer, n, &message, &vote.signature)
-            {
-                self.out.push(Effect::Penalize {
-                    peer: from,
-                    offence: Offence::BadSignature,
-                });
+            if !self.verify_one(from, &vote, &message) {
                 return;
             }
             let Subject::Proposal(p) = vote.subject else {
