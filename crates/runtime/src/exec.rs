@@ -99,6 +99,26 @@ struct DigestBody<'a> {
     engine_hash: [u8; 32],
 }
 
+/// The receipt digest validators attest to:
+/// `blake3(borsh(outcome, output, write_set, fuel_used, abi_version, engine_hash))`. The state
+/// machine recomputes it from a certified result, so both sides share this one function.
+pub fn receipt_digest(
+    outcome: OutcomeClass,
+    output: &[u8],
+    write_set: &[(Vec<u8>, Option<Vec<u8>>)],
+    fuel_used: u64,
+    engine_hash: [u8; 32],
+) -> Hash {
+    Hash::of(&encode(&DigestBody {
+        outcome,
+        output,
+        write_set,
+        fuel_used,
+        abi_version: ABI_VERSION,
+        engine_hash,
+    }))
+}
+
 /// A validated, compiled module ready to instantiate.
 pub struct LoadedModule {
     /// blake3 of the module bytes.
@@ -321,16 +341,14 @@ impl Runtime {
         eval
     }
 
-    /// `blake3(outcome, output, write_set, fuel_used, abi_version, engine_hash)`.
     fn digest(&self, e: &Evaluation) -> Hash {
-        Hash::of(&encode(&DigestBody {
-            outcome: e.outcome,
-            output: &e.output,
-            write_set: &e.write_set,
-            fuel_used: e.fuel_used,
-            abi_version: ABI_VERSION,
-            engine_hash: self.engine_hash,
-        }))
+        receipt_digest(
+            e.outcome,
+            &e.output,
+            &e.write_set,
+            e.fuel_used,
+            self.engine_hash,
+        )
     }
 
     /// A receipt for a module that failed static validation.

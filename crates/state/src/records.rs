@@ -1,0 +1,169 @@
+//! What the state stores under its keys (see [`crate::keys`]). All Borsh.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_crypto::{BlsPublicKey, BlsSignature};
+use platform_primitives::{
+    Epoch, Hash, Height, Hotkey, NetUid, Score, Submission, SubmissionId, Weights,
+};
+use platform_runtime::OutcomeClass;
+use serde::Serialize;
+
+use crate::types::{BindKeysTx, ChallengeMeta, Lifecycle, Neuron, Params};
+
+/// Singleton: where the log is.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Meta {
+    /// The subnet.
+    pub netuid: NetUid,
+    /// The subnet owner (signs `Sudo`).
+    pub owner: Hotkey,
+    /// Height of the last applied block (0 = genesis).
+    pub height: Height,
+    /// Hash of the last applied block header (or the genesis hash).
+    pub last_block: Hash,
+    /// Its timestamp.
+    pub last_timestamp_ms: u64,
+    /// The current epoch.
+    pub epoch: Epoch,
+    /// Last accepted owner nonce.
+    pub sudo_nonce: Option<u64>,
+    /// Certificates applied so far (orders ties in scoring).
+    pub certified: u64,
+}
+
+/// A challenge and where it is in its lifecycle.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct ChallengeRecord {
+    /// Metadata as last published.
+    pub meta: ChallengeMeta,
+    /// Lifecycle stage.
+    pub status: Lifecycle,
+}
+
+/// An epoch: its anchor, validator set and, once closed, its weights.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct EpochRecord {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Anchor chain block number.
+    pub chain_block: u64,
+    /// Its hash.
+    pub chain_hash: Hash,
+    /// The metagraph at the anchor.
+    pub metagraph: Vec<Neuron>,
+    /// Validators (permit and stake ≥ minimum), hotkeys ascending, with stake.
+    pub validators: Vec<(Hotkey, u64)>,
+    /// Weights, once the epoch is closed.
+    pub weights: Option<Weights>,
+}
+
+/// A validator's bound keys.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct BoundKeys {
+    /// BLS public key (its proof of possession verified at binding).
+    pub bls_key: BlsPublicKey,
+    /// The proof, kept so the key can be re-verified after a restart or snapshot import.
+    pub pop: BlsSignature,
+    /// libp2p PeerId bytes.
+    pub peer_id: Vec<u8>,
+}
+
+impl From<&BindKeysTx> for BoundKeys {
+    fn from(t: &BindKeysTx) -> BoundKeys {
+        BoundKeys {
+            bls_key: t.bls_key,
+            pop: t.pop,
+            peer_id: t.peer_id.clone(),
+        }
+    }
+}
+
+/// Where a submission is.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum SubmissionStatus {
+    /// Awaiting attestations and a certificate.
+    Pending,
+    /// Certified.
+    Certified {
+        /// The agreed receipt digest.
+        digest: Hash,
+        /// The outcome class.
+        outcome: OutcomeClass,
+        /// The score, if the outcome was ok.
+        score: Option<Score>,
+        /// Who signed the certificate (the only ones credited).
+        signers: Vec<Hotkey>,
+        /// Height of the certifying block.
+        height: Height,
+    },
+    /// No certificate could be formed: every committee member attested without agreement, or
+    /// no validator was left to draw.
+    Expired {
+        /// Height at which it expired.
+        height: Height,
+    },
+}
+
+/// A submission and its evaluation.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SubmissionRecord {
+    /// The submission.
+    pub submission: Submission,
+    /// Height of the block that ordered it.
+    pub height: Height,
+    /// Epoch it was ordered in.
+    pub epoch: Epoch,
+    /// The evaluation seed (from the block beacon and the submission id).
+    pub seed: u64,
+    /// Seed of the committee draw.
+    pub draw_seed: Hash,
+    /// The current committee, in draw order.
+    pub committee: Vec<Hotkey>,
+    /// Members replaced for not attesting in time.
+    pub dropped: Vec<Hotkey>,
+    /// Height at which missing members are replaced.
+    pub deadline: Height,
+    /// Attestations recorded so far: `(member, digest)`.
+    pub attestations: Vec<(Hotkey, Hash)>,
+    /// Status.
+    pub status: SubmissionStatus,
+}
+
+/// A miner's best certified score in an epoch for one challenge.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ScoreEntry {
+    /// The score.
+    pub score: Score,
+    /// Certification order.
+    pub seq: u64,
+    /// The submission that earned it.
+    pub submission: SubmissionId,
+}
+
+/// The state at genesis.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Genesis {
+    /// The subnet.
+    pub netuid: NetUid,
+    /// The subnet owner.
+    pub owner: Hotkey,
+    /// Initial parameters.
+    pub params: Params,
+    /// Chain block the genesis metagraph was read at.
+    pub chain_block: u64,
+    /// Its hash.
+    pub chain_hash: Hash,
+    /// Epoch 0's metagraph.
+    pub metagraph: Vec<Neuron>,
+    /// Key bindings of the first validators (each verified like a `BindKeys` transaction).
+    pub bindings: Vec<BindKeysTx>,
+    /// Genesis time.
+    pub timestamp_ms: u64,
+}
+
+impl Genesis {
+    /// The genesis hash: the parent of block 1.
+    pub fn hash(&self) -> Hash {
+        Hash::of(&platform_primitives::encode(self))
+    }
+}

@@ -1,0 +1,146 @@
+//! The state's key-value store: an ordered map of entries, the Merkle trie over them, and an
+//! undo journal so that a block (or a single transaction) can be rolled back when it fails.
+//!
+//! Keys are `tag ‖ key bytes` (see [`crate::keys`]); values are Borsh. The state root is the
+//! trie root over `(blake3(key), blake3(value))` for every entry.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use platform_primitives::Hash;
+
+use crate::smt::Trie;
+
+/// Entries, their trie and the undo journal.
+#[derive(Clone, Default)]
+pub struct Store {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    trie: Trie,
+    /// Previous values of every key written since the journal was last cleared, oldest first.
+    journal: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// A point in the journal to roll back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoint(usize);
+
+fn path(key: &[u8]) -> [u8; 32] {
+    *blake3::hash(key).as_bytes()
+}
+
+impl Store {
+    /// The value under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.entries.get(key).map(Vec::as_slice)
+    }
+
+    /// Writes `value` under `key`.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if self.entries.get(&key) == Some(&value) {
+            return;
+        }
+        self.trie.insert(path(&key), Hash::of(&value));
+        let old = self.entries.insert(key.clone(), value);
+        self.journal.push((key, old));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: &[u8]) {
+        if let Some(old) = self.entries.remove(key) {
+            self.trie.remove(&path(key));
+            self.journal.push((key.to_vec(), Some(old)));
+        }
+    }
+
+    /// Entries whose key starts with `prefix`, in key order.
+    pub fn scan<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.entries
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
+    /// The state root.
+    pub fn root(&mut self) -> Hash {
+        self.trie.root()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Marks the current point of the journal.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.journal.len())
+    }
+
+    /// Undoes every write made after `cp`.
+    pub fn rollback(&mut self, cp: Checkpoint) {
+        while self.journal.len() > cp.0 {
+            let (key, old) = self.journal.pop().expect("length checked");
+            match old {
+                Some(v) => {
+                    self.trie.insert(path(&key), Hash::of(&v));
+                    self.entries.insert(key, v);
+                }
+                None => {
+                    self.trie.remove(&path(&key));
+                    self.entries.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Forgets the journal: the writes so far can no longer be undone.
+    pub fn commit(&mut self) {
+        self.journal.clear();
+    }
+
+    /// Every entry, in key order (for snapshots).
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_entries_and_root() {
+        let mut s = Store::default();
+        s.put(b"a".to_vec(), b"1".to_vec());
+        s.put(b"b".to_vec(), b"2".to_vec());
+        s.commit();
+        let root = s.root();
+        let cp = s.checkpoint();
+        s.put(b"a".to_vec(), b"changed".to_vec());
+        s.delete(b"b");
+        s.put(b"c".to_vec(), b"3".to_vec());
+        assert_ne!(s.root(), root);
+        s.rollback(cp);
+        assert_eq!(s.root(), root);
+        assert_eq!(s.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(s.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(s.get(b"c"), None);
+    }
+
+    #[test]
+    fn scan_stays_inside_the_prefix() {
+        let mut s = Store::default();
+        for k in [&b"\x01a"[..], b"\x02a", b"\x02b", b"\x03"] {
+            s.put(k.to_vec(), vec![]);
+        }
+        let keys: Vec<_> = s.scan(b"\x02").map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(keys, vec![b"\x02a".to_vec(), b"\x02b".to_vec()]);
+    }
+}
