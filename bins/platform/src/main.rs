@@ -12,7 +12,9 @@ mod challenge;
 mod keys;
 mod output;
 mod scaffold;
+mod scenario;
 mod sim;
+mod snapshot;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -50,6 +52,12 @@ enum Command {
     /// Create, build, inspect and test WebAssembly challenge modules.
     #[command(subcommand)]
     Challenge(challenge::ChallengeCommand),
+    /// Run scenario files through the state machine: see the weights a scoring rule produces.
+    #[command(subcommand)]
+    Scenario(scenario::ScenarioCommand),
+    /// Inspect and verify state snapshots.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Compile a module from stdin under resource limits (used internally by the runtime).
     #[command(hide = true)]
     RuntimeCompileWorker {
@@ -96,6 +104,8 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Sim(args) => sim::run_sim(args),
         Command::Challenge(cmd) => challenge::run(cmd),
+        Command::Scenario(cmd) => scenario::run(cmd),
+        Command::Snapshot(cmd) => snapshot::run(cmd),
         Command::RuntimeCompileWorker {
             cpu_seconds,
             memory_bytes,

@@ -1,6 +1,7 @@
 //! Classifier challenge: a machine-learning task in integer arithmetic.
 //!
-//! A synthetic dataset of 400 labelled points with 4 features is generated from the seed: two
+//! A synthetic dataset of 400 labelled points with 4 features is generated from
+//! [`DATASET_SEED`], the same for every miner and every evaluation: two
 //! classes around opposite centres, with approximately Gaussian noise (sums of uniform draws),
 //! in fixed point (1000 = 1.0). The first 200 points are the training split that miners
 //! reproduce from the seed; the last 200 are the held-out split the module scores on.
@@ -8,6 +9,10 @@
 //! A submission is the parameters of a fixed linear model: Borsh `Model { weights: [i32; 4],
 //! bias: i32 }`; it predicts class 1 when `weights · x + bias > 0` (i64 arithmetic). The score is
 //! held-out accuracy in fixed point. Payloads that do not decode to exactly one model are refused.
+//!
+//! The module also exports `weights`, for subnets that choose the `module` scoring rule: only
+//! accuracy above chance (0.5) earns, and a miner's share is the square of its margin, so
+//! a small lead in accuracy is a large lead in weight.
 
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
@@ -24,6 +29,8 @@ pub const FEATURES: usize = 4;
 pub const POINTS: usize = 400;
 /// Training points (the rest are held out).
 pub const TRAIN: usize = 200;
+/// The seed of the published dataset (it changes only with a new version of the challenge).
+pub const DATASET_SEED: u64 = 0;
 
 /// A labelled point.
 #[derive(Clone, Copy, Debug)]
@@ -115,7 +122,7 @@ fn evaluate(input: EvalInput) -> EvalOutput {
             details: Vec::new(),
         };
     };
-    let score = accuracy(input.seed, &model);
+    let score = accuracy(DATASET_SEED, &model);
     let evaluations = kv::get_borsh::<u64>(b"evaluations").unwrap_or(0) + 1;
     kv::put_borsh(b"evaluations", &evaluations);
     EvalOutput {
@@ -124,4 +131,37 @@ fn evaluate(input: EvalInput) -> EvalOutput {
     }
 }
 
-challenge!(evaluate: evaluate, validate: validate);
+/// What `weights` reads: the epoch and every scored miner's best score, by UID.
+#[derive(BorshDeserialize)]
+#[borsh(crate = "platform_challenge_sdk::borsh")]
+struct WeightsInput {
+    _epoch: u64,
+    scores: Vec<(u16, u64)>,
+}
+
+/// Shares per UID: `(score - 0.5)²` in units of 10⁻⁹, for scores above 0.5.
+pub fn shares(scores: &[(u16, u64)]) -> Vec<(u16, u64)> {
+    let chance = SCORE_ONE / 2;
+    scores
+        .iter()
+        .filter(|(_, s)| *s > chance)
+        .map(|&(uid, s)| {
+            let margin = u128::from(s - chance);
+            (uid, (margin * margin / u128::from(SCORE_ONE)) as u64)
+        })
+        .collect()
+}
+
+fn weights(input: EvalInput) -> EvalOutput {
+    let mut rest = input.payload.as_slice();
+    let shares = match WeightsInput::deserialize(&mut rest) {
+        Ok(w) if rest.is_empty() => shares(&w.scores),
+        _ => Vec::new(),
+    };
+    EvalOutput {
+        score: 0,
+        details: borsh::to_vec(&shares).unwrap_or_default(),
+    }
+}
+
+challenge!(evaluate: evaluate, validate: validate, weights: weights);

@@ -1,7 +1,8 @@
 //! Travelling salesman challenge.
 //!
-//! The instance — 100 to 1,000 cities on a 10,000 × 10,000 integer grid — is derived from the
-//! evaluation seed. A submission is a tour: a Borsh `Vec<u16>` visiting every city once. Tours
+//! The instance — 100 to 1,000 cities on a 10,000 × 10,000 integer grid — is generated from
+//! [`INSTANCE_SEED`], so every miner solves the same published instance (the evaluation seed is
+//! not used: a tour can only be checked against the instance it was made for). A submission is a tour: a Borsh `Vec<u16>` visiting every city once. Tours
 //! of the wrong length, with repeats or out-of-range cities are refused by `validate`. Distances
 //! are integer square roots, so every validator computes the same length. The score is
 //! `baseline / (baseline + length)` in fixed point, where `baseline` is the length of the tour
@@ -16,6 +17,9 @@ use alloc::vec::Vec;
 
 use platform_challenge_sdk::borsh::{self, BorshDeserialize};
 use platform_challenge_sdk::{EvalInput, EvalOutput, SCORE_ONE, challenge, kv};
+
+/// The seed of the published instance (it changes only with a new version of the challenge).
+pub const INSTANCE_SEED: u64 = 0;
 
 /// A seeded instance.
 pub struct Instance {
@@ -113,11 +117,11 @@ pub fn score(instance: &Instance, tour: &[u16]) -> (u64, u64) {
 }
 
 fn validate(input: &EvalInput) -> bool {
-    decode_tour(&input.payload).is_some_and(|t| Instance::generate(input.seed).is_valid_tour(&t))
+    decode_tour(&input.payload).is_some_and(|t| Instance::generate(INSTANCE_SEED).is_valid_tour(&t))
 }
 
 fn evaluate(input: EvalInput) -> EvalOutput {
-    let instance = Instance::generate(input.seed);
+    let instance = Instance::generate(INSTANCE_SEED);
     let Some(tour) = decode_tour(&input.payload).filter(|t| instance.is_valid_tour(t)) else {
         return EvalOutput {
             score: 0,

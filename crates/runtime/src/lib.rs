@@ -19,8 +19,6 @@ pub mod validate;
 pub use abi::{EvalInput, EvalOutput};
 pub use compile::{ArtifactCache, CompileLimits, Compiler, LoadStats};
 pub use engine::Allocation;
-pub use exec::{
-    Entry, Evaluation, LoadError, LoadedModule, OutcomeClass, Runtime, receipt_digest,
-};
+pub use exec::{Entry, Evaluation, LoadError, LoadedModule, OutcomeClass, Runtime, receipt_digest};
 pub use policy::Policy;
 pub use validate::{ModuleInfo, Rejection};

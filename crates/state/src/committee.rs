@@ -143,7 +143,11 @@ mod tests {
     fn first_draw_frequency_respects_the_cap() {
         let stakes = [5_000u64, 3_000, 1_000, 500, 500, 400, 300, 200, 100];
         let w = capped_weights(&stakes, 2_000);
-        let c: Vec<_> = w.iter().enumerate().map(|(i, &w)| (hk(i as u8), w)).collect();
+        let c: Vec<_> = w
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| (hk(i as u8), w))
+            .collect();
         let mut wins = [0u32; 9];
         let draws = 4_000;
         for s in 0..draws {
@@ -152,8 +156,14 @@ mod tests {
         }
         for (i, &n) in wins.iter().enumerate() {
             // 20% cap plus a 3-sigma sampling margin (sigma = sqrt(.2 * .8 / 4000) ≈ 0.63%).
-            assert!(n * 10_000 <= draws * 2_200, "validator {i} won {n} of {draws}");
+            assert!(
+                n * 10_000 <= draws * 2_200,
+                "validator {i} won {n} of {draws}"
+            );
         }
-        assert!(wins[0] > wins[8], "stake still matters below the cap: {wins:?}");
+        assert!(
+            wins[0] > wins[8],
+            "stake still matters below the cap: {wins:?}"
+        );
     }
 }

@@ -27,7 +27,10 @@ const MAX_PAYLOAD: u64 = 16 << 20;
 const MAX_PEER_ID: usize = 128;
 
 /// The validator set of a metagraph: permitted neurons with at least the minimum stake.
-pub(crate) fn validator_set(metagraph: &[Neuron], params: &Params) -> Result<Vec<(Hotkey, u64)>, Reject> {
+pub(crate) fn validator_set(
+    metagraph: &[Neuron],
+    params: &Params,
+) -> Result<Vec<(Hotkey, u64)>, Reject> {
     if metagraph.is_empty() || metagraph.len() > MAX_NEURONS {
         return Err(Reject::BadMetagraph {
             problem: "it must hold between 1 and 4096 neurons",
@@ -160,7 +163,9 @@ impl State {
             .into_iter()
             .filter(|(hk, _)| {
                 self.bound_keys(hk).is_some()
-                    && self.jailed_until(hk).is_none_or(|until| meta.epoch >= until)
+                    && self
+                        .jailed_until(hk)
+                        .is_none_or(|until| meta.epoch >= until)
                     && !exclude.contains(hk)
             })
             .collect();
@@ -229,7 +234,10 @@ impl State {
         let draw_seed = derive(b"committee", &ctx.beacon.0, &id);
         let seed_hash = derive(b"evaluation-seed", &ctx.beacon.0, &id);
         let seed = u64::from_le_bytes(seed_hash.0[..8].try_into().expect("8 bytes"));
-        let size = challenge.meta.committee_size.unwrap_or(params.committee_size);
+        let size = challenge
+            .meta
+            .committee_size
+            .unwrap_or(params.committee_size);
         let order = draw_order(&self.eligible(&[]), &draw_seed);
         let committee: Vec<Hotkey> = if size == 0 {
             order
@@ -339,16 +347,14 @@ impl State {
         if c.result.outcome == OutcomeClass::Ok {
             for (k, v) in &c.result.write_set {
                 match v {
-                    Some(v) => self
-                        .store
-                        .put(keys::challenge_kv(challenge, k), v.clone()),
+                    Some(v) => self.store.put(keys::challenge_kv(challenge, k), v.clone()),
                     None => self.store.delete(&keys::challenge_kv(challenge, k)),
                 }
             }
         }
         let seq = meta.certified;
         if let Some(score) = score {
-            let key = keys::score(meta.epoch, challenge, &r.submission.miner);
+            let key = keys::score(challenge, &r.submission.miner);
             let better = get::<ScoreEntry>(&self.store, &key).is_none_or(|old| score > old.score);
             if better {
                 put(
@@ -367,7 +373,8 @@ impl State {
             let credits = get::<u64>(&self.store, &key).unwrap_or(0);
             put(&mut self.store, key, &(credits + 1));
         }
-        self.store.delete(&keys::deadline(r.deadline, &c.submission));
+        self.store
+            .delete(&keys::deadline(r.deadline, &c.submission));
         r.status = SubmissionStatus::Certified {
             digest,
             outcome: c.result.outcome,
@@ -584,7 +591,9 @@ impl State {
         }
         let until = Epoch(self.meta().epoch.0 + 1 + self.params().jail_epochs);
         put(&mut self.store, key, &());
-        let longer = self.jailed_until(&offender.evaluator).is_none_or(|u| u < until);
+        let longer = self
+            .jailed_until(&offender.evaluator)
+            .is_none_or(|u| u < until);
         if longer {
             put(&mut self.store, keys::jail(&offender.evaluator), &until);
         }
@@ -690,7 +699,10 @@ impl State {
             if at > height.0 {
                 break;
             }
-            due.push((k.to_vec(), SubmissionId(Hash(k[9..41].try_into().expect("32")))));
+            due.push((
+                k.to_vec(),
+                SubmissionId(Hash(k[9..41].try_into().expect("32"))),
+            ));
         }
         let timeout = self.params().attest_timeout_blocks;
         let mut events = Vec::new();
@@ -717,7 +729,9 @@ impl State {
                 for (_, d) in &r.attestations {
                     *counts.entry(*d).or_default() += 1;
                 }
-                counts.values().any(|&c| c * 3 > r.committee.len() as u32 * 2)
+                counts
+                    .values()
+                    .any(|&c| c * 3 > r.committee.len() as u32 * 2)
             };
             if agreed {
                 // A certificate can be formed; give the proposers another round to include it.

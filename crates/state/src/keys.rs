@@ -101,15 +101,14 @@ pub fn epoch(epoch: Epoch) -> Vec<u8> {
     k
 }
 
-pub fn score_prefix(epoch: Epoch, challenge: &ChallengeId) -> Vec<u8> {
+pub fn score_prefix(challenge: &ChallengeId) -> Vec<u8> {
     let mut k = vec![SCORE];
-    k.extend(epoch.0.to_be_bytes());
     challenge_part(&mut k, challenge);
     k
 }
 
-pub fn score(epoch: Epoch, challenge: &ChallengeId, miner: &Hotkey) -> Vec<u8> {
-    let mut k = score_prefix(epoch, challenge);
+pub fn score(challenge: &ChallengeId, miner: &Hotkey) -> Vec<u8> {
+    let mut k = score_prefix(challenge);
     k.extend(miner.0);
     k
 }

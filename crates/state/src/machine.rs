@@ -310,14 +310,19 @@ impl State {
             .collect()
     }
 
-    /// Best certified scores of `epoch` for a challenge, by miner.
-    pub fn scores(&self, epoch: Epoch, challenge: &ChallengeId) -> BTreeMap<Hotkey, ScoreEntry> {
-        let prefix = keys::score_prefix(epoch, challenge);
+    /// Each miner's best certified score for a challenge. A payload can be submitted once, so
+    /// a miner's best result keeps counting in later epochs for as long as it stays
+    /// registered.
+    pub fn scores(&self, challenge: &ChallengeId) -> BTreeMap<Hotkey, ScoreEntry> {
+        let prefix = keys::score_prefix(challenge);
         self.store
             .scan(&prefix)
             .map(|(k, v)| {
                 let hk = Hotkey(k[prefix.len()..].try_into().expect("32-byte hotkey"));
-                (hk, decode("score", v, MAX_VALUE_BYTES).expect("written by us"))
+                (
+                    hk,
+                    decode("score", v, MAX_VALUE_BYTES).expect("written by us"),
+                )
             })
             .collect()
     }
@@ -337,7 +342,7 @@ impl State {
             .map(|c| ChallengeScores {
                 meta: &c.meta,
                 scores: self
-                    .scores(meta.epoch, &c.meta.id)
+                    .scores(&c.meta.id)
                     .into_iter()
                     .map(|(hk, e)| {
                         (
@@ -463,7 +468,11 @@ impl State {
         )
     }
 
-    fn apply_inner(&mut self, block: &Block, host: &dyn WeightsHost) -> Result<Applied, BlockError> {
+    fn apply_inner(
+        &mut self,
+        block: &Block,
+        host: &dyn WeightsHost,
+    ) -> Result<Applied, BlockError> {
         let h = &block.header;
         let mut meta = self.meta();
         let expected = Height(meta.height.0 + 1);

@@ -129,7 +129,7 @@ pub struct SubmissionRecord {
     pub status: SubmissionStatus,
 }
 
-/// A miner's best certified score in an epoch for one challenge.
+/// A miner's best certified score for one challenge.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct ScoreEntry {
     /// The score.

@@ -200,7 +200,11 @@ mod tests {
         t.insert(path(2), v);
         assert_ne!(t.root(), leaf_hash(&path(1), &v));
         t.remove(&path(2));
-        assert_eq!(t.root(), leaf_hash(&path(1), &v), "removal collapses back to the leaf");
+        assert_eq!(
+            t.root(),
+            leaf_hash(&path(1), &v),
+            "removal collapses back to the leaf"
+        );
         t.remove(&path(1));
         assert_eq!(t.root(), Hash::ZERO);
         assert!(t.is_empty());

@@ -28,6 +28,21 @@ pub struct Snapshot {
     pub entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// What a verified snapshot holds.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
+pub struct SnapshotInfo {
+    /// Height of the last block applied.
+    pub height: Height,
+    /// Its header hash.
+    pub block_hash: Hash,
+    /// The recomputed (and matching) state root.
+    pub state_root: Hash,
+    /// Number of entries.
+    pub entries: usize,
+    /// Size of the certificate.
+    pub certificate_bytes: usize,
+}
+
 /// Why a snapshot was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -49,7 +64,9 @@ pub enum SnapshotError {
         claimed: Hash,
     },
     /// The state inside is not at the claimed height and block.
-    #[error("the state inside is at height {inner} (block {inner_hash}), not the claimed {claimed}")]
+    #[error(
+        "the state inside is at height {inner} (block {inner_hash}), not the claimed {claimed}"
+    )]
     PositionMismatch {
         /// Height recorded in the state.
         inner: Height,
@@ -93,16 +110,14 @@ impl Snapshot {
         encode(self)
     }
 
-    /// Decodes and verifies a snapshot. `check_certificate(block_hash, height, state_root,
-    /// certificate)` is the consensus layer's check that the certificate finalizes the block
-    /// *and* commits to the state root (the root after block h appears in the header of block
-    /// h + 1, so a certificate is that header with its quorum certificate). Entries are only
-    /// read after it passes.
-    pub fn import(
-        bytes: &[u8],
-        limit: usize,
-        check_certificate: impl FnOnce(&Hash, Height, &Hash, &[u8]) -> Result<(), String>,
-    ) -> Result<State, SnapshotError> {
+    /// Decodes a snapshot and checks everything that needs no consensus: the format, the key
+    /// order, the root recomputed from the entries, and the log position inside. The
+    /// certificate is not checked; use [`Snapshot::import`] to load a state.
+    pub fn inspect(bytes: &[u8], limit: usize) -> Result<SnapshotInfo, SnapshotError> {
+        Self::open(bytes, limit).map(|(info, _, _)| info)
+    }
+
+    fn open(bytes: &[u8], limit: usize) -> Result<(SnapshotInfo, Vec<u8>, State), SnapshotError> {
         let snap: Snapshot = decode("snapshot", bytes, limit)?;
         if snap.version != 1 {
             return Err(SnapshotError::Version(snap.version));
@@ -110,6 +125,7 @@ impl Snapshot {
         if snap.entries.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(SnapshotError::Unordered);
         }
+        let entries = snap.entries.len();
         let mut store = Store::default();
         for (k, v) in snap.entries {
             store.put(k, v);
@@ -122,29 +138,48 @@ impl Snapshot {
                 claimed: snap.state_root,
             });
         }
-        check_certificate(
-            &snap.block_hash,
-            snap.height,
-            &snap.state_root,
-            &snap.certificate,
-        )
-        .map_err(|reason| SnapshotError::Certificate {
-            block: snap.block_hash,
-            reason,
-        })?;
         let state = State::from_store(store);
-        let meta = state.meta_checked().ok_or(SnapshotError::PositionMismatch {
-            inner: Height(0),
-            inner_hash: Hash::ZERO,
-            claimed: snap.height,
-        })?;
-        if meta.height != snap.height || meta.last_block != snap.block_hash {
+        let (inner, inner_hash) = state
+            .meta_checked()
+            .map_or((Height(0), Hash::ZERO), |m| (m.height, m.last_block));
+        if inner != snap.height || inner_hash != snap.block_hash {
             return Err(SnapshotError::PositionMismatch {
-                inner: meta.height,
-                inner_hash: meta.last_block,
+                inner,
+                inner_hash,
                 claimed: snap.height,
             });
         }
+        let info = SnapshotInfo {
+            height: snap.height,
+            block_hash: snap.block_hash,
+            state_root: snap.state_root,
+            entries,
+            certificate_bytes: snap.certificate.len(),
+        };
+        Ok((info, snap.certificate, state))
+    }
+
+    /// Decodes and verifies a snapshot and returns its state. Besides the checks of
+    /// [`Snapshot::inspect`], `check_certificate(block_hash, height, state_root, certificate)`
+    /// — the consensus layer's check — must accept: the certificate must finalize the block
+    /// *and* commit to the state root (the root after block h is in the header of block
+    /// h + 1, so the certificate is that header with its quorum certificate).
+    pub fn import(
+        bytes: &[u8],
+        limit: usize,
+        check_certificate: impl FnOnce(&Hash, Height, &Hash, &[u8]) -> Result<(), String>,
+    ) -> Result<State, SnapshotError> {
+        let (info, certificate, state) = Self::open(bytes, limit)?;
+        check_certificate(
+            &info.block_hash,
+            info.height,
+            &info.state_root,
+            &certificate,
+        )
+        .map_err(|reason| SnapshotError::Certificate {
+            block: info.block_hash,
+            reason,
+        })?;
         Ok(state)
     }
 }

@@ -72,8 +72,10 @@ impl Default for Params {
 }
 
 /// How a challenge's scores in an epoch become per-miner shares (DESIGN §9).
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize)]
-#[serde(tag = "rule", rename_all = "snake_case")]
+#[derive(
+    Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize, serde::Deserialize,
+)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScoringRule {
     /// The best score takes the whole share; ties go to the earlier certification.
     WinnerTakesAll,
@@ -173,7 +175,17 @@ pub struct ChallengeMeta {
 
 /// Where a challenge is in its lifecycle (DESIGN §7).
 #[derive(
-    Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord, BorshSerialize, BorshDeserialize, Serialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    PartialOrd,
+    Ord,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {

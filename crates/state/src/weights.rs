@@ -115,11 +115,9 @@ impl WeightsHost for RuntimeWeights {
             OutcomeClass::Deadline => return ModuleShares::Unavailable,
             _ => return ModuleShares::Failed,
         }
-        let Ok(out) = decode::<platform_runtime::EvalOutput>(
-            "weights output",
-            &eval.output,
-            usize::MAX,
-        ) else {
+        let Ok(out) =
+            decode::<platform_runtime::EvalOutput>("weights output", &eval.output, usize::MAX)
+        else {
             return ModuleShares::Failed;
         };
         match decode::<WeightsOutput>("weights shares", &out.details, out.details.len()) {
