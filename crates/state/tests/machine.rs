@@ -1,0 +1,479 @@
+//! The state machine through its public gates: block validity, the transaction rules,
+//! committees, certification, timeouts, evidence and jailing, epochs and snapshots.
+
+mod common;
+
+use common::*;
+use platform_crypto::Keypair;
+use platform_primitives::{Epoch, Hash, Height, Score, Uid};
+use platform_state::records::SubmissionStatus;
+use platform_state::*;
+
+fn reject_of(r: Result<Applied, BlockError>) -> Reject {
+    match r {
+        Err(BlockError::Tx { reject, .. }) => reject,
+        other => panic!("expected a rejected transaction, got {other:?}"),
+    }
+}
+
+#[test]
+fn applying_a_block_twice_is_refused() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let (tx, _) = net.submit(0, &score_payload(5));
+    let block = net.block(vec![tx]);
+    net.state.apply_block(&block, &NoModules).unwrap();
+    let root = net.state.root();
+    let again = net.state.apply_block(&block, &NoModules);
+    assert!(
+        matches!(again, Err(BlockError::WrongHeight { .. })),
+        "{again:?}"
+    );
+    assert_eq!(net.state.root(), root);
+}
+
+#[test]
+fn one_bad_transaction_refuses_the_whole_block_and_changes_nothing() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let root = net.state.root();
+    let height = net.state.meta().height;
+    let (good, _) = net.submit(0, &score_payload(5));
+    let (mut bad, _) = net.submit(1, &score_payload(6));
+    if let Tx::Submit(s) = &mut bad {
+        s.signature = None;
+    }
+    let r = net.apply(vec![good, bad]);
+    assert!(
+        matches!(
+            r,
+            Err(BlockError::Tx {
+                index: 1,
+                reject: Reject::Unsigned
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(net.state.root(), root);
+    assert_eq!(net.state.meta().height, height);
+}
+
+#[test]
+fn header_fields_are_checked() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let base = net.block(vec![]);
+
+    let mut b = base.clone();
+    b.header.parent = Hash::of(b"elsewhere");
+    assert!(matches!(
+        net.state.verify_block(&b, &NoModules),
+        Err(BlockError::WrongParent { .. })
+    ));
+    let mut b = base.clone();
+    b.header.state_root = Hash::ZERO;
+    assert!(matches!(
+        net.state.verify_block(&b, &NoModules),
+        Err(BlockError::WrongStateRoot { .. })
+    ));
+    let mut b = base.clone();
+    b.header.tx_root = Hash::ZERO;
+    assert!(matches!(
+        net.state.verify_block(&b, &NoModules),
+        Err(BlockError::WrongTxRoot)
+    ));
+    let mut b = base.clone();
+    b.header.timestamp_ms = 0;
+    assert!(matches!(
+        net.state.verify_block(&b, &NoModules),
+        Err(BlockError::TimestampBackwards { .. })
+    ));
+    // A beacon made by another validator does not verify for the named proposer.
+    let mut b = base.clone();
+    let other = &net.validators[0].key;
+    assert_ne!(other.hotkey(), b.header.proposer);
+    let meta = net.state.meta();
+    b.header.beacon = other
+        .vrf_prove(&BlockHeader::beacon_input(NETUID, meta.epoch, b.header.height))
+        .1;
+    assert!(matches!(
+        net.state.verify_block(&b, &NoModules),
+        Err(BlockError::BadBeacon)
+    ));
+    let mut b = base.clone();
+    b.header.proposer = net.miners[0].hotkey();
+    assert!(matches!(
+        net.state.verify_block(&b, &NoModules),
+        Err(BlockError::NotValidator { .. })
+    ));
+    // And the untouched block is fine (verification rolled everything back).
+    net.state.apply_block(&base, &NoModules).unwrap();
+}
+
+/// Mempool admission and block application give the same verdict: they are one executor.
+#[test]
+fn admission_and_application_agree() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let (first, _) = net.submit(0, &score_payload(5));
+    net.apply(vec![first.clone()]).unwrap();
+    let stranger = Keypair::from_seed(&[99; 32]);
+    let candidates = vec![
+        // Replayed: the same transaction again (same nonce, same payload).
+        first,
+        // A non-owner sudo.
+        sudo_by(
+            &stranger,
+            100,
+            SudoAction::SetParams(Params::default()),
+        ),
+        // An owner sudo with a used nonce.
+        sudo_by(&net.owner, 1, SudoAction::SetParams(Params::default())),
+    ];
+    for tx in candidates {
+        let admitted = net.state.admit(&tx, &NoModules).unwrap_err();
+        let applied = reject_of(net.apply(vec![tx]));
+        assert_eq!(admitted, applied);
+    }
+}
+
+#[test]
+fn submission_rules() {
+    let mut params = Params::default();
+    params.max_submissions_per_epoch = 2;
+    let mut net = Net::with_challenge(params, None);
+    let (a, _) = net.submit(0, &score_payload(1));
+    let (b, _) = net.submit(0, &score_payload(2));
+    net.apply(vec![a, b]).unwrap();
+    let (c, _) = net.submit(0, &score_payload(3));
+    assert_eq!(
+        reject_of(net.apply(vec![c])),
+        Reject::RateLimited { limit: 2 }
+    );
+    // Another miner copying miner 0's payload earns nothing: the first keeps it.
+    let (copy, _) = net.submit(1, &score_payload(1));
+    assert!(matches!(
+        reject_of(net.apply(vec![copy])),
+        Reject::DuplicatePayload { .. }
+    ));
+    // A payload longer than the challenge allows.
+    let (mut big, _) = net.submit(1, &score_payload(4));
+    if let Tx::Submit(s) = &mut big {
+        s.submission.payload_len = 4096;
+    }
+    // Re-sign: the signature covers the claimed length.
+    let k = &net.miners[1];
+    if let Tx::Submit(s) = &mut big {
+        s.signature = Some(k.sign(
+            platform_crypto::Domain::Submission,
+            &SubmitTx::signing_bytes(NETUID, &s.submission),
+        ));
+    }
+    assert_eq!(
+        reject_of(net.apply(vec![big])),
+        Reject::PayloadTooLarge { len: 4096, max: 1024 }
+    );
+}
+
+#[test]
+fn lifecycle_emission_and_params_rules() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    // Illegal: Active -> Draft.
+    let t = net.sudo(SudoAction::Transition {
+        challenge: id("score"),
+        to: Lifecycle::Draft,
+    });
+    assert!(matches!(
+        reject_of(net.apply(vec![t])),
+        Reject::IllegalTransition { .. }
+    ));
+    // A second challenge at 3000 bps would total 11000.
+    let mut second = net.meta("second", None);
+    second.emission_bps = 3_000;
+    let p = net.sudo(SudoAction::Publish(second.clone()));
+    assert_eq!(
+        reject_of(net.apply(vec![p])),
+        Reject::EmissionOverflow { total: 11_000 }
+    );
+    second.emission_bps = 2_000;
+    let p = net.sudo(SudoAction::Publish(second.clone()));
+    net.apply(vec![p]).unwrap();
+    // Updating metadata needs a higher version.
+    let again = net.sudo(SudoAction::Publish(second.clone()));
+    assert!(matches!(
+        reject_of(net.apply(vec![again])),
+        Reject::VersionNotIncreased { current: 1, .. }
+    ));
+    // Retire, then it can never come back.
+    let retire = net.sudo(SudoAction::Transition {
+        challenge: id("second"),
+        to: Lifecycle::Retired,
+    });
+    assert!(matches!(
+        reject_of(net.apply(vec![retire])),
+        Reject::IllegalTransition { .. }
+    ));
+    let retire = net.sudo(SudoAction::Transition {
+        challenge: id("score"),
+        to: Lifecycle::Retired,
+    });
+    net.apply(vec![retire]).unwrap();
+    let mut back = net.meta("score", None);
+    back.version = 2;
+    let p = net.sudo(SudoAction::Publish(back));
+    assert!(matches!(
+        reject_of(net.apply(vec![p])),
+        Reject::IllegalTransition { .. }
+    ));
+    // Parameters are validated.
+    let mut bad = Params::default();
+    bad.max_committee_share_bps = 0;
+    let p = net.sudo(SudoAction::SetParams(bad));
+    assert!(matches!(
+        reject_of(net.apply(vec![p])),
+        Reject::InvalidValue { .. }
+    ));
+    // The signature covers the whole metadata: changing the module hash after signing breaks it.
+    let mut meta = net.meta("third", None);
+    meta.emission_bps = 0;
+    let mut tx = net.sudo(SudoAction::Publish(meta));
+    if let Tx::Sudo(s) = &mut tx
+        && let SudoAction::Publish(m) = &mut s.action
+    {
+        m.wasm_hash = Hash::of(b"another module");
+    }
+    assert!(matches!(
+        reject_of(net.apply(vec![tx])),
+        Reject::BadSignature { .. }
+    ));
+}
+
+#[test]
+fn certification_needs_more_than_two_thirds_and_credits_only_signers() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let payload = score_payload(700);
+    let (tx, sid) = net.submit(0, &payload);
+    net.apply(vec![tx]).unwrap();
+    let committee = net.state.submission(&sid).unwrap().committee;
+    assert_eq!(committee.len(), 4, "committee_size 0 means every validator");
+    let (body, attests) = net.evaluate(&sid, &payload);
+
+    let two = net.certify(&sid, &body, &attests, &[0, 1]);
+    assert_eq!(
+        reject_of(net.apply(vec![two])),
+        Reject::InsufficientSigners {
+            signers: 2,
+            committee: 4
+        }
+    );
+    // A certificate over a different result does not verify.
+    let mut forged = body.clone();
+    forged.fuel_used += 1;
+    let bad = net.certify(&sid, &forged, &attests, &[0, 1, 2]);
+    assert_eq!(reject_of(net.apply(vec![bad])), Reject::BadBlsSignature);
+
+    let three = net.certify(&sid, &body, &attests, &[0, 1, 2]);
+    let applied = net.apply(vec![three.clone()]).unwrap();
+    assert!(matches!(
+        applied.effects[0],
+        Effect::Certified {
+            score: Some(Score(700)),
+            signers: 3,
+            ..
+        }
+    ));
+    let credits = net.state.credits(Epoch(0));
+    assert_eq!(credits.len(), 3);
+    assert!(!credits.contains_key(&committee[3]));
+    // The write-set was applied once; certifying again is refused.
+    assert_eq!(net.state.challenge_kv(&id("score")).len(), 1);
+    assert!(matches!(
+        reject_of(net.apply(vec![three])),
+        Reject::NotPending { .. }
+    ));
+}
+
+#[test]
+fn missing_members_are_replaced_after_the_timeout() {
+    let mut params = Params::default();
+    params.attest_timeout_blocks = 3;
+    params.max_committee_share_bps = 10_000;
+    let mut net = Net::with_challenge(params, Some(2));
+    let payload = score_payload(9);
+    let (tx, sid) = net.submit(0, &payload);
+    net.apply(vec![tx]).unwrap();
+    let first = net.state.submission(&sid).unwrap();
+    assert_eq!(first.committee.len(), 2);
+    // One member attests; the other does not.
+    let (_, attests) = net.evaluate(&sid, &payload);
+    net.apply(vec![Tx::Attest(attests[0].1.clone())]).unwrap();
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        events.extend(net.apply(vec![]).unwrap().events);
+    }
+    let r = net.state.submission(&sid).unwrap();
+    assert_eq!(r.dropped, vec![first.committee[1]]);
+    assert_eq!(r.committee.len(), 2);
+    assert_eq!(r.committee[0], first.committee[0]);
+    assert!(!first.committee.contains(&r.committee[1]));
+    assert!(matches!(events.as_slice(), [Event::Replaced { .. }]));
+    // The replacement can attest and the two certify.
+    let (body, attests) = net.evaluate(&sid, &payload);
+    let cert = net.certify(&sid, &body, &attests, &[0, 1]);
+    net.apply(vec![Tx::Attest(attests[1].1.clone()), cert]).unwrap();
+    assert!(matches!(
+        net.state.submission(&sid).unwrap().status,
+        SubmissionStatus::Certified { .. }
+    ));
+}
+
+#[test]
+fn conflicting_attestations_jail_and_jailed_validators_are_never_drawn() {
+    let mut params = Params::default();
+    params.max_committee_share_bps = 10_000;
+    params.max_submissions_per_epoch = 100;
+    let mut net = Net::with_challenge(params, Some(2));
+    let payload = score_payload(3);
+    let (tx, sid) = net.submit(0, &payload);
+    net.apply(vec![tx]).unwrap();
+    let member = net.state.submission(&sid).unwrap().committee[0];
+    let a = net.attest(&member, &sid, Hash::of(b"one"));
+    let b = net.attest(&member, &sid, Hash::of(b"two"));
+    // Same digest twice is not evidence.
+    let same = Tx::Evidence(Evidence::Conflicting {
+        a: a.clone(),
+        b: a.clone(),
+    });
+    assert_eq!(reject_of(net.apply(vec![same])), Reject::NotEvidence);
+    let ev = Tx::Evidence(Evidence::Conflicting { a, b });
+    let applied = net.apply(vec![ev.clone()]).unwrap();
+    assert!(matches!(applied.effects[0], Effect::Jailed { hotkey, .. } if hotkey == member));
+    assert!(matches!(
+        reject_of(net.apply(vec![ev])),
+        Reject::EvidenceKnown { .. }
+    ));
+    // Every later draw avoids the jailed validator.
+    for i in 0..25u64 {
+        let (tx, sid) = net.submit((i % 3) as usize, &score_payload(1_000 + i));
+        net.apply(vec![tx]).unwrap();
+        let committee = net.state.submission(&sid).unwrap().committee;
+        assert_eq!(committee.len(), 2);
+        assert!(!committee.contains(&member), "draw {i} picked a jailed validator");
+    }
+}
+
+#[test]
+fn epochs_close_only_with_the_computed_weights() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let payload = score_payload(400);
+    let (tx, sid) = net.submit(1, &payload);
+    net.apply(vec![tx]).unwrap();
+    let (body, attests) = net.evaluate(&sid, &payload);
+    let cert = net.certify(&sid, &body, &attests, &[0, 1, 2, 3]);
+    net.apply(vec![cert]).unwrap();
+
+    let close = |digest| {
+        Tx::EpochClose(EpochClose {
+            epoch: Epoch(0),
+            weights_digest: digest,
+        })
+    };
+    assert_eq!(
+        reject_of(net.apply(vec![close(Hash::ZERO)])),
+        Reject::NotAnchored { epoch: Epoch(1) }
+    );
+    let anchor = net.anchor();
+    net.apply(vec![anchor.clone()]).unwrap();
+    assert_eq!(
+        reject_of(net.apply(vec![anchor])),
+        Reject::AlreadyAnchored { epoch: Epoch(1) }
+    );
+    let weights = net.state.compute_weights(&NoModules).unwrap();
+    // 80% to the only scored miner (UID 5), 20% to the burn UID 0.
+    assert_eq!(weights.uids(), &[Uid(0), Uid(5)]);
+    assert_eq!(weights.weights(), &[13107, 52428]);
+    assert!(matches!(
+        reject_of(net.apply(vec![close(Hash::ZERO)])),
+        Reject::WeightsMismatch { .. }
+    ));
+    net.apply(vec![close(weights_digest(&weights))]).unwrap();
+    assert_eq!(net.state.meta().epoch, Epoch(1));
+    assert_eq!(net.state.epoch(Epoch(0)).unwrap().weights, Some(weights));
+}
+
+#[test]
+fn same_blocks_give_the_same_root_everywhere() {
+    let mut a = Net::with_challenge(Params::default(), None);
+    for i in 0..5u64 {
+        let payload = score_payload(10 + i);
+        let (tx, sid) = a.submit((i % 3) as usize, &payload);
+        a.apply(vec![tx]).unwrap();
+        let (body, attests) = a.evaluate(&sid, &payload);
+        let cert = a.certify(&sid, &body, &attests, &[0, 1, 2]);
+        a.apply(vec![cert]).unwrap();
+    }
+    // A second validator, from the same genesis, replays the log.
+    let mut b = State::genesis(&a.genesis).unwrap();
+    let mut roots = Vec::new();
+    for block in &a.log {
+        roots.push(b.apply_block(block, &NoModules).unwrap().state_root);
+    }
+    assert_eq!(b.root(), a.state.root());
+    assert_eq!(roots.last(), Some(&a.state.root()));
+}
+
+#[test]
+fn snapshots_round_trip_and_refuse_anything_that_does_not_match() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let (tx, _) = net.submit(0, &score_payload(5));
+    net.apply(vec![tx]).unwrap();
+    let root = net.state.root();
+    let snap = net.state.export_snapshot(b"certificate".to_vec());
+    let bytes = snap.to_bytes();
+    let accept = |_: &Hash, _: Height, _: &Hash, c: &[u8]| {
+        if c == b"certificate" {
+            Ok(())
+        } else {
+            Err("unknown certificate".to_string())
+        }
+    };
+    let mut imported = Snapshot::import(&bytes, 1 << 24, accept).unwrap();
+    assert_eq!(imported.root(), root);
+    assert_eq!(imported.meta(), net.state.meta());
+
+    // A changed value.
+    let mut bad = snap.clone();
+    bad.entries[3].1.push(0);
+    assert!(matches!(
+        Snapshot::import(&bad.to_bytes(), 1 << 24, accept),
+        Err(SnapshotError::RootMismatch { .. })
+    ));
+    // Out of order.
+    let mut bad = snap.clone();
+    bad.entries.swap(1, 2);
+    assert!(matches!(
+        Snapshot::import(&bad.to_bytes(), 1 << 24, accept),
+        Err(SnapshotError::Unordered)
+    ));
+    // A claimed height that is not the state's.
+    let mut bad = snap.clone();
+    bad.height = Height(99);
+    assert!(matches!(
+        Snapshot::import(&bad.to_bytes(), 1 << 24, accept),
+        Err(SnapshotError::PositionMismatch { .. })
+    ));
+    // A certificate the consensus layer does not accept.
+    let mut bad = snap.clone();
+    bad.certificate = b"forged".to_vec();
+    assert!(matches!(
+        Snapshot::import(&bad.to_bytes(), 1 << 24, accept),
+        Err(SnapshotError::Certificate { .. })
+    ));
+    // Trailing bytes and oversize input.
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        Snapshot::import(&trailing, 1 << 24, accept),
+        Err(SnapshotError::Codec(_))
+    ));
+    assert!(matches!(
+        Snapshot::import(&bytes, 16, accept),
+        Err(SnapshotError::Codec(_))
+    ));
+}
