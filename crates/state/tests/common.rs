@@ -68,7 +68,12 @@ pub fn bind(k: &Keypair, bls: &BlsSecretKey) -> BindKeysTx {
     }
 }
 
-pub fn genesis(validators: &[Node], miners: &[Keypair], owner: &Keypair, params: Params) -> Genesis {
+pub fn genesis(
+    validators: &[Node],
+    miners: &[Keypair],
+    owner: &Keypair,
+    params: Params,
+) -> Genesis {
     let mut metagraph = Vec::new();
     for (i, v) in validators.iter().enumerate() {
         metagraph.push(Neuron {
@@ -231,7 +236,11 @@ impl Net {
 
     /// Evaluates a submission as its committee would and returns the result and the attest
     /// signature of each member.
-    pub fn evaluate(&self, sid: &SubmissionId, payload: &[u8]) -> (ResultBody, Vec<(usize, Attest)>) {
+    pub fn evaluate(
+        &self,
+        sid: &SubmissionId,
+        payload: &[u8],
+    ) -> (ResultBody, Vec<(usize, Attest)>) {
         let r = self.state.submission(sid).unwrap();
         let module = self.runtime.load(&self.module).unwrap();
         let (_, e, _) = self.runtime.validate_and_evaluate(
@@ -261,7 +270,11 @@ impl Net {
     }
 
     pub fn attest(&self, hk: &Hotkey, sid: &SubmissionId, digest: Hash) -> Attest {
-        let v = self.validators.iter().find(|v| v.key.hotkey() == *hk).unwrap();
+        let v = self
+            .validators
+            .iter()
+            .find(|v| v.key.hotkey() == *hk)
+            .unwrap();
         Attest {
             submission: *sid,
             evaluator: *hk,
@@ -271,7 +284,13 @@ impl Net {
     }
 
     /// A certificate signed by the members at `indexes` of the committee.
-    pub fn certify(&self, sid: &SubmissionId, body: &ResultBody, attests: &[(usize, Attest)], indexes: &[usize]) -> Tx {
+    pub fn certify(
+        &self,
+        sid: &SubmissionId,
+        body: &ResultBody,
+        attests: &[(usize, Attest)],
+        indexes: &[usize],
+    ) -> Tx {
         let n = self.state.submission(sid).unwrap().committee.len();
         let mut signers = SignerBitmap::new(n);
         let mut sigs = Vec::new();

@@ -91,7 +91,11 @@ fn header_fields_are_checked() {
     assert_ne!(other.hotkey(), b.header.proposer);
     let meta = net.state.meta();
     b.header.beacon = other
-        .vrf_prove(&BlockHeader::beacon_input(NETUID, meta.epoch, b.header.height))
+        .vrf_prove(&BlockHeader::beacon_input(
+            NETUID,
+            meta.epoch,
+            b.header.height,
+        ))
         .1;
     assert!(matches!(
         net.state.verify_block(&b, &NoModules),
@@ -118,11 +122,7 @@ fn admission_and_application_agree() {
         // Replayed: the same transaction again (same nonce, same payload).
         first,
         // A non-owner sudo.
-        sudo_by(
-            &stranger,
-            100,
-            SudoAction::SetParams(Params::default()),
-        ),
+        sudo_by(&stranger, 100, SudoAction::SetParams(Params::default())),
         // An owner sudo with a used nonce.
         sudo_by(&net.owner, 1, SudoAction::SetParams(Params::default())),
     ];
@@ -167,7 +167,10 @@ fn submission_rules() {
     }
     assert_eq!(
         reject_of(net.apply(vec![big])),
-        Reject::PayloadTooLarge { len: 4096, max: 1024 }
+        Reject::PayloadTooLarge {
+            len: 4096,
+            max: 1024
+        }
     );
 }
 
@@ -316,7 +319,8 @@ fn missing_members_are_replaced_after_the_timeout() {
     // The replacement can attest and the two certify.
     let (body, attests) = net.evaluate(&sid, &payload);
     let cert = net.certify(&sid, &body, &attests, &[0, 1]);
-    net.apply(vec![Tx::Attest(attests[1].1.clone()), cert]).unwrap();
+    net.apply(vec![Tx::Attest(attests[1].1.clone()), cert])
+        .unwrap();
     assert!(matches!(
         net.state.submission(&sid).unwrap().status,
         SubmissionStatus::Certified { .. }
@@ -354,7 +358,10 @@ fn conflicting_attestations_jail_and_jailed_validators_are_never_drawn() {
         net.apply(vec![tx]).unwrap();
         let committee = net.state.submission(&sid).unwrap().committee;
         assert_eq!(committee.len(), 2);
-        assert!(!committee.contains(&member), "draw {i} picked a jailed validator");
+        assert!(
+            !committee.contains(&member),
+            "draw {i} picked a jailed validator"
+        );
     }
 }
 
