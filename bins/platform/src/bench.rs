@@ -44,6 +44,15 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The state root's cost per block (100 changed entries) at 10^5 and 10^6 entries.
+    State {
+        /// Fewer runs.
+        #[arg(long)]
+        quick: bool,
+        /// Print the figures as JSON (`sizes`, `scaling_1m_over_100k`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -156,6 +165,14 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
                     "blake3 (1 MiB inputs)   {:>10} MiB/s",
                     figures.blake3_mib_per_sec
                 );
+            }
+        }
+        BenchCommand::State { quick, json } => {
+            let figures = crate::bench_state::run(quick);
+            if json {
+                output::json(&figures);
+            } else {
+                crate::bench_state::print(&figures);
             }
         }
         BenchCommand::Audit { quick, json } => {

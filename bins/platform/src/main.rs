@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod bench;
 mod bench_runtime;
+mod bench_state;
 mod challenge;
 mod keys;
 mod output;

@@ -19,6 +19,7 @@
 
 pub mod committee;
 mod exec;
+pub mod fixtures;
 mod keys;
 mod machine;
 pub mod records;

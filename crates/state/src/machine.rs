@@ -146,6 +146,10 @@ pub(crate) struct BlockCtx {
 /// same code and roll back.
 pub struct State {
     pub(crate) store: Store,
+    /// Hash of the last applied block header (the genesis hash at first). Kept beside the
+    /// state, not in it: headers chain by hash already, and the root then depends only on what
+    /// the transactions did, not on the (randomized) signatures that carried them.
+    pub(crate) last_block: Hash,
     /// BLS keys whose proof of possession was checked, by hotkey (a cache, not state).
     pub(crate) bls: Mutex<BTreeMap<Hotkey, VerifiedBlsKey>>,
 }
@@ -166,6 +170,7 @@ impl State {
     pub fn genesis(g: &Genesis) -> Result<State, Reject> {
         let mut s = State {
             store: Store::default(),
+            last_block: g.hash(),
             bls: Mutex::new(BTreeMap::new()),
         };
         let validators = validator_set(&g.metagraph, &g.params)?;
@@ -176,7 +181,6 @@ impl State {
                 netuid: g.netuid,
                 owner: g.owner,
                 height: Height(0),
-                last_block: g.hash(),
                 last_timestamp_ms: g.timestamp_ms,
                 epoch: Epoch(0),
                 sudo_nonce: None,
@@ -204,9 +208,10 @@ impl State {
     }
 
     /// Rebuilds a state from snapshot entries (see [`crate::snapshot`]).
-    pub(crate) fn from_store(store: Store) -> State {
+    pub(crate) fn from_store(store: Store, last_block: Hash) -> State {
         State {
             store,
+            last_block,
             bls: Mutex::new(BTreeMap::new()),
         }
     }
@@ -216,6 +221,11 @@ impl State {
     }
 
     // ----- reads -----
+
+    /// Hash of the last applied block header (the genesis hash before block 1).
+    pub fn last_block(&self) -> Hash {
+        self.last_block
+    }
 
     /// The log position and owner.
     pub fn meta(&self) -> Meta {
@@ -392,8 +402,10 @@ impl State {
         host: &dyn WeightsHost,
     ) -> Result<Applied, BlockError> {
         let cp = self.store.checkpoint();
+        let last = self.last_block;
         let r = self.apply_inner(block, host);
         self.store.rollback(cp);
+        self.last_block = last;
         r
     }
 
@@ -410,6 +422,7 @@ impl State {
                 Ok(a)
             }
             Err(e) => {
+                // `last_block` changes only on success, as the last step.
                 self.store.rollback(cp);
                 Err(e)
             }
@@ -452,7 +465,7 @@ impl State {
         let header = BlockHeader {
             height,
             view,
-            parent: meta.last_block,
+            parent: self.last_block,
             state_root,
             proposer: proposer.hotkey(),
             timestamp_ms: timestamp_ms.max(meta.last_timestamp_ms),
@@ -482,9 +495,9 @@ impl State {
                 got: h.height,
             });
         }
-        if h.parent != meta.last_block {
+        if h.parent != self.last_block {
             return Err(BlockError::WrongParent {
-                expected: meta.last_block,
+                expected: self.last_block,
                 got: h.parent,
             });
         }
@@ -538,11 +551,11 @@ impl State {
         // Re-read: transactions (an epoch close) may have changed it.
         meta = Meta {
             height: h.height,
-            last_block: h.hash(),
             last_timestamp_ms: h.timestamp_ms,
             ..self.meta()
         };
         put(&mut self.store, keys::meta(), &meta);
+        self.last_block = h.hash();
         Ok(Applied {
             events,
             effects,

@@ -19,8 +19,6 @@ pub struct Meta {
     pub owner: Hotkey,
     /// Height of the last applied block (0 = genesis).
     pub height: Height,
-    /// Hash of the last applied block header (or the genesis hash).
-    pub last_block: Hash,
     /// Its timestamp.
     pub last_timestamp_ms: u64,
     /// The current epoch.

@@ -64,14 +64,10 @@ pub enum SnapshotError {
         claimed: Hash,
     },
     /// The state inside is not at the claimed height and block.
-    #[error(
-        "the state inside is at height {inner} (block {inner_hash}), not the claimed {claimed}"
-    )]
+    #[error("the state inside is at height {inner}, not the claimed {claimed}")]
     PositionMismatch {
         /// Height recorded in the state.
         inner: Height,
-        /// Its last block hash.
-        inner_hash: Hash,
         /// Claimed height.
         claimed: Height,
     },
@@ -92,7 +88,7 @@ impl State {
         Snapshot {
             version: 1,
             height: meta.height,
-            block_hash: meta.last_block,
+            block_hash: self.last_block(),
             state_root: self.root(),
             certificate,
             entries: self
@@ -138,14 +134,11 @@ impl Snapshot {
                 claimed: snap.state_root,
             });
         }
-        let state = State::from_store(store);
-        let (inner, inner_hash) = state
-            .meta_checked()
-            .map_or((Height(0), Hash::ZERO), |m| (m.height, m.last_block));
-        if inner != snap.height || inner_hash != snap.block_hash {
+        let state = State::from_store(store, snap.block_hash);
+        let inner = state.meta_checked().map_or(Height(0), |m| m.height);
+        if inner != snap.height {
             return Err(SnapshotError::PositionMismatch {
                 inner,
-                inner_hash,
                 claimed: snap.height,
             });
         }

@@ -214,7 +214,7 @@ impl Net {
             header: BlockHeader {
                 height,
                 view: View(height.0),
-                parent: meta.last_block,
+                parent: self.state.last_block(),
                 state_root,
                 proposer: proposer.hotkey(),
                 timestamp_ms: self.clock,
