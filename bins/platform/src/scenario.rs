@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use platform_state::Effect;
 use platform_state::scenario::{self, Report};
 
 use crate::output;
@@ -13,7 +14,8 @@ pub enum ScenarioCommand {
     /// Run a scenario file (validators, miners, challenges, submissions, epochs) through the
     /// state machine and the wasm runtime in this process, and print each epoch's weights and
     /// every transaction's receipt. Consensus is an ordered log of blocks; everything else is
-    /// the real code. Exits with 1 if the file's [expect] section does not hold.
+    /// the real code. Exits with 1 if the file's [expect] section does not hold, 2 if the
+    /// scenario cannot run.
     Run {
         /// The scenario (TOML; see docs/scenarios.md). Paths inside are relative to it.
         file: PathBuf,
@@ -32,7 +34,14 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
         json,
         snapshot,
     } = cmd;
-    let (report, snap) = scenario::run_file_with_snapshot(&file, snapshot.is_some())?;
+    let (report, snap) = match scenario::run_file_with_snapshot(&file, snapshot.is_some()) {
+        Ok(r) => r,
+        Err(e) => {
+            // Exit code 2: the scenario could not run (1 is kept for unmet expectations).
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     if let (Some(path), Some(bytes)) = (&snapshot, snap) {
         std::fs::write(path, bytes)
             .map_err(|e| anyhow::anyhow!("cannot write snapshot {}: {e}", path.display()))?;
@@ -49,19 +58,50 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A one-line description of an effect for people.
+fn describe(e: &Effect) -> String {
+    match e {
+        Effect::Submitted {
+            submission,
+            committee,
+        } => format!(
+            "submission {}… committee of {}",
+            &submission.to_string()[..12],
+            committee.len()
+        ),
+        Effect::Certified {
+            submission,
+            score,
+            signers,
+        } => format!(
+            "submission {}… score {} ({signers} signers)",
+            &submission.to_string()[..12],
+            score.map_or_else(|| "none".into(), |s| s.to_string())
+        ),
+        Effect::Closed { epoch, uids, .. } => format!("epoch {epoch} closed, {} uids", uids.len()),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
 fn print_report(r: &Report) {
-    println!("receipts:");
+    println!("receipts (attestations that were accepted are counted, not listed):");
+    let mut attests = 0;
     for line in &r.receipts {
+        if line.kind == "attest" && line.outcome == "accepted" {
+            attests += 1;
+            continue;
+        }
         let detail = match (&line.effect, &line.rejection) {
             (_, Some(why)) => why.clone(),
-            (Some(e), None) => serde_json::to_string(e).unwrap_or_default(),
+            (Some(e), None) => describe(e),
             _ => String::new(),
         };
         println!(
-            "  #{:<4} {:<24} {:<12} {:<22} {}",
+            "  block {:<3} {:<30} {:<12} {:<20} {}",
             line.height, line.label, line.kind, line.outcome, detail
         );
     }
+    println!("  ({attests} attestations accepted)");
     println!("weights:");
     for e in &r.epochs {
         let pairs: Vec<String> = e

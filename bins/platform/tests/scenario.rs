@@ -233,7 +233,7 @@ fn bad_scenarios_get_clear_errors() {
         let p = d.path().join("bad.toml");
         std::fs::write(&p, text).unwrap();
         let out = platform(&["scenario", "run", &p.display().to_string()]);
-        assert!(!out.status.success());
+        assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{text}: {err}");
     }

@@ -48,7 +48,7 @@ pub fn capped_weights(stakes: &[u64], cap_bps: u16) -> Vec<u128> {
 /// `blake3(seed ‖ i)` as its random number. The same inputs give the same order everywhere.
 pub fn draw_order(candidates: &[(Hotkey, u128)], seed: &Hash) -> Vec<Hotkey> {
     let mut left: Vec<(Hotkey, u128)> = candidates.to_vec();
-    left.sort_by(|a, b| a.0.cmp(&b.0));
+    left.sort_by_key(|c| c.0);
     let mut order = Vec::with_capacity(left.len());
     let mut i: u32 = 0;
     while !left.is_empty() {

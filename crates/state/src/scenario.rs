@@ -588,10 +588,8 @@ impl Runner {
         match effect {
             Effect::Submitted { submission, .. } => self.pending.push(*submission),
             Effect::Certified { .. } => self.report.certified += 1,
-            Effect::Jailed { hotkey, .. } => {
-                if !self.report.jailed.contains(hotkey) {
-                    self.report.jailed.push(*hotkey);
-                }
+            Effect::Jailed { hotkey, .. } if !self.report.jailed.contains(hotkey) => {
+                self.report.jailed.push(*hotkey);
             }
             Effect::Closed {
                 epoch,

@@ -62,10 +62,13 @@ impl WeightsHost for NoModules {
     }
 }
 
+type Loaded = (Arc<Runtime>, Arc<LoadedModule>);
+
 /// Runs `weights` exports in the wasm runtime, with each challenge's resource policy.
 pub struct RuntimeWeights {
     modules: BTreeMap<Hash, Vec<u8>>,
-    loaded: Mutex<BTreeMap<(Hash, Vec<u8>), (Arc<Runtime>, Arc<LoadedModule>)>>,
+    /// Compiled modules by (module hash, encoded resources).
+    loaded: Mutex<BTreeMap<(Hash, Vec<u8>), Loaded>>,
 }
 
 impl RuntimeWeights {
@@ -77,7 +80,7 @@ impl RuntimeWeights {
         }
     }
 
-    fn load(&self, meta: &ChallengeMeta) -> Option<(Arc<Runtime>, Arc<LoadedModule>)> {
+    fn load(&self, meta: &ChallengeMeta) -> Option<Loaded> {
         let policy_key = encode(&meta.resources);
         let key = (meta.wasm_hash, policy_key);
         let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,7 +9,10 @@ use platform_primitives::{
     decode, encode,
 };
 use platform_runtime::OutcomeClass;
-use platform_state::records::{Genesis, ScoreEntry};
+use platform_state::records::{
+    BoundKeys, ChallengeRecord, EpochRecord, Genesis, Meta, ScoreEntry, SubmissionRecord,
+    SubmissionStatus,
+};
 use platform_state::*;
 
 fn check<T>(value: T, expected_blake3: &str)
@@ -249,5 +252,86 @@ fn blocks_and_records() {
             entries: vec![(vec![0], vec![1]), (vec![1], vec![2, 3])],
         },
         "49b4ea05178459154e6d85c346ef4da8d8532bbc4e903d8085cc550d04036ed9",
+    );
+}
+
+/// The records under state keys: their encodings are hashed into the state root.
+#[test]
+fn state_records() {
+    check(
+        Meta {
+            netuid: NetUid(1),
+            owner: hk(1),
+            height: Height(42),
+            last_timestamp_ms: 1_700_000_000_000,
+            epoch: Epoch(3),
+            sudo_nonce: Some(9),
+            certified: 17,
+        },
+        "e287d73b2cbfc5c43d5e7bf3d710247b463a58b03559738b66dc391e9264b6c4",
+    );
+    check(
+        ChallengeRecord {
+            meta: meta(),
+            status: Lifecycle::Deprecated,
+        },
+        "db02ae12f94d4f1b2b53c54838c382ec25346355eb161025e42e398173df89a6",
+    );
+    check(
+        EpochRecord {
+            epoch: Epoch(2),
+            chain_block: 4_000_000,
+            chain_hash: Hash([1; 32]),
+            metagraph: vec![neuron()],
+            validators: vec![(hk(1), 1_000_000_000)],
+            weights: Some(
+                platform_primitives::Weights::from_shares([(Uid(0), 1), (Uid(3), 3)]).unwrap(),
+            ),
+        },
+        "42e835356d3df437268e80c3ceed0137e6dcbc1630fca1154572061f630d2681",
+    );
+    check(
+        BoundKeys {
+            bls_key: BlsPublicKey([3; 48]),
+            pop: BlsSignature([4; 96]),
+            peer_id: vec![1, 2, 3],
+        },
+        "fa1f08dacfac377787fad1ec7071292d96aa88417c8c50cdb8f94a3614032a2d",
+    );
+    let record = SubmissionRecord {
+        submission: submission(),
+        height: Height(5),
+        epoch: Epoch(1),
+        seed: 99,
+        draw_seed: Hash([8; 32]),
+        committee: vec![hk(1), hk(2)],
+        dropped: vec![hk(3)],
+        deadline: Height(15),
+        attestations: vec![(hk(1), Hash([6; 32]))],
+        status: SubmissionStatus::Pending,
+    };
+    check(
+        record.clone(),
+        "4c04c4552d52e55994f15713999c9e8499bcb8fb22990769cac77fb822889235",
+    );
+    check(
+        SubmissionRecord {
+            status: SubmissionStatus::Certified {
+                digest: Hash([6; 32]),
+                outcome: OutcomeClass::Ok,
+                score: Some(Score(5)),
+                signers: vec![hk(1)],
+                height: Height(6),
+            },
+            ..record.clone()
+        },
+        "145a1187af8ba6ddf7cc13c011ed30fed360b6697de959b86ac8e61553d08b9a",
+    );
+    check(
+        SubmissionRecord {
+            status: SubmissionStatus::Expired { height: Height(20) },
+            ..record
+        },
+        "15e4771b491deebed2a503d93b45ec631e73cbcf3ad54b3dc58e0d8ac503b229",
     );
 }
