@@ -1,0 +1,155 @@
+//! LocalChain genesis: a file, or the built-in dev genesis.
+
+use platform_crypto::parse_suri;
+use platform_primitives::Hotkey;
+use serde::Deserialize;
+
+use super::sim::{ChainState, Registered, Subnet};
+use crate::{ChainError, Hyperparameters, NeuronInfo};
+
+/// A genesis file (TOML). Hotkeys and coldkeys are SS58 addresses: a genesis holds no secrets.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// The subnet.
+    pub netuid: u16,
+    /// The subnet owner's hotkey (SS58).
+    pub owner: Hotkey,
+    /// Hyperparameters.
+    pub hyperparameters: Hyperparameters,
+    /// Neurons, UIDs in file order from 0.
+    pub neurons: Vec<GenesisNeuron>,
+}
+
+/// A neuron in a genesis file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisNeuron {
+    /// Hotkey (SS58).
+    pub hotkey: Hotkey,
+    /// Coldkey (SS58); defaults to the hotkey.
+    pub coldkey: Option<Hotkey>,
+    /// Stake in rao.
+    #[serde(default)]
+    pub stake: u64,
+    /// Validator permit.
+    #[serde(default)]
+    pub validator_permit: bool,
+}
+
+/// The dev accounts: validators `//Alice` (owner, 4000 TAO), `//Bob` (3000), `//Charlie` (2000),
+/// `//Dave` (1000), then miners `//Miner1` … `//Miner8`.
+pub const DEV_VALIDATORS: [(&str, u64); 4] = [
+    ("//Alice", 4_000),
+    ("//Bob", 3_000),
+    ("//Charlie", 2_000),
+    ("//Dave", 1_000),
+];
+
+/// Rao per TAO.
+pub const RAO: u64 = 1_000_000_000;
+
+/// Hyperparameters of the dev genesis: a short tempo and a rate limit that lets a validator
+/// set weights once per epoch; commit-reveal off.
+pub fn dev_hyperparameters() -> Hyperparameters {
+    Hyperparameters {
+        tempo: 20,
+        min_allowed_weights: 1,
+        max_weights_limit: u16::MAX,
+        weights_version_key: 0,
+        weights_set_rate_limit: 10,
+        commit_reveal_weights_enabled: false,
+        commit_reveal_version: 2,
+        reveal_period_epochs: 1,
+    }
+}
+
+/// The built-in dev genesis (netuid 1).
+pub fn dev() -> GenesisFile {
+    let hk = |s: &str| parse_suri(s).expect("dev URIs parse").hotkey();
+    let mut neurons: Vec<GenesisNeuron> = DEV_VALIDATORS
+        .iter()
+        .map(|(uri, tao)| GenesisNeuron {
+            hotkey: hk(uri),
+            coldkey: None,
+            stake: tao * RAO,
+            validator_permit: true,
+        })
+        .collect();
+    for i in 1..=8 {
+        neurons.push(GenesisNeuron {
+            hotkey: hk(&format!("//Miner{i}")),
+            coldkey: None,
+            stake: 0,
+            validator_permit: false,
+        });
+    }
+    GenesisFile {
+        netuid: 1,
+        owner: hk("//Alice"),
+        hyperparameters: dev_hyperparameters(),
+        neurons,
+    }
+}
+
+impl GenesisFile {
+    /// Parses a TOML genesis.
+    pub fn parse(text: &str) -> Result<GenesisFile, ChainError> {
+        toml::from_str(text).map_err(|e| ChainError::Malformed {
+            reason: format!("genesis: {e}"),
+        })
+    }
+
+    /// The chain state at block 0.
+    pub fn into_state(self) -> Result<ChainState, ChainError> {
+        if self.hyperparameters.tempo == 0 {
+            return Err(ChainError::Malformed {
+                reason: "genesis: tempo must be at least 1".into(),
+            });
+        }
+        if self.neurons.len() > usize::from(super::sim::MAX_UIDS) {
+            return Err(ChainError::SubnetFull {
+                netuid: self.netuid,
+                max: super::sim::MAX_UIDS,
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = self.neurons.iter().find(|n| !seen.insert(n.hotkey)) {
+            return Err(ChainError::Malformed {
+                reason: format!("genesis: hotkey {} appears twice", dup.hotkey),
+            });
+        }
+        let neurons = self
+            .neurons
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Registered {
+                info: NeuronInfo {
+                    uid: i as u16,
+                    hotkey: n.hotkey,
+                    coldkey: n.coldkey.unwrap_or(n.hotkey),
+                    stake: n.stake,
+                    validator_permit: n.validator_permit,
+                    active: true,
+                    last_update: 0,
+                },
+                since: 0,
+            })
+            .collect();
+        let subnet = Subnet {
+            netuid: self.netuid,
+            owner: self.owner,
+            hyper: self.hyperparameters,
+            neurons,
+            weights: Default::default(),
+            commits: Default::default(),
+        };
+        let genesis_hash = *blake3::hash(&platform_primitives::encode(&subnet)).as_bytes();
+        Ok(ChainState {
+            genesis_hash,
+            block: 0,
+            subnets: [(self.netuid, subnet)].into_iter().collect(),
+            nonces: Default::default(),
+        })
+    }
+}

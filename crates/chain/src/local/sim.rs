@@ -1,0 +1,526 @@
+//! The simulation itself: a subnet's neurons, weights and commits, and subtensor's rules for
+//! them, advanced one block at a time. Pure and synchronous; [`super::LocalChain`] adds
+//! persistence and locking, [`super::server`] the HTTP interface.
+
+use std::collections::BTreeMap;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_crypto::Signature;
+use platform_crypto::sr25519::verify_substrate;
+use platform_primitives::{Hotkey, encode};
+
+use crate::scale::commit_hash;
+use crate::{ChainError, EpochSchedule, Hyperparameters, NeuronInfo, Reveal, ValidatorWeights};
+
+/// Most UIDs per subnet (subtensor's limit).
+pub const MAX_UIDS: u16 = 256;
+/// Most pending commits per hotkey (subtensor keeps a bounded queue).
+pub const MAX_COMMITS: usize = 10;
+
+/// A pending CRv2 commit.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Commit {
+    /// The committed hash.
+    pub hash: [u8; 32],
+    /// Block of the commit.
+    pub block: u64,
+    /// First block it can be revealed at.
+    pub first_reveal: u64,
+    /// Last block it can be revealed at.
+    pub last_reveal: u64,
+}
+
+/// A neuron with its registration block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Registered {
+    /// What the chain reports.
+    pub info: NeuronInfo,
+    /// Block it registered at (0 for genesis neurons).
+    pub since: u64,
+}
+
+/// One subnet.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Subnet {
+    /// Its id.
+    pub netuid: u16,
+    /// Its owner.
+    pub owner: Hotkey,
+    /// Hyperparameters.
+    pub hyper: Hyperparameters,
+    /// Neurons by UID.
+    pub neurons: Vec<Registered>,
+    /// Stored weights by validator UID: `(uid, weight)` pairs, max-upscaled.
+    pub weights: BTreeMap<u16, Vec<(u16, u16)>>,
+    /// Pending commits by hotkey.
+    pub commits: BTreeMap<Hotkey, Vec<Commit>>,
+}
+
+/// A call a hotkey signs.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Call {
+    /// Register the signer on a subnet (as a miner: no stake, no permit).
+    Register {
+        /// The subnet.
+        netuid: u16,
+    },
+    /// `set_weights`.
+    SetWeights {
+        /// The subnet.
+        netuid: u16,
+        /// UIDs.
+        uids: Vec<u16>,
+        /// Weights.
+        weights: Vec<u16>,
+        /// Version key.
+        version_key: u64,
+    },
+    /// `commit_weights` (CRv2).
+    CommitWeights {
+        /// The subnet.
+        netuid: u16,
+        /// The commit hash.
+        hash: [u8; 32],
+    },
+    /// `reveal_weights` (CRv2).
+    RevealWeights {
+        /// The subnet.
+        netuid: u16,
+        /// The revealed data.
+        reveal: Reveal,
+    },
+}
+
+/// A signed call: `sign_substrate("localchain/v1" ‖ genesis hash ‖ borsh(nonce, call))`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedCall {
+    /// The signer.
+    pub signer: Hotkey,
+    /// The signer's next nonce.
+    pub nonce: u64,
+    /// The call.
+    pub call: Call,
+    /// sr25519 signature in the Substrate context.
+    pub signature: Signature,
+}
+
+impl SignedCall {
+    /// The bytes that are signed.
+    pub fn signing_bytes(genesis: &[u8; 32], nonce: u64, call: &Call) -> Vec<u8> {
+        let mut m = b"localchain/v1".to_vec();
+        m.extend(genesis);
+        m.extend(encode(&(nonce, call)));
+        m
+    }
+}
+
+/// The whole chain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ChainState {
+    /// Hash identifying this chain (of its genesis).
+    pub genesis_hash: [u8; 32],
+    /// Current block number.
+    pub block: u64,
+    /// Subnets by netuid.
+    pub subnets: BTreeMap<u16, Subnet>,
+    /// Next nonce per account.
+    pub nonces: BTreeMap<Hotkey, u64>,
+}
+
+fn ss58(h: &Hotkey) -> String {
+    h.to_ss58()
+}
+
+/// Subtensor's epoch index of a block: `(block + netuid + 1) / (tempo + 1)`.
+pub fn epoch_index(block: u64, netuid: u16, tempo: u16) -> u64 {
+    (block + u64::from(netuid) + 1) / (u64::from(tempo) + 1)
+}
+
+/// First block of epoch `index`.
+pub fn epoch_start(index: u64, netuid: u16, tempo: u16) -> u64 {
+    (index * (u64::from(tempo) + 1)).saturating_sub(u64::from(netuid) + 1)
+}
+
+impl ChainState {
+    /// The hash of block `n` (the chain's blocks carry nothing else).
+    pub fn block_hash(&self, n: u64) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.genesis_hash);
+        h.update(&n.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// A subnet, or the error that names it.
+    pub fn subnet(&self, netuid: u16) -> Result<&Subnet, ChainError> {
+        self.subnets
+            .get(&netuid)
+            .ok_or(ChainError::UnknownNetuid { netuid })
+    }
+
+    fn subnet_mut(&mut self, netuid: u16) -> Result<&mut Subnet, ChainError> {
+        self.subnets
+            .get_mut(&netuid)
+            .ok_or(ChainError::UnknownNetuid { netuid })
+    }
+
+    /// The metagraph as of `block` (neurons registered by then).
+    pub fn metagraph(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<NeuronInfo>, ChainError> {
+        let at = block.unwrap_or(self.block);
+        Ok(self
+            .subnet(netuid)?
+            .neurons
+            .iter()
+            .filter(|n| n.since <= at)
+            .map(|n| n.info.clone())
+            .collect())
+    }
+
+    /// Tempo and next epoch start.
+    pub fn schedule(&self, netuid: u16) -> Result<EpochSchedule, ChainError> {
+        let tempo = self.subnet(netuid)?.hyper.tempo;
+        let next = epoch_start(epoch_index(self.block, netuid, tempo) + 1, netuid, tempo);
+        Ok(EpochSchedule {
+            tempo,
+            current_block: self.block,
+            next_epoch_block: next,
+        })
+    }
+
+    /// Stored weights per validator.
+    pub fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
+        let s = self.subnet(netuid)?;
+        Ok(s.weights
+            .iter()
+            .map(|(uid, row)| ValidatorWeights {
+                uid: *uid,
+                hotkey: s.neurons[usize::from(*uid)].info.hotkey,
+                uids: row.iter().map(|p| p.0).collect(),
+                weights: row.iter().map(|p| p.1).collect(),
+            })
+            .collect())
+    }
+
+    /// Yuma's consensus step, for people to see what agreement does: per UID, the
+    /// stake-weighted median (κ = 1/2) of the weights validators with a permit give it, each
+    /// validator's row normalized to sum 65535 first. Validators that set no weights count as
+    /// giving 0.
+    pub fn consensus(&self, netuid: u16) -> Result<Vec<(u16, u16)>, ChainError> {
+        let s = self.subnet(netuid)?;
+        let validators: Vec<&Registered> = s
+            .neurons
+            .iter()
+            .filter(|n| n.info.validator_permit)
+            .collect();
+        let total: u128 = validators.iter().map(|v| u128::from(v.info.stake)).sum();
+        let rows: Vec<(u64, BTreeMap<u16, u64>)> = validators
+            .iter()
+            .map(|v| {
+                let row = s.weights.get(&v.info.uid).cloned().unwrap_or_default();
+                let sum: u64 = row.iter().map(|p| u64::from(p.1)).sum();
+                let normalized = row
+                    .iter()
+                    .map(|&(u, w)| {
+                        (
+                            u,
+                            if sum == 0 {
+                                0
+                            } else {
+                                u64::from(w) * 65_535 / sum
+                            },
+                        )
+                    })
+                    .collect();
+                (v.info.stake, normalized)
+            })
+            .collect();
+        let mut out = Vec::new();
+        for n in &s.neurons {
+            let uid = n.info.uid;
+            let mut votes: Vec<(u64, u64)> = rows
+                .iter()
+                .map(|(stake, row)| (row.get(&uid).copied().unwrap_or(0), *stake))
+                .collect();
+            votes.sort();
+            let mut acc: u128 = 0;
+            let mut median = 0;
+            for (w, stake) in votes {
+                acc += u128::from(stake);
+                if total > 0 && acc * 2 >= total {
+                    median = w;
+                    break;
+                }
+            }
+            if median > 0 {
+                out.push((uid, median as u16));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Advances one block.
+    pub fn produce_block(&mut self) {
+        self.block += 1;
+        // Drop commits whose reveal window has passed.
+        for s in self.subnets.values_mut() {
+            for list in s.commits.values_mut() {
+                list.retain(|c| c.last_reveal >= self.block);
+            }
+            s.commits.retain(|_, l| !l.is_empty());
+        }
+    }
+
+    /// Checks the signature and nonce, then applies the call in the current block.
+    pub fn apply(&mut self, tx: &SignedCall) -> Result<u64, ChainError> {
+        let expected = self.nonces.get(&tx.signer).copied().unwrap_or(0);
+        if tx.nonce != expected {
+            return Err(ChainError::BadSignature {
+                reason: format!(
+                    "nonce {} given, the account's next nonce is {expected}",
+                    tx.nonce
+                ),
+            });
+        }
+        verify_substrate(
+            &tx.signer,
+            &SignedCall::signing_bytes(&self.genesis_hash, tx.nonce, &tx.call),
+            &tx.signature,
+        )
+        .map_err(|e| ChainError::BadSignature {
+            reason: e.to_string(),
+        })?;
+        let block = self.block;
+        match &tx.call {
+            Call::Register { netuid } => self.register(*netuid, tx.signer)?,
+            Call::SetWeights {
+                netuid,
+                uids,
+                weights,
+                version_key,
+            } => {
+                let s = self.subnet(*netuid)?;
+                if s.hyper.commit_reveal_weights_enabled {
+                    return Err(ChainError::CommitRevealRequired { netuid: *netuid });
+                }
+                self.store_weights(*netuid, tx.signer, uids, weights, *version_key)?;
+            }
+            Call::CommitWeights { netuid, hash } => self.commit(*netuid, tx.signer, *hash)?,
+            Call::RevealWeights { netuid, reveal } => self.reveal(*netuid, tx.signer, reveal)?,
+        }
+        self.nonces.insert(tx.signer, expected + 1);
+        Ok(block)
+    }
+
+    fn register(&mut self, netuid: u16, hotkey: Hotkey) -> Result<(), ChainError> {
+        let block = self.block;
+        let s = self.subnet_mut(netuid)?;
+        if let Some(n) = s.neurons.iter().find(|n| n.info.hotkey == hotkey) {
+            return Err(ChainError::AlreadyRegistered {
+                hotkey: ss58(&hotkey),
+                netuid,
+                uid: n.info.uid,
+            });
+        }
+        if s.neurons.len() >= usize::from(MAX_UIDS) {
+            return Err(ChainError::SubnetFull {
+                netuid,
+                max: MAX_UIDS,
+            });
+        }
+        let uid = s.neurons.len() as u16;
+        s.neurons.push(Registered {
+            info: NeuronInfo {
+                uid,
+                hotkey,
+                coldkey: hotkey,
+                stake: 0,
+                validator_permit: false,
+                active: true,
+                last_update: block,
+            },
+            since: block,
+        });
+        Ok(())
+    }
+
+    fn registered(&self, netuid: u16, hotkey: &Hotkey) -> Result<&Registered, ChainError> {
+        self.subnet(netuid)?
+            .neurons
+            .iter()
+            .find(|n| n.info.hotkey == *hotkey)
+            .ok_or_else(|| ChainError::NotRegistered {
+                hotkey: ss58(hotkey),
+                netuid,
+            })
+    }
+
+    /// subtensor's `set_weights` checks, in its order, then max-upscale normalization.
+    fn store_weights(
+        &mut self,
+        netuid: u16,
+        hotkey: Hotkey,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<(), ChainError> {
+        let block = self.block;
+        let s = self.subnet(netuid)?;
+        if uids.len() != weights.len() {
+            return Err(ChainError::LengthMismatch {
+                uids: uids.len(),
+                weights: weights.len(),
+            });
+        }
+        let me = self.registered(netuid, &hotkey)?.info.clone();
+        let self_weight = uids.len() == 1 && uids[0] == me.uid;
+        if !me.validator_permit && !self_weight {
+            return Err(ChainError::NoValidatorPermit {
+                hotkey: ss58(&hotkey),
+                netuid,
+            });
+        }
+        if version_key < s.hyper.weights_version_key {
+            return Err(ChainError::VersionKey {
+                given: version_key,
+                required: s.hyper.weights_version_key,
+            });
+        }
+        let limit = s.hyper.weights_set_rate_limit;
+        if s.weights.contains_key(&me.uid) && block < me.last_update + limit {
+            return Err(ChainError::RateLimited {
+                last: me.last_update,
+                limit,
+                next: me.last_update + limit,
+            });
+        }
+        for &u in uids {
+            if usize::from(u) >= s.neurons.len() {
+                return Err(ChainError::UnknownUid { uid: u, netuid });
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &u in uids {
+            if !seen.insert(u) {
+                return Err(ChainError::DuplicateUid { uid: u });
+            }
+        }
+        if !self_weight && uids.len() < usize::from(s.hyper.min_allowed_weights) {
+            return Err(ChainError::TooFewWeights {
+                given: uids.len(),
+                min: s.hyper.min_allowed_weights,
+            });
+        }
+        let normalized = max_upscale(weights);
+        let sum: u64 = normalized.iter().map(|&w| u64::from(w)).sum();
+        if uids.len() > 1
+            && s.hyper.max_weights_limit < u16::MAX
+            && normalized
+                .iter()
+                .any(|&w| u64::from(w) * 65_535 > u64::from(s.hyper.max_weights_limit) * sum)
+        {
+            return Err(ChainError::MaxWeightExceeded {
+                limit: s.hyper.max_weights_limit,
+            });
+        }
+        let mut row: Vec<(u16, u16)> = uids.iter().copied().zip(normalized).collect();
+        row.sort();
+        let s = self.subnet_mut(netuid)?;
+        s.weights.insert(me.uid, row);
+        s.neurons[usize::from(me.uid)].info.last_update = block;
+        Ok(())
+    }
+
+    fn crv2(&self, netuid: u16) -> Result<&Subnet, ChainError> {
+        let s = self.subnet(netuid)?;
+        if !s.hyper.commit_reveal_weights_enabled {
+            return Err(ChainError::CommitRevealDisabled { netuid });
+        }
+        if s.hyper.commit_reveal_version != 2 {
+            return Err(ChainError::TimelockedOnly {
+                netuid,
+                version: s.hyper.commit_reveal_version,
+            });
+        }
+        Ok(s)
+    }
+
+    fn commit(&mut self, netuid: u16, hotkey: Hotkey, hash: [u8; 32]) -> Result<(), ChainError> {
+        let block = self.block;
+        let s = self.crv2(netuid)?;
+        self.registered(netuid, &hotkey)?;
+        let tempo = s.hyper.tempo;
+        let reveal_epoch = epoch_index(block, netuid, tempo) + s.hyper.reveal_period_epochs;
+        let first_reveal = epoch_start(reveal_epoch, netuid, tempo);
+        let last_reveal = epoch_start(reveal_epoch + 1, netuid, tempo) - 1;
+        let pending = s.commits.get(&hotkey).map_or(0, Vec::len);
+        if pending >= MAX_COMMITS {
+            return Err(ChainError::TooManyCommits {
+                hotkey: ss58(&hotkey),
+                max: MAX_COMMITS,
+            });
+        }
+        self.subnet_mut(netuid)?
+            .commits
+            .entry(hotkey)
+            .or_default()
+            .push(Commit {
+                hash,
+                block,
+                first_reveal,
+                last_reveal,
+            });
+        Ok(())
+    }
+
+    fn reveal(&mut self, netuid: u16, hotkey: Hotkey, r: &Reveal) -> Result<(), ChainError> {
+        let block = self.block;
+        let s = self.crv2(netuid)?;
+        let hash = commit_hash(
+            &hotkey.0,
+            netuid,
+            &r.uids,
+            &r.values,
+            &r.salt,
+            r.version_key,
+        );
+        let commits = s.commits.get(&hotkey).cloned().unwrap_or_default();
+        let Some(pos) = commits.iter().position(|c| c.hash == hash) else {
+            return Err(ChainError::NoMatchingCommit {
+                hotkey: ss58(&hotkey),
+                hash: hex::encode(hash),
+            });
+        };
+        let c = &commits[pos];
+        if block < c.first_reveal || block > c.last_reveal {
+            return Err(ChainError::RevealWindow {
+                from: c.first_reveal,
+                to: c.last_reveal,
+                now: block,
+            });
+        }
+        // Revealed weights go through the same checks as set_weights (minus the CR guard).
+        self.store_weights(netuid, hotkey, &r.uids, &r.values, r.version_key)?;
+        let list = self
+            .subnet_mut(netuid)?
+            .commits
+            .get_mut(&hotkey)
+            .expect("the commit was found above");
+        list.remove(pos);
+        Ok(())
+    }
+}
+
+/// subtensor's max-upscale: scale so the largest weight becomes 65535 (all-zero stays zero).
+pub fn max_upscale(weights: &[u16]) -> Vec<u16> {
+    let max = weights.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return weights.to_vec();
+    }
+    weights
+        .iter()
+        .map(|&w| (u64::from(w) * 65_535 / u64::from(max)) as u16)
+        .collect()
+}
