@@ -9,6 +9,7 @@ mod audit;
 mod bench;
 mod bench_runtime;
 mod bench_state;
+mod chain;
 mod challenge;
 mod keys;
 mod output;
@@ -56,6 +57,12 @@ enum Command {
     /// Run scenario files through the state machine: see the weights a scoring rule produces.
     #[command(subcommand)]
     Scenario(scenario::ScenarioCommand),
+    /// Run LocalChain: an embedded simulation of subtensor (metagraph, weights, commit-reveal)
+    /// served over loopback HTTP, for development and the devnet.
+    Localchain(chain::LocalChainArgs),
+    /// Read the metagraph and weights of a chain, set weights, register (LocalChain).
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -107,6 +114,8 @@ fn main() -> ExitCode {
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),
         Command::Snapshot(cmd) => snapshot::run(cmd),
+        Command::Localchain(args) => chain::run_localchain(args),
+        Command::Chain(cmd) => chain::run(cmd),
         Command::RuntimeCompileWorker {
             cpu_seconds,
             memory_bytes,

@@ -1,0 +1,348 @@
+//! `platform localchain` and `platform chain …`: the chain Platform reads its metagraph from and
+//! writes weights to.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use platform_chain::local::genesis::{self, GenesisFile};
+use platform_chain::local::{LocalChain, LocalChainClient, server};
+use platform_chain::{Chain, ValidatorWeights};
+use platform_crypto::{Keypair, Keystore, keystore::load_wallet_file, parse_suri};
+use serde::Serialize;
+
+use crate::output;
+
+/// `platform localchain`.
+#[derive(clap::Args, Debug)]
+pub struct LocalChainArgs {
+    /// Use the built-in dev genesis: validators //Alice (owner), //Bob, //Charlie, //Dave with
+    /// different stakes, miners //Miner1 … //Miner8, netuid 1, tempo 20.
+    #[arg(long, conflicts_with = "genesis", required_unless_present = "genesis")]
+    dev: bool,
+    /// A genesis file (TOML: netuid, owner, [hyperparameters], [[neurons]]).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Loopback address to serve on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9944")]
+    listen: SocketAddr,
+    /// Milliseconds per block.
+    #[arg(long, default_value_t = 1000)]
+    block_time_ms: u64,
+    /// Persist the chain here (resumes on restart); without it the chain lives in memory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON line (`url`, `genesis_hash`, `netuid`) once serving.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `platform chain …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ChainCommand {
+    /// List the subnet's neurons: uid, hotkey, stake, validator permit.
+    Metagraph {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The subnet.
+        #[arg(long, default_value_t = 1)]
+        netuid: u16,
+        /// As of this block (default: the latest).
+        #[arg(long)]
+        block: Option<u64>,
+        /// Print JSON: a list of neurons (`uid`, `hotkey`, `coldkey`, `stake`,
+        /// `validator_permit`, `active`, `last_update`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set weights with a validator hotkey (the chain's rules apply: permit, rate limit, …).
+    SetWeights {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The subnet.
+        #[arg(long)]
+        netuid: u16,
+        /// The validator's hotkey: a dev URI (//Alice), a wallet hotkey file, or a keystore name
+        /// (with --data-dir).
+        #[arg(long)]
+        hotkey: String,
+        /// Data directory whose keystore holds named keys.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Target UIDs, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        uids: Vec<u16>,
+        /// Weights, comma-separated, one per UID.
+        #[arg(long, value_delimiter = ',', required = true)]
+        weights: Vec<u16>,
+        /// Weights version key.
+        #[arg(long, default_value_t = 0)]
+        version_key: u64,
+        /// Print JSON (`block`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the weights stored on chain, per validator.
+    Weights {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The subnet.
+        #[arg(long, default_value_t = 1)]
+        netuid: u16,
+        /// Print JSON: per validator `uid`, `hotkey`, `uids`, `weights`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a hotkey on a subnet (LocalChain only; on subtensor use btcli).
+    Register {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The subnet.
+        #[arg(long, default_value_t = 1)]
+        netuid: u16,
+        /// The hotkey to register (dev URI, wallet hotkey file, or keystore name).
+        #[arg(long)]
+        hotkey: String,
+        /// Data directory whose keystore holds named keys.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print JSON (`uid`, `block`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The chain endpoint option.
+#[derive(clap::Args, Debug)]
+pub struct ChainArg {
+    /// `http://…` for a LocalChain (`platform localchain`); `ws://…`/`wss://…` for subtensor.
+    #[arg(long = "chain", env = "PLATFORM_CHAIN")]
+    url: String,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn client(arg: &ChainArg) -> Result<LocalChainClient> {
+    let url = arg.url.as_str();
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        bail!(
+            "{url}: the subtensor client is not built yet; this build talks to LocalChain \
+             (http://…, started with `platform localchain`)"
+        );
+    }
+    Ok(LocalChainClient::new(url)?)
+}
+
+/// Resolves `--hotkey`: a secret URI, a wallet hotkey file, or a keystore name.
+pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
+    if spec.starts_with("//") || spec.starts_with("0x") || spec.contains(' ') {
+        return parse_suri(spec).map_err(|e| anyhow!("--hotkey {spec}: {e}"));
+    }
+    let path = Path::new(spec);
+    if path.is_file() {
+        return load_wallet_file(path).map_err(|e| anyhow!("--hotkey {spec}: {e}"));
+    }
+    if let Some(dd) = data_dir {
+        let ks = Keystore::open(dd)?;
+        return ks.load(spec).map_err(|e| anyhow!("--hotkey {spec}: {e}"));
+    }
+    bail!(
+        "--hotkey {spec}: not a dev URI (//Alice), not a wallet file, and no --data-dir to look \
+         up a keystore name in"
+    )
+}
+
+pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
+    let genesis = match &args.genesis {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read genesis {}", path.display()))?;
+            GenesisFile::parse(&text)?
+        }
+        None => genesis::dev(),
+    };
+    let netuid = genesis.netuid;
+    let state = genesis.into_state()?;
+    let db = match &args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            Some(d.join("localchain.redb"))
+        }
+        None => None,
+    };
+    let chain = Arc::new(LocalChain::open(state, db.as_deref())?);
+    let genesis_hash = chain.read(|s| hex::encode(s.genesis_hash));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (listener, addr) = server::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let url = format!("http://{addr}");
+        if args.json {
+            output::json(&serde_json::json!({
+                "url": url, "genesis_hash": genesis_hash, "netuid": netuid, "simulation": true,
+            }));
+        } else {
+            println!("LocalChain — a simulation of subtensor for development, not a real chain");
+            println!(
+                "serving {url} (netuid {netuid}, a block every {} ms)",
+                args.block_time_ms
+            );
+            println!("genesis {genesis_hash}");
+        }
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        server::serve(
+            chain,
+            listener,
+            Duration::from_millis(args.block_time_ms.max(1)),
+            shutdown,
+        )
+        .await
+        .context("LocalChain server failed")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct WeightsLine<'a> {
+    uid: u16,
+    hotkey: String,
+    uids: &'a [u16],
+    weights: &'a [u16],
+}
+
+pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
+    let rt = runtime()?;
+    match cmd {
+        ChainCommand::Metagraph {
+            chain,
+            netuid,
+            block,
+            json,
+        } => {
+            let c = client(&chain)?;
+            let neurons = rt.block_on(c.metagraph(netuid, block))?;
+            if json {
+                output::json(&neurons);
+            } else {
+                println!(
+                    "{:>4}  {:<48}  {:>20}  permit",
+                    "uid", "hotkey", "stake (rao)"
+                );
+                for n in &neurons {
+                    println!(
+                        "{:>4}  {:<48}  {:>20}  {}",
+                        n.uid,
+                        n.hotkey.to_ss58(),
+                        n.stake,
+                        if n.validator_permit { "yes" } else { "no" }
+                    );
+                }
+            }
+        }
+        ChainCommand::SetWeights {
+            chain,
+            netuid,
+            hotkey,
+            data_dir,
+            uids,
+            weights,
+            version_key,
+            json,
+        } => {
+            let key = load_hotkey(&hotkey, data_dir.as_deref())?;
+            let c = client(&chain)?;
+            let inc = rt.block_on(c.set_weights(&key, netuid, &uids, &weights, version_key))?;
+            if json {
+                output::json(&inc);
+            } else {
+                println!("weights set in block {}", inc.block);
+            }
+        }
+        ChainCommand::Weights {
+            chain,
+            netuid,
+            json,
+        } => {
+            let c = client(&chain)?;
+            let rows: Vec<ValidatorWeights> = rt.block_on(c.weights(netuid))?;
+            let lines: Vec<WeightsLine<'_>> = rows
+                .iter()
+                .map(|r| WeightsLine {
+                    uid: r.uid,
+                    hotkey: r.hotkey.to_ss58(),
+                    uids: &r.uids,
+                    weights: &r.weights,
+                })
+                .collect();
+            if json {
+                output::json(&lines);
+            } else if lines.is_empty() {
+                println!("no weights set on subnet {netuid}");
+            } else {
+                for l in &lines {
+                    let pairs: Vec<String> = l
+                        .uids
+                        .iter()
+                        .zip(l.weights)
+                        .map(|(u, w)| format!("{u}:{w}"))
+                        .collect();
+                    println!("uid {:>3} {}  {}", l.uid, l.hotkey, pairs.join(" "));
+                }
+            }
+        }
+        ChainCommand::Register {
+            chain,
+            netuid,
+            hotkey,
+            data_dir,
+            json,
+        } => {
+            if chain.url.starts_with("ws://") || chain.url.starts_with("wss://") {
+                bail!(
+                    "registration on subtensor costs TAO and is done with btcli \
+                     (`btcli subnet register --netuid {netuid}`); `platform chain register` \
+                     registers on a LocalChain only"
+                );
+            }
+            let key = load_hotkey(&hotkey, data_dir.as_deref())?;
+            let c = client(&chain)?;
+            let inc = rt.block_on(c.register(&key, netuid))?;
+            let uid = rt
+                .block_on(c.metagraph(netuid, None))?
+                .iter()
+                .find(|n| n.hotkey == key.hotkey())
+                .map(|n| n.uid);
+            if json {
+                output::json(&serde_json::json!({"uid": uid, "block": inc.block}));
+            } else {
+                println!(
+                    "{} registered on subnet {netuid} as uid {} in block {}",
+                    key.hotkey(),
+                    uid.map_or_else(|| "?".into(), |u| u.to_string()),
+                    inc.block
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

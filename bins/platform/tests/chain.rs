@@ -1,0 +1,216 @@
+//! `platform localchain` as a real process, and `platform chain …` against it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+fn platform(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} / {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// A LocalChain child process, stopped with SIGTERM on drop.
+struct LocalChainProcess {
+    child: Child,
+    url: String,
+}
+
+impl LocalChainProcess {
+    fn start(extra: &[&str]) -> LocalChainProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
+            .args(["localchain", "--dev", "--listen", "127.0.0.1:0", "--json"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["simulation"], true);
+        LocalChainProcess {
+            url: v["url"].as_str().unwrap().to_string(),
+            child,
+        }
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        // SIGTERM: the server shuts down gracefully.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for LocalChainProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn localchain_serves_the_chain_commands() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().display().to_string();
+    // Blocks every minute: the rate limit below must not expire while the test runs.
+    let mut chain = LocalChainProcess::start(&["--block-time-ms", "60000", "--data-dir", &data]);
+    let url = chain.url.clone();
+
+    let meta = json(&platform(&[
+        "chain",
+        "metagraph",
+        "--chain",
+        &url,
+        "--json",
+    ]));
+    let neurons = meta.as_array().unwrap();
+    assert_eq!(neurons.len(), 12);
+    assert_eq!(
+        neurons[0]["hotkey"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    assert_eq!(neurons[0]["validator_permit"], true);
+    assert!(neurons[0]["stake"].as_u64().unwrap() > neurons[1]["stake"].as_u64().unwrap());
+    assert_eq!(neurons[11]["validator_permit"], false);
+
+    let out = platform(&[
+        "chain",
+        "set-weights",
+        "--chain",
+        &url,
+        "--netuid",
+        "1",
+        "--hotkey",
+        "//Bob",
+        "--uids",
+        "4,5,6",
+        "--weights",
+        "1,2,4",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = json(&platform(&["chain", "weights", "--chain", &url, "--json"]));
+    let rows = w.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["uid"], 1);
+    assert_eq!(
+        rows[0]["hotkey"],
+        "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"
+    );
+    assert_eq!(rows[0]["uids"], serde_json::json!([4, 5, 6]));
+    assert_eq!(rows[0]["weights"], serde_json::json!([16383, 32767, 65535]));
+
+    // Bad input: each a clear error naming the problem.
+    // (Charlie has set nothing, so the rate limit does not hide the other checks; Bob just set.)
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "//Charlie",
+            &["--uids", "4,5", "--weights", "1"],
+            "same length",
+        ),
+        (
+            "//Charlie",
+            &["--uids", "4,200", "--weights", "1,1"],
+            "uid 200",
+        ),
+        ("//Charlie", &["--uids", "4,4", "--weights", "1,1"], "twice"),
+        (
+            "//Bob",
+            &["--uids", "4", "--weights", "1"],
+            "one setting per",
+        ),
+    ];
+    for (hotkey, extra, expected) in cases {
+        let mut args = vec![
+            "chain",
+            "set-weights",
+            "--chain",
+            &url,
+            "--netuid",
+            "1",
+            "--hotkey",
+            hotkey,
+        ];
+        args.extend_from_slice(extra);
+        let out = platform(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{extra:?}: {err}");
+    }
+    let out = platform(&[
+        "chain",
+        "set-weights",
+        "--chain",
+        &url,
+        "--netuid",
+        "1",
+        "--hotkey",
+        "//Miner1",
+        "--uids",
+        "5",
+        "--weights",
+        "1",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no validator permit"));
+    let out = platform(&["chain", "metagraph", "--chain", &url, "--netuid", "7"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("subnet 7 does not exist"));
+
+    let reg = json(&platform(&[
+        "chain", "register", "--chain", &url, "--hotkey", "//Miner9", "--json",
+    ]));
+    assert_eq!(reg["uid"], 12);
+
+    assert!(chain.stop().success(), "SIGTERM stops the server cleanly");
+
+    // Restarted on the same data dir, the chain resumes: Miner9 is still registered.
+    let chain = LocalChainProcess::start(&["--data-dir", &data]);
+    let meta = json(&platform(&[
+        "chain",
+        "metagraph",
+        "--chain",
+        &chain.url,
+        "--json",
+    ]));
+    assert_eq!(meta.as_array().unwrap().len(), 13);
+}
+
+#[test]
+fn endpoints_that_cannot_work_are_clear_errors() {
+    let out = platform(&["chain", "metagraph", "--chain", "ws://127.0.0.1:9944"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    let out = platform(&[
+        "chain",
+        "register",
+        "--chain",
+        "wss://entrypoint-finney.opentensor.ai",
+        "--hotkey",
+        "//Alice",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("btcli"));
+    // Nothing listens on port 1.
+    let out = platform(&["chain", "metagraph", "--chain", "http://127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:1"));
+    let out = platform(&["localchain", "--dev", "--listen", "0.0.0.0:0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
