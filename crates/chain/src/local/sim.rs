@@ -223,16 +223,7 @@ impl ChainState {
                 let sum: u64 = row.iter().map(|p| u64::from(p.1)).sum();
                 let normalized = row
                     .iter()
-                    .map(|&(u, w)| {
-                        (
-                            u,
-                            if sum == 0 {
-                                0
-                            } else {
-                                u64::from(w) * 65_535 / sum
-                            },
-                        )
-                    })
+                    .map(|&(u, w)| (u, (u64::from(w) * 65_535).checked_div(sum).unwrap_or(0)))
                     .collect();
                 (v.info.stake, normalized)
             })
