@@ -1,24 +1,11 @@
 //! `platform localchain` as a real process, and `platform chain …` against it.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-fn platform(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} / {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
+use common::{json, platform};
 
 /// A LocalChain child process, stopped with SIGTERM on drop.
 struct LocalChainProcess {

@@ -1,27 +1,13 @@
 //! `platform challenge inspect|test` and bounded compilation through the real worker process.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use platform_runtime::{Allocation, CompileLimits, Compiler, LoadError, Policy, Runtime};
 
-fn platform(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} / {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
+use common::{json, platform};
 
 const GOOD: &str = r#"(module
   (import "challenge_v1" "input_read" (func $in (param i32 i32 i32) (result i32)))

@@ -3,24 +3,10 @@
 //! fail, snapshots and bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn platform(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} / {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
+use common::{json, platform};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
