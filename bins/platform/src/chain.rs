@@ -10,6 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use platform_chain::local::genesis::{self, GenesisFile};
 use platform_chain::local::{LocalChain, LocalChainClient, server};
+use platform_chain::submit::{
+    PendingStore, Retry, RevealOutcome, Submitted, reveal_due, submit_weights,
+};
 use platform_chain::{Chain, ValidatorWeights};
 use platform_crypto::{Keypair, Keystore, keystore::load_wallet_file, parse_suri};
 use serde::Serialize;
@@ -59,6 +62,8 @@ pub enum ChainCommand {
         json: bool,
     },
     /// Set weights with a validator hotkey (the chain's rules apply: permit, rate limit, …).
+    /// On a subnet with commit-reveal (v2) the weights are committed and their reveal data kept
+    /// in --data-dir; reveal them with `platform chain reveal`.
     SetWeights {
         #[command(flatten)]
         chain: ChainArg,
@@ -69,7 +74,7 @@ pub enum ChainCommand {
         /// (with --data-dir).
         #[arg(long)]
         hotkey: String,
-        /// Data directory whose keystore holds named keys.
+        /// Data directory: its keystore holds named keys, and pending commits are kept in it.
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Target UIDs, comma-separated.
@@ -81,7 +86,26 @@ pub enum ChainCommand {
         /// Weights version key.
         #[arg(long, default_value_t = 0)]
         version_key: u64,
-        /// Print JSON (`block`).
+        /// Print JSON: `mode` (`set` or `committed`), `block`, and for commits `reveal_from`,
+        /// `reveal_until`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reveal this hotkey's pending commits whose reveal window is open.
+    Reveal {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The hotkey that committed.
+        #[arg(long)]
+        hotkey: String,
+        /// The data directory the commits were made with.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Wait (polling the chain head) until every pending commit's window opens.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON: one outcome per pending commit (`result`: `revealed`, `not_yet`,
+        /// `dropped`).
         #[arg(long)]
         json: bool,
     },
@@ -158,6 +182,12 @@ pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
         "--hotkey {spec}: not a dev URI (//Alice), not a wallet file, and no --data-dir to look \
          up a keystore name in"
     )
+}
+
+fn pending_store(data_dir: &Path) -> Result<PendingStore> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    Ok(PendingStore::open(&data_dir.join("pending_commits.redb"))?)
 }
 
 pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
@@ -271,11 +301,73 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
         } => {
             let key = load_hotkey(&hotkey, data_dir.as_deref())?;
             let c = client(&chain)?;
-            let inc = rt.block_on(c.set_weights(&key, netuid, &uids, &weights, version_key))?;
+            let pending = data_dir.as_deref().map(pending_store).transpose()?;
+            let r = rt.block_on(submit_weights(
+                &c,
+                &key,
+                netuid,
+                &uids,
+                &weights,
+                version_key,
+                pending.as_ref(),
+                Retry::default(),
+            ))?;
             if json {
-                output::json(&inc);
+                output::json(&r);
             } else {
-                println!("weights set in block {}", inc.block);
+                match r {
+                    Submitted::Set { block } => println!("weights set in block {block}"),
+                    Submitted::Committed {
+                        block,
+                        reveal_from,
+                        reveal_until,
+                    } => println!(
+                        "weights committed in block {block}; reveal between blocks \
+                         {reveal_from} and {reveal_until} with `platform chain reveal`"
+                    ),
+                }
+            }
+        }
+        ChainCommand::Reveal {
+            chain,
+            hotkey,
+            data_dir,
+            wait,
+            json,
+        } => {
+            let key = load_hotkey(&hotkey, Some(&data_dir))?;
+            let c = client(&chain)?;
+            let store = pending_store(&data_dir)?;
+            let outcomes = rt.block_on(async {
+                loop {
+                    let out = reveal_due(&c, &key, &store, Retry::default()).await?;
+                    let waiting = out
+                        .iter()
+                        .any(|o| matches!(o, RevealOutcome::NotYet { .. }));
+                    if !wait || !waiting {
+                        return Ok::<_, anyhow::Error>(out);
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })?;
+            if json {
+                output::json(&outcomes);
+            } else if outcomes.is_empty() {
+                println!("no pending commits for {}", key.hotkey());
+            } else {
+                for o in &outcomes {
+                    match o {
+                        RevealOutcome::Revealed { netuid, block } => {
+                            println!("subnet {netuid}: revealed in block {block}")
+                        }
+                        RevealOutcome::NotYet { netuid, from } => {
+                            println!("subnet {netuid}: reveal window opens at block {from}")
+                        }
+                        RevealOutcome::Dropped { netuid, reason } => {
+                            println!("subnet {netuid}: dropped ({reason})")
+                        }
+                    }
+                }
             }
         }
         ChainCommand::Weights {

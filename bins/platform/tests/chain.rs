@@ -15,8 +15,14 @@ struct LocalChainProcess {
 
 impl LocalChainProcess {
     fn start(extra: &[&str]) -> LocalChainProcess {
+        let genesis = if extra.contains(&"--genesis") {
+            &[][..]
+        } else {
+            &["--dev"][..]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
-            .args(["localchain", "--dev", "--listen", "127.0.0.1:0", "--json"])
+            .args(["localchain", "--listen", "127.0.0.1:0", "--json"])
+            .args(genesis)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -200,4 +206,102 @@ fn endpoints_that_cannot_work_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:1"));
     let out = platform(&["localchain", "--dev", "--listen", "0.0.0.0:0"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[test]
+fn commit_reveal_through_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let miner = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+    let genesis = d.path().join("genesis.toml");
+    std::fs::write(
+        &genesis,
+        format!(
+            r#"
+netuid = 2
+owner = "{alice}"
+[hyperparameters]
+tempo = 4
+min_allowed_weights = 1
+max_weights_limit = 65535
+weights_version_key = 0
+weights_set_rate_limit = 1
+commit_reveal_weights_enabled = true
+commit_reveal_version = 2
+reveal_period_epochs = 1
+[[neurons]]
+hotkey = "{alice}"
+stake = 1000
+validator_permit = true
+[[neurons]]
+hotkey = "{miner}"
+"#
+        ),
+    )
+    .unwrap();
+    let g = genesis.display().to_string();
+    let chain = LocalChainProcess::start(&["--genesis", &g, "--block-time-ms", "100"]);
+    let keys = d.path().join("validator");
+    let keys = keys.display().to_string();
+
+    // Without a data dir there is nowhere to keep the reveal data.
+    let out = platform(&[
+        "chain",
+        "set-weights",
+        "--chain",
+        &chain.url,
+        "--netuid",
+        "2",
+        "--hotkey",
+        "//Alice",
+        "--uids",
+        "1",
+        "--weights",
+        "7",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("commit-reveal"));
+
+    let c = json(&platform(&[
+        "chain",
+        "set-weights",
+        "--chain",
+        &chain.url,
+        "--netuid",
+        "2",
+        "--hotkey",
+        "//Alice",
+        "--uids",
+        "0,1",
+        "--weights",
+        "1,3",
+        "--data-dir",
+        &keys,
+        "--json",
+    ]));
+    assert_eq!(c["mode"], "committed");
+    assert!(c["reveal_from"].as_u64().unwrap() > c["block"].as_u64().unwrap());
+    // Nothing is on chain until the reveal.
+    let w = json(&platform(&[
+        "chain", "weights", "--chain", &chain.url, "--netuid", "2", "--json",
+    ]));
+    assert!(w.as_array().unwrap().is_empty());
+
+    let r = json(&platform(&[
+        "chain",
+        "reveal",
+        "--chain",
+        &chain.url,
+        "--hotkey",
+        "//Alice",
+        "--data-dir",
+        &keys,
+        "--wait",
+        "--json",
+    ]));
+    assert_eq!(r[0]["result"], "revealed", "{r}");
+    let w = json(&platform(&[
+        "chain", "weights", "--chain", &chain.url, "--netuid", "2", "--json",
+    ]));
+    assert_eq!(w[0]["uids"], serde_json::json!([0, 1]));
+    assert_eq!(w[0]["weights"], serde_json::json!([21845, 65535]));
 }

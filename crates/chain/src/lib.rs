@@ -12,6 +12,7 @@
 
 pub mod local;
 pub mod scale;
+pub mod submit;
 
 use std::future::Future;
 
