@@ -171,6 +171,35 @@ fn localchain_serves_the_chain_commands() {
         "chain", "register", "--chain", &url, "--hotkey", "//Miner9", "--json",
     ]));
     assert_eq!(reg["uid"], 12);
+    // --hotkey also takes a keystore name.
+    let keys = d.path().join("node");
+    let keys = keys.display().to_string();
+    let generated = platform(&[
+        "keys",
+        "generate",
+        "--data-dir",
+        &keys,
+        "--name",
+        "miner",
+        "--json",
+    ]);
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let reg = json(&platform(&[
+        "chain",
+        "register",
+        "--chain",
+        &url,
+        "--hotkey",
+        "miner",
+        "--data-dir",
+        &keys,
+        "--json",
+    ]));
+    assert_eq!(reg["uid"], 13);
 
     assert!(chain.stop().success(), "SIGTERM stops the server cleanly");
 
@@ -183,7 +212,7 @@ fn localchain_serves_the_chain_commands() {
         &chain.url,
         "--json",
     ]));
-    assert_eq!(meta.as_array().unwrap().len(), 13);
+    assert_eq!(meta.as_array().unwrap().len(), 14);
 }
 
 #[test]

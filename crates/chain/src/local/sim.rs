@@ -515,3 +515,37 @@ pub fn max_upscale(weights: &[u16]) -> Vec<u16> {
         .map(|&w| (u64::from(w) * 65_535 / u64::from(max)) as u16)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_upscale_edge_cases() {
+        assert_eq!(max_upscale(&[]), Vec::<u16>::new());
+        assert_eq!(max_upscale(&[0, 0]), vec![0, 0], "all zero stays zero");
+        assert_eq!(max_upscale(&[1]), vec![65_535]);
+        assert_eq!(max_upscale(&[65_535, 1]), vec![65_535, 1]);
+        assert_eq!(max_upscale(&[3, 2]), vec![65_535, 43_690]);
+        assert_eq!(max_upscale(&[7, 0, 7]), vec![65_535, 0, 65_535]);
+    }
+
+    #[test]
+    fn epoch_arithmetic_matches_subtensor() {
+        // subtensor: blocks_until_next_epoch = tempo - (block + netuid + 1) % (tempo + 1).
+        for netuid in [0u16, 1, 7] {
+            for tempo in [1u16, 20, 360] {
+                for block in 0..800u64 {
+                    let until =
+                        u64::from(tempo) - (block + u64::from(netuid) + 1) % (u64::from(tempo) + 1);
+                    let next = epoch_start(epoch_index(block, netuid, tempo) + 1, netuid, tempo);
+                    assert_eq!(
+                        next,
+                        block + until + 1,
+                        "netuid {netuid} tempo {tempo} block {block}"
+                    );
+                }
+            }
+        }
+    }
+}
