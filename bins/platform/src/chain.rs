@@ -120,6 +120,18 @@ pub enum ChainCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Yuma's consensus step over the stored weights (LocalChain): per UID, the stake-weighted
+    /// median of the permitted validators' normalized weights — what agreement does.
+    Consensus {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The subnet.
+        #[arg(long, default_value_t = 1)]
+        netuid: u16,
+        /// Print JSON: a list of `[uid, weight]`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Register a hotkey on a subnet (LocalChain only; on subtensor use btcli).
     Register {
         #[command(flatten)]
@@ -400,6 +412,22 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
                         .collect();
                     println!("uid {:>3} {}  {}", l.uid, l.hotkey, pairs.join(" "));
                 }
+            }
+        }
+        ChainCommand::Consensus {
+            chain,
+            netuid,
+            json,
+        } => {
+            let c = client(&chain)?;
+            let median = rt.block_on(c.consensus(netuid))?;
+            if json {
+                output::json(&median);
+            } else if median.is_empty() {
+                println!("no UID has a non-zero median weight on subnet {netuid}");
+            } else {
+                let pairs: Vec<String> = median.iter().map(|(u, w)| format!("{u}:{w}")).collect();
+                println!("stake-weighted median: {}", pairs.join(" "));
             }
         }
         ChainCommand::Register {

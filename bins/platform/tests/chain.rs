@@ -1,11 +1,37 @@
 //! `platform localchain` as a real process, and `platform chain …` against it.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 mod common;
 
 use common::{json, platform};
+
+/// `platform chain set-weights` with the usual arguments plus `extra`.
+fn set_weights(
+    url: &str,
+    netuid: &str,
+    hotkey: &str,
+    uids: &str,
+    weights: &str,
+    extra: &[&str],
+) -> Output {
+    let args = [
+        "chain",
+        "set-weights",
+        "--chain",
+        url,
+        "--netuid",
+        netuid,
+        "--hotkey",
+        hotkey,
+        "--uids",
+        uids,
+        "--weights",
+        weights,
+    ];
+    platform(&[&args[..], extra].concat())
+}
 
 /// A LocalChain child process, stopped with SIGTERM on drop.
 struct LocalChainProcess {
@@ -81,21 +107,7 @@ fn localchain_serves_the_chain_commands() {
     assert!(neurons[0]["stake"].as_u64().unwrap() > neurons[1]["stake"].as_u64().unwrap());
     assert_eq!(neurons[11]["validator_permit"], false);
 
-    let out = platform(&[
-        "chain",
-        "set-weights",
-        "--chain",
-        &url,
-        "--netuid",
-        "1",
-        "--hotkey",
-        "//Bob",
-        "--uids",
-        "4,5,6",
-        "--weights",
-        "1,2,4",
-        "--json",
-    ]);
+    let out = set_weights(&url, "1", "//Bob", "4,5,6", "1,2,4", &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -111,6 +123,28 @@ fn localchain_serves_the_chain_commands() {
     );
     assert_eq!(rows[0]["uids"], serde_json::json!([4, 5, 6]));
     assert_eq!(rows[0]["weights"], serde_json::json!([16383, 32767, 65535]));
+
+    // With Alice (40% of stake) agreeing with Bob (30%), the stake-weighted median follows them.
+    let out = set_weights(&url, "1", "//Alice", "4,5,6", "1,2,4", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let median = json(&platform(&[
+        "chain",
+        "consensus",
+        "--chain",
+        &url,
+        "--json",
+    ]));
+    let uids: Vec<u64> = median
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids, vec![4, 5, 6]);
 
     // Bad input: each a clear error naming the problem.
     // (Charlie has set nothing, so the rate limit does not hide the other checks; Bob just set.)
@@ -133,36 +167,19 @@ fn localchain_serves_the_chain_commands() {
         ),
     ];
     for (hotkey, extra, expected) in cases {
-        let mut args = vec![
-            "chain",
-            "set-weights",
-            "--chain",
-            &url,
-            "--netuid",
-            "1",
-            "--hotkey",
-            hotkey,
-        ];
-        args.extend_from_slice(extra);
-        let out = platform(&args);
+        let out = platform(
+            &[
+                &["chain", "set-weights", "--chain", &url, "--netuid", "1"],
+                &["--hotkey", hotkey][..],
+                extra,
+            ]
+            .concat(),
+        );
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{extra:?}: {err}");
     }
-    let out = platform(&[
-        "chain",
-        "set-weights",
-        "--chain",
-        &url,
-        "--netuid",
-        "1",
-        "--hotkey",
-        "//Miner1",
-        "--uids",
-        "5",
-        "--weights",
-        "1",
-    ]);
+    let out = set_weights(&url, "1", "//Miner1", "5", "1", &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no validator permit"));
     let out = platform(&["chain", "metagraph", "--chain", &url, "--netuid", "7"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("subnet 7 does not exist"));
@@ -274,39 +291,17 @@ hotkey = "{miner}"
     let keys = keys.display().to_string();
 
     // Without a data dir there is nowhere to keep the reveal data.
-    let out = platform(&[
-        "chain",
-        "set-weights",
-        "--chain",
-        &chain.url,
-        "--netuid",
-        "2",
-        "--hotkey",
-        "//Alice",
-        "--uids",
-        "1",
-        "--weights",
-        "7",
-    ]);
+    let out = set_weights(&chain.url, "2", "//Alice", "1", "7", &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("commit-reveal"));
 
-    let c = json(&platform(&[
-        "chain",
-        "set-weights",
-        "--chain",
+    let c = json(&set_weights(
         &chain.url,
-        "--netuid",
         "2",
-        "--hotkey",
         "//Alice",
-        "--uids",
         "0,1",
-        "--weights",
         "1,3",
-        "--data-dir",
-        &keys,
-        "--json",
-    ]));
+        &["--data-dir", &keys, "--json"],
+    ));
     assert_eq!(c["mode"], "committed");
     assert!(c["reveal_from"].as_u64().unwrap() > c["block"].as_u64().unwrap());
     // Nothing is on chain until the reveal.

@@ -16,14 +16,9 @@ fn scenario(name: &str) -> String {
     repo().join("scenarios").join(name).display().to_string()
 }
 
-#[test]
-fn the_shipped_scenario_meets_its_expectations_and_is_deterministic() {
-    let out = platform(&[
-        "scenario",
-        "run",
-        &scenario("two-challenges.toml"),
-        "--json",
-    ]);
+/// Runs a shipped scenario and checks that it succeeded and met its expectations.
+fn run_shipped(name: &str) -> serde_json::Value {
+    let out = platform(&["scenario", "run", &scenario(name), "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -31,6 +26,12 @@ fn the_shipped_scenario_meets_its_expectations_and_is_deterministic() {
     );
     let v = json(&out);
     assert_eq!(v["expectations_met"], true, "{}", v["failures"]);
+    v
+}
+
+#[test]
+fn the_shipped_scenario_meets_its_expectations_and_is_deterministic() {
+    let v = run_shipped("two-challenges.toml");
     let epochs = v["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2);
     for e in epochs {
@@ -79,14 +80,7 @@ fn the_shipped_scenario_meets_its_expectations_and_is_deterministic() {
 
 #[test]
 fn a_byzantine_validator_is_jailed_and_the_weights_stay_correct() {
-    let out = platform(&["scenario", "run", &scenario("byzantine.toml"), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json(&out);
-    assert_eq!(v["expectations_met"], true, "{}", v["failures"]);
+    let v = run_shipped("byzantine.toml");
     let jailed = v["jailed"].as_array().unwrap();
     assert_eq!(jailed.len(), 1);
     // After jailing, the Byzantine validator is on no committee.

@@ -654,12 +654,7 @@ impl State {
         if self.epoch(next).is_none() {
             return Err(Reject::NotAnchored { epoch: next });
         }
-        let weights: Weights = self.compute_weights(host).map_err(|e| match e {
-            crate::reject::BlockError::ModuleUnavailable { challenge, module } => {
-                Reject::ModuleUnavailable { challenge, module }
-            }
-            other => unreachable!("compute_weights only reports unavailable modules: {other}"),
-        })?;
+        let weights: Weights = self.compute_weights(host)?;
         let expected = weights_digest(&weights);
         if expected != c.weights_digest {
             return Err(Reject::WeightsMismatch {

@@ -249,16 +249,6 @@ impl State {
         self.store.root()
     }
 
-    /// Number of state entries.
-    pub fn len(&self) -> usize {
-        self.store.len()
-    }
-
-    /// True if the state has no entries (never, after genesis).
-    pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
-    }
-
     /// A challenge.
     pub fn challenge(&self, id: &ChallengeId) -> Option<ChallengeRecord> {
         get(&self.store, &keys::challenge(id))
@@ -337,8 +327,9 @@ impl State {
             .collect()
     }
 
-    /// Computes the weights the current epoch would close with.
-    pub fn compute_weights(&self, host: &dyn WeightsHost) -> Result<Weights, BlockError> {
+    /// Computes the weights the current epoch would close with; `Reject::ModuleUnavailable`
+    /// when a module rule cannot be run here.
+    pub fn compute_weights(&self, host: &dyn WeightsHost) -> Result<Weights, Reject> {
         let meta = self.meta();
         let record = self.current_epoch();
         let params = self.params();
@@ -374,7 +365,7 @@ impl State {
             params.burn_uid,
             host,
         )
-        .map_err(|c| BlockError::ModuleUnavailable {
+        .map_err(|c| Reject::ModuleUnavailable {
             challenge: c.id.clone(),
             module: c.wasm_hash,
         })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use platform_crypto::{BlsSecretKey, BlsSignature, Domain, Keypair, SignerBitmap, parse_suri};
 use platform_primitives::{
-    ChallengeId, Epoch, Hash, Hotkey, NetUid, Score, Submission, SubmissionId, Uid, View,
+    ChallengeId, Epoch, Hash, Hotkey, NetUid, Submission, SubmissionId, Uid, View,
 };
 use platform_runtime::{Allocation, EvalInput, LoadedModule, Runtime};
 use serde::{Deserialize, Serialize};
@@ -392,7 +392,6 @@ struct Runner {
     sudo_nonce: u64,
     chain_block: u64,
     report: Report,
-    blocks: u64,
 }
 
 impl Runner {
@@ -523,7 +522,6 @@ impl Runner {
                 expectations_met: true,
                 failures: Vec::new(),
             },
-            blocks: 0,
             s,
         })
     }
@@ -561,7 +559,7 @@ impl Runner {
             .state
             .apply_block(&block, &self.host)
             .map_err(|e| ScenarioError(format!("block {height} did not apply: {e}")))?;
-        self.blocks += 1;
+        self.report.blocks += 1;
         let mut effects = applied.effects.into_iter();
         for ((slot, label), (tx, outcome)) in slots.into_iter().zip(outcomes) {
             lines[slot] = Some(match outcome {
@@ -902,7 +900,6 @@ impl Runner {
             self.block(batch)?;
         }
         self.settle()?;
-        self.report.blocks = self.blocks;
         self.report.state_root = self.state.root();
         let expect = self.s.expect.take();
         if let Some(expect) = expect {
@@ -946,9 +943,4 @@ impl Runner {
         self.report.expectations_met = failures.is_empty();
         self.report.failures = failures;
     }
-}
-
-/// A score for display.
-pub fn show_score(s: Option<Score>) -> String {
-    s.map_or_else(|| "-".into(), |s| s.to_string())
 }

@@ -65,16 +65,6 @@ impl Store {
         self.trie.root()
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True if there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Marks the current point of the journal.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint(self.journal.len())
