@@ -32,17 +32,20 @@ pub enum Domain {
     Evidence,
     /// A block proposal's header, signed by its proposer.
     Proposal,
+    /// A message a validator publishes on a gossip topic.
+    Gossip,
 }
 
 impl Domain {
     /// Every domain, for tests and documentation.
-    pub const ALL: [Domain; 6] = [
+    pub const ALL: [Domain; 7] = [
         Domain::Submission,
         Domain::Sudo,
         Domain::BindKeys,
         Domain::PeerIdentity,
         Domain::Evidence,
         Domain::Proposal,
+        Domain::Gossip,
     ];
 
     /// The schnorrkel signing context of this domain.
@@ -54,6 +57,7 @@ impl Domain {
             Domain::PeerIdentity => b"platform/v1/peer-identity",
             Domain::Evidence => b"platform/v1/evidence",
             Domain::Proposal => b"platform/v1/proposal",
+            Domain::Gossip => b"platform/v1/gossip",
         }
     }
 }

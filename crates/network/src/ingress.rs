@@ -1,0 +1,676 @@
+//! The one ingress pipeline (DESIGN invariant 6). Every gossip message passes, in order:
+//!
+//! 1. the topic's **size cap**, before any parsing;
+//! 2. a **strict Borsh decode** of the envelope (no trailing bytes) and of its payload by the
+//!    topic's own check ([`TopicSpec::check`]);
+//! 3. the author's **signature**;
+//! 4. **membership and stake**: the author is a validator of the epoch with stake, and the peer
+//!    that forwarded it is bound to such a validator (observers' messages are neither accepted
+//!    nor forwarded);
+//! 5. the **replay window**: the round lies within the topic's bounds around the current round,
+//!    and the message was not seen before (the cache survives restarts, see
+//!    [`crate::seen::SeenStore`]);
+//! 6. **rate limits**: token buckets per forwarding peer and per author;
+//!
+//! and only then is dispatched. Each rejection has a stable reason code, is counted in
+//! [`Metrics`], and costs the forwarding peer score; a peer whose score falls to the ban
+//! threshold is disconnected and banned for a period. Request-response requests go through
+//! the same size caps and strict decoding (in the codec) and per-peer rate limits here.
+//!
+//! The pipeline is plain data and functions: no sockets and no libp2p swarm, so it is tested
+//! directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use platform_primitives::{Hash, Hotkey, NetUid, decode};
+
+use crate::metrics::Metrics;
+use crate::wire::{Envelope, Protocol, Topic};
+
+/// A topic's own payload check: strict decoding of the payload and any checks of its kind.
+/// Returns a stable reason code on refusal.
+pub type PayloadCheck = Arc<dyn Fn(&Envelope) -> Result<(), &'static str> + Send + Sync>;
+
+/// A token bucket's rate and burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Tokens added per second.
+    pub per_sec: u32,
+    /// Bucket capacity.
+    pub burst: u32,
+}
+
+/// How one topic is policed.
+#[derive(Clone)]
+pub struct TopicSpec {
+    /// Largest encoded envelope accepted.
+    pub max_bytes: usize,
+    /// How many rounds behind the current round a message may be.
+    pub rounds_back: u64,
+    /// How many rounds ahead of the current round a message may be.
+    pub rounds_ahead: u64,
+    /// Messages per forwarding peer.
+    pub per_peer: Rate,
+    /// Messages per author.
+    pub per_author: Rate,
+    /// The topic's payload check; `None` accepts any payload.
+    pub check: Option<PayloadCheck>,
+}
+
+impl std::fmt::Debug for TopicSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicSpec")
+            .field("max_bytes", &self.max_bytes)
+            .field("rounds_back", &self.rounds_back)
+            .field("rounds_ahead", &self.rounds_ahead)
+            .field("per_peer", &self.per_peer)
+            .field("per_author", &self.per_author)
+            .field("check", &self.check.is_some())
+            .finish()
+    }
+}
+
+impl TopicSpec {
+    /// Defaults for a topic: consensus messages are small and frequent, attestations and
+    /// submissions small, announcements rarer.
+    pub fn default_for(topic: Topic) -> TopicSpec {
+        let (max_bytes, per_sec, burst) = match topic {
+            Topic::Consensus => (20 * 1024, 200, 400),
+            Topic::Submissions => (4 * 1024, 100, 200),
+            Topic::Attestations => (4 * 1024, 100, 200),
+            Topic::Announce => (4 * 1024, 20, 40),
+        };
+        TopicSpec {
+            max_bytes,
+            rounds_back: 64,
+            rounds_ahead: 16,
+            per_peer: Rate { per_sec, burst },
+            per_author: Rate { per_sec, burst },
+            check: None,
+        }
+    }
+}
+
+/// What the pipeline decided about a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Deliver it and forward it.
+    Accept(Envelope),
+    /// Drop it, do not forward it, and let gossipsub penalize the path it came by.
+    Reject(&'static str),
+    /// Drop it without forwarding (not necessarily the forwarder's fault).
+    Ignore(&'static str),
+}
+
+/// Score penalties. A peer starts at zero and is banned at [`BAN_SCORE`]; the score recovers by
+/// one point per second.
+fn penalty(reason: &str) -> i64 {
+    match reason {
+        "bad_signature" | "oversize" | "malformed" => 50,
+        "wrong_netuid" | "wrong_topic" | "not_validator" | "bad_payload" => 20,
+        "replayed" => 5,
+        "rate_limited_peer" | "rate_limited_author" | "rate_limited" => 2,
+        _ => 0,
+    }
+}
+
+/// Score at or below which a peer is banned.
+pub const BAN_SCORE: i64 = -100;
+
+/// A token bucket over integer milli-tokens.
+#[derive(Clone, Debug)]
+struct Bucket {
+    milli: u64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, rate: Rate, now: Instant) -> bool {
+        let cap = u64::from(rate.burst) * 1000;
+        let elapsed = now.saturating_duration_since(self.at).as_millis() as u64;
+        self.milli = cap.min(self.milli + elapsed.saturating_mul(u64::from(rate.per_sec)));
+        self.at = now;
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Token buckets keyed by anything, created full.
+#[derive(Debug)]
+struct Buckets<K> {
+    map: HashMap<K, Bucket>,
+}
+
+impl<K> Default for Buckets<K> {
+    fn default() -> Self {
+        Buckets {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Buckets<K> {
+    fn take(&mut self, key: K, rate: Rate, now: Instant) -> bool {
+        self.map
+            .entry(key)
+            .or_insert(Bucket {
+                milli: u64::from(rate.burst) * 1000,
+                at: now,
+            })
+            .take(rate, now)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Score {
+    points: i64,
+    at: Instant,
+}
+
+/// The identities and stakes the pipeline checks against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// The epoch's validators and their stakes.
+    pub validators: BTreeMap<Hotkey, u64>,
+}
+
+impl Membership {
+    /// The validator's stake, if it is one with stake.
+    pub fn stake(&self, hotkey: &Hotkey) -> Option<u64> {
+        self.validators.get(hotkey).copied().filter(|s| *s > 0)
+    }
+
+    /// Total stake of the set.
+    pub fn total(&self) -> u128 {
+        self.validators.values().map(|s| u128::from(*s)).sum()
+    }
+}
+
+/// The pipeline's state: policies, identities, replay cache, buckets and scores.
+pub struct Ingress {
+    netuid: NetUid,
+    specs: BTreeMap<Topic, TopicSpec>,
+    membership: Membership,
+    bound: HashMap<PeerId, Hotkey>,
+    rounds: BTreeMap<Topic, u64>,
+    seen: HashMap<Hash, (Topic, u64)>,
+    fresh: Vec<(Hash, Topic, u64)>,
+    evicted: Vec<Hash>,
+    peer_buckets: Buckets<(PeerId, Topic)>,
+    author_buckets: Buckets<(Hotkey, Topic)>,
+    request_buckets: Buckets<PeerId>,
+    request_rate: Rate,
+    scores: HashMap<PeerId, Score>,
+    metrics: Arc<Metrics>,
+}
+
+impl Ingress {
+    /// A pipeline for `netuid` with the given topic policies.
+    pub fn new(
+        netuid: NetUid,
+        specs: BTreeMap<Topic, TopicSpec>,
+        request_rate: Rate,
+        metrics: Arc<Metrics>,
+    ) -> Ingress {
+        Ingress {
+            netuid,
+            specs,
+            membership: Membership::default(),
+            bound: HashMap::new(),
+            rounds: BTreeMap::new(),
+            seen: HashMap::new(),
+            fresh: Vec::new(),
+            evicted: Vec::new(),
+            peer_buckets: Buckets::default(),
+            author_buckets: Buckets::default(),
+            request_buckets: Buckets::default(),
+            request_rate,
+            scores: HashMap::new(),
+            metrics,
+        }
+    }
+
+    /// The topic's policy.
+    pub fn spec(&self, topic: Topic) -> &TopicSpec {
+        &self.specs[&topic]
+    }
+
+    /// Replaces the validator set (at each epoch).
+    pub fn set_membership(&mut self, m: Membership) {
+        self.membership = m;
+    }
+
+    /// The validator set.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Records a verified identity binding.
+    pub fn bind(&mut self, peer: PeerId, hotkey: Hotkey) {
+        self.bound.insert(peer, hotkey);
+    }
+
+    /// Forgets a disconnected peer's binding.
+    pub fn unbind(&mut self, peer: &PeerId) {
+        self.bound.remove(peer);
+    }
+
+    /// The hotkey a peer proved, if any.
+    pub fn bound_hotkey(&self, peer: &PeerId) -> Option<Hotkey> {
+        self.bound.get(peer).copied()
+    }
+
+    /// Whether the peer is bound to a validator of the current set.
+    pub fn is_validator_peer(&self, peer: &PeerId) -> bool {
+        self.bound
+            .get(peer)
+            .is_some_and(|h| self.membership.stake(h).is_some())
+    }
+
+    /// Moves a topic's current round forward and forgets messages that fell out of its window.
+    pub fn set_round(&mut self, topic: Topic, round: u64) {
+        self.rounds.insert(topic, round);
+        let floor = round.saturating_sub(self.specs[&topic].rounds_back);
+        let evicted = &mut self.evicted;
+        self.seen.retain(|id, (t, r)| {
+            let keep = *t != topic || *r >= floor;
+            if !keep {
+                evicted.push(*id);
+            }
+            keep
+        });
+    }
+
+    /// The topic's current round.
+    pub fn round(&self, topic: Topic) -> u64 {
+        self.rounds.get(&topic).copied().unwrap_or(0)
+    }
+
+    /// Restores message ids seen before a restart.
+    pub fn restore_seen(&mut self, entries: impl IntoIterator<Item = (Hash, Topic, u64)>) {
+        for (id, topic, round) in entries {
+            self.seen.insert(id, (topic, round));
+        }
+    }
+
+    /// Message ids accepted, and ids that left their window, since the last call: what the
+    /// replay cache on disk must add and forget.
+    pub fn take_changes(&mut self) -> (Vec<(Hash, Topic, u64)>, Vec<Hash>) {
+        (
+            std::mem::take(&mut self.fresh),
+            std::mem::take(&mut self.evicted),
+        )
+    }
+
+    /// Runs a gossip message through the pipeline. `source` is the peer that forwarded it.
+    pub fn check_gossip(
+        &mut self,
+        topic: Topic,
+        source: &PeerId,
+        data: &[u8],
+        now: Instant,
+    ) -> Verdict {
+        let verdict = self.run(topic, source, data, now);
+        match &verdict {
+            Verdict::Accept(_) => self.metrics.accepted(topic.name()),
+            Verdict::Reject(reason) | Verdict::Ignore(reason) => {
+                self.metrics.rejected(topic.name(), reason);
+                self.penalize(source, reason, now);
+            }
+        }
+        verdict
+    }
+
+    fn run(&mut self, topic: Topic, source: &PeerId, data: &[u8], now: Instant) -> Verdict {
+        let spec = &self.specs[&topic];
+        // 1. Size cap, before parsing.
+        if data.len() > spec.max_bytes {
+            return Verdict::Reject("oversize");
+        }
+        // 2. Strict decode of the envelope, then of the payload by the topic's check.
+        let Ok(env) = decode::<Envelope>("gossip envelope", data, spec.max_bytes) else {
+            return Verdict::Reject("malformed");
+        };
+        if env.netuid != self.netuid {
+            return Verdict::Reject("wrong_netuid");
+        }
+        if env.topic != topic {
+            return Verdict::Reject("wrong_topic");
+        }
+        if let Some(check) = &spec.check
+            && check(&env).is_err()
+        {
+            return Verdict::Reject("bad_payload");
+        }
+        // 3. Signature.
+        if env.verify().is_err() {
+            return Verdict::Reject("bad_signature");
+        }
+        // 4. Membership and stake: of the author, and of the peer that forwarded it.
+        if self.membership.stake(&env.author).is_none() {
+            return Verdict::Reject("not_validator");
+        }
+        if !self.is_validator_peer(source) {
+            return Verdict::Ignore("relay_not_validator");
+        }
+        // 5. Replay window.
+        let current = self.round(topic);
+        if env.round < current.saturating_sub(spec.rounds_back) {
+            return Verdict::Ignore("stale_round");
+        }
+        if env.round > current.saturating_add(spec.rounds_ahead) {
+            return Verdict::Ignore("future_round");
+        }
+        let id = Hash::of(data);
+        if self.seen.contains_key(&id) {
+            return Verdict::Ignore("replayed");
+        }
+        // 6. Rate limits.
+        let (per_peer, per_author) = (spec.per_peer, spec.per_author);
+        if !self.peer_buckets.take((*source, topic), per_peer, now) {
+            return Verdict::Ignore("rate_limited_peer");
+        }
+        if !self.author_buckets.take((env.author, topic), per_author, now) {
+            return Verdict::Ignore("rate_limited_author");
+        }
+        self.seen.insert(id, (topic, env.round));
+        self.fresh.push((id, topic, env.round));
+        Verdict::Accept(env)
+    }
+
+    /// Admits a request-response request from `peer`: refused while the peer is banned or over
+    /// its request rate. Returns the reason code for the error reply.
+    pub fn check_request(
+        &mut self,
+        protocol: Protocol,
+        peer: &PeerId,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        let rate = self.request_rate;
+        if protocol != Protocol::Hello && !self.request_buckets.take(*peer, rate, now) {
+            self.metrics.rejected(protocol.name(), "rate_limited");
+            self.penalize(peer, "rate_limited", now);
+            return Err("rate_limited");
+        }
+        self.metrics.accepted(protocol.name());
+        Ok(())
+    }
+
+    /// Counts a bad request or response (it failed decoding, or its content did not verify)
+    /// and penalizes the peer.
+    pub fn report(&mut self, what: &'static str, peer: &PeerId, reason: &'static str, now: Instant) {
+        self.metrics.rejected(what, reason);
+        self.penalize(peer, reason, now);
+    }
+
+    fn penalize(&mut self, peer: &PeerId, reason: &str, now: Instant) {
+        let p = penalty(reason);
+        if p == 0 {
+            return;
+        }
+        let s = self.scores.entry(*peer).or_insert(Score { points: 0, at: now });
+        s.points = recovered(*s, now) - p;
+        s.at = now;
+    }
+
+    /// The peer's current score.
+    pub fn score(&self, peer: &PeerId, now: Instant) -> i64 {
+        self.scores.get(peer).map_or(0, |s| recovered(*s, now))
+    }
+
+    /// Peers whose score reached the ban threshold; their scores are reset (the ban itself is
+    /// the punishment and lasts a fixed period).
+    pub fn take_bannable(&mut self, now: Instant) -> Vec<PeerId> {
+        let out: Vec<PeerId> = self
+            .scores
+            .iter()
+            .filter(|(_, s)| recovered(**s, now) <= BAN_SCORE)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &out {
+            self.scores.remove(p);
+        }
+        self.scores.retain(|_, s| recovered(*s, now) < 0);
+        out
+    }
+}
+
+fn recovered(s: Score, now: Instant) -> i64 {
+    let secs = now.saturating_duration_since(s.at).as_secs() as i64;
+    (s.points + secs).min(0)
+}
+
+/// A shared handle on the pipeline, locked only for the duration of one check (never across an
+/// `.await`).
+pub type SharedIngress = Arc<Mutex<Ingress>>;
+
+/// How long a banned peer stays banned by default.
+pub const DEFAULT_BAN: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform_crypto::Keypair;
+    use platform_primitives::encode;
+
+    fn key(seed: u8) -> Keypair {
+        Keypair::from_seed(&[seed; 32])
+    }
+
+    fn pipeline() -> (Ingress, PeerId, Keypair) {
+        let specs = Topic::ALL
+            .into_iter()
+            .map(|t| (t, TopicSpec::default_for(t)))
+            .collect();
+        let mut ing = Ingress::new(
+            NetUid(1),
+            specs,
+            Rate {
+                per_sec: 10,
+                burst: 10,
+            },
+            Arc::new(Metrics::default()),
+        );
+        let v = key(1);
+        ing.set_membership(Membership {
+            validators: [(v.hotkey(), 100), (key(9).hotkey(), 0)].into(),
+        });
+        let peer = PeerId::random();
+        ing.bind(peer, v.hotkey());
+        (ing, peer, v)
+    }
+
+    fn msg(k: &Keypair, round: u64, body: &[u8]) -> Vec<u8> {
+        encode(&Envelope::sign(
+            k,
+            NetUid(1),
+            Topic::Consensus,
+            round,
+            body.to_vec(),
+        ))
+    }
+
+    #[test]
+    fn accepts_a_validators_message_once() {
+        let (mut ing, peer, v) = pipeline();
+        let now = Instant::now();
+        let m = msg(&v, 0, b"a");
+        assert!(matches!(
+            ing.check_gossip(Topic::Consensus, &peer, &m, now),
+            Verdict::Accept(_)
+        ));
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &m, now),
+            Verdict::Ignore("replayed")
+        );
+        assert_eq!(ing.take_changes().0.len(), 1);
+    }
+
+    #[test]
+    fn each_stage_rejects_with_its_reason() {
+        let (mut ing, peer, v) = pipeline();
+        let now = Instant::now();
+        let big = msg(&v, 0, &vec![0; 30 * 1024]);
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &big, now),
+            Verdict::Reject("oversize")
+        );
+        let mut trailing = msg(&v, 0, b"x");
+        trailing.push(0);
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &trailing, now),
+            Verdict::Reject("malformed")
+        );
+        let on_other_topic = msg(&v, 0, b"x");
+        assert_eq!(
+            ing.check_gossip(Topic::Attestations, &peer, &on_other_topic, now),
+            Verdict::Reject("wrong_topic")
+        );
+        let mut forged = Envelope::sign(&v, NetUid(1), Topic::Consensus, 0, b"x".to_vec());
+        forged.payload = b"y".to_vec();
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &encode(&forged), now),
+            Verdict::Reject("bad_signature")
+        );
+        // An observer (no stake, or not in the set) is not a validator.
+        for outsider in [key(2), key(9)] {
+            assert_eq!(
+                ing.check_gossip(Topic::Consensus, &peer, &msg(&outsider, 0, b"x"), now),
+                Verdict::Reject("not_validator")
+            );
+        }
+        // A validator's message relayed by an unbound peer is not forwarded.
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &PeerId::random(), &msg(&v, 0, b"z"), now),
+            Verdict::Ignore("relay_not_validator")
+        );
+        ing.set_round(Topic::Consensus, 100);
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 10, b"x"), now),
+            Verdict::Ignore("stale_round")
+        );
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 117, b"x"), now),
+            Verdict::Ignore("future_round")
+        );
+        let m = ing.metrics.snapshot();
+        for reason in [
+            "oversize",
+            "malformed",
+            "wrong_topic",
+            "bad_signature",
+            "not_validator",
+            "relay_not_validator",
+            "stale_round",
+            "future_round",
+        ] {
+            assert!(
+                m.rejected.keys().any(|(_, r)| r == reason),
+                "{reason} not counted"
+            );
+        }
+    }
+
+    #[test]
+    fn payload_check_runs_before_the_signature() {
+        let (mut ing, peer, v) = pipeline();
+        ing.specs.get_mut(&Topic::Consensus).unwrap().check = Some(Arc::new(|e: &Envelope| {
+            if e.payload.len() == 4 {
+                Ok(())
+            } else {
+                Err("want four bytes")
+            }
+        }));
+        let now = Instant::now();
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 0, b"abc"), now),
+            Verdict::Reject("bad_payload")
+        );
+        assert!(matches!(
+            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 0, b"abcd"), now),
+            Verdict::Accept(_)
+        ));
+    }
+
+    #[test]
+    fn a_flooding_peer_is_limited_then_banned_while_others_pass() {
+        let (mut ing, flooder, v) = pipeline();
+        let honest_key = key(3);
+        let honest = PeerId::random();
+        let mut m = ing.membership.clone();
+        m.validators.insert(honest_key.hotkey(), 50);
+        ing.set_membership(m);
+        ing.bind(honest, honest_key.hotkey());
+        let now = Instant::now();
+        let mut limited = 0;
+        for i in 0..1000u32 {
+            let data = msg(&v, 0, &i.to_le_bytes());
+            if let Verdict::Ignore(r) = ing.check_gossip(Topic::Consensus, &flooder, &data, now) {
+                assert_eq!(r, "rate_limited_peer");
+                limited += 1;
+            }
+        }
+        assert_eq!(limited, 1000 - 400, "the burst passes, the rest is limited");
+        let honest_msg = msg(&honest_key, 0, b"still served");
+        assert!(matches!(
+            ing.check_gossip(Topic::Consensus, &honest, &honest_msg, now),
+            Verdict::Accept(_)
+        ));
+        assert_eq!(ing.take_bannable(now), vec![flooder]);
+        assert_eq!(ing.score(&flooder, now), 0);
+        // The bucket refills with time.
+        let later = now + Duration::from_secs(1);
+        assert!(matches!(
+            ing.check_gossip(Topic::Consensus, &flooder, &msg(&v, 0, b"later"), later),
+            Verdict::Accept(_)
+        ));
+    }
+
+    #[test]
+    fn scores_recover_over_time() {
+        let (mut ing, peer, _) = pipeline();
+        let now = Instant::now();
+        ing.penalize(&peer, "bad_signature", now);
+        assert_eq!(ing.score(&peer, now), -50);
+        assert_eq!(ing.score(&peer, now + Duration::from_secs(20)), -30);
+        assert_eq!(ing.score(&peer, now + Duration::from_secs(90)), 0);
+    }
+
+    #[test]
+    fn moving_the_round_prunes_the_replay_cache() {
+        let (mut ing, peer, v) = pipeline();
+        let now = Instant::now();
+        assert!(matches!(
+            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 1, b"a"), now),
+            Verdict::Accept(_)
+        ));
+        ing.set_round(Topic::Consensus, 64);
+        assert_eq!(ing.seen.len(), 1);
+        ing.set_round(Topic::Consensus, 66);
+        assert!(ing.seen.is_empty());
+        let (fresh, evicted) = ing.take_changes();
+        assert_eq!((fresh.len(), evicted.len()), (1, 1));
+    }
+
+    #[test]
+    fn requests_are_rate_limited_per_peer() {
+        let (mut ing, peer, _) = pipeline();
+        let now = Instant::now();
+        for _ in 0..10 {
+            ing.check_request(Protocol::Blob, &peer, now).unwrap();
+        }
+        assert_eq!(
+            ing.check_request(Protocol::Blob, &peer, now),
+            Err("rate_limited")
+        );
+        // Hello is never limited: it is how a peer proves who it is.
+        ing.check_request(Protocol::Hello, &peer, now).unwrap();
+    }
+}

@@ -1,0 +1,543 @@
+//! Validator-to-validator networking for Platform over libp2p (DESIGN §11).
+//!
+//! - **Transport**: TCP + Noise + Yamux, connection limits, identify, ping.
+//! - **Identity binding**: on connect both sides exchange a [`PeerBinding`]: the hotkey's
+//!   signature over the libp2p peer id. Peers bound to a validator of the epoch are explicit
+//!   gossipsub peers; everyone else is an observer that may sync and fetch blobs, but whose
+//!   gossip is neither accepted nor forwarded.
+//! - **Gossip**: one gossipsub topic per kind ([`Topic`]), tuned for 4–64 validators, carrying
+//!   hotkey-signed [`Envelope`]s. Large payloads never ride gossip: it carries hashes; content
+//!   moves over the `blob` protocol.
+//! - **One ingress path**: every gossip message and request passes [`ingress::Ingress`]
+//!   (size cap → strict decode → signature → membership and stake → replay window → rate limits
+//!   → dispatch); rejections are counted by reason in [`Metrics`], cost the sender score, and
+//!   enough of them get it banned for a period.
+//! - **Request-response**: `hello` (binding), `sync` (certified blocks by height range),
+//!   `blob` (content by hash, verified on receipt), `snapshot` (the latest snapshot's
+//!   description; the snapshot itself is a blob). Kademlia provider records announce blobs.
+//!   Fetches try providers in turn, with a circuit breaker for peers that keep failing.
+//! - **Partition detection**: connected validators holding less than two thirds of the stake for
+//!   `partition_alarm` raise [`Event::Partitioned`]; [`Event::Healed`] when it clears.
+
+pub mod ingress;
+pub mod metrics;
+pub mod seen;
+mod service;
+pub mod wire;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId, identity};
+use platform_crypto::Keypair;
+use platform_primitives::{Hash, Hotkey, NetUid};
+use platform_storage::DataDir;
+use tokio::sync::{mpsc, oneshot};
+
+pub use ingress::{Membership, PayloadCheck, Rate, TopicSpec};
+pub use libp2p;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use wire::{Envelope, PeerBinding, SnapshotInfo, Topic};
+
+use service::{Command, Task};
+use wire::{Request, Response};
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The subnet: topics and protocols are namespaced by it.
+    pub netuid: NetUid,
+    /// Where to listen (default `/ip4/127.0.0.1/tcp/0`: loopback, a port the OS picks).
+    pub listen: Multiaddr,
+    /// Peers to dial at start, as `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Per-topic policy.
+    pub topics: BTreeMap<Topic, TopicSpec>,
+    /// Requests per peer (sync, blob, snapshot).
+    pub request_rate: Rate,
+    /// How long connected validators may hold less than 2/3 of stake before the node reports
+    /// itself partitioned.
+    pub partition_alarm: Duration,
+    /// How long a peer that sent invalid messages stays banned.
+    pub ban_period: Duration,
+    /// Most established connections.
+    pub max_connections: u32,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Capacity of the event channel; accepted messages beyond it are dropped and counted.
+    pub event_buffer: usize,
+}
+
+impl Config {
+    /// Defaults for `netuid`.
+    pub fn new(netuid: NetUid) -> Config {
+        Config {
+            netuid,
+            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+            bootstrap: Vec::new(),
+            topics: Topic::ALL
+                .into_iter()
+                .map(|t| (t, TopicSpec::default_for(t)))
+                .collect(),
+            request_rate: Rate {
+                per_sec: 50,
+                burst: 100,
+            },
+            partition_alarm: Duration::from_secs(10),
+            ban_period: ingress::DEFAULT_BAN,
+            max_connections: 256,
+            request_timeout: Duration::from_secs(10),
+            event_buffer: 4096,
+        }
+    }
+}
+
+/// What the network serves to peers that ask: certified blocks and the latest snapshot. Blobs
+/// come straight from the data directory's blob store. Called on blocking threads.
+pub trait Provider: Send + Sync + 'static {
+    /// Encoded certified blocks from `from` up to `to` (inclusive), consecutive, stopping early
+    /// when the next would exceed `max_bytes` in total or is not held.
+    fn blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>>;
+    /// The latest snapshot held.
+    fn latest_snapshot(&self) -> Option<SnapshotInfo>;
+}
+
+/// A provider with nothing to serve (observers, tools).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NothingToServe;
+
+impl Provider for NothingToServe {
+    fn blocks(&self, _: u64, _: u64, _: usize) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn latest_snapshot(&self) -> Option<SnapshotInfo> {
+        None
+    }
+}
+
+/// What the network tells the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A gossip message passed the ingress pipeline.
+    Gossip {
+        /// Its topic.
+        topic: Topic,
+        /// The verified envelope.
+        envelope: Envelope,
+        /// The peer that forwarded it.
+        from: PeerId,
+    },
+    /// A peer proved which hotkey it belongs to.
+    PeerBound {
+        /// The peer.
+        peer: PeerId,
+        /// Its hotkey.
+        hotkey: Hotkey,
+        /// Whether the hotkey is a validator of the current set.
+        validator: bool,
+    },
+    /// Connected validators have held less than 2/3 of stake for the alarm period.
+    Partitioned {
+        /// Stake of connected validators, ourselves included.
+        connected_stake: u128,
+        /// Total stake of the set.
+        total_stake: u128,
+    },
+    /// The partition cleared.
+    Healed,
+}
+
+/// A view of the network for health checks and operators.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NetStatus {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Where we listen.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers, observers included.
+    pub connected_peers: usize,
+    /// Hotkeys of connected, bound validators.
+    pub connected_validators: Vec<Hotkey>,
+    /// Stake of connected validators, ourselves included.
+    pub connected_stake: u128,
+    /// Total stake of the validator set.
+    pub total_stake: u128,
+    /// Whether the partition alarm is raised.
+    pub partitioned: bool,
+    /// Currently banned peers.
+    pub banned: Vec<String>,
+}
+
+/// Why a network operation failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// The network could not start.
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    /// A dial was refused before it started.
+    #[error("cannot dial {0}")]
+    Dial(String),
+    /// Nobody is subscribed to the topic yet.
+    #[error("no connected peer is subscribed to the topic yet")]
+    NoPeers,
+    /// gossipsub refused the message.
+    #[error("publish failed: {0}")]
+    Publish(String),
+    /// A request failed (timeout, connection closed, unsupported protocol).
+    #[error("request failed: {0}")]
+    Request(String),
+    /// The peer answered with an error code.
+    #[error("peer refused the request: {0}")]
+    Refused(String),
+    /// No peer could provide what was asked.
+    #[error("{what} is not available from any peer (tried {tried})")]
+    NotFound {
+        /// What was asked for.
+        what: String,
+        /// How many peers were tried.
+        tried: usize,
+    },
+    /// Reading or writing local storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The network task has stopped.
+    #[error("the network has stopped")]
+    Stopped,
+}
+
+/// Consecutive failures after which a peer is skipped.
+const BREAKER_FAILURES: u32 = 3;
+/// How long a tripped breaker skips the peer.
+const BREAKER_OPEN: Duration = Duration::from_secs(30);
+
+/// Circuit breakers for fetches: a peer that failed [`BREAKER_FAILURES`] times in a row is
+/// skipped for [`BREAKER_OPEN`].
+#[derive(Debug, Default)]
+struct Breakers {
+    peers: HashMap<PeerId, (u32, Option<Instant>)>,
+}
+
+impl Breakers {
+    fn open(&self, peer: &PeerId, now: Instant) -> bool {
+        matches!(self.peers.get(peer), Some((_, Some(until))) if *until > now)
+    }
+    fn fail(&mut self, peer: PeerId, now: Instant) {
+        let e = self.peers.entry(peer).or_insert((0, None));
+        e.0 += 1;
+        if e.0 >= BREAKER_FAILURES {
+            e.0 = 0;
+            e.1 = Some(now + BREAKER_OPEN);
+        }
+    }
+    fn succeed(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+}
+
+/// The derived libp2p identity of a hotkey: an ed25519 key from the hotkey's seed, so a
+/// validator keeps its peer id across restarts. Keys without a seed get a fresh identity.
+pub fn identity_from_hotkey(key: &Keypair) -> identity::Keypair {
+    match key.seed() {
+        Some(seed) => {
+            let mut bytes = blake3::derive_key("platform libp2p identity v1", seed);
+            identity::Keypair::ed25519_from_bytes(&mut bytes)
+                .expect("any 32 bytes are an ed25519 secret key")
+        }
+        None => identity::Keypair::generate_ed25519(),
+    }
+}
+
+/// A handle on a running network. Cheap to clone; the network stops when the last handle is
+/// dropped or [`Network::shutdown`] is called.
+#[derive(Clone)]
+pub struct Network {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    addr: Multiaddr,
+    netuid: NetUid,
+    key: Arc<Keypair>,
+    dir: Arc<DataDir>,
+    metrics: Arc<Metrics>,
+    breakers: Arc<Mutex<Breakers>>,
+}
+
+impl Network {
+    /// Starts the network: listens, dials the bootstrap peers and returns the handle and the
+    /// event stream (bounded: see [`Config::event_buffer`]).
+    pub async fn start(
+        cfg: Config,
+        key: Keypair,
+        dir: Arc<DataDir>,
+        provider: Arc<dyn Provider>,
+    ) -> Result<(Network, mpsc::Receiver<Event>), NetError> {
+        let netuid = cfg.netuid;
+        let identity = identity_from_hotkey(&key);
+        let key = Arc::new(key);
+        let metrics = Arc::new(Metrics::default());
+        let (events_tx, events) = mpsc::channel(cfg.event_buffer.max(1));
+        let (commands, commands_rx) = mpsc::channel(256);
+        let mut task = Task::new(
+            cfg,
+            key.clone(),
+            identity,
+            dir.clone(),
+            provider,
+            metrics.clone(),
+            events_tx,
+            commands_rx,
+        )?;
+        let peer_id = task.peer_id();
+        let addr = task
+            .first_listen_addr()
+            .await?
+            .with(libp2p::multiaddr::Protocol::P2p(peer_id));
+        tokio::spawn(task.run());
+        Ok((
+            Network {
+                commands,
+                peer_id,
+                addr,
+                netuid,
+                key,
+                dir,
+                metrics,
+                breakers: Arc::default(),
+            },
+            events,
+        ))
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The address others dial, with our peer id.
+    pub fn addr(&self) -> &Multiaddr {
+        &self.addr
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    async fn tell(&self, cmd: Command) -> Result<(), NetError> {
+        self.commands.send(cmd).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Dials a peer.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.call(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// Sets the epoch's validators and stakes.
+    pub async fn set_membership(&self, m: Membership) -> Result<(), NetError> {
+        self.tell(Command::SetMembership(m)).await
+    }
+
+    /// Moves a topic's current round (its replay window follows).
+    pub async fn set_round(&self, topic: Topic, round: u64) -> Result<(), NetError> {
+        self.tell(Command::SetRound(topic, round)).await
+    }
+
+    /// Signs `payload` with our hotkey and publishes it on `topic` for `round`. Returns the
+    /// message id (blake3 of the encoded envelope).
+    pub async fn publish(
+        &self,
+        topic: Topic,
+        round: u64,
+        payload: Vec<u8>,
+    ) -> Result<Hash, NetError> {
+        let env = Envelope::sign(&self.key, self.netuid, topic, round, payload);
+        self.publish_envelope(env).await
+    }
+
+    /// Publishes an already signed envelope (re-broadcasting another validator's message).
+    pub async fn publish_envelope(&self, env: Envelope) -> Result<Hash, NetError> {
+        self.call(|tx| Command::Publish(env, tx)).await?
+    }
+
+    /// Stores `bytes` in the blob store and announces it in the DHT. Returns its hash.
+    pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<Hash, NetError> {
+        let dir = self.dir.clone();
+        let hash = tokio::task::spawn_blocking(move || dir.blobs().put(&bytes))
+            .await
+            .map_err(|e| NetError::Storage(e.to_string()))?
+            .map_err(|e| NetError::Storage(e.to_string()))?;
+        self.tell(Command::Provide(hash)).await?;
+        Ok(hash)
+    }
+
+    /// Announces a blob already in the blob store (after a restart).
+    pub async fn provide(&self, hash: Hash) -> Result<(), NetError> {
+        self.tell(Command::Provide(hash)).await
+    }
+
+    /// Peers the DHT lists as providers of `hash`.
+    pub async fn providers(&self, hash: Hash) -> Result<Vec<PeerId>, NetError> {
+        self.call(|tx| Command::Providers(hash, tx)).await
+    }
+
+    /// Sends one request and waits for the answer.
+    async fn request(&self, peer: PeerId, req: Request) -> Result<Response, NetError> {
+        match self.call(|tx| Command::Request(peer, req, tx)).await?? {
+            Response::Error(code) => Err(NetError::Refused(code)),
+            ok => Ok(ok),
+        }
+    }
+
+    /// Counts a bad answer from `peer` and penalizes it.
+    pub async fn report(
+        &self,
+        peer: PeerId,
+        channel: &'static str,
+        reason: &'static str,
+    ) -> Result<(), NetError> {
+        self.tell(Command::Report(peer, channel, reason)).await
+    }
+
+    fn breaker_open(&self, peer: &PeerId) -> bool {
+        self.breakers
+            .lock()
+            .expect("breaker lock poisoned")
+            .open(peer, Instant::now())
+    }
+
+    fn breaker_result(&self, peer: PeerId, ok: bool) {
+        let mut b = self.breakers.lock().expect("breaker lock poisoned");
+        if ok {
+            b.succeed(&peer);
+        } else {
+            b.fail(peer, Instant::now());
+        }
+    }
+
+    /// The blob with `hash`: from the local store, or from the DHT's providers in turn
+    /// (verified against the hash, stored, and then announced by us too).
+    pub async fn fetch_blob(&self, hash: Hash) -> Result<Vec<u8>, NetError> {
+        let dir = self.dir.clone();
+        let local = tokio::task::spawn_blocking(move || {
+            dir.blobs().get(&hash, wire::MAX_BLOB_BYTES as u64)
+        })
+        .await
+        .map_err(|e| NetError::Storage(e.to_string()))?
+        .map_err(|e| NetError::Storage(e.to_string()))?;
+        if let Some(bytes) = local {
+            return Ok(bytes);
+        }
+        let providers = self.providers(hash).await?;
+        let mut tried = 0;
+        for peer in providers {
+            if self.breaker_open(&peer) {
+                continue;
+            }
+            tried += 1;
+            match self.request(peer, Request::Blob(hash)).await {
+                Ok(Response::Blob(Some(bytes))) if Hash::of(&bytes) == hash => {
+                    self.breaker_result(peer, true);
+                    self.put_blob(bytes.clone()).await?;
+                    return Ok(bytes);
+                }
+                Ok(Response::Blob(Some(_))) => {
+                    self.breaker_result(peer, false);
+                    self.report(peer, "blob", "bad_content").await?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, "blob {hash}: {e}");
+                    self.breaker_result(peer, false);
+                }
+            }
+        }
+        Err(NetError::NotFound {
+            what: format!("blob {hash}"),
+            tried,
+        })
+    }
+
+    /// Connected peers, bound validators first.
+    async fn sync_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(Command::SyncPeers).await
+    }
+
+    /// Certified blocks `from..=to` from a peer: each connected peer is asked in turn until
+    /// one answers with blocks that `verify` accepts (it gets the first height and the encoded
+    /// blocks, and checks heights and certificates). A peer whose blocks fail is penalized.
+    /// Fewer blocks than asked come back when peers hold no more.
+    pub async fn sync_blocks(
+        &self,
+        from: u64,
+        to: u64,
+        verify: impl Fn(u64, &[Vec<u8>]) -> Result<(), &'static str>,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
+        let to = to.min(from.saturating_add(wire::MAX_SYNC_BLOCKS - 1));
+        let mut tried = 0;
+        for peer in self.sync_peers().await? {
+            if self.breaker_open(&peer) {
+                continue;
+            }
+            tried += 1;
+            match self.request(peer, Request::Sync { from, to }).await {
+                Ok(Response::Blocks(blocks)) if blocks.is_empty() => {}
+                Ok(Response::Blocks(blocks)) => {
+                    let too_many = blocks.len() as u64 > to - from + 1;
+                    match if too_many { Err("bad_range") } else { verify(from, &blocks) } {
+                        Ok(()) => {
+                            self.breaker_result(peer, true);
+                            return Ok(blocks);
+                        }
+                        Err(reason) => {
+                            self.breaker_result(peer, false);
+                            self.report(peer, "sync", reason).await?;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, "sync {from}..={to}: {e}");
+                    self.breaker_result(peer, false);
+                }
+            }
+        }
+        Err(NetError::NotFound {
+            what: format!("blocks {from}..={to}"),
+            tried,
+        })
+    }
+
+    /// The highest snapshot any connected peer describes, with the peer. Fetch its bytes with
+    /// [`Network::fetch_blob`].
+    pub async fn latest_snapshot(&self) -> Result<Option<(SnapshotInfo, PeerId)>, NetError> {
+        let mut best: Option<(SnapshotInfo, PeerId)> = None;
+        for peer in self.sync_peers().await? {
+            if let Ok(Response::Snapshot(Some(info))) =
+                self.request(peer, Request::Snapshot).await
+                && best.as_ref().is_none_or(|(b, _)| info.height > b.height)
+            {
+                best = Some((info, peer));
+            }
+        }
+        Ok(best)
+    }
+
+    /// The network's status.
+    pub async fn status(&self) -> Result<NetStatus, NetError> {
+        self.call(Command::Status).await
+    }
+
+    /// Stops the network, persisting the replay cache first.
+    pub async fn shutdown(&self) -> Result<(), NetError> {
+        self.call(Command::Shutdown).await
+    }
+}

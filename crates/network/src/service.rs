@@ -1,0 +1,714 @@
+//! The network task: owns the libp2p swarm, runs every inbound message through the
+//! [`Ingress`] pipeline, answers requests (reads happen on blocking threads), and carries out
+//! the [`crate::Network`] handle's commands.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, identify, identity, kad,
+    noise, ping, tcp, yamux,
+};
+use platform_crypto::Keypair;
+use platform_primitives::{Hash, Hotkey, NetUid};
+use platform_storage::DataDir;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ingress::{Ingress, Membership, Verdict};
+use crate::metrics::Metrics;
+use crate::seen::SeenStore;
+use crate::wire::{
+    Codec, Envelope, MAX_BLOB_BYTES, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE, PeerBinding, Protocol,
+    Request, Response, Topic,
+};
+use crate::{Config, Event, NetError, NetStatus, Provider};
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    limits: connection_limits::Behaviour,
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    gossip: gossipsub::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    rr: request_response::Behaviour<Codec>,
+}
+
+/// What the handle asks of the task.
+pub(crate) enum Command {
+    Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    SetMembership(Membership),
+    SetRound(Topic, u64),
+    Publish(Envelope, oneshot::Sender<Result<Hash, NetError>>),
+    Provide(Hash),
+    Providers(Hash, oneshot::Sender<Vec<PeerId>>),
+    Request(PeerId, Request, oneshot::Sender<Result<Response, NetError>>),
+    Report(PeerId, &'static str, &'static str),
+    SyncPeers(oneshot::Sender<Vec<PeerId>>),
+    Status(oneshot::Sender<NetStatus>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Results of blocking work, back into the task.
+enum Internal {
+    Respond(ResponseChannel<Response>, Response),
+}
+
+/// The gossipsub configuration for 4–64 validators: flood publishing (every subscribed peer gets
+/// our own messages directly), a mesh that forms with as few as one peer, message id = blake3
+/// of the data, and manual validation (nothing is forwarded before the pipeline accepts it).
+fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
+    gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(500))
+        .mesh_n_low(1)
+        .mesh_n(3)
+        .mesh_n_high(8)
+        .mesh_outbound_min(1)
+        .gossip_lazy(3)
+        .flood_publish(true)
+        .history_length(6)
+        .history_gossip(3)
+        .duplicate_cache_time(Duration::from_secs(120))
+        .max_transmit_size(max_transmit)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+        })
+        .build()
+        .map_err(|e| NetError::Setup(format!("gossipsub configuration: {e}")))
+}
+
+/// Starts the swarm and returns the task's state, listening on `cfg.listen`.
+pub(crate) struct Task {
+    swarm: Swarm<Behaviour>,
+    netuid: NetUid,
+    key: Arc<Keypair>,
+    ingress: Ingress,
+    metrics: Arc<Metrics>,
+    topics: HashMap<TopicHash, Topic>,
+    events: mpsc::Sender<Event>,
+    commands: mpsc::Receiver<Command>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    banned: HashMap<PeerId, Instant>,
+    ban_period: Duration,
+    partition_alarm: Duration,
+    below_since: Option<Instant>,
+    partitioned: bool,
+    seen: SeenStore,
+    dir: Arc<DataDir>,
+    provider: Arc<dyn Provider>,
+}
+
+impl Task {
+    pub(crate) fn new(
+        cfg: Config,
+        key: Arc<Keypair>,
+        identity: identity::Keypair,
+        dir: Arc<DataDir>,
+        provider: Arc<dyn Provider>,
+        metrics: Arc<Metrics>,
+        events: mpsc::Sender<Event>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Result<Task, NetError> {
+        let netuid = cfg.netuid;
+        let max_transmit = cfg.topics.values().map(|s| s.max_bytes).max().unwrap_or(0) + 1024;
+        let gossip_cfg = gossip_config(max_transmit)?;
+        let request_timeout = cfg.request_timeout;
+        let max_connections = cfg.max_connections;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Setup(format!("transport: {e}")))?
+            .with_behaviour(|k| {
+                let peer = k.public().to_peer_id();
+                let mut kad_cfg = kad::Config::new(
+                    libp2p::StreamProtocol::try_from_owned(format!("/platform/{}/kad/1", netuid.0))
+                        .expect("starts with a slash"),
+                );
+                kad_cfg.set_provider_publication_interval(Some(Duration::from_secs(60)));
+                kad_cfg.set_query_timeout(Duration::from_secs(10));
+                let mut kad =
+                    kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_cfg);
+                kad.set_mode(Some(kad::Mode::Server));
+                let gossip = gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Anonymous,
+                    gossip_cfg,
+                )?;
+                let limits = connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(max_connections))
+                    .with_max_established_per_peer(Some(2))
+                    .with_max_pending_incoming(Some(64));
+                Ok(Behaviour {
+                    limits: connection_limits::Behaviour::new(limits),
+                    blocked: Default::default(),
+                    gossip,
+                    kad,
+                    identify: identify::Behaviour::new(identify::Config::new(
+                        format!("/platform/{}/1", netuid.0),
+                        k.public(),
+                    )),
+                    ping: ping::Behaviour::default(),
+                    rr: request_response::Behaviour::with_codec(
+                        Codec,
+                        Protocol::ALL
+                            .into_iter()
+                            .map(|p| (p.stream_protocol(netuid), ProtocolSupport::Full)),
+                        request_response::Config::default()
+                            .with_request_timeout(request_timeout)
+                            .with_max_concurrent_streams(256),
+                    ),
+                })
+            })
+            .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+            .build();
+
+        let mut topics = HashMap::new();
+        for t in Topic::ALL {
+            let topic = IdentTopic::new(t.topic_string(netuid));
+            swarm
+                .behaviour_mut()
+                .gossip
+                .subscribe(&topic)
+                .map_err(|e| NetError::Setup(format!("subscribe to {}: {e}", t.name())))?;
+            topics.insert(topic.hash(), t);
+        }
+        swarm
+            .listen_on(cfg.listen.clone())
+            .map_err(|e| NetError::Setup(format!("listen on {}: {e}", cfg.listen)))?;
+        for addr in &cfg.bootstrap {
+            swarm
+                .dial(addr.clone())
+                .map_err(|e| NetError::Setup(format!("dial {addr}: {e}")))?;
+        }
+
+        let seen = SeenStore::new(dir.clone());
+        let mut ingress = Ingress::new(netuid, cfg.topics, cfg.request_rate, metrics.clone());
+        ingress.restore_seen(
+            seen.load()
+                .map_err(|e| NetError::Setup(format!("replay cache: {e}")))?,
+        );
+        let (internal_tx, internal_rx) = mpsc::channel(256);
+        Ok(Task {
+            swarm,
+            netuid,
+            key,
+            ingress,
+            metrics,
+            topics,
+            events,
+            commands,
+            internal_tx,
+            internal_rx,
+            requests: HashMap::new(),
+            provider_queries: HashMap::new(),
+            banned: HashMap::new(),
+            ban_period: cfg.ban_period,
+            partition_alarm: cfg.partition_alarm,
+            below_since: None,
+            partitioned: false,
+            seen,
+            dir,
+            provider,
+        })
+    }
+
+    /// Waits for the first listen address (the OS picks the port when it is 0).
+    pub(crate) async fn first_listen_addr(&mut self) -> Result<Multiaddr, NetError> {
+        loop {
+            match self.swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetError::Setup(format!("listener: {error}")));
+                }
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(NetError::Setup(format!("listener closed: {reason:?}")));
+                }
+                other => self.on_swarm(other),
+            }
+        }
+    }
+
+    pub(crate) fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Runs until shut down or until every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut last_flush = Instant::now();
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm(ev),
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        self.flush_seen().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        self.flush_seen().await;
+                        return;
+                    }
+                },
+                Some(Internal::Respond(ch, res)) = self.internal_rx.recv() => {
+                    let _ = self.swarm.behaviour_mut().rr.send_response(ch, res);
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.enforce_bans(now);
+                    self.watch_partition(now);
+                    if now.duration_since(last_flush) >= Duration::from_secs(1) {
+                        last_flush = now;
+                        self.flush_seen_in_background();
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit(&self, ev: Event) {
+        if self.events.try_send(ev).is_err() {
+            self.metrics.dropped();
+        }
+    }
+
+    fn flush_seen_in_background(&mut self) {
+        let (fresh, evicted) = self.ingress.take_changes();
+        if fresh.is_empty() && evicted.is_empty() {
+            return;
+        }
+        let store = self.seen.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.apply(&fresh, &evicted) {
+                tracing::warn!("could not persist the replay cache: {e}");
+            }
+        });
+    }
+
+    async fn flush_seen(&mut self) {
+        let (fresh, evicted) = self.ingress.take_changes();
+        let store = self.seen.clone();
+        let done = tokio::task::spawn_blocking(move || store.apply(&fresh, &evicted)).await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!("could not persist the replay cache: {e}");
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial(addr, reply) => {
+                let r = self
+                    .swarm
+                    .dial(addr.clone())
+                    .map_err(|e| NetError::Dial(format!("{addr}: {e}")));
+                let _ = reply.send(r);
+            }
+            Command::SetMembership(m) => {
+                self.ingress.set_membership(m);
+                let bound: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in bound {
+                    self.update_explicit(&peer);
+                }
+            }
+            Command::SetRound(topic, round) => self.ingress.set_round(topic, round),
+            Command::Publish(env, reply) => {
+                let topic = IdentTopic::new(env.topic.topic_string(self.netuid));
+                let data = platform_primitives::encode(&env);
+                let r = match self.swarm.behaviour_mut().gossip.publish(topic, data.clone()) {
+                    Ok(_) => Ok(Hash::of(&data)),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        Err(NetError::NoPeers)
+                    }
+                    Err(e) => Err(NetError::Publish(e.to_string())),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Provide(hash) => {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::new(&hash.0))
+                {
+                    tracing::warn!("could not announce blob {hash}: {e}");
+                }
+            }
+            Command::Providers(hash, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(kad::RecordKey::new(&hash.0));
+                self.provider_queries.insert(id, (HashSet::new(), reply));
+            }
+            Command::Request(peer, req, reply) => {
+                let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+                self.requests.insert(id, reply);
+            }
+            Command::Report(peer, channel, reason) => {
+                self.ingress.report(channel, &peer, reason, Instant::now());
+            }
+            Command::SyncPeers(reply) => {
+                let mut peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                peers.sort_by_key(|p| (!self.ingress.is_validator_peer(p), *p));
+                let _ = reply.send(peers);
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn status(&self) -> NetStatus {
+        let (connected_stake, total_stake) = self.stake_view();
+        let mut validators: Vec<Hotkey> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| self.ingress.is_validator_peer(p))
+            .filter_map(|p| self.ingress.bound_hotkey(p))
+            .collect();
+        validators.sort();
+        validators.dedup();
+        let mut banned: Vec<String> = self.banned.keys().map(|p| p.to_string()).collect();
+        banned.sort();
+        NetStatus {
+            peer_id: self.peer_id().to_string(),
+            listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            connected_peers: self.swarm.connected_peers().count(),
+            connected_validators: validators,
+            connected_stake,
+            total_stake,
+            partitioned: self.partitioned,
+            banned,
+        }
+    }
+
+    /// Stake of validators we are connected to (ourselves included), and the set's total.
+    fn stake_view(&self) -> (u128, u128) {
+        let m = self.ingress.membership();
+        let mut hotkeys: BTreeMap<Hotkey, u64> = BTreeMap::new();
+        if let Some(s) = m.stake(&self.key.hotkey()) {
+            hotkeys.insert(self.key.hotkey(), s);
+        }
+        for p in self.swarm.connected_peers() {
+            if let Some(h) = self.ingress.bound_hotkey(p)
+                && let Some(s) = m.stake(&h)
+            {
+                hotkeys.insert(h, s);
+            }
+        }
+        (hotkeys.values().map(|s| u128::from(*s)).sum(), m.total())
+    }
+
+    fn watch_partition(&mut self, now: Instant) {
+        let (connected, total) = self.stake_view();
+        let below = total > 0 && connected * 3 < total * 2;
+        if below {
+            let since = *self.below_since.get_or_insert(now);
+            if !self.partitioned && now.duration_since(since) >= self.partition_alarm {
+                self.partitioned = true;
+                tracing::warn!(
+                    connected_stake = connected,
+                    total_stake = total,
+                    "partitioned: connected validators hold less than two thirds of the stake"
+                );
+                self.emit(Event::Partitioned {
+                    connected_stake: connected,
+                    total_stake: total,
+                });
+            }
+        } else {
+            self.below_since = None;
+            if self.partitioned {
+                self.partitioned = false;
+                tracing::info!("partition healed");
+                self.emit(Event::Healed);
+            }
+        }
+    }
+
+    fn enforce_bans(&mut self, now: Instant) {
+        for peer in self.ingress.take_bannable(now) {
+            tracing::warn!(%peer, "banning a peer that sent invalid messages");
+            self.metrics.banned();
+            self.banned.insert(peer, now + self.ban_period);
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.banned.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    /// Validators are explicit gossipsub peers: messages always reach them, mesh or not.
+    fn update_explicit(&mut self, peer: &PeerId) {
+        let gossip = &mut self.swarm.behaviour_mut().gossip;
+        if self.ingress.is_validator_peer(peer) {
+            gossip.add_explicit_peer(peer);
+        } else {
+            gossip.remove_explicit_peer(peer);
+        }
+    }
+
+    fn bind(&mut self, peer: PeerId, binding: &PeerBinding) -> Result<(), &'static str> {
+        binding.verify(self.netuid, &peer)?;
+        self.ingress.bind(peer, binding.hotkey);
+        self.update_explicit(&peer);
+        let validator = self.ingress.is_validator_peer(&peer);
+        self.emit(Event::PeerBound {
+            peer,
+            hotkey: binding.hotkey,
+            validator,
+        });
+        Ok(())
+    }
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    let hello = PeerBinding::sign(&self.key, self.netuid, &self.peer_id());
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_request(&peer_id, Request::Hello(hello));
+                    let (tx, _rx) = oneshot::channel();
+                    self.requests.insert(id, tx);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.ingress.unbind(&peer_id);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            })) => {
+                if let (Ok(kad::GetProvidersOk::FoundProviders { providers, .. }), Some(q)) =
+                    (result, self.provider_queries.get_mut(&id))
+                {
+                    q.0.extend(providers);
+                }
+                if step.last
+                    && let Some((mut found, reply)) = self.provider_queries.remove(&id)
+                {
+                    found.remove(&self.peer_id());
+                    let mut found: Vec<PeerId> = found.into_iter().collect();
+                    found.sort();
+                    let _ = reply.send(found);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(ev)) => self.on_rr(ev),
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, msg: gossipsub::Message) {
+        let Some(&topic) = self.topics.get(&msg.topic) else {
+            self.swarm.behaviour_mut().gossip.report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Reject,
+            );
+            return;
+        };
+        let verdict = self
+            .ingress
+            .check_gossip(topic, &source, &msg.data, Instant::now());
+        let acceptance = match &verdict {
+            Verdict::Accept(_) => MessageAcceptance::Accept,
+            Verdict::Reject(_) => MessageAcceptance::Reject,
+            Verdict::Ignore(_) => MessageAcceptance::Ignore,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossip
+            .report_message_validation_result(&id, &source, acceptance);
+        if let Verdict::Accept(envelope) = verdict {
+            self.emit(Event::Gossip {
+                topic,
+                envelope,
+                from: source,
+            });
+        }
+    }
+
+    fn on_rr(&mut self, ev: request_response::Event<Request, Response>) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_request(peer, request, channel),
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Response::Hello(binding) = &response
+                    && let Err(reason) = self.bind(peer, binding)
+                {
+                    self.ingress
+                        .report(Protocol::Hello.name(), &peer, reason, Instant::now());
+                }
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request(error.to_string())));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                // Undecodable or oversize requests end here: count and penalize them.
+                if let request_response::InboundFailure::Io(e) = &error
+                    && e.kind() == std::io::ErrorKind::InvalidData
+                {
+                    self.ingress
+                        .report("request", &peer, "malformed", Instant::now());
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_request(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+        let protocol = match &request {
+            Request::Hello(_) => Protocol::Hello,
+            Request::Sync { .. } => Protocol::Sync,
+            Request::Blob(_) => Protocol::Blob,
+            Request::Snapshot => Protocol::Snapshot,
+        };
+        let now = Instant::now();
+        if let Err(code) = self.ingress.check_request(protocol, &peer, now) {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .rr
+                .send_response(channel, Response::Error(code.into()));
+            return;
+        }
+        match request {
+            Request::Hello(binding) => {
+                let res = match self.bind(peer, &binding) {
+                    Ok(()) => Response::Hello(PeerBinding::sign(
+                        &self.key,
+                        self.netuid,
+                        &self.peer_id(),
+                    )),
+                    Err(reason) => {
+                        self.ingress.report(Protocol::Hello.name(), &peer, reason, now);
+                        Response::Error(reason.into())
+                    }
+                };
+                let _ = self.swarm.behaviour_mut().rr.send_response(channel, res);
+            }
+            Request::Sync { from, to } => {
+                if to < from || to - from >= MAX_SYNC_BLOCKS {
+                    self.ingress.report(Protocol::Sync.name(), &peer, "bad_range", now);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_response(channel, Response::Error("bad_range".into()));
+                    return;
+                }
+                let provider = self.provider.clone();
+                self.respond_later(channel, move || {
+                    Response::Blocks(provider.blocks(from, to, MAX_SYNC_RESPONSE))
+                });
+            }
+            Request::Blob(hash) => {
+                let dir = self.dir.clone();
+                self.respond_later(channel, move || {
+                    match dir.blobs().get(&hash, MAX_BLOB_BYTES as u64) {
+                        Ok(found) => Response::Blob(found),
+                        Err(e) => {
+                            tracing::warn!("reading blob {hash}: {e}");
+                            Response::Error("unavailable".into())
+                        }
+                    }
+                });
+            }
+            Request::Snapshot => {
+                let provider = self.provider.clone();
+                self.respond_later(channel, move || {
+                    Response::Snapshot(provider.latest_snapshot())
+                });
+            }
+        }
+    }
+
+    /// Runs `read` on a blocking thread and sends its response from the task.
+    fn respond_later(
+        &self,
+        channel: ResponseChannel<Response>,
+        read: impl FnOnce() -> Response + Send + 'static,
+    ) {
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            if let Ok(res) = tokio::task::spawn_blocking(read).await {
+                let _ = tx.send(Internal::Respond(channel, res)).await;
+            }
+        });
+    }
+}
