@@ -293,6 +293,12 @@ impl Ingress {
         self.rounds.get(&topic).copied().unwrap_or(0)
     }
 
+    /// Puts back changes that could not be written yet.
+    pub fn restore_changes(&mut self, fresh: Vec<(Hash, Topic, u64)>, evicted: Vec<Hash>) {
+        self.fresh.splice(0..0, fresh);
+        self.evicted.splice(0..0, evicted);
+    }
+
     /// Restores message ids seen before a restart.
     pub fn restore_seen(&mut self, entries: impl IntoIterator<Item = (Hash, Topic, u64)>) {
         for (id, topic, round) in entries {

@@ -292,7 +292,11 @@ impl Network {
             .first_listen_addr()
             .await?
             .with(libp2p::multiaddr::Protocol::P2p(peer_id));
-        tokio::spawn(task.run());
+        tokio::spawn(async move {
+            if let Some(done) = task.run().await {
+                let _ = done.send(());
+            }
+        });
         Ok((
             Network {
                 commands,

@@ -36,7 +36,23 @@ pub(crate) struct Behaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    rr: request_response::Behaviour<Codec>,
+    hello: request_response::Behaviour<Codec>,
+    sync: request_response::Behaviour<Codec>,
+    blob: request_response::Behaviour<Codec>,
+    snapshot: request_response::Behaviour<Codec>,
+}
+
+impl Behaviour {
+    /// The request-response behaviour of a protocol. Each protocol has its own: libp2p treats
+    /// the protocols of one behaviour as versions of the same protocol.
+    fn rr(&mut self, p: Protocol) -> &mut request_response::Behaviour<Codec> {
+        match p {
+            Protocol::Hello => &mut self.hello,
+            Protocol::Sync => &mut self.sync,
+            Protocol::Blob => &mut self.blob,
+            Protocol::Snapshot => &mut self.snapshot,
+        }
+    }
 }
 
 /// What the handle asks of the task.
@@ -56,7 +72,7 @@ pub(crate) enum Command {
 
 /// Results of blocking work, back into the task.
 enum Internal {
-    Respond(ResponseChannel<Response>, Response),
+    Respond(Protocol, ResponseChannel<Response>, Response),
 }
 
 /// The gossipsub configuration for 4–64 validators: flood publishing (every subscribed peer gets
@@ -96,7 +112,7 @@ pub(crate) struct Task {
     commands: mpsc::Receiver<Command>,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
-    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    requests: HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, NetError>>>,
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     banned: HashMap<PeerId, Instant>,
     ban_period: Duration,
@@ -104,6 +120,7 @@ pub(crate) struct Task {
     below_since: Option<Instant>,
     partitioned: bool,
     seen: SeenStore,
+    flushing: Option<tokio::task::JoinHandle<()>>,
     dir: Arc<DataDir>,
     provider: Arc<dyn Provider>,
 }
@@ -133,6 +150,15 @@ impl Task {
             )
             .map_err(|e| NetError::Setup(format!("transport: {e}")))?
             .with_behaviour(|k| {
+                let rr = |p: Protocol| {
+                    request_response::Behaviour::with_codec(
+                        Codec,
+                        [(p.stream_protocol(netuid), ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(request_timeout)
+                            .with_max_concurrent_streams(256),
+                    )
+                };
                 let peer = k.public().to_peer_id();
                 let mut kad_cfg = kad::Config::new(
                     libp2p::StreamProtocol::try_from_owned(format!("/platform/{}/kad/1", netuid.0))
@@ -161,15 +187,10 @@ impl Task {
                         k.public(),
                     )),
                     ping: ping::Behaviour::default(),
-                    rr: request_response::Behaviour::with_codec(
-                        Codec,
-                        Protocol::ALL
-                            .into_iter()
-                            .map(|p| (p.stream_protocol(netuid), ProtocolSupport::Full)),
-                        request_response::Config::default()
-                            .with_request_timeout(request_timeout)
-                            .with_max_concurrent_streams(256),
-                    ),
+                    hello: rr(Protocol::Hello),
+                    sync: rr(Protocol::Sync),
+                    blob: rr(Protocol::Blob),
+                    snapshot: rr(Protocol::Snapshot),
                 })
             })
             .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
@@ -221,6 +242,7 @@ impl Task {
             below_since: None,
             partitioned: false,
             seen,
+            flushing: None,
             dir,
             provider,
         })
@@ -246,8 +268,9 @@ impl Task {
         *self.swarm.local_peer_id()
     }
 
-    /// Runs until shut down or until every handle is dropped.
-    pub(crate) async fn run(mut self) {
+    /// Runs until shut down or until every handle is dropped. Returns the shutdown reply, to be
+    /// sent once the task (and with it the swarm and its hold on the data directory) is gone.
+    pub(crate) async fn run(mut self) -> Option<oneshot::Sender<()>> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut last_flush = Instant::now();
         loop {
@@ -256,17 +279,16 @@ impl Task {
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Shutdown(done)) => {
                         self.flush_seen().await;
-                        let _ = done.send(());
-                        return;
+                        return Some(done);
                     }
                     Some(cmd) => self.on_command(cmd),
                     None => {
                         self.flush_seen().await;
-                        return;
+                        return None;
                     }
                 },
-                Some(Internal::Respond(ch, res)) = self.internal_rx.recv() => {
-                    let _ = self.swarm.behaviour_mut().rr.send_response(ch, res);
+                Some(Internal::Respond(p, ch, res)) = self.internal_rx.recv() => {
+                    let _ = self.swarm.behaviour_mut().rr(p).send_response(ch, res);
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -292,15 +314,23 @@ impl Task {
         if fresh.is_empty() && evicted.is_empty() {
             return;
         }
+        if self.flushing.as_ref().is_some_and(|f| !f.is_finished()) {
+            // The previous batch is still being written; keep these for the next tick.
+            self.ingress.restore_changes(fresh, evicted);
+            return;
+        }
         let store = self.seen.clone();
-        tokio::task::spawn_blocking(move || {
+        self.flushing = Some(tokio::task::spawn_blocking(move || {
             if let Err(e) = store.apply(&fresh, &evicted) {
                 tracing::warn!("could not persist the replay cache: {e}");
             }
-        });
+        }));
     }
 
     async fn flush_seen(&mut self) {
+        if let Some(previous) = self.flushing.take() {
+            let _ = previous.await;
+        }
         let (fresh, evicted) = self.ingress.take_changes();
         let store = self.seen.clone();
         let done = tokio::task::spawn_blocking(move || store.apply(&fresh, &evicted)).await;
@@ -357,8 +387,9 @@ impl Task {
                 self.provider_queries.insert(id, (HashSet::new(), reply));
             }
             Command::Request(peer, req, reply) => {
-                let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
-                self.requests.insert(id, reply);
+                let p = req.protocol();
+                let id = self.swarm.behaviour_mut().rr(p).send_request(&peer, req);
+                self.requests.insert((p, id), reply);
             }
             Command::Report(peer, channel, reason) => {
                 self.ingress.report(channel, &peer, reason, Instant::now());
@@ -498,10 +529,10 @@ impl Task {
                     let id = self
                         .swarm
                         .behaviour_mut()
-                        .rr
+                        .hello
                         .send_request(&peer_id, Request::Hello(hello));
                     let (tx, _rx) = oneshot::channel();
-                    self.requests.insert(id, tx);
+                    self.requests.insert((Protocol::Hello, id), tx);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -547,7 +578,12 @@ impl Task {
                     let _ = reply.send(found);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(ev)) => self.on_rr(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Hello(ev)) => self.on_rr(Protocol::Hello, ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_rr(Protocol::Sync, ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Blob(ev)) => self.on_rr(Protocol::Blob, ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(ev)) => {
+                self.on_rr(Protocol::Snapshot, ev)
+            }
             _ => {}
         }
     }
@@ -582,7 +618,7 @@ impl Task {
         }
     }
 
-    fn on_rr(&mut self, ev: request_response::Event<Request, Response>) {
+    fn on_rr(&mut self, protocol: Protocol, ev: request_response::Event<Request, Response>) {
         match ev {
             request_response::Event::Message {
                 peer,
@@ -591,7 +627,7 @@ impl Task {
                         request, channel, ..
                     },
                 ..
-            } => self.on_request(peer, request, channel),
+            } => self.on_request(protocol, peer, request, channel),
             request_response::Event::Message {
                 peer,
                 message:
@@ -607,14 +643,14 @@ impl Task {
                     self.ingress
                         .report(Protocol::Hello.name(), &peer, reason, Instant::now());
                 }
-                if let Some(reply) = self.requests.remove(&request_id) {
+                if let Some(reply) = self.requests.remove(&(protocol, request_id)) {
                     let _ = reply.send(Ok(response));
                 }
             }
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
-                if let Some(reply) = self.requests.remove(&request_id) {
+                if let Some(reply) = self.requests.remove(&(protocol, request_id)) {
                     let _ = reply.send(Err(NetError::Request(error.to_string())));
                 }
             }
@@ -624,26 +660,26 @@ impl Task {
                     && e.kind() == std::io::ErrorKind::InvalidData
                 {
                     self.ingress
-                        .report("request", &peer, "malformed", Instant::now());
+                        .report(protocol.name(), &peer, "malformed", Instant::now());
                 }
             }
             request_response::Event::ResponseSent { .. } => {}
         }
     }
 
-    fn on_request(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
-        let protocol = match &request {
-            Request::Hello(_) => Protocol::Hello,
-            Request::Sync { .. } => Protocol::Sync,
-            Request::Blob(_) => Protocol::Blob,
-            Request::Snapshot => Protocol::Snapshot,
-        };
+    fn on_request(
+        &mut self,
+        protocol: Protocol,
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
         let now = Instant::now();
         if let Err(code) = self.ingress.check_request(protocol, &peer, now) {
             let _ = self
                 .swarm
                 .behaviour_mut()
-                .rr
+                .rr(protocol)
                 .send_response(channel, Response::Error(code.into()));
             return;
         }
@@ -660,7 +696,7 @@ impl Task {
                         Response::Error(reason.into())
                     }
                 };
-                let _ = self.swarm.behaviour_mut().rr.send_response(channel, res);
+                let _ = self.swarm.behaviour_mut().hello.send_response(channel, res);
             }
             Request::Sync { from, to } => {
                 if to < from || to - from >= MAX_SYNC_BLOCKS {
@@ -668,18 +704,18 @@ impl Task {
                     let _ = self
                         .swarm
                         .behaviour_mut()
-                        .rr
+                        .sync
                         .send_response(channel, Response::Error("bad_range".into()));
                     return;
                 }
                 let provider = self.provider.clone();
-                self.respond_later(channel, move || {
+                self.respond_later(Protocol::Sync, channel, move || {
                     Response::Blocks(provider.blocks(from, to, MAX_SYNC_RESPONSE))
                 });
             }
             Request::Blob(hash) => {
                 let dir = self.dir.clone();
-                self.respond_later(channel, move || {
+                self.respond_later(Protocol::Blob, channel, move || {
                     match dir.blobs().get(&hash, MAX_BLOB_BYTES as u64) {
                         Ok(found) => Response::Blob(found),
                         Err(e) => {
@@ -691,7 +727,7 @@ impl Task {
             }
             Request::Snapshot => {
                 let provider = self.provider.clone();
-                self.respond_later(channel, move || {
+                self.respond_later(Protocol::Snapshot, channel, move || {
                     Response::Snapshot(provider.latest_snapshot())
                 });
             }
@@ -701,13 +737,14 @@ impl Task {
     /// Runs `read` on a blocking thread and sends its response from the task.
     fn respond_later(
         &self,
+        protocol: Protocol,
         channel: ResponseChannel<Response>,
         read: impl FnOnce() -> Response + Send + 'static,
     ) {
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             if let Ok(res) = tokio::task::spawn_blocking(read).await {
-                let _ = tx.send(Internal::Respond(channel, res)).await;
+                let _ = tx.send(Internal::Respond(protocol, channel, res)).await;
             }
         });
     }

@@ -269,7 +269,8 @@ pub enum Request {
 }
 
 impl Request {
-    fn protocol(&self) -> Protocol {
+    /// The protocol the request travels on.
+    pub fn protocol(&self) -> Protocol {
         match self {
             Request::Hello(_) => Protocol::Hello,
             Request::Sync { .. } => Protocol::Sync,

@@ -1,0 +1,519 @@
+//! In-process networks of real libp2p nodes on 127.0.0.1.
+//!
+//! Waits are bounded by deadlines (a test that cannot make progress fails instead of hanging);
+//! no test asserts how fast anything happens — `platform bench network` measures that.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use platform_crypto::{Domain, Keypair, Signature, sr25519};
+use platform_network::{
+    Config, Envelope, Event, Membership, NetStatus, Network, NothingToServe, Provider, Rate,
+    SnapshotInfo, Topic,
+};
+use platform_primitives::{NetUid, decode, encode};
+use platform_storage::DataDir;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+
+const NETUID: NetUid = NetUid(1);
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn key(seed: u8) -> Keypair {
+    Keypair::from_seed(&[seed; 32])
+}
+
+/// Blocks "certified" by one key: `(height, body, signature over (height, body))`.
+#[derive(Default)]
+struct Blocks {
+    blocks: Vec<Vec<u8>>,
+    snapshot: Option<SnapshotInfo>,
+}
+
+fn certifier() -> Keypair {
+    key(200)
+}
+
+fn certified_block(height: u64) -> Vec<u8> {
+    let body = format!("block {height}").into_bytes();
+    let sig = certifier().sign(Domain::Proposal, &encode(&(height, &body)));
+    encode(&(height, body, sig))
+}
+
+fn verify_blocks(from: u64, blocks: &[Vec<u8>]) -> Result<(), &'static str> {
+    for (i, b) in blocks.iter().enumerate() {
+        let (h, body, sig): (u64, Vec<u8>, Signature) =
+            decode("block", b, 1 << 16).map_err(|_| "malformed_block")?;
+        if h != from + i as u64 {
+            return Err("wrong_height");
+        }
+        sr25519::verify(
+            &certifier().hotkey(),
+            Domain::Proposal,
+            &encode(&(h, &body)),
+            &sig,
+        )
+        .map_err(|_| "bad_certificate")?;
+    }
+    Ok(())
+}
+
+impl Provider for Blocks {
+    fn blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut size = 0;
+        for h in from..=to {
+            let Some(b) = self.blocks.get(h as usize - 1) else {
+                break;
+            };
+            size += b.len();
+            if size > max_bytes {
+                break;
+            }
+            out.push(b.clone());
+        }
+        out
+    }
+    fn latest_snapshot(&self) -> Option<SnapshotInfo> {
+        self.snapshot.clone()
+    }
+}
+
+struct Node {
+    net: Network,
+    events: mpsc::Receiver<Event>,
+    key: Keypair,
+    _dir: Option<TempDir>,
+}
+
+async fn start_in(
+    seed: u8,
+    dir: &std::path::Path,
+    cfg: Config,
+    provider: Arc<dyn Provider>,
+) -> (Network, mpsc::Receiver<Event>) {
+    let data = Arc::new(DataDir::open(dir).unwrap());
+    Network::start(cfg, key(seed), data, provider).await.unwrap()
+}
+
+async fn start(seed: u8, cfg: Config, provider: Arc<dyn Provider>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, events) = start_in(seed, dir.path(), cfg, provider).await;
+    Node {
+        net,
+        events,
+        key: key(seed),
+        _dir: Some(dir),
+    }
+}
+
+fn membership(stakes: &[(u8, u64)]) -> Membership {
+    Membership {
+        validators: stakes.iter().map(|(s, st)| (key(*s).hotkey(), *st)).collect(),
+    }
+}
+
+/// Polls `f` until it holds, failing after the deadline.
+async fn until<F: AsyncFnMut() -> bool>(what: &str, mut f: F) {
+    let end = Instant::now() + DEADLINE;
+    while !f().await {
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status(n: &Network) -> NetStatus {
+    n.status().await.unwrap()
+}
+
+/// Connects every node to every earlier one and waits until each sees all the others as bound
+/// validators (those in `m`).
+async fn mesh(nodes: &[&Network], m: &Membership) {
+    for n in nodes {
+        n.set_membership(m.clone()).await.unwrap();
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        for earlier in &nodes[..i] {
+            n.dial(earlier.addr().clone()).await.unwrap();
+        }
+    }
+    for n in nodes {
+        let expected = nodes.len() - 1;
+        until("identity bindings", async || {
+            status(n).await.connected_validators.len() >= expected
+        })
+        .await;
+    }
+}
+
+async fn next_gossip(events: &mut mpsc::Receiver<Event>) -> Envelope {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(Event::Gossip { envelope, .. })) => return envelope,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("network stopped"),
+            Err(_) => panic!("no gossip arrived"),
+        }
+    }
+}
+
+const STAKES: [(u8, u64); 4] = [(1, 400), (2, 300), (3, 200), (4, 100)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_validator_receives_every_validators_gossip() {
+    let mut nodes = Vec::new();
+    for (seed, _) in STAKES {
+        nodes.push(start(seed, Config::new(NETUID), Arc::new(NothingToServe)).await);
+    }
+    let m = membership(&STAKES);
+    mesh(&nodes.iter().map(|n| &n.net).collect::<Vec<_>>(), &m).await;
+
+    let started = Instant::now();
+    for n in &nodes {
+        let body = format!("vote from {}", n.key.hotkey()).into_bytes();
+        n.net.publish(Topic::Consensus, 0, body).await.unwrap();
+    }
+    for n in &mut nodes {
+        let mut authors = Vec::new();
+        for _ in 0..3 {
+            let env = next_gossip(&mut n.events).await;
+            assert_eq!(env.topic, Topic::Consensus);
+            assert_eq!(
+                env.payload,
+                format!("vote from {}", env.author).into_bytes()
+            );
+            authors.push(env.author);
+        }
+        authors.sort();
+        let mut expected: Vec<_> = nodes_hotkeys(&STAKES);
+        expected.retain(|h| *h != n.key.hotkey());
+        assert_eq!(authors, expected, "each node hears the three others once");
+    }
+    eprintln!(
+        "all four validators received all gossip {:?} after publishing",
+        started.elapsed()
+    );
+    let s = status(&nodes[0].net).await;
+    assert_eq!(s.connected_stake, 1000);
+    assert!(!s.partitioned);
+}
+
+fn nodes_hotkeys(stakes: &[(u8, u64)]) -> Vec<platform_primitives::Hotkey> {
+    let mut v: Vec<_> = stakes.iter().map(|(s, _)| key(*s).hotkey()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_published_by_one_node_is_fetched_by_another_through_the_dht() {
+    let mut nodes = Vec::new();
+    for (seed, _) in STAKES {
+        nodes.push(start(seed, Config::new(NETUID), Arc::new(NothingToServe)).await);
+    }
+    let m = membership(&STAKES);
+    mesh(&nodes.iter().map(|n| &n.net).collect::<Vec<_>>(), &m).await;
+
+    let blob: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let hash = nodes[0].net.put_blob(blob.clone()).await.unwrap();
+    let (a, d) = (&nodes[0].net, &nodes[3].net);
+    until("the provider record to reach the DHT", async || {
+        d.providers(hash).await.unwrap().contains(&a.peer_id())
+    })
+    .await;
+    let fetched = d.fetch_blob(hash).await.unwrap();
+    assert_eq!(fetched, blob);
+    // D now holds and announces it too.
+    until("D's provider record", async || {
+        nodes[1].net.providers(hash).await.unwrap().contains(&d.peer_id())
+    })
+    .await;
+    // An unknown blob is a clear error, not a hang.
+    let missing = platform_primitives::Hash::of(b"nobody has this");
+    let err = d.fetch_blob(missing).await.unwrap_err();
+    assert!(err.to_string().contains("not available"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_node_syncs_certified_blocks_and_the_latest_snapshot() {
+    let snapshot_bytes = b"state at height 8".to_vec();
+    let mut early = Vec::new();
+    for (seed, _) in &STAKES[..3] {
+        let provider = Blocks {
+            blocks: (1..=10).map(certified_block).collect(),
+            snapshot: Some(SnapshotInfo {
+                height: 8,
+                blob: platform_primitives::Hash::of(&snapshot_bytes),
+                certificate: b"cert".to_vec(),
+            }),
+        };
+        early.push(start(*seed, Config::new(NETUID), Arc::new(provider)).await);
+    }
+    let m = membership(&STAKES);
+    mesh(&early.iter().map(|n| &n.net).collect::<Vec<_>>(), &m).await;
+    early[1].net.put_blob(snapshot_bytes.clone()).await.unwrap();
+
+    let late = start(4, Config::new(NETUID), Arc::new(Blocks::default())).await;
+    late.net.set_membership(m.clone()).await.unwrap();
+    late.net.dial(early[0].net.addr().clone()).await.unwrap();
+    until("the late node to bind", async || {
+        !status(&late.net).await.connected_validators.is_empty()
+    })
+    .await;
+
+    let blocks = late.net.sync_blocks(1, 10, verify_blocks).await.unwrap();
+    // Verified on receipt (signatures are randomized, so compare contents, not bytes).
+    assert_eq!(blocks.len(), 10);
+    verify_blocks(1, &blocks).unwrap();
+    // Past the end: the peers have nothing, and the error says so.
+    assert!(late.net.sync_blocks(11, 20, verify_blocks).await.is_err());
+
+    let (info, _) = late.net.latest_snapshot().await.unwrap().unwrap();
+    assert_eq!(info.height, 8);
+    until("the snapshot's provider record", async || {
+        !late.net.providers(info.blob).await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(late.net.fetch_blob(info.blob).await.unwrap(), snapshot_bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_that_fail_verification_cost_the_peer_and_are_not_returned() {
+    let forged = Blocks {
+        blocks: (1..=5u64)
+            .map(|h| {
+                let body = format!("block {h}").into_bytes();
+                let sig = key(66).sign(Domain::Proposal, &encode(&(h, &body)));
+                encode(&(h, body, sig))
+            })
+            .collect(),
+        snapshot: None,
+    };
+    let liar = start(1, Config::new(NETUID), Arc::new(forged)).await;
+    let late = start(2, Config::new(NETUID), Arc::new(Blocks::default())).await;
+    let m = membership(&STAKES[..2]);
+    mesh(&[&liar.net, &late.net], &m).await;
+    let err = late.net.sync_blocks(1, 5, verify_blocks).await.unwrap_err();
+    assert!(err.to_string().contains("not available"), "{err}");
+    until("the bad certificate to be counted", async || {
+        late.net.metrics().rejections("bad_certificate") == 1
+    })
+    .await;
+}
+
+/// A fifth, Byzantine validator (seed 5) sends every kind of bad message to node 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_rejected_counted_and_the_sender_banned() {
+    let stakes = [(1, 400), (5, 100)];
+    let honest = start(1, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let mallory = start(5, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    // An observer: connected, not in the validator set.
+    let observer = start(9, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let m = membership(&stakes);
+    mesh(&[&honest.net, &mallory.net], &m).await;
+    observer.net.set_membership(m.clone()).await.unwrap();
+    observer.net.dial(honest.net.addr().clone()).await.unwrap();
+    until("the observer to connect", async || {
+        status(&honest.net).await.connected_peers == 2
+    })
+    .await;
+
+    // The observer may fetch blobs, but its gossip is not accepted.
+    let hash = honest.net.put_blob(b"public".to_vec()).await.unwrap();
+    until("the observer to fetch a blob", async || {
+        observer.net.fetch_blob(hash).await.is_ok()
+    })
+    .await;
+    observer
+        .net
+        .publish(Topic::Consensus, 0, b"observer vote".to_vec())
+        .await
+        .unwrap();
+    until("the observer's message to be refused", async || {
+        honest.net.metrics().rejections("not_validator") >= 1
+    })
+    .await;
+
+    // Oversize for the announce topic (4 KiB), though within gossipsub's own limit.
+    mallory
+        .net
+        .publish(Topic::Announce, 0, vec![7; 5000])
+        .await
+        .unwrap();
+    // A message claiming to be from the honest validator, with a broken signature.
+    let mut forged = Envelope::sign(&mallory.key, NETUID, Topic::Consensus, 0, b"x".to_vec());
+    forged.author = honest.key.hotkey();
+    mallory.net.publish_envelope(forged).await.unwrap();
+    for reason in ["oversize", "bad_signature"] {
+        until(reason, async || honest.net.metrics().rejections(reason) >= 1).await;
+    }
+    until("mallory to be banned", async || {
+        status(&honest.net)
+            .await
+            .banned
+            .contains(&mallory.net.peer_id().to_string())
+    })
+    .await;
+    until("mallory to be disconnected", async || {
+        !status(&honest.net)
+            .await
+            .connected_validators
+            .contains(&mallory.key.hotkey())
+    })
+    .await;
+    assert!(honest.net.metrics().snapshot().bans >= 1);
+    let text = honest.net.metrics().render_prometheus();
+    assert!(text.contains("reason=\"bad_signature\""), "{text}");
+    // The banned peer cannot come back during its ban.
+    let _ = mallory.net.dial(honest.net.addr().clone()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !status(&honest.net)
+            .await
+            .connected_validators
+            .contains(&mallory.key.hotkey())
+    );
+}
+
+/// A message accepted before a restart is refused after it: the replay cache is on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_message_is_refused_after_the_receiver_restarts() {
+    let stakes = [(1, 400), (5, 100)];
+    let m = membership(&stakes);
+    let receiver_dir = tempfile::tempdir().unwrap();
+    let (receiver, mut events) = start_in(
+        1,
+        receiver_dir.path(),
+        Config::new(NETUID),
+        Arc::new(NothingToServe),
+    )
+    .await;
+    let sender = start(5, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    mesh(&[&receiver, &sender.net], &m).await;
+    let env = Envelope::sign(&sender.key, NETUID, Topic::Consensus, 3, b"once".to_vec());
+    sender.net.publish_envelope(env.clone()).await.unwrap();
+    assert_eq!(next_gossip(&mut events).await, env);
+    receiver.shutdown().await.unwrap();
+    drop((receiver, events));
+    sender.net.shutdown().await.unwrap();
+    drop(sender);
+
+    // Both restart: neither gossipsub remembers the message, only the replay cache does.
+    let (receiver, _events) = start_in(
+        1,
+        receiver_dir.path(),
+        Config::new(NETUID),
+        Arc::new(NothingToServe),
+    )
+    .await;
+    let sender = start(5, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    mesh(&[&receiver, &sender.net], &m).await;
+    sender.net.publish_envelope(env).await.unwrap();
+    until("the replay to be refused", async || {
+        receiver.metrics().rejections("replayed") == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_is_rate_limited_while_others_stay_served() {
+    let mut cfg = Config::new(NETUID);
+    let limited = Rate {
+        per_sec: 5,
+        burst: 20,
+    };
+    let announce = cfg.topics.get_mut(&Topic::Announce).unwrap();
+    announce.per_peer = limited;
+    announce.per_author = limited;
+    let stakes = [(1, 400), (2, 300), (5, 100)];
+    let mut receiver = start(1, cfg.clone(), Arc::new(NothingToServe)).await;
+    let honest = start(2, cfg.clone(), Arc::new(NothingToServe)).await;
+    let flooder = start(5, cfg, Arc::new(NothingToServe)).await;
+    mesh(
+        &[&receiver.net, &honest.net, &flooder.net],
+        &membership(&stakes),
+    )
+    .await;
+
+    for i in 0..200u32 {
+        let _ = flooder
+            .net
+            .publish(Topic::Announce, 0, i.to_le_bytes().to_vec())
+            .await;
+    }
+    until("the flood to be limited", async || {
+        receiver.net.metrics().rejections("rate_limited_peer") >= 50
+    })
+    .await;
+    // The honest validator forwarded some of the flood; let its own bucket refill (5/s) so the
+    // test shows the flooder's limit, not the forwarder's.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    honest
+        .net
+        .publish(Topic::Announce, 0, b"honest news".to_vec())
+        .await
+        .unwrap();
+    let mut got_honest = false;
+    let end = Instant::now() + DEADLINE;
+    while !got_honest && Instant::now() < end {
+        let env = next_gossip(&mut receiver.events).await;
+        got_honest = env.author == honest.key.hotkey();
+    }
+    assert!(got_honest, "the honest validator's message arrived");
+    until("the flooder to be banned", async || {
+        status(&receiver.net)
+            .await
+            .banned
+            .contains(&flooder.net.peer_id().to_string())
+    })
+    .await;
+}
+
+/// Node 4 believes in a fifth validator holding most of the stake; until it connects, node 4
+/// sees 1000 of 3000 and reports a partition, which clears when the fifth joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_is_reported_and_cleared_on_heal() {
+    let mut cfg = Config::new(NETUID);
+    cfg.partition_alarm = Duration::from_millis(300);
+    let mut nodes = Vec::new();
+    for (seed, _) in STAKES {
+        nodes.push(start(seed, cfg.clone(), Arc::new(NothingToServe)).await);
+    }
+    mesh(
+        &nodes.iter().map(|n| &n.net).collect::<Vec<_>>(),
+        &membership(&STAKES),
+    )
+    .await;
+    let mut with_absent = STAKES.to_vec();
+    with_absent.push((6, 2000));
+    let d = &mut nodes[3];
+    d.net.set_membership(membership(&with_absent)).await.unwrap();
+    let ev = wait_for(&mut d.events, |e| matches!(e, Event::Partitioned { .. })).await;
+    assert_eq!(
+        ev,
+        Event::Partitioned {
+            connected_stake: 1000,
+            total_stake: 3000
+        }
+    );
+    assert!(status(&d.net).await.partitioned);
+
+    let sixth = start(6, cfg, Arc::new(NothingToServe)).await;
+    sixth.net.set_membership(membership(&with_absent)).await.unwrap();
+    sixth.net.dial(d.net.addr().clone()).await.unwrap();
+    wait_for(&mut d.events, |e| *e == Event::Healed).await;
+    assert!(!status(&d.net).await.partitioned);
+}
+
+async fn wait_for(events: &mut mpsc::Receiver<Event>, want: fn(&Event) -> bool) -> Event {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(ev)) if want(&ev) => return ev,
+            Ok(Some(_)) => continue,
+            _ => panic!("event did not arrive"),
+        }
+    }
+}
