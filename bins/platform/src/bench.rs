@@ -53,6 +53,17 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A 4-node libp2p network on loopback in this process: gossip latency p50/p99 for
+    /// consensus-sized messages and blob throughput through the DHT.
+    Network {
+        /// Fewer messages and a smaller blob.
+        #[arg(long)]
+        quick: bool,
+        /// Print the figures as JSON (`nodes`, `gossip_p50_ms`, `gossip_p99_ms`,
+        /// `blob_mb_per_s`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -173,6 +184,14 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
                 output::json(&figures);
             } else {
                 crate::bench_state::print(&figures);
+            }
+        }
+        BenchCommand::Network { quick, json } => {
+            let figures = crate::bench_network::run(quick)?;
+            if json {
+                output::json(&figures);
+            } else {
+                crate::bench_network::print(&figures);
             }
         }
         BenchCommand::Audit { quick, json } => {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod bench_network;
 mod bench_runtime;
 mod bench_state;
 mod chain;
@@ -101,11 +102,28 @@ fn main() -> ExitCode {
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // gossipsub warns when a validator's GRAFT races its promotion to an explicit peer (every
+    // validator is one); harmless, so shown only with -v.
+    let gossipsub = if cli.verbose == 0 {
+        tracing::Level::ERROR
+    } else {
+        level
+    };
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .finish()
+            .with(
+                tracing_subscriber::filter::Targets::new()
+                    .with_default(level)
+                    .with_target("libp2p_gossipsub", gossipsub),
+            )
+            .init();
+    }
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),

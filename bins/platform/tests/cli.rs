@@ -377,6 +377,19 @@ fn bench_reports_figures_against_targets() {
 }
 
 #[test]
+fn bench_network_runs_four_nodes_on_loopback() {
+    let v = json(&platform(&["bench", "network", "--quick", "--json"]));
+    assert_eq!(v["nodes"], 4);
+    assert_eq!(v["gossip_messages"], 100);
+    let (p50, p99) = (
+        v["gossip_p50_ms"].as_f64().unwrap(),
+        v["gossip_p99_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{v}");
+    assert!(v["blob_mb_per_s"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+#[test]
 fn sim_reports_and_replays() {
     let v = json(&platform(&[
         "sim",

@@ -383,7 +383,10 @@ impl Ingress {
         if !self.peer_buckets.take((*source, topic), per_peer, now) {
             return Verdict::Ignore("rate_limited_peer");
         }
-        if !self.author_buckets.take((env.author, topic), per_author, now) {
+        if !self
+            .author_buckets
+            .take((env.author, topic), per_author, now)
+        {
             return Verdict::Ignore("rate_limited_author");
         }
         self.seen.insert(id, (topic, env.round));
@@ -411,7 +414,13 @@ impl Ingress {
 
     /// Counts a bad request or response (it failed decoding, or its content did not verify)
     /// and penalizes the peer.
-    pub fn report(&mut self, what: &'static str, peer: &PeerId, reason: &'static str, now: Instant) {
+    pub fn report(
+        &mut self,
+        what: &'static str,
+        peer: &PeerId,
+        reason: &'static str,
+        now: Instant,
+    ) {
         self.metrics.rejected(what, reason);
         self.penalize(peer, reason, now);
     }
@@ -421,7 +430,10 @@ impl Ingress {
         if p == 0 {
             return;
         }
-        let s = self.scores.entry(*peer).or_insert(Score { points: 0, at: now });
+        let s = self
+            .scores
+            .entry(*peer)
+            .or_insert(Score { points: 0, at: now });
         s.points = recovered(*s, now) - p;
         s.at = now;
     }

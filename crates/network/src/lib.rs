@@ -20,6 +20,7 @@
 //!   `partition_alarm` raise [`Event::Partitioned`]; [`Event::Healed`] when it clears.
 
 pub mod ingress;
+pub mod loopback;
 pub mod metrics;
 pub mod seen;
 mod service;
@@ -283,9 +284,7 @@ impl Network {
             identity,
             dir.clone(),
             provider,
-            metrics.clone(),
-            events_tx,
-            commands_rx,
+            (metrics.clone(), events_tx, commands_rx),
         )?;
         let peer_id = task.peer_id();
         let addr = task
@@ -327,7 +326,10 @@ impl Network {
         &self.metrics
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
@@ -496,7 +498,11 @@ impl Network {
                 Ok(Response::Blocks(blocks)) if blocks.is_empty() => {}
                 Ok(Response::Blocks(blocks)) => {
                     let too_many = blocks.len() as u64 > to - from + 1;
-                    match if too_many { Err("bad_range") } else { verify(from, &blocks) } {
+                    match if too_many {
+                        Err("bad_range")
+                    } else {
+                        verify(from, &blocks)
+                    } {
                         Ok(()) => {
                             self.breaker_result(peer, true);
                             return Ok(blocks);
@@ -525,8 +531,7 @@ impl Network {
     pub async fn latest_snapshot(&self) -> Result<Option<(SnapshotInfo, PeerId)>, NetError> {
         let mut best: Option<(SnapshotInfo, PeerId)> = None;
         for peer in self.sync_peers().await? {
-            if let Ok(Response::Snapshot(Some(info))) =
-                self.request(peer, Request::Snapshot).await
+            if let Ok(Response::Snapshot(Some(info))) = self.request(peer, Request::Snapshot).await
                 && best.as_ref().is_none_or(|(b, _)| info.height > b.height)
             {
                 best = Some((info, peer));

@@ -11,8 +11,8 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, identify, identity, kad,
-    noise, ping, tcp, yamux,
+    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, identify, identity, kad, noise,
+    ping, tcp, yamux,
 };
 use platform_crypto::Keypair;
 use platform_primitives::{Hash, Hotkey, NetUid};
@@ -132,9 +132,7 @@ impl Task {
         identity: identity::Keypair,
         dir: Arc<DataDir>,
         provider: Arc<dyn Provider>,
-        metrics: Arc<Metrics>,
-        events: mpsc::Sender<Event>,
-        commands: mpsc::Receiver<Command>,
+        (metrics, events, commands): (Arc<Metrics>, mpsc::Sender<Event>, mpsc::Receiver<Command>),
     ) -> Result<Task, NetError> {
         let netuid = cfg.netuid;
         let max_transmit = cfg.topics.values().map(|s| s.max_bytes).max().unwrap_or(0) + 1024;
@@ -359,7 +357,12 @@ impl Task {
             Command::Publish(env, reply) => {
                 let topic = IdentTopic::new(env.topic.topic_string(self.netuid));
                 let data = platform_primitives::encode(&env);
-                let r = match self.swarm.behaviour_mut().gossip.publish(topic, data.clone()) {
+                let r = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(topic, data.clone())
+                {
                     Ok(_) => Ok(Hash::of(&data)),
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
                         Err(NetError::NoPeers)
@@ -523,27 +526,22 @@ impl Task {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    let hello = PeerBinding::sign(&self.key, self.netuid, &self.peer_id());
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .hello
-                        .send_request(&peer_id, Request::Hello(hello));
-                    let (tx, _rx) = oneshot::channel();
-                    self.requests.insert((Protocol::Hello, id), tx);
-                }
+            } if num_established.get() == 1 => {
+                // First connection to this peer: tell it who we are (it answers in kind).
+                let hello = PeerBinding::sign(&self.key, self.netuid, &self.peer_id());
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .hello
+                    .send_request(&peer_id, Request::Hello(hello));
+                let (tx, _rx) = oneshot::channel();
+                self.requests.insert((Protocol::Hello, id), tx);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
-            } => {
-                if num_established == 0 {
-                    self.ingress.unbind(&peer_id);
-                }
-            }
+            } => self.ingress.unbind(&peer_id),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -590,11 +588,10 @@ impl Task {
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, msg: gossipsub::Message) {
         let Some(&topic) = self.topics.get(&msg.topic) else {
-            self.swarm.behaviour_mut().gossip.report_message_validation_result(
-                &id,
-                &source,
-                MessageAcceptance::Reject,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossip
+                .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
             return;
         };
         let verdict = self
@@ -686,13 +683,12 @@ impl Task {
         match request {
             Request::Hello(binding) => {
                 let res = match self.bind(peer, &binding) {
-                    Ok(()) => Response::Hello(PeerBinding::sign(
-                        &self.key,
-                        self.netuid,
-                        &self.peer_id(),
-                    )),
+                    Ok(()) => {
+                        Response::Hello(PeerBinding::sign(&self.key, self.netuid, &self.peer_id()))
+                    }
                     Err(reason) => {
-                        self.ingress.report(Protocol::Hello.name(), &peer, reason, now);
+                        self.ingress
+                            .report(Protocol::Hello.name(), &peer, reason, now);
                         Response::Error(reason.into())
                     }
                 };
@@ -700,7 +696,8 @@ impl Task {
             }
             Request::Sync { from, to } => {
                 if to < from || to - from >= MAX_SYNC_BLOCKS {
-                    self.ingress.report(Protocol::Sync.name(), &peer, "bad_range", now);
+                    self.ingress
+                        .report(Protocol::Sync.name(), &peer, "bad_range", now);
                     let _ = self
                         .swarm
                         .behaviour_mut()

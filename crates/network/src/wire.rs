@@ -11,7 +11,9 @@ use platform_primitives::{Hash, Hotkey, NetUid, decode, encode};
 
 /// The gossip topics of a subnet (DESIGN §11). Each has its own size cap, replay window and
 /// rate limits ([`crate::TopicSpec`]).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub enum Topic {
     /// Votes and certificates.
     Consensus,
@@ -347,14 +349,18 @@ impl libp2p::request_response::Codec for Codec {
     type Request = Request;
     type Response = Response;
 
-    async fn read_request<T>(&mut self, protocol: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Request>
     where
         T: AsyncRead + Unpin + Send,
     {
         let p = Protocol::from_stream(protocol)?;
         let bytes = read_frame(io, p.max_request()).await?;
-        let req: Request = decode("request", &bytes, p.max_request())
-            .map_err(|e| invalid(&e.to_string()))?;
+        let req: Request =
+            decode("request", &bytes, p.max_request()).map_err(|e| invalid(&e.to_string()))?;
         if req.protocol() != p {
             return Err(invalid("request does not belong to the protocol"));
         }
@@ -371,8 +377,8 @@ impl libp2p::request_response::Codec for Codec {
     {
         let p = Protocol::from_stream(protocol)?;
         let bytes = read_frame(io, p.max_response()).await?;
-        let res: Response = decode("response", &bytes, p.max_response())
-            .map_err(|e| invalid(&e.to_string()))?;
+        let res: Response =
+            decode("response", &bytes, p.max_response()).map_err(|e| invalid(&e.to_string()))?;
         if !res.fits(p) {
             return Err(invalid("response does not belong to the protocol"));
         }

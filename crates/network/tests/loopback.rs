@@ -93,7 +93,9 @@ async fn start_in(
     provider: Arc<dyn Provider>,
 ) -> (Network, mpsc::Receiver<Event>) {
     let data = Arc::new(DataDir::open(dir).unwrap());
-    Network::start(cfg, key(seed), data, provider).await.unwrap()
+    Network::start(cfg, key(seed), data, provider)
+        .await
+        .unwrap()
 }
 
 async fn start(seed: u8, cfg: Config, provider: Arc<dyn Provider>) -> Node {
@@ -109,7 +111,10 @@ async fn start(seed: u8, cfg: Config, provider: Arc<dyn Provider>) -> Node {
 
 fn membership(stakes: &[(u8, u64)]) -> Membership {
     Membership {
-        validators: stakes.iter().map(|(s, st)| (key(*s).hotkey(), *st)).collect(),
+        validators: stakes
+            .iter()
+            .map(|(s, st)| (key(*s).hotkey(), *st))
+            .collect(),
     }
 }
 
@@ -126,24 +131,10 @@ async fn status(n: &Network) -> NetStatus {
     n.status().await.unwrap()
 }
 
-/// Connects every node to every earlier one and waits until each sees all the others as bound
-/// validators (those in `m`).
 async fn mesh(nodes: &[&Network], m: &Membership) {
-    for n in nodes {
-        n.set_membership(m.clone()).await.unwrap();
-    }
-    for (i, n) in nodes.iter().enumerate() {
-        for earlier in &nodes[..i] {
-            n.dial(earlier.addr().clone()).await.unwrap();
-        }
-    }
-    for n in nodes {
-        let expected = nodes.len() - 1;
-        until("identity bindings", async || {
-            status(n).await.connected_validators.len() >= expected
-        })
-        .await;
-    }
+    platform_network::loopback::connect_all(nodes, m, DEADLINE)
+        .await
+        .unwrap();
 }
 
 async fn next_gossip(events: &mut mpsc::Receiver<Event>) -> Envelope {
@@ -226,7 +217,12 @@ async fn a_blob_published_by_one_node_is_fetched_by_another_through_the_dht() {
     assert_eq!(fetched, blob);
     // D now holds and announces it too.
     until("D's provider record", async || {
-        nodes[1].net.providers(hash).await.unwrap().contains(&d.peer_id())
+        nodes[1]
+            .net
+            .providers(hash)
+            .await
+            .unwrap()
+            .contains(&d.peer_id())
     })
     .await;
     // An unknown blob is a clear error, not a hang.
@@ -275,7 +271,10 @@ async fn a_late_node_syncs_certified_blocks_and_the_latest_snapshot() {
         !late.net.providers(info.blob).await.unwrap().is_empty()
     })
     .await;
-    assert_eq!(late.net.fetch_blob(info.blob).await.unwrap(), snapshot_bytes);
+    assert_eq!(
+        late.net.fetch_blob(info.blob).await.unwrap(),
+        snapshot_bytes
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +345,10 @@ async fn bad_messages_are_rejected_counted_and_the_sender_banned() {
     forged.author = honest.key.hotkey();
     mallory.net.publish_envelope(forged).await.unwrap();
     for reason in ["oversize", "bad_signature"] {
-        until(reason, async || honest.net.metrics().rejections(reason) >= 1).await;
+        until(reason, async || {
+            honest.net.metrics().rejections(reason) >= 1
+        })
+        .await;
     }
     until("mallory to be banned", async || {
         status(&honest.net)
@@ -488,7 +490,10 @@ async fn partition_is_reported_and_cleared_on_heal() {
     let mut with_absent = STAKES.to_vec();
     with_absent.push((6, 2000));
     let d = &mut nodes[3];
-    d.net.set_membership(membership(&with_absent)).await.unwrap();
+    d.net
+        .set_membership(membership(&with_absent))
+        .await
+        .unwrap();
     let ev = wait_for(&mut d.events, |e| matches!(e, Event::Partitioned { .. })).await;
     assert_eq!(
         ev,
@@ -500,7 +505,11 @@ async fn partition_is_reported_and_cleared_on_heal() {
     assert!(status(&d.net).await.partitioned);
 
     let sixth = start(6, cfg, Arc::new(NothingToServe)).await;
-    sixth.net.set_membership(membership(&with_absent)).await.unwrap();
+    sixth
+        .net
+        .set_membership(membership(&with_absent))
+        .await
+        .unwrap();
     sixth.net.dial(d.net.addr().clone()).await.unwrap();
     wait_for(&mut d.events, |e| *e == Event::Healed).await;
     assert!(!status(&d.net).await.partitioned);
