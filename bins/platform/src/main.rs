@@ -13,6 +13,7 @@ mod bench_state;
 mod chain;
 mod challenge;
 mod keys;
+mod node;
 mod output;
 mod scaffold;
 mod scenario;
@@ -64,6 +65,13 @@ enum Command {
     /// Read the metagraph and weights of a chain, set weights, register (LocalChain).
     #[command(subcommand)]
     Chain(chain::ChainCommand),
+    /// Create a validator's data directory: config, genesis (--dev: a dev network's), keys.
+    Init(node::InitArgs),
+    /// Run a validator: consensus with its peers, the replicated state, the HTTP API.
+    Run(node::RunArgs),
+    /// Run a whole network on this machine: one validator process per dev validator, with
+    /// live progress; --blocks N stops after N finalized blocks and checks they agree.
+    Devnet(node::DevnetArgs),
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -128,6 +136,9 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Init(args) => node::init(args),
+        Command::Run(args) => node::run(args),
+        Command::Devnet(args) => node::devnet(args),
         Command::Sim(args) => sim::run_sim(args),
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),

@@ -220,6 +220,16 @@ impl State {
         &self.store
     }
 
+    /// An independent copy, for executing blocks that are notarized but not yet final (a
+    /// leader may build on such a block; if it is never finalized the copy is dropped).
+    pub fn fork(&self) -> State {
+        State {
+            store: self.store.clone(),
+            last_block: self.last_block,
+            bls: Mutex::new(self.bls.lock().expect("bls cache lock poisoned").clone()),
+        }
+    }
+
     // ----- reads -----
 
     /// Hash of the last applied block header (the genesis hash before block 1).

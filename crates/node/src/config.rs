@@ -1,0 +1,148 @@
+//! The node's TOML configuration (`config.toml` in the data directory).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// What `platform run --config FILE` reads. Relative paths are relative to the file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The data directory (keys, database, blobs, audit log). Default: the config's folder.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// The validator's hotkey: a keystore name in the data directory, a wallet hotkey file, or
+    /// (dev networks only) a dev URI such as `//Alice`.
+    pub hotkey: String,
+    /// libp2p listen address. Default `/ip4/127.0.0.1/tcp/0`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Peers to dial at start: `/ip4/…/tcp/…/p2p/<peer id>`.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// HTTP API address. Default `127.0.0.1:8080`.
+    #[serde(default = "default_http")]
+    pub http: String,
+    /// The genesis file (Borsh-encoded `Genesis`, identical on every validator). Default
+    /// `genesis.bin` in the data directory.
+    #[serde(default)]
+    pub genesis: Option<PathBuf>,
+    /// Minimum time between blocks, in milliseconds. Default 1000.
+    #[serde(default = "default_block_ms")]
+    pub block_interval_ms: u64,
+    /// Base consensus view timeout in milliseconds (doubles over consecutive failed views).
+    /// Default 4000.
+    #[serde(default = "default_timeout_ms")]
+    pub view_timeout_ms: u64,
+}
+
+fn default_listen() -> String {
+    "/ip4/127.0.0.1/tcp/0".into()
+}
+
+fn default_http() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_block_ms() -> u64 {
+    1000
+}
+
+fn default_timeout_ms() -> u64 {
+    4000
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for everything but the hotkey.
+    pub fn new(hotkey: &str) -> NodeConfig {
+        NodeConfig {
+            data_dir: None,
+            hotkey: hotkey.into(),
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            http: default_http(),
+            genesis: None,
+            block_interval_ms: default_block_ms(),
+            view_timeout_ms: default_timeout_ms(),
+        }
+    }
+
+    /// Reads and checks a configuration file; resolves relative paths against its folder.
+    pub fn load(path: &Path) -> Result<NodeConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg: NodeConfig = toml::from_str(&text)
+            .with_context(|| format!("config {} is invalid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Option<PathBuf>, default: &str| -> PathBuf {
+            match p {
+                Some(p) if p.is_absolute() => p.clone(),
+                Some(p) => base.join(p),
+                None => base.join(default),
+            }
+        };
+        let data_dir = resolve(&cfg.data_dir, ".");
+        cfg.genesis = Some(match &cfg.genesis {
+            Some(_) => resolve(&cfg.genesis, ""),
+            None => data_dir.join("genesis.bin"),
+        });
+        cfg.data_dir = Some(data_dir);
+        if cfg.view_timeout_ms <= cfg.block_interval_ms {
+            anyhow::bail!(
+                "config {}: view_timeout_ms ({}) must exceed block_interval_ms ({}), or every \
+                 view would time out before its block is built",
+                path.display(),
+                cfg.view_timeout_ms,
+                cfg.block_interval_ms
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// Writes the configuration as TOML.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string(self).context("serializing the config")?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The data directory (after [`NodeConfig::load`]).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.as_deref().unwrap_or(Path::new("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_resolves_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut cfg = NodeConfig::new("//Alice");
+        cfg.bootstrap = vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()];
+        cfg.save(&path).unwrap();
+        let back = NodeConfig::load(&path).unwrap();
+        assert_eq!(back.hotkey, "//Alice");
+        assert_eq!(back.data_dir(), dir.path().join("."));
+        assert_eq!(back.genesis, Some(dir.path().join("./genesis.bin")));
+        assert_eq!(back.bootstrap, cfg.bootstrap);
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_bad_timeouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "hotkey = \"//Alice\"\nlisten_port = 3\n").unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("listen_port"), "{err}");
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\nblock_interval_ms = 500\nview_timeout_ms = 400\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("must exceed"), "{err}");
+    }
+}

@@ -1,0 +1,591 @@
+//! The consensus driver: feeds the engine what the network delivers and timers fire, and
+//! performs the effects it returns — persist before voting, broadcast, build and check blocks
+//! against the replicated state, apply finalized blocks.
+//!
+//! Blocks travel as blobs: the leader stores its block, announces `(header hash, blob hash)` on
+//! the `announce` topic, and the consensus proposal carries the header hash. A validator asked
+//! to verify a proposal whose block has not arrived yet waits for it.
+//!
+//! Leaders may build on a block that is notarized but not yet final, so every verified block's
+//! resulting state is kept as a fork (`State::fork`) until finalization makes one canonical.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow};
+use platform_consensus::{
+    BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Proposal,
+    ValidatorIndex, Validators,
+};
+use platform_crypto::{BlsSignature, Keypair};
+use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
+use platform_primitives::{Hash, Height, Hotkey, View, decode, encode};
+use platform_state::{Block, Genesis, NoModules, State};
+use platform_storage::DataDir;
+use tokio::sync::mpsc;
+
+use crate::store::{self, FinalizedBlock};
+
+/// What the node reports through the API.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Status {
+    /// The validator's hotkey.
+    pub hotkey: String,
+    /// Whether it votes (holds a validator index in the current set).
+    pub validator: bool,
+    /// The last finalized height.
+    pub height: u64,
+    /// The last finalized block's header hash.
+    pub block_hash: String,
+    /// The state root after the last finalized block.
+    pub state_root: String,
+    /// The current epoch.
+    pub epoch: u64,
+    /// The current consensus view.
+    pub view: u64,
+    /// The hotkey of the view's leader.
+    pub leader: String,
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether the partition alarm is raised.
+    pub partitioned: bool,
+    /// Blocks finalized since this process started.
+    pub finalized_since_start: u64,
+}
+
+/// Shared, briefly locked status (never held across an `.await`).
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+enum Internal {
+    Timeout(View),
+    Persisted(u64),
+    Build {
+        view: View,
+        parent: Hash,
+        height: Height,
+    },
+    Block(Box<Block>),
+}
+
+/// Largest announcement accepted: two hashes.
+const ANNOUNCE_BYTES: usize = 64;
+
+/// Payload checks the network runs before a message is accepted (strict decoding of each kind).
+pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
+    vec![
+        (
+            Topic::Consensus,
+            Arc::new(|e: &platform_network::Envelope| {
+                decode::<Message<BlsSignature>>(
+                    "consensus message",
+                    &e.payload,
+                    platform_consensus::types::MAX_MESSAGE_BYTES,
+                )
+                .map(|_| ())
+                .map_err(|_| "bad_consensus_message")
+            }),
+        ),
+        (
+            Topic::Announce,
+            Arc::new(|e: &platform_network::Envelope| {
+                decode::<(Hash, Hash)>("block announcement", &e.payload, ANNOUNCE_BYTES)
+                    .map(|_| ())
+                    .map_err(|_| "bad_announcement")
+            }),
+        ),
+    ]
+}
+
+/// One validator's consensus over the network.
+pub struct Driver {
+    key: Arc<Keypair>,
+    engine: Engine<BlsScheme>,
+    validators: Vec<Hotkey>,
+    /// The state after the last finalized block.
+    canonical: State,
+    /// Proposal digest of the last finalized block (or the genesis hash).
+    finalized_digest: Hash,
+    finalized_height: u64,
+    /// States after verified, not yet final blocks, by proposal digest.
+    forks: HashMap<Hash, (u64, State)>,
+    /// Blocks by header hash.
+    blocks: HashMap<Hash, Block>,
+    /// Proposals waiting for their block (or their parent's state).
+    waiting: Vec<Proposal>,
+    /// Finalized proposals waiting for their block.
+    to_apply: VecDeque<(Proposal, Certificate<BlsSignature>)>,
+    last_finalized_at: Instant,
+    block_interval: Duration,
+    net: Network,
+    dir: Arc<DataDir>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    status: SharedStatus,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Driver {
+    /// Rebuilds the state from genesis and the finalized blocks on disk, and prepares the
+    /// engine for the current epoch.
+    pub fn new(
+        key: Keypair,
+        genesis: &Genesis,
+        dir: Arc<DataDir>,
+        net: Network,
+        block_interval: Duration,
+        view_timeout: Duration,
+        status: SharedStatus,
+    ) -> Result<Driver> {
+        let mut canonical =
+            State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
+        let mut finalized_digest = genesis.hash();
+        let mut finalized_height = 0;
+        let mut finalized_view = View(0);
+        // Replay finalized blocks, in batches.
+        loop {
+            let batch =
+                store::finalized_range(dir.db(), finalized_height + 1, finalized_height + 256)?;
+            if batch.is_empty() {
+                break;
+            }
+            for f in batch {
+                canonical
+                    .apply_block(&f.block, &NoModules)
+                    .map_err(|e| anyhow!("replaying finalized block {}: {e:?}", f.proposal.height.0))?;
+                finalized_digest = f.proposal.digest();
+                finalized_height = f.proposal.height.0;
+                finalized_view = f.proposal.view;
+            }
+        }
+        let epoch = canonical.current_epoch();
+        let validators: Vec<Hotkey> = epoch.validators.iter().map(|(h, _)| *h).collect();
+        let stakes: Vec<u64> = epoch.validators.iter().map(|(_, s)| *s).collect();
+        let committee = epoch
+            .validators
+            .iter()
+            .map(|(h, _)| {
+                let keys = canonical
+                    .bound_keys(h)
+                    .ok_or_else(|| anyhow!("validator {h} has no bound BLS key"))?;
+                keys.bls_key
+                    .verify_possession(&keys.pop)
+                    .map_err(|e| anyhow!("validator {h}'s BLS key: {e}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let me = validators
+            .iter()
+            .position(|h| *h == key.hotkey())
+            .map(|i| i as ValidatorIndex);
+        let secret = match me {
+            Some(_) => Some(
+                key.derive_bls_key()
+                    .context("the hotkey has no seed to derive its BLS key from")?,
+            ),
+            None => None,
+        };
+        let netuid = genesis.netuid;
+        let engine = Engine::new(
+            EngineConfig {
+                netuid,
+                epoch: epoch.epoch,
+                validators: Validators::new(stakes),
+                beacon: genesis.hash().0,
+                anchor: finalized_digest,
+                anchor_height: Height(finalized_height),
+                anchor_view: finalized_view,
+                me,
+                timeout_ms: view_timeout.as_millis() as u64,
+                max_backoff_exp: 4,
+                future_views: 64,
+            },
+            BlsScheme::new(secret, committee),
+        );
+        let (internal_tx, internal_rx) = mpsc::channel(1024);
+        {
+            let mut s = status.lock().expect("status lock poisoned");
+            s.hotkey = key.hotkey().to_ss58();
+            s.validator = me.is_some();
+            s.height = finalized_height;
+            s.block_hash = canonical.last_block().to_hex();
+            s.state_root = canonical.root().to_hex();
+            s.epoch = epoch.epoch.0;
+        }
+        Ok(Driver {
+            key: Arc::new(key),
+            engine,
+            validators,
+            canonical,
+            finalized_digest,
+            finalized_height,
+            forks: HashMap::new(),
+            blocks: HashMap::new(),
+            waiting: Vec::new(),
+            to_apply: VecDeque::new(),
+            last_finalized_at: Instant::now(),
+            block_interval,
+            net,
+            dir,
+            internal_tx,
+            internal_rx,
+            status,
+        })
+    }
+
+    /// The network membership of the current validator set.
+    pub fn membership(&self) -> Membership {
+        Membership {
+            validators: self.canonical.current_epoch().validators.into_iter().collect(),
+        }
+    }
+
+    /// Runs until the network's event stream ends or `stop` resolves.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        self.net.set_membership(self.membership()).await?;
+        let dir = self.dir.clone();
+        let (safety, certificates) = tokio::task::spawn_blocking(move || {
+            let safety = store::load_wal(dir.db())?;
+            let certs = store::journaled_certificates(dir.db(), 0)?;
+            Ok::<_, platform_storage::DbError>((safety, certs))
+        })
+        .await??;
+        let effects = self.engine.handle(Input::Start {
+            safety,
+            certificates,
+        });
+        self.perform(effects).await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_network(ev).await?,
+                    None => return Ok(()),
+                },
+                Some(i) = self.internal_rx.recv() => self.on_internal(i).await?,
+                _ = tick.tick() => self.refresh_status().await,
+            }
+        }
+    }
+
+    async fn refresh_status(&mut self) {
+        let net = self.net.status().await.ok();
+        let view = self.engine.view();
+        let leader = self.validators[self.engine.leader(view) as usize].to_ss58();
+        let mut s = self.status.lock().expect("status lock poisoned");
+        s.view = view.0;
+        s.leader = leader;
+        if let Some(n) = net {
+            s.peers = n.connected_peers;
+            s.partitioned = n.partitioned;
+        }
+    }
+
+    async fn on_network(&mut self, ev: NetEvent) -> Result<()> {
+        let NetEvent::Gossip {
+            topic, envelope, ..
+        } = ev
+        else {
+            return Ok(());
+        };
+        match topic {
+            Topic::Consensus => {
+                let Some(from) = self.validators.iter().position(|h| *h == envelope.author)
+                else {
+                    return Ok(());
+                };
+                let message: Message<BlsSignature> = decode(
+                    "consensus message",
+                    &envelope.payload,
+                    platform_consensus::types::MAX_MESSAGE_BYTES,
+                )?;
+                let effects = self.engine.handle(Input::Message {
+                    from: from as ValidatorIndex,
+                    message,
+                });
+                self.perform(effects).await
+            }
+            Topic::Announce => {
+                let (header, blob): (Hash, Hash) =
+                    decode("block announcement", &envelope.payload, ANNOUNCE_BYTES)?;
+                if !self.blocks.contains_key(&header) {
+                    let net = self.net.clone();
+                    let tx = self.internal_tx.clone();
+                    tokio::spawn(async move {
+                        match net.fetch_blob(blob).await {
+                            Ok(bytes) => match Block::decode(&bytes) {
+                                Ok(block) if block.header.hash() == header => {
+                                    let _ = tx.send(Internal::Block(Box::new(block))).await;
+                                }
+                                _ => tracing::warn!("announced block {header} did not match"),
+                            },
+                            Err(e) => tracing::warn!("fetching block {header}: {e}"),
+                        }
+                    });
+                }
+                Ok(())
+            }
+            Topic::Submissions | Topic::Attestations => Ok(()),
+        }
+    }
+
+    async fn on_internal(&mut self, i: Internal) -> Result<()> {
+        let effects = match i {
+            Internal::Timeout(v) => self.engine.handle(Input::Timeout(v)),
+            Internal::Persisted(t) => self.engine.handle(Input::Persisted(t)),
+            Internal::Build {
+                view,
+                parent,
+                height,
+            } => match self.build(view, parent, height).await? {
+                Some(payload) => self.engine.handle(Input::ProposalReady { view, payload }),
+                None => Vec::new(),
+            },
+            Internal::Block(block) => {
+                self.blocks.insert(block.header.hash(), *block);
+                let mut effects = self.retry_waiting();
+                effects.extend(self.apply_finalized().await?);
+                effects
+            }
+        };
+        self.perform(effects).await
+    }
+
+    /// The state after `digest`: the canonical state for the last finalized block, else a fork.
+    fn state_after(&self, digest: &Hash) -> Option<&State> {
+        if *digest == self.finalized_digest && self.to_apply.is_empty() {
+            Some(&self.canonical)
+        } else {
+            self.forks.get(digest).map(|(_, s)| s)
+        }
+    }
+
+    async fn build(&mut self, view: View, parent: Hash, height: Height) -> Result<Option<Hash>> {
+        let Some(base) = self.state_after(&parent) else {
+            tracing::warn!(view = view.0, "cannot build: the parent's state is unknown");
+            return Ok(None);
+        };
+        let mut fork = base.fork();
+        let (block, _) = fork.build_block(&self.key, view, now_ms(), Vec::new(), &NoModules);
+        if block.header.height != height {
+            return Err(anyhow!(
+                "consensus asked for height {} but the state is at {}",
+                height.0,
+                block.header.height.0
+            ));
+        }
+        fork.apply_block(&block, &NoModules)
+            .map_err(|e| anyhow!("our own block does not apply: {e:?}"))?;
+        let header = block.header.hash();
+        let proposal = Proposal {
+            epoch: self.engine.config().epoch,
+            view,
+            height,
+            parent,
+            payload: header,
+        };
+        self.forks.insert(proposal.digest(), (height.0, fork));
+        let blob = self.net.put_blob(encode(&block)).await?;
+        self.blocks.insert(header, block);
+        if let Err(e) = self
+            .net
+            .publish(Topic::Announce, height.0, encode(&(header, blob)))
+            .await
+        {
+            tracing::warn!("announcing block {header}: {e}");
+        }
+        Ok(Some(header))
+    }
+
+    /// Checks a proposal's block against the state after its parent. `None`: cannot tell yet.
+    fn verify(&mut self, p: &Proposal) -> Option<bool> {
+        let block = self.blocks.get(&p.payload)?;
+        let base = self.state_after(&p.parent)?;
+        let leader = self.validators[self.engine.leader(p.view) as usize];
+        if block.header.height != p.height
+            || block.header.view != p.view
+            || block.header.proposer != leader
+        {
+            return Some(false);
+        }
+        let mut fork = base.fork();
+        match fork.apply_block(block, &NoModules) {
+            Ok(_) => {
+                self.forks.insert(p.digest(), (p.height.0, fork));
+                Some(true)
+            }
+            Err(e) => {
+                tracing::warn!(height = p.height.0, "refusing proposal: {e:?}");
+                Some(false)
+            }
+        }
+    }
+
+    fn retry_waiting(&mut self) -> Vec<Effect<BlsSignature>> {
+        let mut effects = Vec::new();
+        let waiting = std::mem::take(&mut self.waiting);
+        for p in waiting {
+            match self.verify(&p) {
+                Some(valid) => effects.extend(self.engine.handle(Input::Verified {
+                    digest: p.digest(),
+                    valid,
+                })),
+                None => self.waiting.push(p),
+            }
+        }
+        effects
+    }
+
+    /// Applies finalized blocks in order while their blocks are at hand.
+    async fn apply_finalized(&mut self) -> Result<Vec<Effect<BlsSignature>>> {
+        while let Some((proposal, certificate)) = self.to_apply.front().cloned() {
+            let Some(block) = self.blocks.get(&proposal.payload).cloned() else {
+                break;
+            };
+            self.to_apply.pop_front();
+            let digest = proposal.digest();
+            match self.forks.remove(&digest) {
+                Some((_, state)) => self.canonical = state,
+                None => {
+                    self.canonical
+                        .apply_block(&block, &NoModules)
+                        .map_err(|e| anyhow!("finalized block {} does not apply: {e:?}", proposal.height.0))?;
+                }
+            }
+            self.finalized_digest = digest;
+            self.finalized_height = proposal.height.0;
+            self.last_finalized_at = Instant::now();
+            let height = self.finalized_height;
+            self.forks.retain(|_, (h, _)| *h > height);
+            self.blocks.retain(|_, b| b.header.height.0 > height);
+            let record = FinalizedBlock {
+                proposal,
+                block,
+                certificate,
+            };
+            let dir = self.dir.clone();
+            tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record))
+                .await??;
+            let root = self.canonical.root();
+            let mut s = self.status.lock().expect("status lock poisoned");
+            s.height = height;
+            s.block_hash = self.canonical.last_block().to_hex();
+            s.state_root = root.to_hex();
+            s.finalized_since_start += 1;
+            tracing::info!(height, "finalized");
+        }
+        Ok(Vec::new())
+    }
+
+    async fn perform(&mut self, effects: Vec<Effect<BlsSignature>>) -> Result<()> {
+        let mut queue: VecDeque<Effect<BlsSignature>> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Broadcast(message) | Effect::Send { message, .. } => {
+                    let round = message.view().map_or(self.engine.view().0, |v| v.0);
+                    if let Err(e) = self
+                        .net
+                        .publish(Topic::Consensus, round, encode(&message))
+                        .await
+                    {
+                        tracing::debug!("broadcast: {e}");
+                    }
+                }
+                Effect::Persist { state, token } => {
+                    let dir = self.dir.clone();
+                    let tx = self.internal_tx.clone();
+                    tokio::spawn(async move {
+                        let saved =
+                            tokio::task::spawn_blocking(move || store::save_wal(dir.db(), &state))
+                                .await;
+                        match saved {
+                            Ok(Ok(())) => {
+                                let _ = tx.send(Internal::Persisted(token)).await;
+                            }
+                            // Without a durable WAL the vote is never released.
+                            Ok(Err(e)) => tracing::error!("consensus WAL write failed: {e}"),
+                            Err(e) => tracing::error!("consensus WAL write failed: {e}"),
+                        }
+                    });
+                }
+                Effect::Timeout { view, after_ms } => {
+                    let tx = self.internal_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                        let _ = tx.send(Internal::Timeout(view)).await;
+                    });
+                }
+                Effect::Propose {
+                    view,
+                    parent,
+                    height,
+                } => {
+                    let wait = self
+                        .block_interval
+                        .saturating_sub(self.last_finalized_at.elapsed());
+                    let tx = self.internal_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = tx
+                            .send(Internal::Build {
+                                view,
+                                parent,
+                                height,
+                            })
+                            .await;
+                    });
+                }
+                Effect::Verify(p) => match self.verify(&p) {
+                    Some(valid) => queue.extend(self.engine.handle(Input::Verified {
+                        digest: p.digest(),
+                        valid,
+                    })),
+                    None => self.waiting.push(p),
+                },
+                Effect::Finalized {
+                    proposal,
+                    certificate,
+                } => {
+                    self.to_apply.push_back((proposal, certificate));
+                    queue.extend(self.apply_finalized().await?);
+                    queue.extend(self.retry_waiting());
+                }
+                Effect::EnteredView(v) => {
+                    self.net.set_round(Topic::Consensus, v.0).await?;
+                }
+                Effect::Certified(c) => {
+                    let dir = self.dir.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = store::journal_certificate(dir.db(), &c) {
+                            tracing::warn!("journaling a certificate: {e}");
+                        }
+                    });
+                }
+                Effect::Penalize { peer, offence } => {
+                    tracing::warn!(
+                        validator = %self.validators[peer as usize],
+                        "consensus offence: {offence:?}"
+                    );
+                }
+                Effect::Evidence { first, .. } => {
+                    tracing::warn!(
+                        validator = %self.validators[first.signer as usize],
+                        "equivocation observed"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! The dev network's genesis: the LocalChain dev metagraph (`//Alice` … `//Dave` as validators,
+//! `//Miner1` … `//Miner8`), with the validators' BLS keys and libp2p identities bound.
+
+use anyhow::{Context, Result, bail};
+use platform_chain::local::genesis as chain_genesis;
+use platform_crypto::{Domain, Keypair, parse_suri};
+use platform_primitives::{Hash, NetUid, Uid, decode, encode};
+use platform_state::{BindKeysTx, Genesis, Neuron, Params, State};
+
+/// The largest genesis file read.
+const MAX_GENESIS_BYTES: usize = 16 << 20;
+
+/// The dev URIs of the dev validators, in stake order.
+pub fn dev_validator_uris() -> Vec<&'static str> {
+    chain_genesis::DEV_VALIDATORS
+        .iter()
+        .map(|(uri, _)| *uri)
+        .collect()
+}
+
+/// A validator's key binding: its BLS key (derived from the hotkey seed) with proof of
+/// possession, and its libp2p peer id, signed by the hotkey.
+pub fn binding(key: &Keypair, netuid: NetUid) -> Result<BindKeysTx> {
+    let bls = key
+        .derive_bls_key()
+        .context("the hotkey has no seed to derive a BLS key from")?;
+    let bls_key = bls.public();
+    let pop = bls.prove_possession();
+    let peer_id = platform_network::identity_from_hotkey(key)
+        .public()
+        .to_peer_id()
+        .to_bytes();
+    let signature = key.sign(
+        Domain::BindKeys,
+        &BindKeysTx::signing_bytes(netuid, &bls_key, &pop, &peer_id),
+    );
+    Ok(BindKeysTx {
+        hotkey: key.hotkey(),
+        bls_key,
+        pop,
+        peer_id,
+        signature: Some(signature),
+    })
+}
+
+/// The dev genesis with the first `validators` dev validators bound (1 to 4). The metagraph is
+/// LocalChain's dev genesis; `chain_hash` is the blake3 of that metagraph (the dev chain's block
+/// 0 carries no hash of its own).
+pub fn dev(validators: usize, timestamp_ms: u64) -> Result<Genesis> {
+    let uris = dev_validator_uris();
+    if validators == 0 || validators > uris.len() {
+        bail!(
+            "the dev genesis has {} validators (//Alice, //Bob, //Charlie, //Dave); asked for {validators}",
+            uris.len()
+        );
+    }
+    let chain = chain_genesis::dev();
+    let netuid = NetUid(chain.netuid);
+    let metagraph: Vec<Neuron> = chain
+        .neurons
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Neuron {
+            uid: Uid(i as u16),
+            hotkey: n.hotkey,
+            coldkey: n.coldkey.unwrap_or(n.hotkey).0,
+            stake: n.stake,
+            // Validators beyond the requested number keep their stake but not their permit.
+            validator_permit: n.validator_permit && i < validators,
+        })
+        .collect();
+    let bindings = uris[..validators]
+        .iter()
+        .map(|uri| binding(&parse_suri(uri).expect("dev URIs parse"), netuid))
+        .collect::<Result<Vec<_>>>()?;
+    let genesis = Genesis {
+        netuid,
+        owner: chain.owner,
+        params: Params::default(),
+        chain_block: 0,
+        chain_hash: Hash::of(&encode(&metagraph)),
+        metagraph,
+        bindings,
+        timestamp_ms,
+    };
+    State::genesis(&genesis).map_err(|e| anyhow::anyhow!("the dev genesis is invalid: {e}"))?;
+    Ok(genesis)
+}
+
+/// Reads a genesis file (Borsh, size-limited, no trailing bytes).
+pub fn load(path: &std::path::Path) -> Result<Genesis> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read genesis {}", path.display()))?;
+    decode("genesis", &bytes, MAX_GENESIS_BYTES)
+        .with_context(|| format!("genesis {} is invalid", path.display()))
+}
+
+/// Writes a genesis file.
+pub fn save(genesis: &Genesis, path: &std::path::Path) -> Result<()> {
+    std::fs::write(path, encode(genesis))
+        .with_context(|| format!("cannot write genesis {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_genesis_binds_the_requested_validators() {
+        let g = dev(3, 0).unwrap();
+        assert_eq!(g.bindings.len(), 3);
+        let state = State::genesis(&g).unwrap();
+        let validators = state.current_epoch().validators;
+        assert_eq!(validators.len(), 3, "Dave has no permit with three validators");
+        assert!(dev(5, 0).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.bin");
+        save(&g, &path).unwrap();
+        assert_eq!(load(&path).unwrap(), g);
+    }
+}

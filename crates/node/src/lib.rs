@@ -1,0 +1,123 @@
+//! The Platform validator node.
+//!
+//! Built so far: a validator process (`platform run`) that joins its peers over the network
+//! (`platform-network`), orders blocks with the consensus engine (`platform-consensus`, BLS
+//! certificates, WAL persisted before every vote), executes them with the replicated state
+//! machine (`platform-state`), persists finalized blocks, serves them to peers that sync, and
+//! reports its status over HTTP. Not built yet: the mempool and miners' submissions, the
+//! evaluator, epoch anchoring and closing, weight submission, snapshots and catch-up.
+
+pub mod api;
+pub mod config;
+pub mod driver;
+pub mod genesis;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use platform_crypto::Keypair;
+use platform_network::{Config as NetConfig, Network, Provider, SnapshotInfo};
+use platform_primitives::encode;
+use platform_storage::DataDir;
+
+pub use config::NodeConfig;
+pub use driver::{Status, SharedStatus};
+
+/// Serves finalized blocks from the database to peers that sync.
+struct FinalizedBlocks(Arc<DataDir>);
+
+impl Provider for FinalizedBlocks {
+    fn blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>> {
+        let Ok(found) = store::finalized_range(self.0.db(), from, to) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (i, f) in found.into_iter().enumerate() {
+            if f.proposal.height.0 != from + i as u64 {
+                break;
+            }
+            let bytes = encode(&f);
+            size += bytes.len();
+            if size > max_bytes {
+                break;
+            }
+            out.push(bytes);
+        }
+        out
+    }
+
+    fn latest_snapshot(&self) -> Option<SnapshotInfo> {
+        None
+    }
+}
+
+/// Runs a validator until `stop` resolves.
+pub async fn run(
+    cfg: NodeConfig,
+    key: Keypair,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let dir = Arc::new(
+        DataDir::open(cfg.data_dir())
+            .with_context(|| format!("opening data directory {}", cfg.data_dir().display()))?,
+    );
+    let genesis_path = cfg.genesis.clone().context("no genesis file configured")?;
+    let genesis = genesis::load(&genesis_path)?;
+
+    let mut net_cfg = NetConfig::new(genesis.netuid);
+    net_cfg.listen = cfg
+        .listen
+        .parse()
+        .with_context(|| format!("listen address {}", cfg.listen))?;
+    net_cfg.bootstrap = cfg
+        .bootstrap
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("bootstrap address {a}")))
+        .collect::<Result<_>>()?;
+    for (topic, check) in driver::payload_checks() {
+        if let Some(spec) = net_cfg.topics.get_mut(&topic) {
+            spec.check = Some(check);
+        }
+    }
+    let hotkey = key.hotkey();
+    let (net, events) = Network::start(
+        net_cfg,
+        Keypair::from_seed(key.seed().context("the hotkey has no seed")?),
+        dir.clone(),
+        Arc::new(FinalizedBlocks(dir.clone())),
+    )
+    .await?;
+    tracing::info!(%hotkey, addr = %net.addr(), "network up");
+
+    let status: SharedStatus = Arc::new(Mutex::new(Status::default()));
+    let driver = driver::Driver::new(
+        key,
+        &genesis,
+        dir.clone(),
+        net.clone(),
+        Duration::from_millis(cfg.block_interval_ms),
+        Duration::from_millis(cfg.view_timeout_ms),
+        status.clone(),
+    )?;
+    let listener = tokio::net::TcpListener::bind(&cfg.http)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;
+    tracing::info!("HTTP API on http://{}", listener.local_addr()?);
+    let api = api::router(status, net.clone(), dir.clone());
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, api)
+            .with_graceful_shutdown(async {
+                let _ = api_stop_rx.await;
+            })
+            .await
+    });
+    let result = driver.run(events, stop).await;
+    let _ = api_stop_tx.send(());
+    let _ = server.await;
+    net.shutdown().await.ok();
+    result
+}

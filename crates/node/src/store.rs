@@ -1,0 +1,79 @@
+//! What the node persists in the data directory's database: the consensus WAL (the safety
+//! state, written before any vote leaves), the journal of certificates since the last
+//! finalization, and finalized blocks with their certificates.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_consensus::{Certificate, Proposal, SafetyState};
+use platform_crypto::BlsSignature;
+use platform_state::Block;
+use platform_storage::{Db, DbError, TableSpec};
+
+/// A finalized block as stored: the consensus proposal, the block and the certificate that
+/// finalized it (or a descendant).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct FinalizedBlock {
+    /// The proposal consensus agreed on.
+    pub proposal: Proposal,
+    /// The block.
+    pub block: Block,
+    /// The finalization certificate.
+    pub certificate: Certificate<BlsSignature>,
+}
+
+const WAL: TableSpec<u64, SafetyState> = TableSpec::new("consensus_wal", 1024);
+const CERTIFIED: TableSpec<u64, Certificate<BlsSignature>> =
+    TableSpec::new("consensus_certified", 64 * 1024);
+const FINALIZED: TableSpec<u64, FinalizedBlock> = TableSpec::new(
+    "finalized_blocks",
+    platform_state::MAX_BLOCK_BYTES + 64 * 1024,
+);
+
+fn certificate_key(c: &Certificate<BlsSignature>) -> u64 {
+    let kind = match c.kind {
+        platform_consensus::VoteKind::Notarize => 0,
+        platform_consensus::VoteKind::Nullify => 1,
+        platform_consensus::VoteKind::Finalize => 2,
+    };
+    c.subject.view().0.saturating_mul(4) + kind
+}
+
+/// The safety state, or the default on first start.
+pub fn load_wal(db: &Db) -> Result<SafetyState, DbError> {
+    Ok(db.get(&WAL, &0)?.unwrap_or_default())
+}
+
+/// Makes the safety state durable (the commit syncs).
+pub fn save_wal(db: &Db, state: &SafetyState) -> Result<(), DbError> {
+    db.write(|tx| tx.put(&WAL, &0, state))
+}
+
+/// Journals a certificate.
+pub fn journal_certificate(db: &Db, c: &Certificate<BlsSignature>) -> Result<(), DbError> {
+    db.write(|tx| tx.put(&CERTIFIED, &certificate_key(c), c))
+}
+
+/// The journaled certificates above `view` (older ones are no longer needed).
+pub fn journaled_certificates(
+    db: &Db,
+    above_view: u64,
+) -> Result<Vec<Certificate<BlsSignature>>, DbError> {
+    Ok(db
+        .range(&CERTIFIED, (above_view + 1).saturating_mul(4).., 1 << 16)?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
+}
+
+/// Stores a finalized block.
+pub fn save_finalized(db: &Db, f: &FinalizedBlock) -> Result<(), DbError> {
+    db.write(|tx| tx.put(&FINALIZED, &f.proposal.height.0, f))
+}
+
+/// Finalized blocks from `from` to `to` (inclusive), in height order.
+pub fn finalized_range(db: &Db, from: u64, to: u64) -> Result<Vec<FinalizedBlock>, DbError> {
+    Ok(db
+        .range(&FINALIZED, from..=to, (to - from + 1) as usize)?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect())
+}
