@@ -385,9 +385,8 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
         });
     }
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
-    let all_identical = target > 0
-        && first.is_some()
-        && validators.iter().all(|v| v.hash_at_target == first);
+    let all_identical =
+        target > 0 && first.is_some() && validators.iter().all(|v| v.hash_at_target == first);
     Ok(DevnetSummary {
         validators,
         blocks_finalized: target,

@@ -54,9 +54,10 @@ struct BlockView {
 
 async fn get_block(State(ctx): State<Ctx>, Path(height): Path<u64>) -> impl IntoResponse {
     let dir = ctx.dir.clone();
-    let found =
-        tokio::task::spawn_blocking(move || crate::store::finalized_range(dir.db(), height, height))
-            .await;
+    let found = tokio::task::spawn_blocking(move || {
+        crate::store::finalized_range(dir.db(), height, height)
+    })
+    .await;
     match found {
         Ok(Ok(mut v)) if !v.is_empty() => {
             let f = v.remove(0);
@@ -78,7 +79,11 @@ async fn get_block(State(ctx): State<Ctx>, Path(height): Path<u64>) -> impl Into
             format!("block {height} is not finalized on this node"),
         )
             .into_response(),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the block store").into_response(),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read the block store",
+        )
+            .into_response(),
     }
 }
 

@@ -115,6 +115,8 @@ pub struct Driver {
     waiting: Vec<Proposal>,
     /// Finalized proposals waiting for their block.
     to_apply: VecDeque<(Proposal, Certificate<BlsSignature>)>,
+    /// When we last asked peers for the block at the front of `to_apply`.
+    sync_asked: Option<(u64, Instant)>,
     last_finalized_at: Instant,
     block_interval: Duration,
     net: Network,
@@ -156,9 +158,9 @@ impl Driver {
                 break;
             }
             for f in batch {
-                canonical
-                    .apply_block(&f.block, &NoModules)
-                    .map_err(|e| anyhow!("replaying finalized block {}: {e:?}", f.proposal.height.0))?;
+                canonical.apply_block(&f.block, &NoModules).map_err(|e| {
+                    anyhow!("replaying finalized block {}: {e:?}", f.proposal.height.0)
+                })?;
                 finalized_digest = f.proposal.digest();
                 finalized_height = f.proposal.height.0;
                 finalized_view = f.proposal.view;
@@ -228,6 +230,7 @@ impl Driver {
             blocks: HashMap::new(),
             waiting: Vec::new(),
             to_apply: VecDeque::new(),
+            sync_asked: None,
             last_finalized_at: Instant::now(),
             block_interval,
             net,
@@ -241,7 +244,12 @@ impl Driver {
     /// The network membership of the current validator set.
     pub fn membership(&self) -> Membership {
         Membership {
-            validators: self.canonical.current_epoch().validators.into_iter().collect(),
+            validators: self
+                .canonical
+                .current_epoch()
+                .validators
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -274,7 +282,10 @@ impl Driver {
                     None => return Ok(()),
                 },
                 Some(i) = self.internal_rx.recv() => self.on_internal(i).await?,
-                _ = tick.tick() => self.refresh_status().await,
+                _ = tick.tick() => {
+                    self.refresh_status().await;
+                    self.sync_missing();
+                }
             }
         }
     }
@@ -301,8 +312,7 @@ impl Driver {
         };
         match topic {
             Topic::Consensus => {
-                let Some(from) = self.validators.iter().position(|h| *h == envelope.author)
-                else {
+                let Some(from) = self.validators.iter().position(|h| *h == envelope.author) else {
                     return Ok(());
                 };
                 let message: Message<BlsSignature> = decode(
@@ -354,9 +364,8 @@ impl Driver {
             },
             Internal::Block(block) => {
                 self.blocks.insert(block.header.hash(), *block);
-                let mut effects = self.retry_waiting();
-                effects.extend(self.apply_finalized().await?);
-                effects
+                self.apply_finalized().await?;
+                self.retry_waiting()
             }
         };
         self.perform(effects).await
@@ -447,8 +456,71 @@ impl Driver {
         effects
     }
 
+    /// A finalized block we do not hold (its announcement came while we were down or cut off):
+    /// ask peers for it through `sync`. The engine has checked the finalization, so a block is
+    /// genuine exactly when its header hashes to the finalized proposal's payload.
+    fn sync_missing(&mut self) {
+        let Some((proposal, _)) = self.to_apply.front() else {
+            return;
+        };
+        if self.blocks.contains_key(&proposal.payload) {
+            return;
+        }
+        let height = proposal.height.0;
+        if self
+            .sync_asked
+            .is_some_and(|(h, at)| h == height && at.elapsed() < Duration::from_secs(2))
+        {
+            return;
+        }
+        self.sync_asked = Some((height, Instant::now()));
+        // Ask for everything finalized that we lack, up to the newest known finalized height.
+        let wanted: HashMap<u64, Hash> = self
+            .to_apply
+            .iter()
+            .map(|(p, _)| (p.height.0, p.payload))
+            .collect();
+        let last = self.to_apply.back().map_or(height, |(p, _)| p.height.0);
+        let net = self.net.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let check = |from: u64, blocks: &[Vec<u8>]| -> Result<(), &'static str> {
+                for (i, bytes) in blocks.iter().enumerate() {
+                    let f: FinalizedBlock = decode(
+                        "finalized block",
+                        bytes,
+                        platform_state::MAX_BLOCK_BYTES + 65536,
+                    )
+                    .map_err(|_| "malformed_block")?;
+                    let h = from + i as u64;
+                    if f.proposal.height.0 != h
+                        || wanted.get(&h).is_some_and(|p| *p != f.block.header.hash())
+                    {
+                        return Err("wrong_block");
+                    }
+                }
+                Ok(())
+            };
+            match net.sync_blocks(height, last, check).await {
+                Ok(blocks) => {
+                    for bytes in blocks {
+                        if let Ok(f) = decode::<FinalizedBlock>(
+                            "finalized block",
+                            &bytes,
+                            platform_state::MAX_BLOCK_BYTES + 65536,
+                        ) && wanted.contains_key(&f.proposal.height.0)
+                        {
+                            let _ = tx.send(Internal::Block(Box::new(f.block))).await;
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("syncing blocks {height}..={last}: {e}"),
+            }
+        });
+    }
+
     /// Applies finalized blocks in order while their blocks are at hand.
-    async fn apply_finalized(&mut self) -> Result<Vec<Effect<BlsSignature>>> {
+    async fn apply_finalized(&mut self) -> Result<()> {
         while let Some((proposal, certificate)) = self.to_apply.front().cloned() {
             let Some(block) = self.blocks.get(&proposal.payload).cloned() else {
                 break;
@@ -460,7 +532,12 @@ impl Driver {
                 None => {
                     self.canonical
                         .apply_block(&block, &NoModules)
-                        .map_err(|e| anyhow!("finalized block {} does not apply: {e:?}", proposal.height.0))?;
+                        .map_err(|e| {
+                            anyhow!(
+                                "finalized block {} does not apply: {e:?}",
+                                proposal.height.0
+                            )
+                        })?;
                 }
             }
             self.finalized_digest = digest;
@@ -475,8 +552,7 @@ impl Driver {
                 certificate,
             };
             let dir = self.dir.clone();
-            tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record))
-                .await??;
+            tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record)).await??;
             let root = self.canonical.root();
             let mut s = self.status.lock().expect("status lock poisoned");
             s.height = height;
@@ -485,7 +561,7 @@ impl Driver {
             s.finalized_since_start += 1;
             tracing::info!(height, "finalized");
         }
-        Ok(Vec::new())
+        Ok(())
     }
 
     async fn perform(&mut self, effects: Vec<Effect<BlsSignature>>) -> Result<()> {
@@ -558,8 +634,9 @@ impl Driver {
                     certificate,
                 } => {
                     self.to_apply.push_back((proposal, certificate));
-                    queue.extend(self.apply_finalized().await?);
+                    self.apply_finalized().await?;
                     queue.extend(self.retry_waiting());
+                    self.sync_missing();
                 }
                 Effect::EnteredView(v) => {
                     self.net.set_round(Topic::Consensus, v.0).await?;

@@ -111,7 +111,11 @@ mod tests {
         assert_eq!(g.bindings.len(), 3);
         let state = State::genesis(&g).unwrap();
         let validators = state.current_epoch().validators;
-        assert_eq!(validators.len(), 3, "Dave has no permit with three validators");
+        assert_eq!(
+            validators.len(),
+            3,
+            "Dave has no permit with three validators"
+        );
         assert!(dev(5, 0).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("genesis.bin");

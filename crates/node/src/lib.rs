@@ -23,7 +23,7 @@ use platform_primitives::encode;
 use platform_storage::DataDir;
 
 pub use config::NodeConfig;
-pub use driver::{Status, SharedStatus};
+pub use driver::{SharedStatus, Status};
 
 /// Serves finalized blocks from the database to peers that sync.
 struct FinalizedBlocks(Arc<DataDir>);

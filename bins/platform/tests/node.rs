@@ -1,0 +1,235 @@
+//! End to end: validator processes (`platform run`) finalizing blocks together, a validator
+//! killed with SIGKILL and restarted, and `platform devnet`.
+//!
+//! Waits are bounded by deadlines; nothing asserts how fast anything happens.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{json, platform};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP GET on loopback; the body as JSON, or `None` if the node does not answer.
+fn get(api: &str, path: &str) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect(api).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
+fn height(api: &str) -> Option<u64> {
+    get(api, "/api/v1/status")?["height"].as_u64()
+}
+
+fn block_hash(api: &str, h: u64) -> Option<String> {
+    Some(
+        get(api, &format!("/api/v1/blocks/{h}"))?["hash"]
+            .as_str()?
+            .to_string(),
+    )
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !f() {
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Validator {
+    config: PathBuf,
+    dir: PathBuf,
+    api: String,
+    child: Option<Child>,
+}
+
+impl Validator {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .unwrap();
+        self.child = Some(
+            Command::new(env!("CARGO_BIN_EXE_platform"))
+                .args(["-v", "run", "--config"])
+                .arg(&self.config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    fn kill9(&mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `platform init` for the four dev validators sharing one genesis, each dialing the earlier
+/// ones.
+fn init_four(root: &Path) -> Vec<Validator> {
+    let mut out: Vec<Validator> = Vec::new();
+    let mut addrs: Vec<String> = Vec::new();
+    let mut genesis: Option<PathBuf> = None;
+    for name in ["alice", "bob", "charlie", "dave"] {
+        let dir = root.join(name);
+        let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let api = format!("127.0.0.1:{}", free_port());
+        let hotkey = format!("//{}{}", name[..1].to_uppercase(), &name[1..]);
+        let mut args = vec![
+            "init".to_string(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--hotkey".into(),
+            hotkey,
+            "--listen".into(),
+            p2p.clone(),
+            "--http".into(),
+            api.clone(),
+            "--json".into(),
+        ];
+        match &genesis {
+            None => args.push("--dev".into()),
+            Some(g) => args.extend(["--genesis".into(), g.display().to_string()]),
+        }
+        for a in &addrs {
+            args.extend(["--bootstrap".into(), a.clone()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let v = json(&platform(&refs));
+        genesis.get_or_insert_with(|| PathBuf::from(v["genesis"].as_str().unwrap()));
+        addrs.push(format!("{p2p}/p2p/{}", v["peer_id"].as_str().unwrap()));
+        out.push(Validator {
+            config: PathBuf::from(v["config"].as_str().unwrap()),
+            dir,
+            api,
+            child: None,
+        });
+    }
+    out
+}
+
+#[test]
+fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vs = init_four(tmp.path());
+    for v in &mut vs {
+        v.start();
+    }
+    wait_until("three finalized blocks everywhere", || {
+        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+    });
+
+    let dave = 3;
+    vs[dave].kill9();
+    let at_kill = height(&vs[0].api).unwrap();
+    // Alice, Bob and Charlie hold 9000 of 10000 TAO: they go on without Dave.
+    wait_until("progress without Dave", || {
+        height(&vs[0].api).is_some_and(|h| h >= at_kill + 3)
+    });
+    vs[dave].start();
+    let target = height(&vs[0].api).unwrap() + 2;
+    wait_until("Dave to catch up", || {
+        vs.iter()
+            .all(|v| height(&v.api).is_some_and(|h| h >= target))
+    });
+    let hashes: Vec<String> = vs
+        .iter()
+        .map(|v| block_hash(&v.api, target).unwrap())
+        .collect();
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "validators disagree at height {target}: {hashes:?}"
+    );
+    for v in &vs {
+        assert!(
+            !v.log().contains("equivocation"),
+            "a validator saw a conflicting vote:\n{}",
+            v.log()
+        );
+    }
+}
+
+#[test]
+fn devnet_runs_four_validators_that_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let out = platform(&[
+        "devnet",
+        "--validators",
+        "4",
+        "--blocks",
+        "4",
+        "--block-ms",
+        "200",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json(&out);
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["all_identical"], true);
+    assert!(v["blocks_finalized"].as_u64().unwrap() >= 4);
+    let validators = v["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 4);
+    assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
+    // No validator process outlives the devnet.
+    let needle = dir.display().to_string();
+    let orphans: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle) && c.contains(" run "))
+        .collect();
+    assert!(orphans.is_empty(), "{orphans:?}");
+}
+
+#[test]
+fn devnet_explains_what_is_not_built() {
+    let out = platform(&["devnet", "--epochs", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not built"), "{err}");
+}
