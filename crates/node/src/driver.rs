@@ -260,6 +260,9 @@ impl Driver {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
         self.net.set_membership(self.membership()).await?;
+        self.net
+            .set_round(Topic::Announce, self.finalized_height)
+            .await?;
         let dir = self.dir.clone();
         let (safety, certificates) = tokio::task::spawn_blocking(move || {
             let safety = store::load_wal(dir.db())?;
@@ -553,6 +556,8 @@ impl Driver {
             };
             let dir = self.dir.clone();
             tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record)).await??;
+            // Announcements carry the height as their round: keep their replay window on it.
+            self.net.set_round(Topic::Announce, height).await?;
             let root = self.canonical.root();
             let mut s = self.status.lock().expect("status lock poisoned");
             s.height = height;
