@@ -209,6 +209,8 @@ struct DevnetValidator {
     api: String,
     height: u64,
     hash_at_target: Option<String>,
+    finalization_ms_p50: u64,
+    finalization_ms_p99: u64,
 }
 
 #[derive(Serialize)]
@@ -293,6 +295,12 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     if args.json {
         output::json(&summary);
     } else if args.blocks.is_some() {
+        for v in &summary.validators {
+            println!(
+                "  {}  height {}  proposal → finalization p50 {} ms, p99 {} ms",
+                v.hotkey, v.height, v.finalization_ms_p50, v.finalization_ms_p99
+            );
+        }
         println!(
             "{} blocks finalized; validators {}",
             summary.blocks_finalized,
@@ -315,6 +323,8 @@ struct NodeStatus {
     height: u64,
     view: u64,
     peers: usize,
+    finalization_ms_p50: u64,
+    finalization_ms_p99: u64,
 }
 
 #[derive(serde::Deserialize)]
@@ -335,10 +345,12 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
     let start = Instant::now();
     let mut last_line = String::new();
     let mut heights = vec![0u64; apis.len()];
+    let mut latencies = vec![(0u64, 0u64); apis.len()];
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {
                 heights[i] = s.height;
+                latencies[i] = (s.finalization_ms_p50, s.finalization_ms_p99);
                 if i == 0 && !args.json {
                     let line = format!(
                         "view {:>4}  finalized heights {:?}  peers of the first validator {}",
@@ -382,6 +394,8 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
             api: api.clone(),
             height: heights[i],
             hash_at_target: hash,
+            finalization_ms_p50: latencies[i].0,
+            finalization_ms_p99: latencies[i].1,
         });
     }
     let first = validators.first().and_then(|v| v.hash_at_target.clone());

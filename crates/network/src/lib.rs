@@ -432,6 +432,17 @@ impl Network {
     /// The blob with `hash`: from the local store, or from the DHT's providers in turn
     /// (verified against the hash, stored, and then announced by us too).
     pub async fn fetch_blob(&self, hash: Hash) -> Result<Vec<u8>, NetError> {
+        self.fetch_blob_from(hash, None).await
+    }
+
+    /// Like [`Network::fetch_blob`], asking `hint` first — a peer known to hold the blob, such as
+    /// the one that just announced it — and the DHT's providers only if that fails. Saves a
+    /// Kademlia lookup on the hot path.
+    pub async fn fetch_blob_from(
+        &self,
+        hash: Hash,
+        hint: Option<PeerId>,
+    ) -> Result<Vec<u8>, NetError> {
         let dir = self.dir.clone();
         let local = tokio::task::spawn_blocking(move || {
             dir.blobs().get(&hash, wire::MAX_BLOB_BYTES as u64)
@@ -442,34 +453,55 @@ impl Network {
         if let Some(bytes) = local {
             return Ok(bytes);
         }
-        let providers = self.providers(hash).await?;
         let mut tried = 0;
-        for peer in providers {
-            if self.breaker_open(&peer) {
+        if let Some(peer) = hint
+            && let Some(bytes) = self.try_blob(peer, hash, &mut tried).await?
+        {
+            return Ok(bytes);
+        }
+        for peer in self.providers(hash).await? {
+            if Some(peer) == hint {
                 continue;
             }
-            tried += 1;
-            match self.request(peer, Request::Blob(hash)).await {
-                Ok(Response::Blob(Some(bytes))) if Hash::of(&bytes) == hash => {
-                    self.breaker_result(peer, true);
-                    self.put_blob(bytes.clone()).await?;
-                    return Ok(bytes);
-                }
-                Ok(Response::Blob(Some(_))) => {
-                    self.breaker_result(peer, false);
-                    self.report(peer, "blob", "bad_content").await?;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(%peer, "blob {hash}: {e}");
-                    self.breaker_result(peer, false);
-                }
+            if let Some(bytes) = self.try_blob(peer, hash, &mut tried).await? {
+                return Ok(bytes);
             }
         }
         Err(NetError::NotFound {
             what: format!("blob {hash}"),
             tried,
         })
+    }
+
+    /// Asks one peer for a blob; `None` when it does not deliver a matching one.
+    async fn try_blob(
+        &self,
+        peer: PeerId,
+        hash: Hash,
+        tried: &mut usize,
+    ) -> Result<Option<Vec<u8>>, NetError> {
+        if self.breaker_open(&peer) {
+            return Ok(None);
+        }
+        *tried += 1;
+        match self.request(peer, Request::Blob(hash)).await {
+            Ok(Response::Blob(Some(bytes))) if Hash::of(&bytes) == hash => {
+                self.breaker_result(peer, true);
+                self.put_blob(bytes.clone()).await?;
+                Ok(Some(bytes))
+            }
+            Ok(Response::Blob(Some(_))) => {
+                self.breaker_result(peer, false);
+                self.report(peer, "blob", "bad_content").await?;
+                Ok(None)
+            }
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::debug!(%peer, "blob {hash}: {e}");
+                self.breaker_result(peer, false);
+                Ok(None)
+            }
+        }
     }
 
     /// Connected peers, bound validators first.

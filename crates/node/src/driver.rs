@@ -52,6 +52,11 @@ pub struct Status {
     pub partitioned: bool,
     /// Blocks finalized since this process started.
     pub finalized_since_start: u64,
+    /// Median time from a block's proposal (its header timestamp, the leader's clock) to its
+    /// finalization here, over the last 1000 blocks, in milliseconds.
+    pub finalization_ms_p50: u64,
+    /// 99th percentile of the same.
+    pub finalization_ms_p99: u64,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
@@ -118,6 +123,8 @@ pub struct Driver {
     /// When we last asked peers for the block at the front of `to_apply`.
     sync_asked: Option<(u64, Instant)>,
     last_finalized_at: Instant,
+    /// Proposal-to-finalization times of recent blocks, in milliseconds.
+    latencies: VecDeque<u64>,
     block_interval: Duration,
     net: Network,
     dir: Arc<DataDir>,
@@ -232,6 +239,7 @@ impl Driver {
             to_apply: VecDeque::new(),
             sync_asked: None,
             last_finalized_at: Instant::now(),
+            latencies: VecDeque::new(),
             block_interval,
             net,
             dir,
@@ -308,7 +316,9 @@ impl Driver {
 
     async fn on_network(&mut self, ev: NetEvent) -> Result<()> {
         let NetEvent::Gossip {
-            topic, envelope, ..
+            topic,
+            envelope,
+            from,
         } = ev
         else {
             return Ok(());
@@ -336,7 +346,7 @@ impl Driver {
                     let net = self.net.clone();
                     let tx = self.internal_tx.clone();
                     tokio::spawn(async move {
-                        match net.fetch_blob(blob).await {
+                        match net.fetch_blob_from(blob, Some(from)).await {
                             Ok(bytes) => match Block::decode(&bytes) {
                                 Ok(block) if block.header.hash() == header => {
                                     let _ = tx.send(Internal::Block(Box::new(block))).await;
@@ -549,6 +559,15 @@ impl Driver {
             let height = self.finalized_height;
             self.forks.retain(|_, (h, _)| *h > height);
             self.blocks.retain(|_, b| b.header.height.0 > height);
+            let latency = now_ms().saturating_sub(block.header.timestamp_ms);
+            if self.latencies.len() == 1000 {
+                self.latencies.pop_front();
+            }
+            self.latencies.push_back(latency);
+            let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
+            sorted.sort_unstable();
+            let pct = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
+            let (p50, p99) = (pct(50), pct(99));
             let record = FinalizedBlock {
                 proposal,
                 block,
@@ -564,7 +583,10 @@ impl Driver {
             s.block_hash = self.canonical.last_block().to_hex();
             s.state_root = root.to_hex();
             s.finalized_since_start += 1;
-            tracing::info!(height, "finalized");
+            s.finalization_ms_p50 = p50;
+            s.finalization_ms_p99 = p99;
+            drop(s);
+            tracing::info!(height, latency_ms = latency, "finalized");
         }
         Ok(())
     }
