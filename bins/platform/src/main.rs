@@ -72,6 +72,8 @@ enum Command {
     /// Run a whole network on this machine: one validator process per dev validator, with
     /// live progress; --blocks N stops after N finalized blocks and checks they agree.
     Devnet(node::DevnetArgs),
+    /// Submit a payload to a challenge as a miner, through a validator's API.
+    Submit(node::SubmitArgs),
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -139,6 +141,7 @@ fn main() -> ExitCode {
         Command::Init(args) => node::init(args),
         Command::Run(args) => node::run(args),
         Command::Devnet(args) => node::devnet(args),
+        Command::Submit(args) => node::submit(args),
         Command::Sim(args) => sim::run_sim(args),
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),

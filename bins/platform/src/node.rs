@@ -76,6 +76,16 @@ pub struct DevnetArgs {
     /// Epochs with weights need the epoch driver, which is not built yet.
     #[arg(long)]
     epochs: Option<u64>,
+    /// Where the built example challenges are (`tsp.wasm`, `classifier.wasm`); the owner
+    /// (//Alice) publishes and activates them, then simulated miners submit to them.
+    #[arg(
+        long,
+        default_value = "challenges/target/wasm32-unknown-unknown/release"
+    )]
+    challenges: PathBuf,
+    /// Where the simulated miners' payloads are (`tsp-a.bin` … `classifier-f.bin`).
+    #[arg(long, default_value = "scenarios/payloads")]
+    payloads: PathBuf,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -216,6 +226,9 @@ struct DevnetValidator {
 #[derive(Serialize)]
 struct DevnetSummary {
     validators: Vec<DevnetValidator>,
+    challenges_active: usize,
+    submissions_admitted: usize,
+    submissions_in_blocks: usize,
     blocks_finalized: u64,
     all_identical: bool,
     data_dir: String,
@@ -344,6 +357,7 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
         .build()?;
     let start = Instant::now();
     let mut last_line = String::new();
+    let mut sim = Simulation::new(args, &apis[0].1)?;
     let mut heights = vec![0u64; apis.len()];
     let mut latencies = vec![(0u64, 0u64); apis.len()];
     loop {
@@ -364,6 +378,9 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
             }
         }
         let min = heights.iter().copied().min().unwrap_or(0);
+        if min >= 1 {
+            sim.step(&client, args.json).await;
+        }
         if args.blocks.is_some_and(|target| min >= target) {
             break;
         }
@@ -401,10 +418,366 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
     let all_identical =
         target > 0 && first.is_some() && validators.iter().all(|v| v.hash_at_target == first);
+    let in_blocks = sim.in_blocks(&client).await;
     Ok(DevnetSummary {
         validators,
+        challenges_active: sim.active,
+        submissions_admitted: sim.admitted.len(),
+        submissions_in_blocks: in_blocks,
         blocks_finalized: target,
         all_identical,
         data_dir: root.display().to_string(),
     })
+}
+
+/// `platform submit`.
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// A validator's API, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    node: String,
+    /// The challenge to submit to.
+    #[arg(long)]
+    challenge: String,
+    /// The payload file.
+    #[arg(long)]
+    payload: PathBuf,
+    /// The miner's hotkey: a dev URI, a wallet hotkey file, or a keystore name (with --data-dir).
+    #[arg(long)]
+    hotkey: String,
+    /// Where to look up a keystore name.
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+    /// Wait for the certified score (needs the evaluator, which is not built yet).
+    #[arg(long)]
+    wait: bool,
+    /// Print the receipt as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Signs `payload` for `challenge` with `key` as a submission request for `netuid`; the nonce
+/// is the current time in nanoseconds, so repeated submissions differ.
+fn submission_request(
+    key: &platform_crypto::Keypair,
+    netuid: u16,
+    challenge: &str,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>> {
+    use platform_primitives::{ChallengeId, Hash, NetUid, Submission};
+    let submission = Submission {
+        challenge: ChallengeId::new(challenge).map_err(|e| anyhow::anyhow!("--challenge: {e}"))?,
+        miner: key.hotkey(),
+        payload_hash: Hash::of(&payload),
+        payload_len: payload.len() as u64,
+        nonce: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    };
+    let signature = key.sign(
+        platform_crypto::Domain::Submission,
+        &platform_state::SubmitTx::signing_bytes(NetUid(netuid), &submission),
+    );
+    Ok(platform_primitives::encode(
+        &platform_node::api::SubmissionRequest {
+            tx: platform_state::SubmitTx {
+                submission,
+                signature: Some(signature),
+            },
+            payload,
+        },
+    ))
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<(reqwest::StatusCode, serde_json::Value)> {
+    let res = client
+        .post(url)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let code = res.status();
+    let value = res.json().await.unwrap_or(serde_json::Value::Null);
+    Ok((code, value))
+}
+
+pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
+    if args.wait {
+        bail!(
+            "--wait is not available yet: certified scores need the node's evaluator, which is \
+             not built; the receipt's submission id can be looked up at /api/v1/submissions/ID"
+        );
+    }
+    let key = crate::chain::load_hotkey(&args.hotkey, args.data_dir.as_deref())?;
+    let payload = std::fs::read(&args.payload)
+        .with_context(|| format!("cannot read {}", args.payload.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let base = args.node.trim_end_matches('/');
+        let status: serde_json::Value = client
+            .get(format!("{base}/api/v1/status"))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the node at {base}"))?
+            .json()
+            .await
+            .context("the node's status is not JSON")?;
+        let netuid = status["netuid"]
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .context("the node's status has no netuid")?;
+        let body = submission_request(&key, netuid, &args.challenge, payload)?;
+        let (code, receipt) = post(&client, &format!("{base}/api/v1/submissions"), body).await?;
+        if !code.is_success() {
+            bail!(
+                "the node refused the submission ({code}): {}",
+                receipt["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        if args.json {
+            output::json(&receipt);
+        } else {
+            println!(
+                "submission {} accepted, pending ordering and evaluation",
+                receipt["submission_id"].as_str().unwrap_or("?")
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The devnet's owner and miners: the owner (//Alice) publishes and activates the example
+/// challenges through signed `Sudo` transactions that go through consensus; then miners
+/// //Miner1 … //Miner6 each submit one payload per challenge — payloads of different quality
+/// (`scenarios/payloads`, scored in docs/scenarios.md).
+struct Simulation {
+    api: String,
+    modules: Vec<(String, Vec<u8>)>,
+    payloads: PathBuf,
+    stage: u8,
+    nonce: u64,
+    active: usize,
+    admitted: Vec<String>,
+}
+
+impl Simulation {
+    fn new(args: &DevnetArgs, api: &str) -> Result<Simulation> {
+        let mut modules = Vec::new();
+        for name in ["tsp", "classifier"] {
+            let path = args.challenges.join(format!("{name}.wasm"));
+            match std::fs::read(&path) {
+                Ok(bytes) => modules.push((name.to_string(), bytes)),
+                Err(_) => {
+                    if !args.json {
+                        println!(
+                            "no {} (build the examples: cd challenges && cargo build --release); \
+                             running without challenges",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+        Ok(Simulation {
+            api: api.to_string(),
+            modules,
+            payloads: args.payloads.clone(),
+            stage: 0,
+            nonce: 0,
+            active: 0,
+            admitted: Vec::new(),
+        })
+    }
+
+    async fn sudo(
+        &mut self,
+        client: &reqwest::Client,
+        action: platform_state::SudoAction,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let owner = parse_suri("//Alice")?;
+        self.nonce += 1;
+        let signature = owner.sign(
+            platform_crypto::Domain::Sudo,
+            &platform_state::SudoTx::signing_bytes(
+                platform_primitives::NetUid(1),
+                self.nonce,
+                &action,
+            ),
+        );
+        let tx = platform_state::Tx::Sudo(platform_state::SudoTx {
+            action,
+            nonce: self.nonce,
+            signer: owner.hotkey(),
+            signature: Some(signature),
+        });
+        let body =
+            platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
+        let (code, v) = post(client, &format!("{}/api/v1/transactions", self.api), body).await?;
+        if !code.is_success() {
+            bail!("the owner's transaction was refused ({code}): {v}");
+        }
+        Ok(())
+    }
+
+    async fn challenges(&self, client: &reqwest::Client) -> Vec<(String, String)> {
+        get::<Vec<serde_json::Value>>(client, &format!("{}/api/v1/challenges", self.api))
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap_or("").to_string(),
+                    c["lifecycle"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Advances: publish → wait → activate → wait → miners submit.
+    async fn step(&mut self, client: &reqwest::Client, quiet: bool) {
+        if self.modules.is_empty() {
+            return;
+        }
+        let result = match self.stage {
+            0 => self.publish(client).await,
+            1 => self.wait_for(client, "draft", 2).await,
+            2 => self.activate(client).await,
+            3 => self.wait_for(client, "active", 4).await,
+            4 => self.mine(client, quiet).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            if !quiet {
+                println!("devnet: {e:#}");
+            }
+            self.stage = 5;
+        }
+    }
+
+    async fn publish(&mut self, client: &reqwest::Client) -> Result<()> {
+        let modules = self.modules.clone();
+        let (tsp_bps, classifier_bps) = (6_000, 3_000);
+        for (name, wasm) in modules {
+            let (scoring, emission_bps) = if name == "tsp" {
+                (
+                    platform_state::ScoringRule::TopK {
+                        k: 3,
+                        decay_bps: 5_000,
+                    },
+                    tsp_bps,
+                )
+            } else {
+                (platform_state::ScoringRule::Module, classifier_bps)
+            };
+            let meta = platform_state::ChallengeMeta {
+                id: platform_primitives::ChallengeId::new(&name).expect("valid id"),
+                name: name.clone(),
+                version: 1,
+                wasm_hash: platform_primitives::Hash::of(&wasm),
+                abi_version: platform_runtime::abi::ABI_VERSION,
+                resources: platform_state::Resources::default(),
+                committee_size: None,
+                emission_bps,
+                scoring,
+                assets: Vec::new(),
+            };
+            self.sudo(
+                client,
+                platform_state::SudoAction::Publish(meta),
+                vec![wasm],
+            )
+            .await?;
+        }
+        self.stage = 1;
+        Ok(())
+    }
+
+    async fn wait_for(
+        &mut self,
+        client: &reqwest::Client,
+        lifecycle: &str,
+        next: u8,
+    ) -> Result<()> {
+        let list = self.challenges(client).await;
+        let ready = list.iter().filter(|(_, l)| l == lifecycle).count();
+        if ready == self.modules.len() {
+            if lifecycle == "active" {
+                self.active = ready;
+            }
+            self.stage = next;
+        }
+        Ok(())
+    }
+
+    async fn activate(&mut self, client: &reqwest::Client) -> Result<()> {
+        for (name, _) in self.modules.clone() {
+            self.sudo(
+                client,
+                platform_state::SudoAction::Transition {
+                    challenge: platform_primitives::ChallengeId::new(&name).expect("valid id"),
+                    to: platform_state::Lifecycle::Active,
+                },
+                Vec::new(),
+            )
+            .await?;
+        }
+        self.stage = 3;
+        Ok(())
+    }
+
+    async fn mine(&mut self, client: &reqwest::Client, quiet: bool) -> Result<()> {
+        for (i, letter) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+            let miner = parse_suri(&format!("//Miner{}", i + 1))?;
+            for (name, _) in self.modules.clone() {
+                let path = self.payloads.join(format!("{name}-{letter}.bin"));
+                let Ok(payload) = std::fs::read(&path) else {
+                    continue;
+                };
+                let body = submission_request(&miner, 1, &name, payload)?;
+                let (code, v) =
+                    post(client, &format!("{}/api/v1/submissions", self.api), body).await?;
+                if code.is_success() {
+                    self.admitted
+                        .push(v["submission_id"].as_str().unwrap_or("").to_string());
+                } else if !quiet {
+                    println!("devnet: a miner's submission was refused ({code}): {v}");
+                }
+            }
+        }
+        if !quiet {
+            println!(
+                "devnet: challenges active; miners submitted {} payloads",
+                self.admitted.len()
+            );
+        }
+        self.stage = 5;
+        Ok(())
+    }
+
+    /// How many admitted submissions a finalized block has carried into the state.
+    async fn in_blocks(&self, client: &reqwest::Client) -> usize {
+        let mut n = 0;
+        for id in &self.admitted {
+            if let Some(v) =
+                get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
+                    .await
+                && v["in_block"] == true
+            {
+                n += 1;
+            }
+        }
+        n
+    }
 }

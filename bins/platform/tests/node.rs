@@ -179,6 +179,23 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         .iter()
         .map(|v| block_hash(&v.api, target).unwrap())
         .collect();
+    // A miner's submission to a challenge nobody published is refused with the reason.
+    let payload = tmp.path().join("payload.bin");
+    std::fs::write(&payload, b"a tour").unwrap();
+    let out = platform(&[
+        "submit",
+        "--node",
+        &format!("http://{}", vs[0].api),
+        "--challenge",
+        "nosuch",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--hotkey",
+        "//Miner1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused") && err.contains("nosuch"), "{err}");
     assert!(
         hashes.iter().all(|h| *h == hashes[0]),
         "validators disagree at height {target}: {hashes:?}"
@@ -196,6 +213,9 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
 fn devnet_runs_four_validators_that_agree() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
+    let payloads = repo.join("scenarios/payloads");
     let out = platform(&[
         "devnet",
         "--validators",
@@ -207,11 +227,20 @@ fn devnet_runs_four_validators_that_agree() {
         "100",
         "--data-dir",
         dir.to_str().unwrap(),
+        "--challenges",
+        modules.to_str().unwrap(),
+        "--payloads",
+        payloads.to_str().unwrap(),
         "--json",
     ]);
     let v = json(&out);
     assert!(out.status.success(), "{v}");
     assert_eq!(v["all_identical"], true);
+    // The owner's Sudo transactions went through consensus, and every miner submission the
+    // validators admitted reached a finalized block.
+    assert_eq!(v["challenges_active"], 2, "{v}");
+    assert_eq!(v["submissions_admitted"], 12, "{v}");
+    assert_eq!(v["submissions_in_blocks"], 12, "{v}");
     assert!(v["blocks_finalized"].as_u64().unwrap() >= 20);
     let validators = v["validators"].as_array().unwrap();
     assert_eq!(validators.len(), 4);

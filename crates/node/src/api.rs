@@ -1,15 +1,24 @@
-//! The node's HTTP API (the parts built so far): `GET /api/v1/status`,
-//! `GET /api/v1/blocks/{height}`, `/health`, `/ready`, `/metrics`.
+//! The node's HTTP API (the parts built so far): `POST /api/v1/submissions`,
+//! `GET /api/v1/submissions/{id}`, `POST /api/v1/transactions` (signed transactions such as the
+//! owner's `Sudo`, with the blobs they name), `GET /api/v1/challenges`, `GET /api/v1/status`,
+//! `GET /api/v1/blocks/{height}`,
+//! `/health`, `/ready`, `/metrics`.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use platform_network::Network;
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_network::{Network, Topic};
+use platform_primitives::{Hash, SubmissionId, decode, encode};
+use platform_state::{SubmitTx, Tx};
 use platform_storage::DataDir;
+
+use crate::mempool::{AdmitError, Pool};
 
 use crate::driver::{SharedStatus, Status};
 
@@ -18,17 +27,48 @@ struct Ctx {
     status: SharedStatus,
     net: Network,
     dir: Arc<DataDir>,
+    pool: Arc<Pool>,
 }
 
+/// What a miner posts to `/api/v1/submissions` (Borsh, `application/octet-stream`): the signed
+/// submission and the payload it names.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SubmissionRequest {
+    /// The miner-signed submission.
+    pub tx: SubmitTx,
+    /// The payload; its blake3 and length must match the submission.
+    pub payload: Vec<u8>,
+}
+
+/// The largest submission request accepted (payload included).
+pub const MAX_SUBMISSION_REQUEST: usize = 16 << 20;
+
 /// The API's routes.
-pub fn router(status: SharedStatus, net: Network, dir: Arc<DataDir>) -> Router {
+pub fn router(status: SharedStatus, net: Network, dir: Arc<DataDir>, pool: Arc<Pool>) -> Router {
     Router::new()
+        .route(
+            "/api/v1/submissions",
+            axum::routing::post(post_submission)
+                .layer(DefaultBodyLimit::max(MAX_SUBMISSION_REQUEST + 1024)),
+        )
+        .route("/api/v1/submissions/{id}", get(get_submission))
+        .route(
+            "/api/v1/transactions",
+            axum::routing::post(post_transaction)
+                .layer(DefaultBodyLimit::max(MAX_SUBMISSION_REQUEST + 1024)),
+        )
+        .route("/api/v1/challenges", get(get_challenges))
         .route("/api/v1/status", get(get_status))
         .route("/api/v1/blocks/{height}", get(get_block))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(Ctx { status, net, dir })
+        .with_state(Ctx {
+            status,
+            net,
+            dir,
+            pool,
+        })
 }
 
 fn snapshot(ctx: &Ctx) -> Status {
@@ -37,6 +77,188 @@ fn snapshot(ctx: &Ctx) -> Status {
 
 async fn get_status(State(ctx): State<Ctx>) -> Json<Status> {
     Json(snapshot(&ctx))
+}
+
+fn refuse(code: StatusCode, reason: impl Into<String>) -> axum::response::Response {
+    (code, Json(serde_json::json!({ "error": reason.into() }))).into_response()
+}
+
+/// What `/api/v1/transactions` takes (Borsh): a signed transaction and the blobs it names (a
+/// challenge module for an owner's `Publish`, a payload for a submission).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct TransactionRequest {
+    /// The transaction.
+    pub tx: Tx,
+    /// Content it refers to by hash.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+/// Admits `tx`, stores and announces `blobs`, gossips `tx`; the error response on refusal.
+async fn admit_and_gossip(
+    ctx: &Ctx,
+    tx: Tx,
+    blobs: Vec<Vec<u8>>,
+) -> Result<(), axum::response::Response> {
+    let pool = ctx.pool.clone();
+    let admitted = tokio::task::spawn_blocking({
+        let tx = tx.clone();
+        move || pool.admit(tx)
+    })
+    .await;
+    match admitted {
+        Ok(Ok(evicted)) => {
+            if let Some((old, reason)) = evicted {
+                tracing::info!(kind = old.kind(), "evicted a pending transaction: {reason}");
+            }
+        }
+        Ok(Err(AdmitError::Mempool(e))) => {
+            return Err(refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string()));
+        }
+        Ok(Err(AdmitError::Rejected(e))) => {
+            return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()));
+        }
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "admission failed",
+            ));
+        }
+    }
+    for blob in blobs {
+        if let Err(e) = ctx.net.put_blob(blob).await {
+            tracing::warn!("storing a blob of a {} transaction: {e}", tx.kind());
+            ctx.pool.mempool().remove([tx.hash()]);
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not store the content",
+            ));
+        }
+    }
+    let round = ctx.status.lock().expect("status lock poisoned").height;
+    if let Err(e) = ctx
+        .net
+        .publish(Topic::Submissions, round, encode(&tx))
+        .await
+    {
+        // Alone on the network, or peers not subscribed yet: our own proposals still carry it.
+        tracing::debug!("gossiping a {} transaction: {e}", tx.kind());
+    }
+    Ok(())
+}
+
+/// Admits any signed transaction (an owner's `Sudo`, a submission) with the blobs it names.
+async fn post_transaction(State(ctx): State<Ctx>, body: Bytes) -> axum::response::Response {
+    let req: TransactionRequest = match decode("transaction request", &body, MAX_SUBMISSION_REQUEST)
+    {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let hash = req.tx.hash();
+    let kind = req.tx.kind();
+    match admit_and_gossip(&ctx, req.tx, req.blobs).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(
+                serde_json::json!({ "tx_hash": hash.to_hex(), "kind": kind, "status": "pending" }),
+            ),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The challenges in the canonical state.
+async fn get_challenges(State(ctx): State<Ctx>) -> axum::response::Response {
+    let pool = ctx.pool.clone();
+    match tokio::task::spawn_blocking(move || pool.state().challenges()).await {
+        Ok(list) => Json(
+            list.iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.meta.id.as_str(),
+                        "name": c.meta.name,
+                        "version": c.meta.version,
+                        "lifecycle": c.status,
+                        "emission_bps": c.meta.emission_bps,
+                        "wasm_hash": c.meta.wasm_hash.to_hex(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the state failed",
+        ),
+    }
+}
+
+/// Admits a miner's submission: strict decoding with a size limit, the payload checked against
+/// the signed hash and length, then the state's own admission rules (signature, registration,
+/// active challenge, size policy, per-epoch limit, duplicates, nonce). On success the payload is
+/// stored and announced, the transaction is gossiped to the other validators, and the receipt
+/// names the submission id.
+async fn post_submission(State(ctx): State<Ctx>, body: Bytes) -> axum::response::Response {
+    let req: SubmissionRequest = match decode("submission request", &body, MAX_SUBMISSION_REQUEST) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let s = &req.tx.submission;
+    if Hash::of(&req.payload) != s.payload_hash || req.payload.len() as u64 != s.payload_len {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the payload does not match the submission's payload_hash and payload_len",
+        );
+    }
+    let id = s.id();
+    if let Err(r) = admit_and_gossip(&ctx, Tx::Submit(req.tx), vec![req.payload]).await {
+        return r;
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "submission_id": id.0.to_hex(),
+            "status": "pending",
+        })),
+    )
+        .into_response()
+}
+
+async fn get_submission(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+) -> axum::response::Response {
+    let Ok(hash) = Hash::from_hex(&id) else {
+        return refuse(StatusCode::BAD_REQUEST, "the id is not a 64-digit hex hash");
+    };
+    let pool = ctx.pool.clone();
+    let found =
+        tokio::task::spawn_blocking(move || pool.state().submission(&SubmissionId(hash))).await;
+    match found {
+        Ok(Some(record)) => Json(serde_json::json!({
+            "submission_id": id,
+            "status": format!("{:?}", record.status),
+            "in_block": true,
+        }))
+        .into_response(),
+        Ok(None) => {
+            let pending = ctx.pool.mempool().pending_submission(&SubmissionId(hash));
+            if pending {
+                Json(serde_json::json!({
+                    "submission_id": id,
+                    "status": "pending",
+                    "in_block": false,
+                }))
+                .into_response()
+            } else {
+                refuse(StatusCode::NOT_FOUND, format!("no submission {id}"))
+            }
+        }
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the state failed",
+        ),
+    }
 }
 
 /// A finalized block's header fields.

@@ -35,6 +35,20 @@ pub struct NodeConfig {
     /// Default 4000.
     #[serde(default = "default_timeout_ms")]
     pub view_timeout_ms: u64,
+    /// Most pending transactions. Default 50,000.
+    #[serde(default = "default_mempool")]
+    pub mempool_capacity: usize,
+    /// Most pending transactions of one sender (miner, owner, validator). Default 256.
+    #[serde(default = "default_per_sender")]
+    pub mempool_per_sender: usize,
+}
+
+fn default_mempool() -> usize {
+    50_000
+}
+
+fn default_per_sender() -> usize {
+    256
 }
 
 fn default_listen() -> String {
@@ -65,6 +79,8 @@ impl NodeConfig {
             genesis: None,
             block_interval_ms: default_block_ms(),
             view_timeout_ms: default_timeout_ms(),
+            mempool_capacity: default_mempool(),
+            mempool_per_sender: default_per_sender(),
         }
     }
 

@@ -21,10 +21,11 @@ use platform_consensus::{
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
 use platform_primitives::{Hash, Height, Hotkey, View, decode, encode};
-use platform_state::{Block, Genesis, NoModules, State};
+use platform_state::{Block, Genesis, NoModules, State, Tx};
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
 
+use crate::mempool::{Mempool, Pool};
 use crate::store::{self, FinalizedBlock};
 
 /// What the node reports through the API.
@@ -50,6 +51,10 @@ pub struct Status {
     pub peers: usize,
     /// Whether the partition alarm is raised.
     pub partitioned: bool,
+    /// The subnet.
+    pub netuid: u16,
+    /// Transactions waiting in the mempool.
+    pub pending_transactions: usize,
     /// Blocks finalized since this process started.
     pub finalized_since_start: u64,
     /// Median time from a block's proposal (its header timestamp, the leader's clock) to its
@@ -73,6 +78,9 @@ enum Internal {
     Block(Box<Block>),
 }
 
+/// The most transactions a block carries.
+const MAX_BLOCK_TXS: usize = 512;
+
 /// Largest announcement accepted: two hashes.
 const ANNOUNCE_BYTES: usize = 64;
 
@@ -92,6 +100,14 @@ pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
             }),
         ),
         (
+            Topic::Submissions,
+            Arc::new(|e: &platform_network::Envelope| {
+                Tx::decode(&e.payload)
+                    .map(|_| ())
+                    .map_err(|_| "bad_transaction")
+            }),
+        ),
+        (
             Topic::Announce,
             Arc::new(|e: &platform_network::Envelope| {
                 decode::<(Hash, Hash)>("block announcement", &e.payload, ANNOUNCE_BYTES)
@@ -107,8 +123,8 @@ pub struct Driver {
     key: Arc<Keypair>,
     engine: Engine<BlsScheme>,
     validators: Vec<Hotkey>,
-    /// The state after the last finalized block.
-    canonical: State,
+    /// The state after the last finalized block, and the mempool.
+    pool: Arc<Pool>,
     /// Proposal digest of the last finalized block (or the genesis hash).
     finalized_digest: Hash,
     finalized_height: u64,
@@ -148,9 +164,9 @@ impl Driver {
         genesis: &Genesis,
         dir: Arc<DataDir>,
         net: Network,
-        block_interval: Duration,
-        view_timeout: Duration,
+        (block_interval, view_timeout): (Duration, Duration),
         status: SharedStatus,
+        mempool: Mempool,
     ) -> Result<Driver> {
         let mut canonical =
             State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
@@ -219,6 +235,7 @@ impl Driver {
         let (internal_tx, internal_rx) = mpsc::channel(1024);
         {
             let mut s = status.lock().expect("status lock poisoned");
+            s.netuid = netuid.0;
             s.hotkey = key.hotkey().to_ss58();
             s.validator = me.is_some();
             s.height = finalized_height;
@@ -230,7 +247,7 @@ impl Driver {
             key: Arc::new(key),
             engine,
             validators,
-            canonical,
+            pool: Arc::new(Pool::new(canonical, mempool)),
             finalized_digest,
             finalized_height,
             forks: HashMap::new(),
@@ -253,12 +270,18 @@ impl Driver {
     pub fn membership(&self) -> Membership {
         Membership {
             validators: self
-                .canonical
+                .pool
+                .state()
                 .current_epoch()
                 .validators
                 .into_iter()
                 .collect(),
         }
+    }
+
+    /// The canonical state and mempool, for the API.
+    pub fn pool(&self) -> Arc<Pool> {
+        self.pool.clone()
     }
 
     /// Runs until the network's event stream ends or `stop` resolves.
@@ -359,7 +382,19 @@ impl Driver {
                 }
                 Ok(())
             }
-            Topic::Submissions | Topic::Attestations => Ok(()),
+            Topic::Submissions => {
+                let Ok(tx) = Tx::decode(&envelope.payload) else {
+                    return Ok(());
+                };
+                let pool = self.pool.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = pool.admit(tx) {
+                        tracing::debug!("gossiped transaction not admitted: {e}");
+                    }
+                });
+                Ok(())
+            }
+            Topic::Attestations => Ok(()),
         }
     }
 
@@ -384,22 +419,35 @@ impl Driver {
         self.perform(effects).await
     }
 
-    /// The state after `digest`: the canonical state for the last finalized block, else a fork.
-    fn state_after(&self, digest: &Hash) -> Option<&State> {
+    /// A copy of the state after `digest`: the canonical state for the last finalized block,
+    /// else a fork.
+    fn state_after(&self, digest: &Hash) -> Option<State> {
         if *digest == self.finalized_digest && self.to_apply.is_empty() {
-            Some(&self.canonical)
+            Some(self.pool.state().fork())
         } else {
-            self.forks.get(digest).map(|(_, s)| s)
+            self.forks.get(digest).map(|(_, s)| s.fork())
         }
     }
 
     async fn build(&mut self, view: View, parent: Hash, height: Height) -> Result<Option<Hash>> {
-        let Some(base) = self.state_after(&parent) else {
+        let Some(mut fork) = self.state_after(&parent) else {
             tracing::warn!(view = view.0, "cannot build: the parent's state is unknown");
             return Ok(None);
         };
-        let mut fork = base.fork();
-        let (block, _) = fork.build_block(&self.key, view, now_ms(), Vec::new(), &NoModules);
+        let candidates = self.pool.mempool().candidates(MAX_BLOCK_TXS);
+        let (block, outcomes) = fork.build_block(&self.key, view, now_ms(), candidates, &NoModules);
+        // Transactions the state refuses now (a nonce used meanwhile, a challenge retired)
+        // leave the mempool with the reason.
+        let refused: Vec<Hash> = outcomes
+            .iter()
+            .filter_map(|(tx, r)| {
+                r.as_ref().err().map(|reason| {
+                    tracing::info!(kind = tx.kind(), "dropping a pending transaction: {reason}");
+                    tx.hash()
+                })
+            })
+            .collect();
+        self.pool.mempool().remove(refused);
         if block.header.height != height {
             return Err(anyhow!(
                 "consensus asked for height {} but the state is at {}",
@@ -433,7 +481,7 @@ impl Driver {
     /// Checks a proposal's block against the state after its parent. `None`: cannot tell yet.
     fn verify(&mut self, p: &Proposal) -> Option<bool> {
         let block = self.blocks.get(&p.payload)?;
-        let base = self.state_after(&p.parent)?;
+        let mut fork = self.state_after(&p.parent)?;
         let leader = self.validators[self.engine.leader(p.view) as usize];
         if block.header.height != p.height
             || block.header.view != p.view
@@ -441,7 +489,6 @@ impl Driver {
         {
             return Some(false);
         }
-        let mut fork = base.fork();
         match fork.apply_block(block, &NoModules) {
             Ok(_) => {
                 self.forks.insert(p.digest(), (p.height.0, fork));
@@ -540,19 +587,24 @@ impl Driver {
             };
             self.to_apply.pop_front();
             let digest = proposal.digest();
-            match self.forks.remove(&digest) {
-                Some((_, state)) => self.canonical = state,
-                None => {
-                    self.canonical
-                        .apply_block(&block, &NoModules)
-                        .map_err(|e| {
+            let (block_hash, root) = {
+                let mut canonical = self.pool.state();
+                match self.forks.remove(&digest) {
+                    Some((_, state)) => *canonical = state,
+                    None => {
+                        canonical.apply_block(&block, &NoModules).map_err(|e| {
                             anyhow!(
                                 "finalized block {} does not apply: {e:?}",
                                 proposal.height.0
                             )
                         })?;
+                    }
                 }
-            }
+                (canonical.last_block(), canonical.root())
+            };
+            self.pool
+                .mempool()
+                .remove(block.txs.iter().map(|t| t.hash()));
             self.finalized_digest = digest;
             self.finalized_height = proposal.height.0;
             self.last_finalized_at = Instant::now();
@@ -577,10 +629,11 @@ impl Driver {
             tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record)).await??;
             // Announcements carry the height as their round: keep their replay window on it.
             self.net.set_round(Topic::Announce, height).await?;
-            let root = self.canonical.root();
+            let pending = self.pool.mempool().len();
             let mut s = self.status.lock().expect("status lock poisoned");
             s.height = height;
-            s.block_hash = self.canonical.last_block().to_hex();
+            s.pending_transactions = pending;
+            s.block_hash = block_hash.to_hex();
             s.state_root = root.to_hex();
             s.finalized_since_start += 1;
             s.finalization_ms_p50 = p50;

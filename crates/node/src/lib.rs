@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod driver;
 pub mod genesis;
+pub mod mempool;
 pub mod store;
 
 use std::sync::{Arc, Mutex};
@@ -98,15 +99,18 @@ pub async fn run(
         &genesis,
         dir.clone(),
         net.clone(),
-        Duration::from_millis(cfg.block_interval_ms),
-        Duration::from_millis(cfg.view_timeout_ms),
+        (
+            Duration::from_millis(cfg.block_interval_ms),
+            Duration::from_millis(cfg.view_timeout_ms),
+        ),
         status.clone(),
+        mempool::Mempool::new(cfg.mempool_capacity, cfg.mempool_per_sender),
     )?;
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
-    let api = api::router(status, net.clone(), dir.clone());
+    let api = api::router(status, net.clone(), dir.clone(), driver.pool());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, api)

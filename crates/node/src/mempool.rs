@@ -1,0 +1,307 @@
+//! The mempool: transactions admitted by the state's own rules, waiting for a block.
+//!
+//! - **Bounded**: at most `capacity` transactions; each signer (miner, owner, validator) holds
+//!   at most `per_signer`.
+//! - **Fair**: proposers take transactions round-robin across signers, oldest first within a
+//!   signer, so one busy miner cannot crowd out the others.
+//! - **Eviction with a stated reason**: when full, the newest transaction of the signer holding
+//!   the most is evicted (`"mempool full: evicted from the largest sender"`); a signer over its
+//!   share is refused instead. Transactions a block includes leave (`"included"`); those a
+//!   proposer's build refuses leave with the state's reason.
+//!
+//! Admission itself (signatures, nonces, challenge state) is `State::admit` on the canonical
+//! state, run by the caller; the mempool only holds what passed.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use platform_primitives::{Hash, Hotkey};
+use platform_state::{NoModules, Reject, State, Tx};
+
+/// Why a transaction was not admitted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// The state's rules refuse it.
+    #[error("{0}")]
+    Rejected(Reject),
+    /// The mempool refuses it.
+    #[error("{0}")]
+    Mempool(#[from] MempoolError),
+}
+
+/// The canonical state (after the last finalized block) and the mempool, shared by the
+/// consensus driver and the API. Each lock is held for one short, synchronous step — never
+/// across an `.await` — and callers on the async runtime go through `spawn_blocking`.
+pub struct Pool {
+    state: Mutex<State>,
+    mempool: Mutex<Mempool>,
+}
+
+impl Pool {
+    /// A pool over `state`.
+    pub fn new(state: State, mempool: Mempool) -> Pool {
+        Pool {
+            state: Mutex::new(state),
+            mempool: Mutex::new(mempool),
+        }
+    }
+
+    /// The canonical state.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        self.mempool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits `tx` if the state would accept it in the next block and the mempool has room.
+    /// Returns a transaction evicted to make room, with the reason.
+    pub fn admit(&self, tx: Tx) -> Result<Option<(Tx, &'static str)>, AdmitError> {
+        if self.mempool().contains(&tx.hash()) {
+            return Err(MempoolError::Duplicate.into());
+        }
+        self.state()
+            .admit(&tx, &NoModules)
+            .map_err(AdmitError::Rejected)?;
+        Ok(self.mempool().insert(tx)?)
+    }
+}
+
+/// Why a transaction was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    /// Already pending.
+    #[error("the transaction is already pending")]
+    Duplicate,
+    /// The signer holds its whole share.
+    #[error("the sender already has {0} pending transactions, the most one sender may hold")]
+    SenderFull(usize),
+}
+
+/// The sender a transaction is accounted to for fairness: its signer, or for unsigned kinds
+/// (certificates, evidence, epoch transactions) a bucket of their own.
+pub fn signer(tx: &Tx) -> Hotkey {
+    match tx {
+        Tx::Submit(t) => t.submission.miner,
+        Tx::Attest(a) => a.evaluator,
+        Tx::Certify(c) => Hotkey(c.submission.0.0),
+        Tx::Sudo(s) => s.signer,
+        Tx::BindKeys(b) => b.hotkey,
+        Tx::Evidence(_) | Tx::EpochAnchor(_) | Tx::EpochClose(_) => Hotkey([0; 32]),
+    }
+}
+
+/// Pending transactions.
+#[derive(Debug)]
+pub struct Mempool {
+    capacity: usize,
+    per_signer: usize,
+    queues: BTreeMap<Hotkey, VecDeque<(Hash, Tx)>>,
+    index: HashMap<Hash, Hotkey>,
+    /// Where the next round-robin pass starts.
+    cursor: Option<Hotkey>,
+}
+
+impl Mempool {
+    /// An empty pool.
+    pub fn new(capacity: usize, per_signer: usize) -> Mempool {
+        Mempool {
+            capacity,
+            per_signer,
+            queues: BTreeMap::new(),
+            index: HashMap::new(),
+            cursor: None,
+        }
+    }
+
+    /// Pending transactions.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Whether a submission with this id is pending.
+    pub fn pending_submission(&self, id: &platform_primitives::SubmissionId) -> bool {
+        self.queues
+            .values()
+            .flatten()
+            .any(|(_, tx)| matches!(tx, Tx::Submit(t) if t.submission.id() == *id))
+    }
+
+    /// Whether `hash` is pending.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.index.contains_key(hash)
+    }
+
+    /// Adds an admitted transaction. Returns the transaction evicted to make room, with the
+    /// reason.
+    pub fn insert(&mut self, tx: Tx) -> Result<Option<(Tx, &'static str)>, MempoolError> {
+        let hash = tx.hash();
+        if self.index.contains_key(&hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        let who = signer(&tx);
+        let mine = self.queues.get(&who).map_or(0, VecDeque::len);
+        if mine >= self.per_signer {
+            return Err(MempoolError::SenderFull(self.per_signer));
+        }
+        let mut evicted = None;
+        if self.index.len() >= self.capacity {
+            // The signer with the most pending gives up its newest.
+            let largest = self
+                .queues
+                .iter()
+                .max_by_key(|(h, q)| (q.len(), std::cmp::Reverse(**h)))
+                .map(|(h, _)| *h)
+                .expect("a full pool has a sender");
+            if self.queues[&largest].len() <= mine + 1 {
+                // Evicting would not be fairer than refusing.
+                return Err(MempoolError::SenderFull(mine));
+            }
+            let q = self.queues.get_mut(&largest).expect("exists");
+            let (h, old) = q.pop_back().expect("non-empty");
+            if q.is_empty() {
+                self.queues.remove(&largest);
+            }
+            self.index.remove(&h);
+            evicted = Some((old, "mempool full: evicted from the largest sender"));
+        }
+        self.queues.entry(who).or_default().push_back((hash, tx));
+        self.index.insert(hash, who);
+        Ok(evicted)
+    }
+
+    /// Up to `max` transactions for a block, round-robin across signers (starting after the
+    /// signer the previous call ended on), oldest first within each. They stay pending until
+    /// [`Mempool::remove`].
+    pub fn candidates(&mut self, max: usize) -> Vec<Tx> {
+        let signers: Vec<Hotkey> = self.queues.keys().copied().collect();
+        if signers.is_empty() {
+            return Vec::new();
+        }
+        let start = self
+            .cursor
+            .and_then(|c| signers.iter().position(|s| *s > c))
+            .unwrap_or(0);
+        let order: Vec<Hotkey> = signers[start..]
+            .iter()
+            .chain(&signers[..start])
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        let mut depth = 0;
+        while out.len() < max {
+            let mut any = false;
+            for s in &order {
+                if out.len() == max {
+                    break;
+                }
+                if let Some((_, tx)) = self.queues[s].get(depth) {
+                    out.push(tx.clone());
+                    self.cursor = Some(*s);
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            depth += 1;
+        }
+        out
+    }
+
+    /// Removes transactions (included in a finalized block, or refused by the state).
+    pub fn remove(&mut self, hashes: impl IntoIterator<Item = Hash>) {
+        for h in hashes {
+            if let Some(who) = self.index.remove(&h)
+                && let Some(q) = self.queues.get_mut(&who)
+            {
+                q.retain(|(x, _)| *x != h);
+                if q.is_empty() {
+                    self.queues.remove(&who);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform_crypto::Keypair;
+    use platform_primitives::{ChallengeId, Submission};
+    use platform_state::SubmitTx;
+
+    fn submit(miner: u8, nonce: u64) -> Tx {
+        let key = Keypair::from_seed(&[miner; 32]);
+        Tx::Submit(SubmitTx {
+            submission: Submission {
+                challenge: ChallengeId::new("tsp").unwrap(),
+                miner: key.hotkey(),
+                payload_hash: Hash::of(&nonce.to_le_bytes()),
+                payload_len: 8,
+                nonce,
+            },
+            signature: None,
+        })
+    }
+
+    fn miner(tx: &Tx) -> Hotkey {
+        signer(tx)
+    }
+
+    #[test]
+    fn round_robin_across_senders() {
+        let mut m = Mempool::new(100, 10);
+        for n in 0..3 {
+            m.insert(submit(1, n)).unwrap();
+        }
+        m.insert(submit(2, 0)).unwrap();
+        m.insert(submit(3, 0)).unwrap();
+        let picked: Vec<Hotkey> = m.candidates(4).iter().map(miner).collect();
+        let distinct: std::collections::BTreeSet<_> = picked[..3].iter().collect();
+        assert_eq!(
+            distinct.len(),
+            3,
+            "the first pass takes one from each sender"
+        );
+        assert_eq!(m.len(), 5, "candidates stay pending until removed");
+        assert_eq!(m.insert(submit(2, 0)), Err(MempoolError::Duplicate));
+    }
+
+    #[test]
+    fn full_pool_evicts_from_the_largest_sender() {
+        let mut m = Mempool::new(4, 10);
+        for n in 0..3 {
+            m.insert(submit(1, n)).unwrap();
+        }
+        m.insert(submit(2, 0)).unwrap();
+        let (evicted, reason) = m.insert(submit(3, 0)).unwrap().unwrap();
+        assert_eq!(evicted, submit(1, 2), "the largest sender's newest goes");
+        assert!(reason.contains("full"));
+        assert_eq!(m.len(), 4);
+        // Now senders hold 2, 1, 1: a fourth sender evicts from the largest again, but the
+        // largest sender itself is refused rather than evicting its own.
+        assert!(matches!(
+            m.insert(submit(1, 9)),
+            Err(MempoolError::SenderFull(_))
+        ));
+    }
+
+    #[test]
+    fn a_sender_is_capped() {
+        let mut m = Mempool::new(100, 2);
+        m.insert(submit(1, 0)).unwrap();
+        m.insert(submit(1, 1)).unwrap();
+        assert_eq!(m.insert(submit(1, 2)), Err(MempoolError::SenderFull(2)));
+        m.remove([submit(1, 0).hash()]);
+        m.insert(submit(1, 2)).unwrap();
+        assert_eq!(m.len(), 2);
+    }
+}
