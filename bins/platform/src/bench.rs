@@ -64,6 +64,16 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mempool admission latency (the state's rules plus the pool) with 50,000 submissions
+    /// pending.
+    Mempool {
+        /// 5,000 pending instead of 50,000.
+        #[arg(long)]
+        quick: bool,
+        /// Print the figures as JSON (`admit_p95_ms`, `admit_p95_target_met`, ...).
+        #[arg(long)]
+        json: bool,
+    },
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -192,6 +202,14 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
                 output::json(&figures);
             } else {
                 crate::bench_network::print(&figures);
+            }
+        }
+        BenchCommand::Mempool { quick, json } => {
+            let figures = crate::bench_mempool::run(quick)?;
+            if json {
+                output::json(&figures);
+            } else {
+                crate::bench_mempool::print(&figures);
             }
         }
         BenchCommand::Audit { quick, json } => {

@@ -390,6 +390,15 @@ fn bench_network_runs_four_nodes_on_loopback() {
 }
 
 #[test]
+fn bench_mempool_reports_admission_against_the_target() {
+    let v = json(&platform(&["bench", "mempool", "--quick", "--json"]));
+    assert_eq!(v["pending"], 5_000);
+    assert!(v["admit_p95_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["admit_p95_target_ms"], 10.0);
+    assert!(v["admit_p95_target_met"].is_boolean());
+}
+
+#[test]
 fn sim_reports_and_replays() {
     let v = json(&platform(&[
         "sim",
