@@ -229,6 +229,8 @@ struct DevnetSummary {
     challenges_active: usize,
     submissions_admitted: usize,
     submissions_in_blocks: usize,
+    submissions_evaluated: usize,
+    leaders: Vec<serde_json::Value>,
     blocks_finalized: u64,
     all_identical: bool,
     data_dir: String,
@@ -381,7 +383,9 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
         if min >= 1 {
             sim.step(&client, args.json).await;
         }
-        if args.blocks.is_some_and(|target| min >= target) {
+        // With --blocks, stop once that many are final everywhere and every submission the
+        // miners made is settled (certified or expired).
+        if args.blocks.is_some_and(|target| min >= target) && sim.settled(&client).await {
             break;
         }
         if args.blocks.is_some() && start.elapsed() > Duration::from_secs(args.timeout_secs) {
@@ -418,12 +422,15 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
     let all_identical =
         target > 0 && first.is_some() && validators.iter().all(|v| v.hash_at_target == first);
-    let in_blocks = sim.in_blocks(&client).await;
+    let (in_blocks, evaluated) = sim.in_blocks(&client).await;
+    let leaders = sim.leaders(&client).await;
     Ok(DevnetSummary {
         validators,
         challenges_active: sim.active,
         submissions_admitted: sim.admitted.len(),
         submissions_in_blocks: in_blocks,
+        submissions_evaluated: evaluated,
+        leaders,
         blocks_finalized: target,
         all_identical,
         data_dir: root.display().to_string(),
@@ -766,18 +773,49 @@ impl Simulation {
         Ok(())
     }
 
-    /// How many admitted submissions a finalized block has carried into the state.
-    async fn in_blocks(&self, client: &reqwest::Client) -> usize {
-        let mut n = 0;
+    /// How many admitted submissions a finalized block has carried into the state, and how
+    /// many of those are certified.
+    async fn in_blocks(&self, client: &reqwest::Client) -> (usize, usize) {
+        let (mut ordered, mut certified) = (0, 0);
         for id in &self.admitted {
             if let Some(v) =
                 get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
                     .await
-                && v["in_block"] == true
             {
-                n += 1;
+                ordered += usize::from(v["in_block"] == true);
+                certified += usize::from(v["status"] == "certified");
             }
         }
-        n
+        (ordered, certified)
+    }
+
+    /// Whether the simulation is done: nothing to publish, or every admitted submission is
+    /// certified or expired.
+    async fn settled(&self, client: &reqwest::Client) -> bool {
+        if self.modules.is_empty() || self.stage == 5 && self.admitted.is_empty() {
+            return true;
+        }
+        if self.stage != 5 {
+            return false;
+        }
+        for id in &self.admitted {
+            let v =
+                get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
+                    .await;
+            if v.is_none_or(|v| v["status"] == "pending") {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The leading miner of each challenge, as the state holds it.
+    async fn leaders(&self, client: &reqwest::Client) -> Vec<serde_json::Value> {
+        get::<Vec<serde_json::Value>>(client, &format!("{}/api/v1/challenges", self.api))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| serde_json::json!({ "challenge": c["id"], "leader": c["leader"] }))
+            .collect()
     }
 }

@@ -241,6 +241,12 @@ fn devnet_runs_four_validators_that_agree() {
     assert_eq!(v["challenges_active"], 2, "{v}");
     assert_eq!(v["submissions_admitted"], 12, "{v}");
     assert_eq!(v["submissions_in_blocks"], 12, "{v}");
+    // Committees evaluated every submission with the runtime and certified the results with
+    // aggregated BLS signatures; each challenge has a leading miner.
+    assert_eq!(v["submissions_evaluated"], 12, "{v}");
+    for leader in v["leaders"].as_array().unwrap() {
+        assert!(leader["leader"]["score"].is_string(), "{v}");
+    }
     assert!(v["blocks_finalized"].as_u64().unwrap() >= 20);
     let validators = v["validators"].as_array().unwrap();
     assert_eq!(validators.len(), 4);

@@ -170,11 +170,30 @@ async fn post_transaction(State(ctx): State<Ctx>, body: Bytes) -> axum::response
 /// The challenges in the canonical state.
 async fn get_challenges(State(ctx): State<Ctx>) -> axum::response::Response {
     let pool = ctx.pool.clone();
-    match tokio::task::spawn_blocking(move || pool.state().challenges()).await {
+    let read = tokio::task::spawn_blocking(move || {
+        let state = pool.state();
+        state
+            .challenges()
+            .into_iter()
+            .map(|c| {
+                let leader = state
+                    .scores(&c.meta.id)
+                    .into_iter()
+                    .max_by(|a, b| a.1.score.cmp(&b.1.score).then(b.1.seq.cmp(&a.1.seq)));
+                (c, leader)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match read {
         Ok(list) => Json(
             list.iter()
-                .map(|c| {
+                .map(|(c, leader)| {
                     serde_json::json!({
+                        "leader": leader.as_ref().map(|(miner, e)| serde_json::json!({
+                            "miner": miner.to_ss58(),
+                            "score": e.score.to_string(),
+                        })),
                         "id": c.meta.id.as_str(),
                         "name": c.meta.name,
                         "version": c.meta.version,
@@ -235,12 +254,26 @@ async fn get_submission(
     let found =
         tokio::task::spawn_blocking(move || pool.state().submission(&SubmissionId(hash))).await;
     match found {
-        Ok(Some(record)) => Json(serde_json::json!({
-            "submission_id": id,
-            "status": format!("{:?}", record.status),
-            "in_block": true,
-        }))
-        .into_response(),
+        Ok(Some(record)) => {
+            use platform_state::records::SubmissionStatus;
+            let (status, score) = match &record.status {
+                SubmissionStatus::Pending => ("pending", None),
+                SubmissionStatus::Certified { score, .. } => {
+                    ("certified", score.map(|s| s.to_string()))
+                }
+                SubmissionStatus::Expired { .. } => ("expired", None),
+            };
+            Json(serde_json::json!({
+                "submission_id": id,
+                "challenge": record.submission.challenge.as_str(),
+                "miner": record.submission.miner.to_ss58(),
+                "status": status,
+                "score": score,
+                "committee": record.committee.iter().map(|h| h.to_ss58()).collect::<Vec<_>>(),
+                "in_block": true,
+            }))
+            .into_response()
+        }
         Ok(None) => {
             let pending = ctx.pool.mempool().pending_submission(&SubmissionId(hash));
             if pending {

@@ -25,6 +25,7 @@ use platform_state::{Block, Genesis, NoModules, State, Tx};
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
 
+use crate::evaluator::Evaluator;
 use crate::mempool::{Mempool, Pool};
 use crate::store::{self, FinalizedBlock};
 
@@ -125,6 +126,7 @@ pub struct Driver {
     validators: Vec<Hotkey>,
     /// The state after the last finalized block, and the mempool.
     pool: Arc<Pool>,
+    evaluator: Arc<Evaluator>,
     /// Proposal digest of the last finalized block (or the genesis hash).
     finalized_digest: Hash,
     finalized_height: u64,
@@ -233,21 +235,35 @@ impl Driver {
             BlsScheme::new(secret, committee),
         );
         let (internal_tx, internal_rx) = mpsc::channel(1024);
+        let pool = Arc::new(Pool::new(canonical, mempool));
+        let evaluator = Arc::new(Evaluator::new(
+            key.hotkey(),
+            me.and_then(|_| key.derive_bls_key()),
+            netuid,
+            net.clone(),
+            pool.clone(),
+            2,
+        ));
+        let (root, last_block) = {
+            let mut state = pool.state();
+            (state.root(), state.last_block())
+        };
         {
             let mut s = status.lock().expect("status lock poisoned");
             s.netuid = netuid.0;
             s.hotkey = key.hotkey().to_ss58();
             s.validator = me.is_some();
             s.height = finalized_height;
-            s.block_hash = canonical.last_block().to_hex();
-            s.state_root = canonical.root().to_hex();
+            s.block_hash = last_block.to_hex();
+            s.state_root = root.to_hex();
             s.epoch = epoch.epoch.0;
         }
         Ok(Driver {
             key: Arc::new(key),
             engine,
             validators,
-            pool: Arc::new(Pool::new(canonical, mempool)),
+            evaluator,
+            pool,
             finalized_digest,
             finalized_height,
             forks: HashMap::new(),
@@ -291,9 +307,9 @@ impl Driver {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
         self.net.set_membership(self.membership()).await?;
-        self.net
-            .set_round(Topic::Announce, self.finalized_height)
-            .await?;
+        for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
+            self.net.set_round(topic, self.finalized_height).await?;
+        }
         let dir = self.dir.clone();
         let (safety, certificates) = tokio::task::spawn_blocking(move || {
             let safety = store::load_wal(dir.db())?;
@@ -394,7 +410,13 @@ impl Driver {
                 });
                 Ok(())
             }
-            Topic::Attestations => Ok(()),
+            Topic::Attestations => {
+                if let Some(a) = Evaluator::decode(&envelope.payload) {
+                    let evaluator = self.evaluator.clone();
+                    tokio::spawn(async move { evaluator.collect(a).await });
+                }
+                Ok(())
+            }
         }
     }
 
@@ -605,6 +627,14 @@ impl Driver {
             self.pool
                 .mempool()
                 .remove(block.txs.iter().map(|t| t.hash()));
+            for tx in &block.txs {
+                if let Tx::Submit(t) = tx {
+                    self.evaluator.ordered(t.submission.id());
+                }
+            }
+            if block.txs.iter().any(|t| matches!(t, Tx::Certify(_))) {
+                self.evaluator.prune();
+            }
             self.finalized_digest = digest;
             self.finalized_height = proposal.height.0;
             self.last_finalized_at = Instant::now();
@@ -627,8 +657,11 @@ impl Driver {
             };
             let dir = self.dir.clone();
             tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record)).await??;
-            // Announcements carry the height as their round: keep their replay window on it.
-            self.net.set_round(Topic::Announce, height).await?;
+            // Announcements, transactions and attestations carry a height as their round: keep
+            // their replay windows on the finalized height.
+            for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
+                self.net.set_round(topic, height).await?;
+            }
             let pending = self.pool.mempool().len();
             let mut s = self.status.lock().expect("status lock poisoned");
             s.height = height;

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod driver;
+pub mod evaluator;
 pub mod genesis;
 pub mod mempool;
 pub mod store;
@@ -82,6 +83,13 @@ pub async fn run(
         if let Some(spec) = net_cfg.topics.get_mut(&topic) {
             spec.check = Some(check);
         }
+    }
+    // Attestations carry the evaluation's result (output and KV writes).
+    if let Some(spec) = net_cfg
+        .topics
+        .get_mut(&platform_network::Topic::Attestations)
+    {
+        spec.max_bytes = evaluator::MAX_ATTESTATION_BYTES + 1024;
     }
     let hotkey = key.hotkey();
     let (net, events) = Network::start(

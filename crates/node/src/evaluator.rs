@@ -1,0 +1,281 @@
+//! The evaluator: committee members run ordered submissions through the WebAssembly runtime,
+//! sign the receipt digest with their BLS key and gossip the attestation with its result; any
+//! validator that holds matching attestations from more than two thirds of a committee
+//! aggregates them into a `Certify` transaction and admits it to the mempool.
+//!
+//! Evaluations run on blocking threads, at most `workers` at a time, never on the async
+//! runtime's workers. Module and payload bytes come from the blob store or peers (checked
+//! against their hashes by the network).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_crypto::{BlsSecretKey, BlsSignature, SignerBitmap, VerifiedBlsKey};
+use platform_network::{Network, Topic};
+use platform_primitives::{ChallengeId, Hash, Hotkey, NetUid, SubmissionId, decode, encode};
+use platform_runtime::{Allocation, EvalInput, Runtime};
+use platform_state::records::{SubmissionRecord, SubmissionStatus};
+use platform_state::{Attest, CertifyTx, ResultBody, Tx};
+use tokio::sync::Semaphore;
+
+use crate::mempool::Pool;
+
+/// What members gossip on the `attestations` topic.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Attestation {
+    /// The signed attestation.
+    pub attest: Attest,
+    /// The result it attests to (its digest is `attest.digest`).
+    pub result: ResultBody,
+}
+
+/// The largest attestation accepted from gossip.
+pub const MAX_ATTESTATION_BYTES: usize = 256 * 1024;
+
+#[derive(Default)]
+struct Collected {
+    /// By digest: the result and each member's signature.
+    by_digest: BTreeMap<Hash, (ResultBody, BTreeMap<usize, BlsSignature>)>,
+    certified: bool,
+}
+
+/// One validator's evaluator.
+pub struct Evaluator {
+    me: Hotkey,
+    secret: Option<Arc<BlsSecretKey>>,
+    netuid: NetUid,
+    net: Network,
+    pool: Arc<Pool>,
+    runtimes: Mutex<HashMap<(ChallengeId, u32), Arc<Runtime>>>,
+    slots: Arc<Semaphore>,
+    collected: Mutex<HashMap<SubmissionId, Collected>>,
+}
+
+impl Evaluator {
+    /// An evaluator signing with `secret` (none for observers), running at most `workers`
+    /// evaluations at once.
+    pub fn new(
+        me: Hotkey,
+        secret: Option<BlsSecretKey>,
+        netuid: NetUid,
+        net: Network,
+        pool: Arc<Pool>,
+        workers: usize,
+    ) -> Evaluator {
+        Evaluator {
+            me,
+            secret: secret.map(Arc::new),
+            netuid,
+            net,
+            pool,
+            runtimes: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(workers.max(1))),
+            collected: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Called for each submission a finalized block ordered: evaluates it if we sit on its
+    /// committee.
+    pub fn ordered(self: &Arc<Self>, id: SubmissionId) {
+        let Some(secret) = &self.secret else {
+            return;
+        };
+        let record = self.pool.state().submission(&id);
+        let Some(record) = record else {
+            return;
+        };
+        if !record.committee.contains(&self.me) {
+            return;
+        }
+        let secret = secret.clone();
+        let this = self.clone();
+        tracing::info!(submission = %id, "evaluating as a committee member");
+        tokio::spawn(async move {
+            if let Err(e) = this.evaluate(id, record, secret).await {
+                tracing::warn!("evaluating {id}: {e:#}");
+            }
+        });
+    }
+
+    async fn evaluate(
+        self: &Arc<Self>,
+        id: SubmissionId,
+        record: SubmissionRecord,
+        secret: Arc<BlsSecretKey>,
+    ) -> anyhow::Result<()> {
+        let challenge = self
+            .pool
+            .state()
+            .challenge(&record.submission.challenge)
+            .ok_or_else(|| {
+                anyhow::anyhow!("challenge {} is unknown", record.submission.challenge)
+            })?;
+        let module = self.net.fetch_blob(challenge.meta.wasm_hash).await?;
+        let payload = self.net.fetch_blob(record.submission.payload_hash).await?;
+        let kv = Arc::new(self.pool.state().challenge_kv(&record.submission.challenge));
+        let runtime = {
+            let key = (challenge.meta.id.clone(), challenge.meta.version);
+            let mut runtimes = self.runtimes.lock().expect("runtime cache lock poisoned");
+            match runtimes.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = Arc::new(
+                        Runtime::new(challenge.meta.resources.policy(), Allocation::OnDemand)
+                            .map_err(|e| anyhow::anyhow!("runtime: {e}"))?,
+                    );
+                    runtimes.insert(key, r.clone());
+                    r
+                }
+            }
+        };
+        let _slot = self.slots.clone().acquire_owned().await?;
+        let seed = record.seed;
+        let (result, digest) = tokio::task::spawn_blocking(move || {
+            let loaded = runtime
+                .load(&module)
+                .map_err(|e| anyhow::anyhow!("loading the module: {e}"))?;
+            let (_, eval, _) = runtime.validate_and_evaluate(
+                &loaded,
+                &EvalInput { seed, payload },
+                kv,
+                Arc::new(Vec::new()),
+            );
+            let result = ResultBody {
+                outcome: eval.outcome,
+                output: eval.output,
+                write_set: eval.write_set,
+                fuel_used: eval.fuel_used,
+                engine_hash: runtime.engine_hash(),
+            };
+            Ok::<_, anyhow::Error>((result, eval.digest))
+        })
+        .await??;
+        let attest = Attest {
+            submission: id,
+            evaluator: self.me,
+            digest,
+            signature: secret.sign(&Attest::message(self.netuid, &id, &digest)),
+        };
+        tracing::info!(submission = %id, digest = %digest, "attesting");
+        let attestation = Attestation { attest, result };
+        let round = record.height.0;
+        if let Err(e) = self
+            .net
+            .publish(Topic::Attestations, round, encode(&attestation))
+            .await
+        {
+            tracing::debug!("gossiping the attestation of {id}: {e}");
+        }
+        self.collect(attestation).await;
+        Ok(())
+    }
+
+    /// Takes an attestation (ours or gossiped): checks it against the submission's committee,
+    /// the member's bound BLS key and the result's digest; certifies when a digest has more
+    /// than two thirds of the committee.
+    pub async fn collect(self: &Arc<Self>, a: Attestation) {
+        let id = a.attest.submission;
+        let pool = self.pool.clone();
+        let netuid = self.netuid;
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let (record, key) = {
+                let state = pool.state();
+                let Some(record) = state.submission(&id) else {
+                    return;
+                };
+                let Some(keys) = state.bound_keys(&a.attest.evaluator) else {
+                    return;
+                };
+                (record, keys)
+            };
+            if !matches!(record.status, SubmissionStatus::Pending) {
+                return;
+            }
+            let Some(index) = record
+                .committee
+                .iter()
+                .position(|m| *m == a.attest.evaluator)
+            else {
+                return;
+            };
+            if a.result.digest() != a.attest.digest {
+                tracing::warn!(member = %a.attest.evaluator, "attestation with a mismatched result");
+                return;
+            }
+            let Ok(verified): Result<VerifiedBlsKey, _> = key.bls_key.verify_possession(&key.pop)
+            else {
+                return;
+            };
+            let message = Attest::message(netuid, &id, &a.attest.digest);
+            if a.attest.signature.verify(&verified, &message).is_err() {
+                tracing::warn!(member = %a.attest.evaluator, "attestation with a bad signature");
+                return;
+            }
+            let certify = {
+                let mut all = this.collected.lock().expect("attestation lock poisoned");
+                let entry = all.entry(id).or_default();
+                if entry.certified {
+                    return;
+                }
+                let (result, sigs) = entry
+                    .by_digest
+                    .entry(a.attest.digest)
+                    .or_insert_with(|| (a.result.clone(), BTreeMap::new()));
+                sigs.insert(index, a.attest.signature);
+                if sigs.len() * 3 <= record.committee.len() * 2 {
+                    return;
+                }
+                entry.certified = true;
+                let mut signers = SignerBitmap::new(record.committee.len());
+                for i in sigs.keys() {
+                    signers.set(*i);
+                }
+                let list: Vec<BlsSignature> = sigs.values().copied().collect();
+                let Ok(signature) = BlsSignature::aggregate(&list) else {
+                    return;
+                };
+                Tx::Certify(CertifyTx {
+                    submission: id,
+                    result: result.clone(),
+                    signers,
+                    signature,
+                })
+            };
+            match pool.admit(certify.clone()) {
+                Ok(_) => {
+                    tracing::info!(submission = %id, "certificate formed");
+                    let net = this.net.clone();
+                    let round = record.height.0;
+                    tokio::runtime::Handle::current().spawn(async move {
+                        let _ = net
+                            .publish(Topic::Submissions, round, encode(&certify))
+                            .await;
+                    });
+                }
+                Err(e) => tracing::debug!("certificate for {id} not admitted: {e}"),
+            }
+        })
+        .await;
+    }
+
+    /// Decodes a gossiped attestation.
+    pub fn decode(bytes: &[u8]) -> Option<Attestation> {
+        decode("attestation", bytes, MAX_ATTESTATION_BYTES).ok()
+    }
+
+    /// Forgets submissions that are no longer pending.
+    pub fn prune(&self) {
+        let state = self.pool.state();
+        self.collected
+            .lock()
+            .expect("attestation lock poisoned")
+            .retain(|id, _| {
+                matches!(
+                    state.submission(id).map(|r| r.status),
+                    Some(SubmissionStatus::Pending)
+                )
+            });
+    }
+}
