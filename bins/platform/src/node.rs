@@ -360,6 +360,9 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
     let start = Instant::now();
     let mut last_line = String::new();
     let mut sim = Simulation::new(args, &apis[0].1)?;
+    // Ctrl-C or SIGTERM ends the run (the validators are stopped by the caller).
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     let mut heights = vec![0u64; apis.len()];
     let mut latencies = vec![(0u64, 0u64); apis.len()];
     loop {
@@ -396,7 +399,7 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
             );
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
@@ -455,9 +458,12 @@ pub struct SubmitArgs {
     /// Where to look up a keystore name.
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
-    /// Wait for the certified score (needs the evaluator, which is not built yet).
+    /// Wait until the submission is certified (print its score) or expires.
     #[arg(long)]
     wait: bool,
+    /// With --wait: give up (exit 1) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
     /// Print the receipt as JSON.
     #[arg(long)]
     json: bool,
@@ -515,12 +521,6 @@ async fn post(
 }
 
 pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
-    if args.wait {
-        bail!(
-            "--wait is not available yet: certified scores need the node's evaluator, which is \
-             not built; the receipt's submission id can be looked up at /api/v1/submissions/ID"
-        );
-    }
     let key = crate::chain::load_hotkey(&args.hotkey, args.data_dir.as_deref())?;
     let payload = std::fs::read(&args.payload)
         .with_context(|| format!("cannot read {}", args.payload.display()))?;
@@ -552,15 +552,55 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
                 receipt["error"].as_str().unwrap_or("no reason given")
             );
         }
-        if args.json {
-            output::json(&receipt);
-        } else {
-            println!(
-                "submission {} accepted, pending ordering and evaluation",
-                receipt["submission_id"].as_str().unwrap_or("?")
-            );
+        let id = receipt["submission_id"].as_str().unwrap_or("?").to_string();
+        if !args.wait {
+            if args.json {
+                output::json(&receipt);
+            } else {
+                println!("submission {id} accepted, pending ordering and evaluation");
+            }
+            return Ok(ExitCode::SUCCESS);
         }
-        Ok(ExitCode::SUCCESS)
+        if !args.json {
+            println!("submission {id} accepted; waiting for its committee to certify it");
+        }
+        let end = Instant::now() + Duration::from_secs(args.timeout_secs);
+        loop {
+            let record: Option<serde_json::Value> =
+                get(&client, &format!("{base}/api/v1/submissions/{id}")).await;
+            let status = record
+                .as_ref()
+                .and_then(|r| r["status"].as_str())
+                .unwrap_or("pending")
+                .to_string();
+            if status != "pending" {
+                let record = record.expect("a status came from a record");
+                if args.json {
+                    output::json(&record);
+                } else if status == "certified" {
+                    println!(
+                        "certified: score {}",
+                        record["score"]
+                            .as_str()
+                            .unwrap_or("none (the evaluation failed)")
+                    );
+                } else {
+                    println!("{status}: no certificate could be formed");
+                }
+                return Ok(if status == "certified" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            if Instant::now() > end {
+                bail!(
+                    "submission {id} is still pending after {} s",
+                    args.timeout_secs
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     })
 }
 

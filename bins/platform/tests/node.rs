@@ -61,6 +61,17 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Command lines of running `platform run` processes whose config lies under `dir`.
+fn validator_processes(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle) && c.contains(" run "))
+        .collect()
+}
+
 struct Validator {
     config: PathBuf,
     dir: PathBuf,
@@ -252,14 +263,7 @@ fn devnet_runs_four_validators_that_agree() {
     assert_eq!(validators.len(), 4);
     assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
     // No validator process outlives the devnet.
-    let needle = dir.display().to_string();
-    let orphans: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && c.contains(" run "))
-        .collect();
-    assert!(orphans.is_empty(), "{orphans:?}");
+    assert_eq!(validator_processes(&dir), Vec::<String>::new());
 }
 
 #[test]
@@ -268,4 +272,73 @@ fn devnet_explains_what_is_not_built() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not built"), "{err}");
+}
+
+/// A miner submits to a running devnet and waits for its certified score.
+#[test]
+fn a_miner_submits_and_waits_for_the_certified_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut devnet = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(["devnet", "--block-ms", "200", "--data-dir"])
+        .arg(&dir)
+        .arg("--challenges")
+        .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
+        .arg("--payloads")
+        .arg(repo.join("scenarios/payloads"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The devnet prints each validator's status URL; take the first.
+    let mut out = devnet.stdout.take().unwrap();
+    let mut seen = String::new();
+    let api = loop {
+        let mut buf = [0u8; 256];
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "the devnet exited: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(i) = seen.find("http://127.0.0.1:")
+            && let Some(end) = seen[i..].find("/api/v1/status")
+        {
+            break seen[i + 7..i + end].to_string();
+        }
+    };
+    // Keep draining its progress lines so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    wait_until("both challenges to be active", || {
+        get(&api, "/api/v1/challenges")
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|c| c.len() == 2 && c.iter().all(|c| c["lifecycle"] == "active"))
+    });
+    let payload = repo.join("challenges/tsp/samples/good1.bin");
+    let o = platform(&[
+        "submit",
+        "--node",
+        &format!("http://{api}"),
+        "--challenge",
+        "tsp",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--hotkey",
+        "//Miner8",
+        "--wait",
+        "--timeout-secs",
+        "120",
+        "--json",
+    ]);
+    let v = json(&o);
+    assert!(o.status.success(), "{v}");
+    assert_eq!(v["status"], "certified");
+    assert!(v["score"].is_string(), "{v}");
+    assert_eq!(v["committee"].as_array().unwrap().len(), 4);
+    // SIGTERM stops the devnet and its validators.
+    Command::new("kill")
+        .args(["-TERM", &devnet.id().to_string()])
+        .status()
+        .unwrap();
+    devnet.wait().unwrap();
+    assert_eq!(validator_processes(&dir), Vec::<String>::new());
 }
