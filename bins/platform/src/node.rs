@@ -113,7 +113,7 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
     let genesis_path = args.data_dir.join("genesis.bin");
     let genesis = match (&args.genesis, args.dev) {
         (Some(file), _) => genesis::load(file)?,
-        (None, true) => genesis::dev(args.validators, now_ms())?,
+        (None, true) => genesis::dev(args.validators, now_ms(), 1000)?,
         (None, false) => bail!(
             "a genesis is needed: --dev for a dev network, or --genesis FILE (the file every \
              validator of the network shares)"
@@ -255,7 +255,7 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     if args.validators == 0 || args.validators > uris.len() {
         bail!("--validators must be 1 to {}", uris.len());
     }
-    let genesis = genesis::dev(args.validators, now_ms())?;
+    let genesis = genesis::dev(args.validators, now_ms(), args.block_ms)?;
     let exe = std::env::current_exe().context("locating the platform binary")?;
     let mut addrs: Vec<String> = Vec::new();
     let mut apis = Vec::new();

@@ -53,10 +53,25 @@ fn block_hash(api: &str, h: u64) -> Option<String> {
     )
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    wait_or_show(what, &[], f);
+}
+
+/// Waits like [`wait_until`]; on giving up, shows the end of each validator's log.
+fn wait_or_show(what: &str, vs: &[Validator], mut f: impl FnMut() -> bool) {
     let end = Instant::now() + DEADLINE;
     while !f() {
-        assert!(Instant::now() < end, "gave up waiting for {what}");
+        if Instant::now() > end {
+            for v in vs {
+                let log = v.log();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- {} (api {}):", v.dir.display(), v.api);
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+            panic!("gave up waiting for {what}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -169,7 +184,7 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     for v in &mut vs {
         v.start();
     }
-    wait_until("three finalized blocks everywhere", || {
+    wait_or_show("three finalized blocks everywhere", &vs, || {
         vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
     });
 
@@ -177,12 +192,12 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     vs[dave].kill9();
     let at_kill = height(&vs[0].api).unwrap();
     // Alice, Bob and Charlie hold 9000 of 10000 TAO: they go on without Dave.
-    wait_until("progress without Dave", || {
+    wait_or_show("progress without Dave", &vs, || {
         height(&vs[0].api).is_some_and(|h| h >= at_kill + 3)
     });
     vs[dave].start();
     let target = height(&vs[0].api).unwrap() + 2;
-    wait_until("Dave to catch up", || {
+    wait_or_show("Dave to catch up", &vs, || {
         vs.iter()
             .all(|v| height(&v.api).is_some_and(|h| h >= target))
     });
@@ -235,7 +250,7 @@ fn devnet_runs_four_validators_that_agree() {
         "--blocks",
         "20",
         "--block-ms",
-        "100",
+        "200",
         "--data-dir",
         dir.to_str().unwrap(),
         "--challenges",

@@ -430,7 +430,7 @@ impl Network {
     }
 
     /// The blob with `hash`: from the local store, or from the DHT's providers in turn
-    /// (verified against the hash, stored, and then announced by us too).
+    /// (verified against the hash; then stored and announced by us too, in the background).
     pub async fn fetch_blob(&self, hash: Hash) -> Result<Vec<u8>, NetError> {
         self.fetch_blob_from(hash, None).await
     }
@@ -487,7 +487,15 @@ impl Network {
         match self.request(peer, Request::Blob(hash)).await {
             Ok(Response::Blob(Some(bytes))) if Hash::of(&bytes) == hash => {
                 self.breaker_result(peer, true);
-                self.put_blob(bytes.clone()).await?;
+                // Store and announce it in the background: the caller has verified bytes now,
+                // and the synced write stays off its path (a verifier waiting for a block).
+                let this = self.clone();
+                let copy = bytes.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.put_blob(copy).await {
+                        tracing::warn!("storing fetched blob {hash}: {e}");
+                    }
+                });
                 Ok(Some(bytes))
             }
             Ok(Response::Blob(Some(_))) => {

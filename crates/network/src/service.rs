@@ -120,6 +120,8 @@ pub(crate) struct Task {
     below_since: Option<Instant>,
     partitioned: bool,
     seen: SeenStore,
+    /// Bootstrap peers, redialed while disconnected (a peer may start after us).
+    bootstrap: Vec<(PeerId, Multiaddr)>,
     flushing: Option<tokio::task::JoinHandle<()>>,
     dir: Arc<DataDir>,
     provider: Arc<dyn Provider>,
@@ -208,10 +210,22 @@ impl Task {
         swarm
             .listen_on(cfg.listen.clone())
             .map_err(|e| NetError::Setup(format!("listen on {}: {e}", cfg.listen)))?;
+        let mut bootstrap = Vec::new();
         for addr in &cfg.bootstrap {
+            let peer = addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            });
+            let Some(peer) = peer else {
+                return Err(NetError::Setup(format!(
+                    "bootstrap address {addr} has no /p2p/<peer id>"
+                )));
+            };
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
             swarm
                 .dial(addr.clone())
                 .map_err(|e| NetError::Setup(format!("dial {addr}: {e}")))?;
+            bootstrap.push((peer, addr.clone()));
         }
 
         let seen = SeenStore::new(dir.clone());
@@ -240,6 +254,7 @@ impl Task {
             below_since: None,
             partitioned: false,
             seen,
+            bootstrap,
             flushing: None,
             dir,
             provider,
@@ -271,6 +286,7 @@ impl Task {
     pub(crate) async fn run(mut self) -> Option<oneshot::Sender<()>> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut last_flush = Instant::now();
+        let mut last_redial = Instant::now();
         loop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm(ev),
@@ -292,11 +308,27 @@ impl Task {
                     let now = Instant::now();
                     self.enforce_bans(now);
                     self.watch_partition(now);
+                    if now.duration_since(last_redial) >= Duration::from_secs(2) {
+                        last_redial = now;
+                        self.redial_bootstrap();
+                    }
                     if now.duration_since(last_flush) >= Duration::from_secs(1) {
                         last_flush = now;
                         self.flush_seen_in_background();
                     }
                 }
+            }
+        }
+    }
+
+    /// Dials bootstrap peers we are not connected to (and have not banned).
+    fn redial_bootstrap(&mut self) {
+        for (peer, addr) in self.bootstrap.clone() {
+            if !self.swarm.is_connected(&peer)
+                && !self.banned.contains_key(&peer)
+                && let Err(e) = self.swarm.dial(addr.clone())
+            {
+                tracing::debug!("redialing {addr}: {e}");
             }
         }
     }

@@ -45,8 +45,10 @@ pub fn binding(key: &Keypair, netuid: NetUid) -> Result<BindKeysTx> {
 
 /// The dev genesis with the first `validators` dev validators bound (1 to 4). The metagraph is
 /// LocalChain's dev genesis; `chain_hash` is the blake3 of that metagraph (the dev chain's block
-/// 0 carries no hash of its own).
-pub fn dev(validators: usize, timestamp_ms: u64) -> Result<Genesis> {
+/// 0 carries no hash of its own). `block_ms` sets how many blocks a committee member has to
+/// attest before it is replaced: about 20 seconds' worth, and at least 30 blocks (evaluations
+/// compile the module first).
+pub fn dev(validators: usize, timestamp_ms: u64, block_ms: u64) -> Result<Genesis> {
     let uris = dev_validator_uris();
     if validators == 0 || validators > uris.len() {
         bail!(
@@ -76,7 +78,10 @@ pub fn dev(validators: usize, timestamp_ms: u64) -> Result<Genesis> {
     let genesis = Genesis {
         netuid,
         owner: chain.owner,
-        params: Params::default(),
+        params: Params {
+            attest_timeout_blocks: (20_000 / block_ms.max(1)).max(30),
+            ..Params::default()
+        },
         chain_block: 0,
         chain_hash: Hash::of(&encode(&metagraph)),
         metagraph,
@@ -107,7 +112,7 @@ mod tests {
 
     #[test]
     fn dev_genesis_binds_the_requested_validators() {
-        let g = dev(3, 0).unwrap();
+        let g = dev(3, 0, 1000).unwrap();
         assert_eq!(g.bindings.len(), 3);
         let state = State::genesis(&g).unwrap();
         let validators = state.current_epoch().validators;
@@ -116,7 +121,7 @@ mod tests {
             3,
             "Dave has no permit with three validators"
         );
-        assert!(dev(5, 0).is_err());
+        assert!(dev(5, 0, 1000).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("genesis.bin");
         save(&g, &path).unwrap();
