@@ -152,14 +152,20 @@ async fn next_gossip(events: &mut mpsc::Receiver<Event>) -> Envelope {
 
 const STAKES: [(u8, u64); 4] = [(1, 400), (2, 300), (3, 200), (4, 100)];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_validator_receives_every_validators_gossip() {
+/// The four validators of `STAKES`, connected and bound to each other.
+async fn start_four(cfg: Config) -> Vec<Node> {
     let mut nodes = Vec::new();
     for (seed, _) in STAKES {
-        nodes.push(start(seed, Config::new(NETUID), Arc::new(NothingToServe)).await);
+        nodes.push(start(seed, cfg.clone(), Arc::new(NothingToServe)).await);
     }
-    let m = membership(&STAKES);
-    mesh(&nodes.iter().map(|n| &n.net).collect::<Vec<_>>(), &m).await;
+    let nets: Vec<&Network> = nodes.iter().map(|n| &n.net).collect();
+    mesh(&nets, &membership(&STAKES)).await;
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_validator_receives_every_validators_gossip() {
+    let mut nodes = start_four(Config::new(NETUID)).await;
 
     let started = Instant::now();
     for n in &nodes {
@@ -199,12 +205,7 @@ fn nodes_hotkeys(stakes: &[(u8, u64)]) -> Vec<platform_primitives::Hotkey> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_published_by_one_node_is_fetched_by_another_through_the_dht() {
-    let mut nodes = Vec::new();
-    for (seed, _) in STAKES {
-        nodes.push(start(seed, Config::new(NETUID), Arc::new(NothingToServe)).await);
-    }
-    let m = membership(&STAKES);
-    mesh(&nodes.iter().map(|n| &n.net).collect::<Vec<_>>(), &m).await;
+    let nodes = start_four(Config::new(NETUID)).await;
 
     let blob: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let hash = nodes[0].net.put_blob(blob.clone()).await.unwrap();
@@ -478,15 +479,7 @@ async fn a_flooding_peer_is_rate_limited_while_others_stay_served() {
 async fn partition_is_reported_and_cleared_on_heal() {
     let mut cfg = Config::new(NETUID);
     cfg.partition_alarm = Duration::from_millis(300);
-    let mut nodes = Vec::new();
-    for (seed, _) in STAKES {
-        nodes.push(start(seed, cfg.clone(), Arc::new(NothingToServe)).await);
-    }
-    mesh(
-        &nodes.iter().map(|n| &n.net).collect::<Vec<_>>(),
-        &membership(&STAKES),
-    )
-    .await;
+    let mut nodes = start_four(cfg.clone()).await;
     let mut with_absent = STAKES.to_vec();
     with_absent.push((6, 2000));
     let d = &mut nodes[3];

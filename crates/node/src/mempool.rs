@@ -12,10 +12,10 @@
 //! Admission itself (signatures, nonces, challenge state) is `State::admit` on the canonical
 //! state, run by the caller; the mempool only holds what passed.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-use platform_primitives::{Hash, Hotkey};
+use platform_primitives::{Hash, Hotkey, SubmissionId};
 use platform_state::{NoModules, Reject, State, Tx};
 
 /// Why a transaction was not admitted.
@@ -100,6 +100,8 @@ pub struct Mempool {
     per_signer: usize,
     queues: BTreeMap<Hotkey, VecDeque<(Hash, Tx)>>,
     index: HashMap<Hash, Hotkey>,
+    /// Ids of pending submissions, so a miner polling its submission costs a lookup.
+    submissions: HashSet<SubmissionId>,
     /// Where the next round-robin pass starts.
     cursor: Option<Hotkey>,
 }
@@ -112,6 +114,7 @@ impl Mempool {
             per_signer,
             queues: BTreeMap::new(),
             index: HashMap::new(),
+            submissions: HashSet::new(),
             cursor: None,
         }
     }
@@ -127,11 +130,20 @@ impl Mempool {
     }
 
     /// Whether a submission with this id is pending.
-    pub fn pending_submission(&self, id: &platform_primitives::SubmissionId) -> bool {
-        self.queues
-            .values()
-            .flatten()
-            .any(|(_, tx)| matches!(tx, Tx::Submit(t) if t.submission.id() == *id))
+    pub fn pending_submission(&self, id: &SubmissionId) -> bool {
+        self.submissions.contains(id)
+    }
+
+    /// Keeps the submission-id index in step with the pool.
+    fn track(&mut self, tx: &Tx, pending: bool) {
+        if let Tx::Submit(t) = tx {
+            let id = t.submission.id();
+            if pending {
+                self.submissions.insert(id);
+            } else {
+                self.submissions.remove(&id);
+            }
+        }
     }
 
     /// Whether `hash` is pending.
@@ -170,8 +182,10 @@ impl Mempool {
                 self.queues.remove(&largest);
             }
             self.index.remove(&h);
+            self.track(&old, false);
             evicted = Some((old, "mempool full: evicted from the largest sender"));
         }
+        self.track(&tx, true);
         self.queues.entry(who).or_default().push_back((hash, tx));
         self.index.insert(hash, who);
         Ok(evicted)
@@ -219,14 +233,20 @@ impl Mempool {
     /// Removes transactions (included in a finalized block, or refused by the state).
     pub fn remove(&mut self, hashes: impl IntoIterator<Item = Hash>) {
         for h in hashes {
-            if let Some(who) = self.index.remove(&h)
-                && let Some(q) = self.queues.get_mut(&who)
-            {
-                q.retain(|(x, _)| *x != h);
-                if q.is_empty() {
-                    self.queues.remove(&who);
-                }
+            let Some(who) = self.index.remove(&h) else {
+                continue;
+            };
+            let Some(q) = self.queues.get_mut(&who) else {
+                continue;
+            };
+            let Some(at) = q.iter().position(|(x, _)| *x == h) else {
+                continue;
+            };
+            let (_, tx) = q.remove(at).expect("position is in range");
+            if q.is_empty() {
+                self.queues.remove(&who);
             }
+            self.track(&tx, false);
         }
     }
 }
@@ -292,6 +312,23 @@ mod tests {
             m.insert(submit(1, 9)),
             Err(MempoolError::SenderFull(_))
         ));
+    }
+
+    #[test]
+    fn pending_submissions_are_indexed() {
+        let mut m = Mempool::new(2, 10);
+        let ids = |n: u64| match submit(1, n) {
+            Tx::Submit(t) => t.submission.id(),
+            _ => unreachable!(),
+        };
+        m.insert(submit(1, 0)).unwrap();
+        m.insert(submit(1, 1)).unwrap();
+        assert!(m.pending_submission(&ids(0)));
+        // Evicted (from the largest sender) and removed submissions are no longer pending.
+        m.insert(submit(2, 0)).unwrap();
+        assert!(!m.pending_submission(&ids(1)));
+        m.remove([submit(1, 0).hash()]);
+        assert!(!m.pending_submission(&ids(0)));
     }
 
     #[test]
