@@ -29,6 +29,13 @@ pub struct LocalChainArgs {
     /// A genesis file (TOML: netuid, owner, [hyperparameters], [[neurons]]).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// With --dev: how many dev validators hold a validator permit (1 to 4; the rest keep
+    /// their stake). Must match the validators' genesis (`platform init --dev --validators`).
+    #[arg(long, default_value_t = 4, requires = "dev")]
+    validators: usize,
+    /// With --dev: blocks per epoch (the weights rate limit becomes at most half of it).
+    #[arg(long, requires = "dev")]
+    tempo: Option<u16>,
     /// Loopback address to serve on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:9944")]
     listen: SocketAddr,
@@ -209,7 +216,19 @@ pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read genesis {}", path.display()))?;
             GenesisFile::parse(&text)?
         }
-        None => genesis::dev(),
+        None => {
+            if args.validators == 0 || args.validators > genesis::DEV_VALIDATORS.len() {
+                bail!(
+                    "--validators must be 1 to {}",
+                    genesis::DEV_VALIDATORS.len()
+                );
+            }
+            let tempo = args.tempo.unwrap_or(genesis::dev_hyperparameters().tempo);
+            if tempo < 2 {
+                bail!("--tempo must be at least 2 blocks");
+            }
+            genesis::dev_network(args.validators, tempo)
+        }
     };
     let netuid = genesis.netuid;
     let state = genesis.into_state()?;

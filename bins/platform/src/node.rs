@@ -41,6 +41,10 @@ pub struct InitArgs {
     /// Peers to dial at start (repeat).
     #[arg(long)]
     bootstrap: Vec<String>,
+    /// The chain (a LocalChain URL, http://…): epochs follow its tempo and each epoch's
+    /// weights are submitted to it. Without it the network stays in its genesis epoch.
+    #[arg(long)]
+    chain: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -61,21 +65,29 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 4)]
     validators: usize,
     /// Stop after this many finalized blocks (on every validator) and print a summary; without
-    /// it the devnet runs until Ctrl-C.
-    #[arg(long)]
+    /// it (or --epochs) the devnet runs until Ctrl-C.
+    #[arg(long, conflicts_with = "epochs")]
     blocks: Option<u64>,
+    /// Stop once this many epochs are closed and every validator has submitted their weights
+    /// to the chain; print a summary. Exit 0 only if every validator submitted the same
+    /// weights in every epoch.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Chain blocks per epoch (LocalChain's tempo).
+    #[arg(long, default_value_t = 10)]
+    tempo: u16,
+    /// Milliseconds per chain block.
+    #[arg(long, default_value_t = 1000)]
+    chain_block_ms: u64,
     /// Minimum milliseconds between blocks.
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
     /// Keep the network's files here (default: a temporary folder, removed at exit).
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
-    /// Give up (exit 1) if --blocks are not finalized within this many seconds.
+    /// Give up (exit 1) if --blocks or --epochs are not reached within this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
-    /// Epochs with weights need the epoch driver, which is not built yet.
-    #[arg(long)]
-    epochs: Option<u64>,
     /// Where the built example challenges are (`tsp.wasm`, `classifier.wasm`); the owner
     /// (//Alice) publishes and activates them, then simulated miners submit to them.
     #[arg(
@@ -124,6 +136,7 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
     cfg.listen = args.listen;
     cfg.http = args.http;
     cfg.bootstrap = args.bootstrap;
+    cfg.chain = args.chain;
     cfg.save(&config_path)?;
     #[derive(Serialize)]
     struct Out {
@@ -181,6 +194,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// Waits (up to 30 s) until a freshly started LocalChain answers.
+fn wait_for_chain(url: &str) -> Result<()> {
+    let client = platform_chain::local::LocalChainClient::new(url)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.info().await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > end => {
+                    bail!("LocalChain did not start at {url}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -223,8 +256,39 @@ struct DevnetValidator {
     finalization_ms_p99: u64,
 }
 
+/// One validator's weights for one epoch, as it submitted them to the chain.
+#[derive(Serialize, serde::Deserialize, Clone, PartialEq, Eq, Debug)]
+struct Submitted {
+    uids: Vec<u16>,
+    weights: Vec<u16>,
+    mode: String,
+    chain_block: u64,
+}
+
+#[derive(Serialize)]
+struct EpochValidator {
+    hotkey: String,
+    /// `null`: this validator has no submission recorded for the epoch.
+    uids: Option<Vec<u16>>,
+    weights: Option<Vec<u16>>,
+    chain_block: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct EpochSummary {
+    epoch: u64,
+    weights_identical: bool,
+    validators: Vec<EpochValidator>,
+}
+
 #[derive(Serialize)]
 struct DevnetSummary {
+    /// One entry per closed epoch (with --epochs).
+    epochs: Vec<EpochSummary>,
+    /// Epochs in which validators' submitted weights differ (or one is missing).
+    disagreements: usize,
+    /// The weights the chain stores per validator at the end (max-upscaled by the chain).
+    chain_weights: Vec<serde_json::Value>,
     validators: Vec<DevnetValidator>,
     challenges_active: usize,
     submissions_admitted: usize,
@@ -237,11 +301,8 @@ struct DevnetSummary {
 }
 
 pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
-    if args.epochs.is_some() {
-        bail!(
-            "--epochs is not available yet: epochs, evaluations and weight submission need the \
-             node's epoch driver, which is not built. Use --blocks N to run N finalized blocks."
-        );
+    if args.tempo < 2 {
+        bail!("--tempo must be at least 2 chain blocks");
     }
     let temp;
     let root = match &args.data_dir {
@@ -260,6 +321,31 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     let mut addrs: Vec<String> = Vec::new();
     let mut apis = Vec::new();
     let mut children = Children(Vec::new());
+    // The chain: LocalChain's dev genesis with the same validators and the chosen tempo.
+    let chain_port = free_port()?;
+    let chain_url = format!("http://127.0.0.1:{chain_port}");
+    let chain_dir = root.join("localchain");
+    std::fs::create_dir_all(&chain_dir)?;
+    let chain_log = std::fs::File::create(chain_dir.join("localchain.log"))?;
+    children.0.push(
+        Command::new(&exe)
+            .args(["localchain", "--dev", "--listen"])
+            .arg(format!("127.0.0.1:{chain_port}"))
+            .arg("--validators")
+            .arg(args.validators.to_string())
+            .arg("--tempo")
+            .arg(args.tempo.to_string())
+            .arg("--block-time-ms")
+            .arg(args.chain_block_ms.to_string())
+            .arg("--data-dir")
+            .arg(&chain_dir)
+            .stdin(Stdio::null())
+            .stdout(chain_log.try_clone()?)
+            .stderr(chain_log)
+            .spawn()
+            .context("starting LocalChain")?,
+    );
+    wait_for_chain(&chain_url)?;
     for uri in &uris[..args.validators] {
         let key = parse_suri(uri)?;
         let dir = root.join(uri.trim_start_matches("//").to_lowercase());
@@ -273,6 +359,7 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         cfg.http = format!("127.0.0.1:{http}");
         cfg.block_interval_ms = args.block_ms;
         cfg.view_timeout_ms = (args.block_ms * 4).max(2000);
+        cfg.chain = Some(chain_url.clone());
         let config = dir.join("config.toml");
         cfg.save(&config)?;
         let peer = platform_network::identity_from_hotkey(&key)
@@ -297,6 +384,10 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
             args.validators,
             root.display()
         );
+        println!(
+            "  LocalChain (a simulation of subtensor)  {chain_url}  tempo {}, a block every {} ms",
+            args.tempo, args.chain_block_ms
+        );
         for (hotkey, api) in &apis {
             println!("  {hotkey}  {api}/api/v1/status");
         }
@@ -304,12 +395,31 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let summary = rt.block_on(watch(&args, &apis, &root))?;
+    let summary = rt.block_on(watch(&args, &apis, &root, &chain_url))?;
     drop(children);
     let ok = summary.all_identical;
     if args.json {
         output::json(&summary);
-    } else if args.blocks.is_some() {
+    } else if args.blocks.is_some() || args.epochs.is_some() {
+        for e in &summary.epochs {
+            println!(
+                "epoch {}: weights {}",
+                e.epoch,
+                if e.weights_identical {
+                    "identical on every validator"
+                } else {
+                    "DIFFER"
+                }
+            );
+            for v in &e.validators {
+                println!(
+                    "  {}  uids {:?}  weights {:?}",
+                    v.hotkey,
+                    v.uids.as_deref().unwrap_or_default(),
+                    v.weights.as_deref().unwrap_or_default()
+                );
+            }
+        }
         for v in &summary.validators {
             println!(
                 "  {}  height {}  proposal → finalization p50 {} ms, p99 {} ms",
@@ -337,9 +447,52 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
 struct NodeStatus {
     height: u64,
     view: u64,
-    peers: usize,
+    epoch: u64,
     finalization_ms_p50: u64,
     finalization_ms_p99: u64,
+    weights_submitted_epoch: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct EpochWeights {
+    submitted: Option<Submitted>,
+}
+
+/// Every validator's submission for each of `epochs` epochs.
+async fn epoch_summaries(
+    client: &reqwest::Client,
+    apis: &[(String, String)],
+    epochs: u64,
+) -> Vec<EpochSummary> {
+    let mut out = Vec::new();
+    for epoch in 0..epochs {
+        let mut validators = Vec::new();
+        let mut seen: Vec<Option<Submitted>> = Vec::new();
+        for (hotkey, api) in apis {
+            let sub = get::<EpochWeights>(client, &format!("{api}/api/v1/epochs/{epoch}/weights"))
+                .await
+                .and_then(|w| w.submitted);
+            validators.push(EpochValidator {
+                hotkey: hotkey.clone(),
+                uids: sub.as_ref().map(|s| s.uids.clone()),
+                weights: sub.as_ref().map(|s| s.weights.clone()),
+                chain_block: sub.as_ref().map(|s| s.chain_block),
+            });
+            seen.push(sub);
+        }
+        let first = seen.first().cloned().flatten();
+        let weights_identical = first.is_some()
+            && seen.iter().all(|s| {
+                s.as_ref().map(|s| (&s.uids, &s.weights))
+                    == first.as_ref().map(|f| (&f.uids, &f.weights))
+            });
+        out.push(EpochSummary {
+            epoch,
+            weights_identical,
+            validators,
+        });
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]
@@ -353,7 +506,12 @@ async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str
 
 /// Polls every validator, shows progress, and returns once `--blocks` are final everywhere
 /// (or on Ctrl-C).
-async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Result<DevnetSummary> {
+async fn watch(
+    args: &DevnetArgs,
+    apis: &[(String, String)],
+    root: &Path,
+    chain_url: &str,
+) -> Result<DevnetSummary> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()?;
@@ -364,22 +522,35 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut heights = vec![0u64; apis.len()];
+    let mut epochs = vec![0u64; apis.len()];
+    let mut submitted: Vec<Option<u64>> = vec![None; apis.len()];
     let mut latencies = vec![(0u64, 0u64); apis.len()];
+    let mut view = 0;
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {
                 heights[i] = s.height;
+                epochs[i] = s.epoch;
+                submitted[i] = s.weights_submitted_epoch;
                 latencies[i] = (s.finalization_ms_p50, s.finalization_ms_p99);
-                if i == 0 && !args.json {
-                    let line = format!(
-                        "view {:>4}  finalized heights {:?}  peers of the first validator {}",
-                        s.view, heights, s.peers
-                    );
-                    if line != last_line {
-                        println!("{line}");
-                        last_line = line;
-                    }
+                if i == 0 {
+                    view = s.view;
                 }
+            }
+        }
+        if !args.json {
+            let line = format!(
+                "epoch {:?}  view {view:>4}  finalized {heights:?}  weights submitted for epoch {}",
+                epochs,
+                submitted
+                    .iter()
+                    .map(|s| s.map_or("-".to_string(), |e| e.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
+            if line != last_line {
+                println!("{line}");
+                last_line = line;
             }
         }
         let min = heights.iter().copied().min().unwrap_or(0);
@@ -391,9 +562,19 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
         if args.blocks.is_some_and(|target| min >= target) && sim.settled(&client).await {
             break;
         }
-        if args.blocks.is_some() && start.elapsed() > Duration::from_secs(args.timeout_secs) {
+        // With --epochs, stop once every validator has submitted the last epoch's weights.
+        if let Some(n) = args.epochs
+            && n > 0
+            && submitted.iter().all(|s| s.is_some_and(|e| e + 1 >= n))
+        {
+            break;
+        }
+        if (args.blocks.is_some() || args.epochs.is_some())
+            && start.elapsed() > Duration::from_secs(args.timeout_secs)
+        {
             bail!(
-                "only {min} blocks were finalized on every validator within {} s (logs in {})",
+                "the devnet did not reach its goal within {} s: finalized heights {heights:?}, \
+                 epochs {epochs:?}, weights submitted for epochs {submitted:?} (logs in {})",
                 args.timeout_secs,
                 root.display()
             );
@@ -427,7 +608,17 @@ async fn watch(args: &DevnetArgs, apis: &[(String, String)], root: &Path) -> Res
         target > 0 && first.is_some() && validators.iter().all(|v| v.hash_at_target == first);
     let (in_blocks, evaluated) = sim.in_blocks(&client).await;
     let leaders = sim.leaders(&client).await;
+    let epoch_list = epoch_summaries(&client, apis, args.epochs.unwrap_or(0)).await;
+    let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
+    let chain_weights =
+        get::<Vec<serde_json::Value>>(&client, &format!("{chain_url}/v1/subnets/1/weights"))
+            .await
+            .unwrap_or_default();
+    let all_identical = all_identical && disagreements == 0;
     Ok(DevnetSummary {
+        epochs: epoch_list,
+        disagreements,
+        chain_weights,
         validators,
         challenges_active: sim.active,
         submissions_admitted: sim.admitted.len(),

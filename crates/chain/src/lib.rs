@@ -296,6 +296,14 @@ pub enum ChainError {
     /// The chain's own storage failed.
     #[error("chain storage: {0}")]
     Storage(String),
+    /// A block the chain has not produced.
+    #[error("block {number} does not exist yet (the chain is at block {head})")]
+    UnknownBlock {
+        /// The block asked for.
+        number: u64,
+        /// The chain's head.
+        head: u64,
+    },
 }
 
 /// What a validator needs from a chain. Implemented by [`local::LocalChainClient`] (over HTTP)
@@ -303,6 +311,8 @@ pub enum ChainError {
 pub trait Chain: Send + Sync {
     /// The latest block.
     fn head(&self) -> impl Future<Output = Result<BlockRef, ChainError>> + Send;
+    /// Block `number` of the canonical chain.
+    fn block(&self, number: u64) -> impl Future<Output = Result<BlockRef, ChainError>> + Send;
     /// A subnet's hyperparameters.
     fn hyperparameters(
         &self,

@@ -44,6 +44,12 @@ async fn conformance_set_weights<C: Chain>(chain: &C, produce: impl Fn()) {
             .iter()
             .all(|n| !n.validator_permit && n.stake == 0)
     );
+    // Blocks by number: the head's own hash, and no block beyond the head.
+    assert_eq!(chain.block(head.number).await.unwrap(), head);
+    assert!(matches!(
+        chain.block(head.number + 1000).await,
+        Err(ChainError::UnknownBlock { number, .. }) if number == head.number + 1000
+    ));
     let hyper = chain.hyperparameters(1).await.unwrap();
     assert_eq!(hyper.tempo, 20);
     let schedule = chain.epoch_schedule(1).await.unwrap();

@@ -87,5 +87,7 @@ pub mod votes;
 pub use engine::{Config, Effect, Engine, Input, Offence};
 pub use safety::{SafetyRules, SafetyState};
 pub use scheme::{BlsScheme, MacScheme, Scheme};
-pub use types::{Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind};
+pub use types::{
+    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, certificate_is_valid,
+};
 pub use validators::Validators;

@@ -69,6 +69,14 @@ impl Subject {
         }
     }
 
+    /// The epoch the subject belongs to.
+    pub fn epoch(&self) -> Epoch {
+        match self {
+            Subject::Proposal(p) => p.epoch,
+            Subject::View(e, _) => *e,
+        }
+    }
+
     /// The bytes that identify the subject inside a signed message.
     fn body(&self) -> Vec<u8> {
         match self {
@@ -135,6 +143,15 @@ pub enum Message<S> {
 }
 
 impl<S> Message<S> {
+    /// The epoch a message belongs to (`None` for fetches).
+    pub fn epoch(&self) -> Option<Epoch> {
+        match self {
+            Message::Vote(v) => Some(v.subject.epoch()),
+            Message::Certificate(c) => Some(c.subject.epoch()),
+            Message::Fetch(_) | Message::FetchView(_) => None,
+        }
+    }
+
     /// The view a message concerns (`None` for fetches).
     pub fn view(&self) -> Option<View> {
         match self {
@@ -147,3 +164,32 @@ impl<S> Message<S> {
 
 /// The largest encoded message accepted from a peer (a certificate for 65,535 validators fits).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Checks a certificate on its own, outside any engine: a quorum of `validators` (by stake)
+/// signed `kind` over its subject, and the subject fits the kind. Used by nodes that catch up
+/// on finalized blocks from peers.
+pub fn certificate_is_valid<S: crate::Scheme>(
+    netuid: NetUid,
+    validators: &crate::Validators,
+    scheme: &S,
+    cert: &Certificate<S::Signature>,
+) -> bool {
+    let kind_fits = matches!(
+        (cert.kind, &cert.subject),
+        (VoteKind::Nullify, Subject::View(..))
+            | (
+                VoteKind::Notarize | VoteKind::Finalize,
+                Subject::Proposal(_)
+            )
+    );
+    if !kind_fits || cert.signers.members().any(|i| i >= validators.len()) {
+        return false;
+    }
+    let stake = validators.stake_of(cert.signers.members());
+    validators.is_quorum(stake)
+        && scheme.verify_aggregate(
+            &cert.signers,
+            &signing_message(netuid, cert.kind, &cert.subject),
+            &cert.signature,
+        )
+}

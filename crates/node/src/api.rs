@@ -1,7 +1,7 @@
 //! The node's HTTP API (the parts built so far): `POST /api/v1/submissions`,
 //! `GET /api/v1/submissions/{id}`, `POST /api/v1/transactions` (signed transactions such as the
 //! owner's `Sudo`, with the blobs they name), `GET /api/v1/challenges`, `GET /api/v1/status`,
-//! `GET /api/v1/blocks/{height}`,
+//! `GET /api/v1/blocks/{height}`, `GET /api/v1/epochs/{n}/weights`,
 //! `/health`, `/ready`, `/metrics`.
 
 use std::sync::Arc;
@@ -60,6 +60,7 @@ pub fn router(status: SharedStatus, net: Network, dir: Arc<DataDir>, pool: Arc<P
         .route("/api/v1/challenges", get(get_challenges))
         .route("/api/v1/status", get(get_status))
         .route("/api/v1/blocks/{height}", get(get_block))
+        .route("/api/v1/epochs/{epoch}/weights", get(get_epoch_weights))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -340,6 +341,52 @@ async fn get_block(State(ctx): State<Ctx>, Path(height): Path<u64>) -> impl Into
         )
             .into_response(),
     }
+}
+
+/// `GET /api/v1/epochs/{n}/weights`.
+#[derive(serde::Serialize)]
+struct EpochWeightsView {
+    epoch: u64,
+    /// The chain block the epoch was anchored on.
+    chain_block: u64,
+    /// The weights the network finalized when the epoch closed (sum 65535).
+    uids: Vec<u16>,
+    weights: Vec<u16>,
+    /// What this validator submitted to the chain for the epoch (`null`: not yet, or a newer
+    /// epoch's weights were submitted instead).
+    submitted: Option<crate::epochs::WeightSubmission>,
+}
+
+async fn get_epoch_weights(State(ctx): State<Ctx>, Path(epoch): Path<u64>) -> impl IntoResponse {
+    let record = ctx.pool.state().epoch(platform_primitives::Epoch(epoch));
+    let Some(record) = record else {
+        return refuse(StatusCode::NOT_FOUND, format!("epoch {epoch} is unknown"));
+    };
+    let Some(weights) = record.weights else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("epoch {epoch} is not closed yet"),
+        );
+    };
+    let dir = ctx.dir.clone();
+    let submitted =
+        match tokio::task::spawn_blocking(move || crate::epochs::submission(&dir, epoch)).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot read the submission records",
+                );
+            }
+        };
+    Json(EpochWeightsView {
+        epoch,
+        chain_block: record.chain_block,
+        uids: weights.uids().iter().map(|u| u.0).collect(),
+        weights: weights.weights().to_vec(),
+        submitted,
+    })
+    .into_response()
 }
 
 /// Alive: the process answers.

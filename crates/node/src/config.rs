@@ -28,6 +28,11 @@ pub struct NodeConfig {
     /// `genesis.bin` in the data directory.
     #[serde(default)]
     pub genesis: Option<PathBuf>,
+    /// The chain the subnet lives on: a LocalChain URL (`http://127.0.0.1:9944`, from
+    /// `platform localchain`). Epochs follow its tempo and each epoch's weights are submitted
+    /// to it. Without a chain the network stays in its genesis epoch and submits nothing.
+    #[serde(default)]
+    pub chain: Option<String>,
     /// Minimum time between blocks, in milliseconds. Default 1000.
     #[serde(default = "default_block_ms")]
     pub block_interval_ms: u64,
@@ -77,6 +82,7 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             http: default_http(),
             genesis: None,
+            chain: None,
             block_interval_ms: default_block_ms(),
             view_timeout_ms: default_timeout_ms(),
             mempool_capacity: default_mempool(),

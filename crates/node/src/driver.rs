@@ -9,22 +9,26 @@
 //! Leaders may build on a block that is notarized but not yet final, so every verified block's
 //! resulting state is kept as a fork (`State::fork`) until finalization makes one canonical.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use platform_consensus::{
     BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Proposal,
-    ValidatorIndex, Validators,
+    Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
 };
-use platform_crypto::{BlsSignature, Keypair};
+use platform_crypto::{BlsSignature, Keypair, VerifiedBlsKey};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
-use platform_primitives::{Hash, Height, Hotkey, View, decode, encode};
-use platform_state::{Block, Genesis, NoModules, State, Tx};
+use platform_primitives::{Epoch, Hash, Height, Hotkey, NetUid, View, decode, encode};
+use platform_state::{
+    Block, ChallengeMeta, EpochAnchor, EpochClose, Genesis, Lifecycle, RuntimeWeights, ScoringRule,
+    State, Tx, records::EpochRecord, weights_digest,
+};
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
 
+use crate::epochs::{ChainWatch, WeightSubmitter};
 use crate::evaluator::Evaluator;
 use crate::mempool::{Mempool, Pool};
 use crate::store::{self, FinalizedBlock};
@@ -63,20 +67,115 @@ pub struct Status {
     pub finalization_ms_p50: u64,
     /// 99th percentile of the same.
     pub finalization_ms_p99: u64,
+    /// The chain block the current epoch is anchored on.
+    pub epoch_chain_block: u64,
+    /// The chain as last read (`None` without a chain).
+    pub chain: Option<crate::epochs::ChainStatus>,
+    /// The newest epoch whose weights this validator submitted to the chain.
+    pub weights_submitted_epoch: Option<u64>,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
 pub type SharedStatus = Arc<Mutex<Status>>;
 
+/// Work that comes back to the driver's loop. Engine inputs carry the generation of the engine
+/// that asked (one per epoch), so an answer never reaches the next epoch's engine.
 enum Internal {
-    Timeout(View),
-    Persisted(u64),
+    Timeout(u64, View),
+    Persisted(u64, u64),
     Build {
+        generation: u64,
         view: View,
         parent: Hash,
         height: Height,
     },
     Block(Box<Block>),
+    /// Something a waiting proposal or finalized block needed has arrived (a chain anchor, a
+    /// compiled module).
+    Retry,
+    /// Finalized blocks from a peer, for catch-up (checked before use).
+    Synced(Vec<FinalizedBlock>),
+}
+
+/// Most consensus messages of the next epoch held until this node enters it.
+const MAX_EARLY_MESSAGES: usize = 4096;
+
+/// The largest module read from the blob store for epoch weights.
+const MAX_MODULE_BYTES: u64 = 64 << 20;
+
+/// An epoch's leader-election seed: fixed by its anchor, known to every validator.
+pub fn epoch_beacon(netuid: NetUid, record: &EpochRecord) -> [u8; 32] {
+    let mut m = b"platform/v1/epoch-beacon\0".to_vec();
+    m.extend(encode(&(netuid, record.epoch, record.chain_hash)));
+    Hash::of(&m).0
+}
+
+/// One epoch's consensus: the engine and the validator set it runs with.
+struct EpochEngine {
+    engine: Engine<BlsScheme>,
+    validators: Vec<Hotkey>,
+    committee: Vec<VerifiedBlsKey>,
+    stakes: Vec<u64>,
+    me: Option<ValidatorIndex>,
+}
+
+/// Builds the engine of `state`'s current epoch, anchored on the last finalized block.
+fn epoch_engine(
+    key: &Keypair,
+    state: &State,
+    (anchor, anchor_height, anchor_view): (Hash, Height, View),
+    view_timeout: Duration,
+) -> Result<EpochEngine> {
+    let epoch = state.current_epoch();
+    let netuid = state.meta().netuid;
+    let validators: Vec<Hotkey> = epoch.validators.iter().map(|(h, _)| *h).collect();
+    let stakes: Vec<u64> = epoch.validators.iter().map(|(_, s)| *s).collect();
+    let committee = epoch
+        .validators
+        .iter()
+        .map(|(h, _)| {
+            let keys = state
+                .bound_keys(h)
+                .ok_or_else(|| anyhow!("validator {h} has no bound BLS key"))?;
+            keys.bls_key
+                .verify_possession(&keys.pop)
+                .map_err(|e| anyhow!("validator {h}'s BLS key: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let me = validators
+        .iter()
+        .position(|h| *h == key.hotkey())
+        .map(|i| i as ValidatorIndex);
+    let secret = match me {
+        Some(_) => Some(
+            key.derive_bls_key()
+                .context("the hotkey has no seed to derive its BLS key from")?,
+        ),
+        None => None,
+    };
+    let engine = Engine::new(
+        EngineConfig {
+            netuid,
+            epoch: epoch.epoch,
+            validators: Validators::new(stakes.clone()),
+            beacon: epoch_beacon(netuid, &epoch),
+            anchor,
+            anchor_height,
+            anchor_view,
+            me,
+            timeout_ms: view_timeout.as_millis() as u64,
+            max_backoff_exp: 4,
+            future_views: 64,
+        },
+        BlsScheme::new(secret, committee.clone()),
+    );
+    Ok(EpochEngine {
+        engine,
+        validators,
+        committee,
+        stakes,
+        me,
+    })
 }
 
 /// The most transactions a block carries.
@@ -119,31 +218,53 @@ pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
     ]
 }
 
+/// The chain side of a node: the watcher and the weight submitter (absent on a network without
+/// a chain, which then stays in its genesis epoch).
+pub struct ChainLink {
+    /// The watcher.
+    pub watch: Arc<ChainWatch>,
+    /// The submitter.
+    pub submitter: WeightSubmitter,
+}
+
 /// One validator's consensus over the network.
 pub struct Driver {
     key: Arc<Keypair>,
-    engine: Engine<BlsScheme>,
-    validators: Vec<Hotkey>,
+    netuid: NetUid,
+    consensus: EpochEngine,
+    /// Bumped with every new engine; answers to an older engine are dropped.
+    generation: u64,
     /// The state after the last finalized block, and the mempool.
     pool: Arc<Pool>,
     evaluator: Arc<Evaluator>,
+    /// Runs challenges' `weights` exports at epoch close, modules read from the blob store.
+    host: Arc<RuntimeWeights>,
+    chain: Option<ChainLink>,
     /// Proposal digest of the last finalized block (or the genesis hash).
     finalized_digest: Hash,
     finalized_height: u64,
+    finalized_view: View,
     /// States after verified, not yet final blocks, by proposal digest.
     forks: HashMap<Hash, (u64, State)>,
     /// Blocks by header hash.
     blocks: HashMap<Hash, Block>,
-    /// Proposals waiting for their block (or their parent's state).
+    /// Proposals waiting for their block, their parent's state, a chain anchor or a module.
     waiting: Vec<Proposal>,
     /// Finalized proposals waiting for their block.
     to_apply: VecDeque<(Proposal, Certificate<BlsSignature>)>,
     /// When we last asked peers for the block at the front of `to_apply`.
     sync_asked: Option<(u64, Instant)>,
+    /// When we last asked peers for finalized blocks because the network is in a later epoch.
+    catch_up_asked: Option<Instant>,
+    /// Consensus messages of the next epoch, held until this node enters it.
+    early: VecDeque<(Hotkey, Message<BlsSignature>)>,
+    /// Modules being fetched or compiled for an epoch close.
+    preparing: Arc<Mutex<HashSet<Hash>>>,
     last_finalized_at: Instant,
     /// Proposal-to-finalization times of recent blocks, in milliseconds.
     latencies: VecDeque<u64>,
     block_interval: Duration,
+    view_timeout: Duration,
     net: Network,
     dir: Arc<DataDir>,
     internal_tx: mpsc::Sender<Internal>,
@@ -158,9 +279,30 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The module-scored challenges whose `weights` export runs when `state`'s epoch closes.
+fn module_challenges(state: &State) -> Vec<ChallengeMeta> {
+    state
+        .challenges()
+        .into_iter()
+        .filter(|c| matches!(c.status, Lifecycle::Active | Lifecycle::Deprecated))
+        .filter(|c| matches!(c.meta.scoring, ScoringRule::Module))
+        .map(|c| c.meta)
+        .collect()
+}
+
+fn epoch_change(block: &Block) -> (Option<&EpochAnchor>, bool) {
+    let anchor = block.txs.iter().find_map(|t| match t {
+        Tx::EpochAnchor(a) => Some(a),
+        _ => None,
+    });
+    let closes = block.txs.iter().any(|t| matches!(t, Tx::EpochClose(_)));
+    (anchor, closes)
+}
+
 impl Driver {
     /// Rebuilds the state from genesis and the finalized blocks on disk, and prepares the
     /// engine for the current epoch.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         key: Keypair,
         genesis: &Genesis,
@@ -169,7 +311,12 @@ impl Driver {
         (block_interval, view_timeout): (Duration, Duration),
         status: SharedStatus,
         mempool: Mempool,
+        chain: Option<ChainLink>,
     ) -> Result<Driver> {
+        let blobs = dir.clone();
+        let host = Arc::new(RuntimeWeights::with_source(Box::new(move |h| {
+            blobs.blobs().get(h, MAX_MODULE_BYTES).ok().flatten()
+        })));
         let mut canonical =
             State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
         let mut finalized_digest = genesis.hash();
@@ -183,7 +330,7 @@ impl Driver {
                 break;
             }
             for f in batch {
-                canonical.apply_block(&f.block, &NoModules).map_err(|e| {
+                canonical.apply_block(&f.block, &*host).map_err(|e| {
                     anyhow!("replaying finalized block {}: {e:?}", f.proposal.height.0)
                 })?;
                 finalized_digest = f.proposal.digest();
@@ -191,54 +338,19 @@ impl Driver {
                 finalized_view = f.proposal.view;
             }
         }
-        let epoch = canonical.current_epoch();
-        let validators: Vec<Hotkey> = epoch.validators.iter().map(|(h, _)| *h).collect();
-        let stakes: Vec<u64> = epoch.validators.iter().map(|(_, s)| *s).collect();
-        let committee = epoch
-            .validators
-            .iter()
-            .map(|(h, _)| {
-                let keys = canonical
-                    .bound_keys(h)
-                    .ok_or_else(|| anyhow!("validator {h} has no bound BLS key"))?;
-                keys.bls_key
-                    .verify_possession(&keys.pop)
-                    .map_err(|e| anyhow!("validator {h}'s BLS key: {e}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let me = validators
-            .iter()
-            .position(|h| *h == key.hotkey())
-            .map(|i| i as ValidatorIndex);
-        let secret = match me {
-            Some(_) => Some(
-                key.derive_bls_key()
-                    .context("the hotkey has no seed to derive its BLS key from")?,
-            ),
-            None => None,
-        };
+        let consensus = epoch_engine(
+            &key,
+            &canonical,
+            (finalized_digest, Height(finalized_height), finalized_view),
+            view_timeout,
+        )?;
         let netuid = genesis.netuid;
-        let engine = Engine::new(
-            EngineConfig {
-                netuid,
-                epoch: epoch.epoch,
-                validators: Validators::new(stakes),
-                beacon: genesis.hash().0,
-                anchor: finalized_digest,
-                anchor_height: Height(finalized_height),
-                anchor_view: finalized_view,
-                me,
-                timeout_ms: view_timeout.as_millis() as u64,
-                max_backoff_exp: 4,
-                future_views: 64,
-            },
-            BlsScheme::new(secret, committee),
-        );
+        let epoch = canonical.current_epoch();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
         let pool = Arc::new(Pool::new(canonical, mempool));
         let evaluator = Arc::new(Evaluator::new(
             key.hotkey(),
-            me.and_then(|_| key.derive_bls_key()),
+            consensus.me.and_then(|_| key.derive_bls_key()),
             netuid,
             net.clone(),
             pool.clone(),
@@ -252,34 +364,52 @@ impl Driver {
             let mut s = status.lock().expect("status lock poisoned");
             s.netuid = netuid.0;
             s.hotkey = key.hotkey().to_ss58();
-            s.validator = me.is_some();
+            s.validator = consensus.me.is_some();
             s.height = finalized_height;
             s.block_hash = last_block.to_hex();
             s.state_root = root.to_hex();
             s.epoch = epoch.epoch.0;
+            s.epoch_chain_block = epoch.chain_block;
+            s.weights_submitted_epoch = crate::epochs::last_submission(&dir)?.map(|w| w.epoch);
         }
         Ok(Driver {
             key: Arc::new(key),
-            engine,
-            validators,
+            netuid,
+            consensus,
+            generation: 0,
             evaluator,
             pool,
+            host,
+            chain,
             finalized_digest,
             finalized_height,
+            finalized_view,
             forks: HashMap::new(),
             blocks: HashMap::new(),
             waiting: Vec::new(),
             to_apply: VecDeque::new(),
             sync_asked: None,
+            catch_up_asked: None,
+            early: VecDeque::new(),
+            preparing: Arc::new(Mutex::new(HashSet::new())),
             last_finalized_at: Instant::now(),
             latencies: VecDeque::new(),
             block_interval,
+            view_timeout,
             net,
             dir,
             internal_tx,
             internal_rx,
             status,
         })
+    }
+
+    fn engine(&mut self) -> &mut Engine<BlsScheme> {
+        &mut self.consensus.engine
+    }
+
+    fn epoch(&self) -> Epoch {
+        self.consensus.engine.config().epoch
     }
 
     /// The network membership of the current validator set.
@@ -300,6 +430,34 @@ impl Driver {
         self.pool.clone()
     }
 
+    /// Starts the current engine from the WAL and the journaled certificates of its epoch. A
+    /// WAL written in an earlier epoch keeps its view (views keep rising across epochs) but not
+    /// its proposals, which belong to the old engine.
+    async fn start_engine(&mut self) -> Result<Vec<Effect<BlsSignature>>> {
+        let dir = self.dir.clone();
+        let (mut safety, certificates) = tokio::task::spawn_blocking(move || {
+            let safety = store::load_wal(dir.db())?;
+            let certs = store::journaled_certificates(dir.db(), 0)?;
+            Ok::<_, platform_storage::DbError>((safety, certs))
+        })
+        .await??;
+        let epoch = self.epoch();
+        if safety.notarized.is_some_and(|p| p.epoch != epoch) {
+            safety.notarized = None;
+        }
+        if safety.finalized.is_some_and(|p| p.epoch != epoch) {
+            safety.finalized = None;
+        }
+        let certificates = certificates
+            .into_iter()
+            .filter(|c| c.subject.epoch() == epoch)
+            .collect();
+        Ok(self.engine().handle(Input::Start {
+            safety,
+            certificates,
+        }))
+    }
+
     /// Runs until the network's event stream ends or `stop` resolves.
     pub async fn run(
         mut self,
@@ -310,17 +468,21 @@ impl Driver {
         for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
             self.net.set_round(topic, self.finalized_height).await?;
         }
-        let dir = self.dir.clone();
-        let (safety, certificates) = tokio::task::spawn_blocking(move || {
-            let safety = store::load_wal(dir.db())?;
-            let certs = store::journaled_certificates(dir.db(), 0)?;
-            Ok::<_, platform_storage::DbError>((safety, certs))
-        })
-        .await??;
-        let effects = self.engine.handle(Input::Start {
-            safety,
-            certificates,
-        });
+        if let Some(link) = &self.chain {
+            let (tx, mut rx) = mpsc::channel(4);
+            tokio::spawn(link.watch.clone().run(Duration::from_millis(250), tx));
+            let internal = self.internal_tx.clone();
+            tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    if internal.send(Internal::Retry).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            // A restart after an epoch closed but before its weights reached the chain.
+            self.submit_latest_weights();
+        }
+        let effects = self.start_engine().await?;
         self.perform(effects).await?;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tokio::pin!(stop);
@@ -342,11 +504,19 @@ impl Driver {
 
     async fn refresh_status(&mut self) {
         let net = self.net.status().await.ok();
-        let view = self.engine.view();
-        let leader = self.validators[self.engine.leader(view) as usize].to_ss58();
+        let view = self.consensus.engine.view();
+        let leader =
+            self.consensus.validators[self.consensus.engine.leader(view) as usize].to_ss58();
+        let chain = self.chain.as_ref().map(|c| c.watch.status());
+        let submitted = crate::epochs::last_submission(&self.dir)
+            .ok()
+            .flatten()
+            .map(|w| w.epoch);
         let mut s = self.status.lock().expect("status lock poisoned");
         s.view = view.0;
         s.leader = leader;
+        s.chain = chain;
+        s.weights_submitted_epoch = submitted;
         if let Some(n) = net {
             s.peers = n.connected_peers;
             s.partitioned = n.partitioned;
@@ -364,15 +534,37 @@ impl Driver {
         };
         match topic {
             Topic::Consensus => {
-                let Some(from) = self.validators.iter().position(|h| *h == envelope.author) else {
-                    return Ok(());
-                };
                 let message: Message<BlsSignature> = decode(
                     "consensus message",
                     &envelope.payload,
                     platform_consensus::types::MAX_MESSAGE_BYTES,
                 )?;
-                let effects = self.engine.handle(Input::Message {
+                let epoch = self.epoch();
+                match message.epoch() {
+                    Some(e) if e > epoch => {
+                        // The network has moved on: hold next-epoch messages for when we
+                        // get there, and fetch the blocks that take us there.
+                        if e.0 == epoch.0 + 1 {
+                            if self.early.len() == MAX_EARLY_MESSAGES {
+                                self.early.pop_front();
+                            }
+                            self.early.push_back((envelope.author, message));
+                        }
+                        self.catch_up();
+                        return Ok(());
+                    }
+                    Some(e) if e < epoch => return Ok(()),
+                    _ => {}
+                }
+                let Some(from) = self
+                    .consensus
+                    .validators
+                    .iter()
+                    .position(|h| *h == envelope.author)
+                else {
+                    return Ok(());
+                };
+                let effects = self.engine().handle(Input::Message {
                     from: from as ValidatorIndex,
                     message,
                 });
@@ -421,22 +613,32 @@ impl Driver {
     }
 
     async fn on_internal(&mut self, i: Internal) -> Result<()> {
+        let generation = self.generation;
         let effects = match i {
-            Internal::Timeout(v) => self.engine.handle(Input::Timeout(v)),
-            Internal::Persisted(t) => self.engine.handle(Input::Persisted(t)),
+            Internal::Timeout(g, v) if g == generation => self.engine().handle(Input::Timeout(v)),
+            Internal::Persisted(g, t) if g == generation => {
+                self.engine().handle(Input::Persisted(t))
+            }
             Internal::Build {
+                generation: g,
                 view,
                 parent,
                 height,
-            } => match self.build(view, parent, height).await? {
-                Some(payload) => self.engine.handle(Input::ProposalReady { view, payload }),
+            } if g == generation => match self.build(view, parent, height).await? {
+                Some(payload) => self.engine().handle(Input::ProposalReady { view, payload }),
                 None => Vec::new(),
             },
+            Internal::Timeout(..) | Internal::Persisted(..) | Internal::Build { .. } => Vec::new(),
             Internal::Block(block) => {
                 self.blocks.insert(block.header.hash(), *block);
                 self.apply_finalized().await?;
                 self.retry_waiting()
             }
+            Internal::Retry => {
+                self.apply_finalized().await?;
+                self.retry_waiting()
+            }
+            Internal::Synced(blocks) => self.apply_synced(blocks).await?,
         };
         self.perform(effects).await
     }
@@ -451,13 +653,118 @@ impl Driver {
         }
     }
 
+    /// Whether every module `state`'s epoch close runs is compiled. If not, fetches and
+    /// compiles the missing ones off the async workers and answers with [`Internal::Retry`].
+    fn modules_ready(&self, state: &State) -> bool {
+        let missing: Vec<ChallengeMeta> = module_challenges(state)
+            .into_iter()
+            .filter(|m| !self.host.is_loaded(m))
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        for meta in missing {
+            if !self
+                .preparing
+                .lock()
+                .expect("preparing lock poisoned")
+                .insert(meta.wasm_hash)
+            {
+                continue;
+            }
+            let (net, host, dir) = (self.net.clone(), self.host.clone(), self.dir.clone());
+            let (tx, preparing) = (self.internal_tx.clone(), self.preparing.clone());
+            tokio::spawn(async move {
+                let hash = meta.wasm_hash;
+                if !dir.blobs().contains(&hash) {
+                    match net.fetch_blob_from(hash, None).await {
+                        Ok(bytes) => {
+                            let d = dir.clone();
+                            let stored =
+                                tokio::task::spawn_blocking(move || d.blobs().put(&bytes)).await;
+                            if !matches!(stored, Ok(Ok(_))) {
+                                tracing::warn!("storing module {hash} failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!("fetching module {hash} for the epoch close: {e}"),
+                    }
+                }
+                let loaded = tokio::task::spawn_blocking(move || host.preload(&meta))
+                    .await
+                    .unwrap_or(false);
+                if !loaded {
+                    tracing::warn!("module {hash} cannot be loaded yet; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                preparing
+                    .lock()
+                    .expect("preparing lock poisoned")
+                    .remove(&hash);
+                let _ = tx.send(Internal::Retry).await;
+            });
+        }
+        false
+    }
+
+    /// Applies `block` to `state`; a block that closes an epoch runs modules' `weights`
+    /// exports, so it runs as blocking work.
+    fn apply(&self, state: &mut State, block: &Block) -> Result<(), platform_state::BlockError> {
+        let (_, closes) = epoch_change(block);
+        if closes {
+            let host = self.host.clone();
+            tokio::task::block_in_place(|| state.apply_block(block, &*host).map(|_| ()))
+        } else {
+            state.apply_block(block, &*self.host).map(|_| ())
+        }
+    }
+
+    /// The transactions that end the epoch on top of `fork`, if the chain has started a new
+    /// epoch since it was anchored and every module the close runs is ready.
+    fn epoch_transactions(&self, fork: &State) -> Option<Vec<Tx>> {
+        let link = self.chain.as_ref()?;
+        let (chain_block, anchor) = link.watch.latest()?;
+        let current = fork.current_epoch();
+        if chain_block <= current.chain_block || !self.modules_ready(fork) {
+            return None;
+        }
+        let host = self.host.clone();
+        let weights = match tokio::task::block_in_place(|| fork.compute_weights(&*host)) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(epoch = current.epoch.0, "cannot close the epoch yet: {e}");
+                return None;
+            }
+        };
+        Some(vec![
+            Tx::EpochAnchor(EpochAnchor {
+                epoch: Epoch(current.epoch.0 + 1),
+                chain_block,
+                chain_hash: anchor.hash,
+                metagraph: anchor.metagraph,
+            }),
+            Tx::EpochClose(EpochClose {
+                epoch: current.epoch,
+                weights_digest: weights_digest(&weights),
+            }),
+        ])
+    }
+
     async fn build(&mut self, view: View, parent: Hash, height: Height) -> Result<Option<Hash>> {
         let Some(mut fork) = self.state_after(&parent) else {
             tracing::warn!(view = view.0, "cannot build: the parent's state is unknown");
             return Ok(None);
         };
-        let candidates = self.pool.mempool().candidates(MAX_BLOCK_TXS);
-        let (block, outcomes) = fork.build_block(&self.key, view, now_ms(), candidates, &NoModules);
+        if fork.meta().epoch != self.epoch() {
+            // The parent closed this epoch: the next block belongs to the next engine.
+            return Ok(None);
+        }
+        // A block that ends the epoch carries only the anchor and the close.
+        let ends_epoch = self.epoch_transactions(&fork);
+        let closing = ends_epoch.is_some();
+        let candidates =
+            ends_epoch.unwrap_or_else(|| self.pool.mempool().candidates(MAX_BLOCK_TXS));
+        let host = self.host.clone();
+        let (block, outcomes) = fork.build_block(&self.key, view, now_ms(), candidates, &*host);
         // Transactions the state refuses now (a nonce used meanwhile, a challenge retired)
         // leave the mempool with the reason.
         let refused: Vec<Hash> = outcomes
@@ -469,6 +776,9 @@ impl Driver {
                 })
             })
             .collect();
+        if closing && !refused.is_empty() {
+            return Err(anyhow!("our own epoch close was refused: {outcomes:?}"));
+        }
         self.pool.mempool().remove(refused);
         if block.header.height != height {
             return Err(anyhow!(
@@ -477,11 +787,11 @@ impl Driver {
                 block.header.height.0
             ));
         }
-        fork.apply_block(&block, &NoModules)
+        self.apply(&mut fork, &block)
             .map_err(|e| anyhow!("our own block does not apply: {e:?}"))?;
         let header = block.header.hash();
         let proposal = Proposal {
-            epoch: self.engine.config().epoch,
+            epoch: self.epoch(),
             view,
             height,
             parent,
@@ -497,6 +807,9 @@ impl Driver {
         {
             tracing::warn!("announcing block {header}: {e}");
         }
+        if closing {
+            tracing::info!(height = height.0, "proposed the epoch's close");
+        }
         Ok(Some(header))
     }
 
@@ -504,15 +817,39 @@ impl Driver {
     fn verify(&mut self, p: &Proposal) -> Option<bool> {
         let block = self.blocks.get(&p.payload)?;
         let mut fork = self.state_after(&p.parent)?;
-        let leader = self.validators[self.engine.leader(p.view) as usize];
+        let leader = self.consensus.validators[self.consensus.engine.leader(p.view) as usize];
         if block.header.height != p.height
             || block.header.view != p.view
             || block.header.proposer != leader
+            || fork.meta().epoch != p.epoch
         {
             return Some(false);
         }
-        match fork.apply_block(block, &NoModules) {
-            Ok(_) => {
+        let (anchor, closes) = epoch_change(block);
+        if let Some(a) = anchor {
+            // An anchor must match what our own chain client says about that block.
+            let Some(link) = &self.chain else {
+                tracing::warn!("refusing an epoch anchor: this node has no chain configured");
+                return Some(false);
+            };
+            match link.watch.check(a) {
+                None => return None,
+                Some(false) => {
+                    tracing::warn!(
+                        chain_block = a.chain_block,
+                        "refusing an epoch anchor the chain does not confirm"
+                    );
+                    return Some(false);
+                }
+                Some(true) => {}
+            }
+        }
+        if closes && !self.modules_ready(&fork) {
+            return None;
+        }
+        let block = block.clone();
+        match self.apply(&mut fork, &block) {
+            Ok(()) => {
                 self.forks.insert(p.digest(), (p.height.0, fork));
                 Some(true)
             }
@@ -527,8 +864,11 @@ impl Driver {
         let mut effects = Vec::new();
         let waiting = std::mem::take(&mut self.waiting);
         for p in waiting {
+            if p.epoch != self.epoch() {
+                continue;
+            }
             match self.verify(&p) {
-                Some(valid) => effects.extend(self.engine.handle(Input::Verified {
+                Some(valid) => effects.extend(self.engine().handle(Input::Verified {
                     digest: p.digest(),
                     valid,
                 })),
@@ -568,12 +908,7 @@ impl Driver {
         tokio::spawn(async move {
             let check = |from: u64, blocks: &[Vec<u8>]| -> Result<(), &'static str> {
                 for (i, bytes) in blocks.iter().enumerate() {
-                    let f: FinalizedBlock = decode(
-                        "finalized block",
-                        bytes,
-                        platform_state::MAX_BLOCK_BYTES + 65536,
-                    )
-                    .map_err(|_| "malformed_block")?;
+                    let f = decode_finalized(bytes).ok_or("malformed_block")?;
                     let h = from + i as u64;
                     if f.proposal.height.0 != h
                         || wanted.get(&h).is_some_and(|p| *p != f.block.header.hash())
@@ -585,15 +920,8 @@ impl Driver {
             };
             match net.sync_blocks(height, last, check).await {
                 Ok(blocks) => {
-                    for bytes in blocks {
-                        if let Ok(f) = decode::<FinalizedBlock>(
-                            "finalized block",
-                            &bytes,
-                            platform_state::MAX_BLOCK_BYTES + 65536,
-                        ) && wanted.contains_key(&f.proposal.height.0)
-                        {
-                            let _ = tx.send(Internal::Block(Box::new(f.block))).await;
-                        }
+                    for f in blocks.iter().filter_map(|b| decode_finalized(b)) {
+                        let _ = tx.send(Internal::Block(Box::new(f.block))).await;
                     }
                 }
                 Err(e) => tracing::debug!("syncing blocks {height}..={last}: {e}"),
@@ -601,20 +929,140 @@ impl Driver {
         });
     }
 
-    /// Applies finalized blocks in order while their blocks are at hand.
+    /// The network is in a later epoch than this node (it was down or cut off when the epoch
+    /// closed): fetch finalized blocks from the last one we hold. Each is checked against the
+    /// validator set of its own epoch before it is applied ([`Driver::apply_synced`]).
+    fn catch_up(&mut self) {
+        if self
+            .catch_up_asked
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(2))
+        {
+            return;
+        }
+        self.catch_up_asked = Some(Instant::now());
+        let from = self.finalized_height + 1;
+        let parent = self.finalized_digest;
+        let net = self.net.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            // Linkage only here; certificates are checked by the driver, epoch by epoch.
+            let check = |from: u64, blocks: &[Vec<u8>]| -> Result<(), &'static str> {
+                let mut prev = parent;
+                for (i, bytes) in blocks.iter().enumerate() {
+                    let f = decode_finalized(bytes).ok_or("malformed_block")?;
+                    if f.proposal.height.0 != from + i as u64
+                        || f.proposal.parent != prev
+                        || f.block.header.hash() != f.proposal.payload
+                    {
+                        return Err("wrong_block");
+                    }
+                    prev = f.proposal.digest();
+                }
+                Ok(())
+            };
+            let to = from + platform_network::wire::MAX_SYNC_BLOCKS - 1;
+            match net.sync_blocks(from, to, check).await {
+                Ok(blocks) => {
+                    let blocks = blocks.iter().filter_map(|b| decode_finalized(b)).collect();
+                    let _ = tx.send(Internal::Synced(blocks)).await;
+                }
+                Err(e) => tracing::debug!("catching up from block {from}: {e}"),
+            }
+        });
+    }
+
+    /// Applies finalized blocks fetched from a peer, in order, each after checking that it
+    /// extends our chain and that a quorum of its epoch's validators finalized it (its own
+    /// certificate, or a later block's in the same batch that descends from it). Crossing an
+    /// epoch close switches to the next epoch's validator set before the next block is checked.
+    async fn apply_synced(
+        &mut self,
+        blocks: Vec<FinalizedBlock>,
+    ) -> Result<Vec<Effect<BlsSignature>>> {
+        let mut effects = Vec::new();
+        let digests: Vec<Hash> = blocks.iter().map(|f| f.proposal.digest()).collect();
+        for (i, f) in blocks.iter().enumerate() {
+            if f.proposal.height.0 <= self.finalized_height {
+                continue;
+            }
+            if f.proposal.height.0 != self.finalized_height + 1
+                || f.proposal.parent != self.finalized_digest
+                || f.block.header.hash() != f.proposal.payload
+                || f.proposal.epoch != self.epoch()
+            {
+                break;
+            }
+            let head_ok = match &f.certificate.subject {
+                Subject::Proposal(head) => {
+                    f.certificate.kind == VoteKind::Finalize
+                        && head.epoch == f.proposal.epoch
+                        && digests[i..].contains(&head.digest())
+                }
+                Subject::View(..) => false,
+            };
+            let quorum = certificate_is_valid(
+                self.netuid,
+                &Validators::new(self.consensus.stakes.clone()),
+                &BlsScheme::new(None, self.consensus.committee.clone()),
+                &f.certificate,
+            );
+            if !head_ok || !quorum {
+                tracing::warn!(
+                    height = f.proposal.height.0,
+                    "a peer's finalized block has no valid finalization; ignoring the rest"
+                );
+                break;
+            }
+            self.blocks.insert(f.proposal.payload, f.block.clone());
+            if self
+                .to_apply
+                .front()
+                .is_none_or(|(p, _)| p.height != f.proposal.height)
+            {
+                self.to_apply
+                    .push_front((f.proposal, f.certificate.clone()));
+            }
+            self.apply_finalized().await?;
+            if self.finalized_height != f.proposal.height.0 {
+                break; // waiting for a module; the next catch-up resumes here
+            }
+            effects.extend(self.switch_epoch_if_closed().await?);
+        }
+        Ok(effects)
+    }
+
+    /// Applies finalized blocks in order while their blocks are at hand; stops after a block
+    /// that closes the epoch (the next engine takes over from there).
     async fn apply_finalized(&mut self) -> Result<()> {
         while let Some((proposal, certificate)) = self.to_apply.front().cloned() {
+            if proposal.height.0 <= self.finalized_height {
+                self.to_apply.pop_front();
+                continue;
+            }
+            if self.pool.state().meta().epoch != self.epoch() {
+                break;
+            }
             let Some(block) = self.blocks.get(&proposal.payload).cloned() else {
                 break;
             };
-            self.to_apply.pop_front();
             let digest = proposal.digest();
+            let fork = self.forks.remove(&digest);
+            if fork.is_none() && epoch_change(&block).1 {
+                let ready = {
+                    let state = self.pool.state();
+                    self.modules_ready(&state)
+                };
+                if !ready {
+                    break;
+                }
+            }
+            self.to_apply.pop_front();
             let (block_hash, root) = {
                 let mut canonical = self.pool.state();
-                match self.forks.remove(&digest) {
+                match fork {
                     Some((_, state)) => *canonical = state,
                     None => {
-                        canonical.apply_block(&block, &NoModules).map_err(|e| {
+                        self.apply(&mut canonical, &block).map_err(|e| {
                             anyhow!(
                                 "finalized block {} does not apply: {e:?}",
                                 proposal.height.0
@@ -637,6 +1085,7 @@ impl Driver {
             }
             self.finalized_digest = digest;
             self.finalized_height = proposal.height.0;
+            self.finalized_view = proposal.view;
             self.last_finalized_at = Instant::now();
             let height = self.finalized_height;
             self.forks.retain(|_, (h, _)| *h > height);
@@ -650,6 +1099,7 @@ impl Driver {
             sorted.sort_unstable();
             let pct = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
             let (p50, p99) = (pct(50), pct(99));
+            let closes = epoch_change(&block).1;
             let record = FinalizedBlock {
                 proposal,
                 block,
@@ -673,109 +1123,214 @@ impl Driver {
             s.finalization_ms_p99 = p99;
             drop(s);
             tracing::info!(height, latency_ms = latency, "finalized");
-        }
-        Ok(())
-    }
-
-    async fn perform(&mut self, effects: Vec<Effect<BlsSignature>>) -> Result<()> {
-        let mut queue: VecDeque<Effect<BlsSignature>> = effects.into();
-        while let Some(effect) = queue.pop_front() {
-            match effect {
-                Effect::Broadcast(message) | Effect::Send { message, .. } => {
-                    let round = message.view().map_or(self.engine.view().0, |v| v.0);
-                    if let Err(e) = self
-                        .net
-                        .publish(Topic::Consensus, round, encode(&message))
-                        .await
-                    {
-                        tracing::debug!("broadcast: {e}");
-                    }
-                }
-                Effect::Persist { state, token } => {
-                    let dir = self.dir.clone();
-                    let tx = self.internal_tx.clone();
-                    tokio::spawn(async move {
-                        let saved =
-                            tokio::task::spawn_blocking(move || store::save_wal(dir.db(), &state))
-                                .await;
-                        match saved {
-                            Ok(Ok(())) => {
-                                let _ = tx.send(Internal::Persisted(token)).await;
-                            }
-                            // Without a durable WAL the vote is never released.
-                            Ok(Err(e)) => tracing::error!("consensus WAL write failed: {e}"),
-                            Err(e) => tracing::error!("consensus WAL write failed: {e}"),
-                        }
-                    });
-                }
-                Effect::Timeout { view, after_ms } => {
-                    let tx = self.internal_tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                        let _ = tx.send(Internal::Timeout(view)).await;
-                    });
-                }
-                Effect::Propose {
-                    view,
-                    parent,
-                    height,
-                } => {
-                    let wait = self
-                        .block_interval
-                        .saturating_sub(self.last_finalized_at.elapsed());
-                    let tx = self.internal_tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        let _ = tx
-                            .send(Internal::Build {
-                                view,
-                                parent,
-                                height,
-                            })
-                            .await;
-                    });
-                }
-                Effect::Verify(p) => match self.verify(&p) {
-                    Some(valid) => queue.extend(self.engine.handle(Input::Verified {
-                        digest: p.digest(),
-                        valid,
-                    })),
-                    None => self.waiting.push(p),
-                },
-                Effect::Finalized {
-                    proposal,
-                    certificate,
-                } => {
-                    self.to_apply.push_back((proposal, certificate));
-                    self.apply_finalized().await?;
-                    queue.extend(self.retry_waiting());
-                    self.sync_missing();
-                }
-                Effect::EnteredView(v) => {
-                    self.net.set_round(Topic::Consensus, v.0).await?;
-                }
-                Effect::Certified(c) => {
-                    let dir = self.dir.clone();
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = store::journal_certificate(dir.db(), &c) {
-                            tracing::warn!("journaling a certificate: {e}");
-                        }
-                    });
-                }
-                Effect::Penalize { peer, offence } => {
-                    tracing::warn!(
-                        validator = %self.validators[peer as usize],
-                        "consensus offence: {offence:?}"
-                    );
-                }
-                Effect::Evidence { first, .. } => {
-                    tracing::warn!(
-                        validator = %self.validators[first.signer as usize],
-                        "equivocation observed"
-                    );
-                }
+            if closes {
+                break;
             }
         }
         Ok(())
     }
+
+    /// Queues the newest closed epoch's weights for the chain.
+    fn submit_latest_weights(&self) {
+        let Some(link) = &self.chain else {
+            return;
+        };
+        let state = self.pool.state();
+        let current = state.meta().epoch;
+        let Some(closed) = current.0.checked_sub(1).map(Epoch) else {
+            return;
+        };
+        if let Some(weights) = state.epoch(closed).and_then(|r| r.weights) {
+            link.submitter.submit(closed, weights);
+        }
+    }
+
+    /// After the block that closes an epoch is final: the next epoch's engine, anchored on
+    /// that block, with the next validator set; the closed epoch's weights go to the chain.
+    async fn switch_epoch_if_closed(&mut self) -> Result<Vec<Effect<BlsSignature>>> {
+        let (epoch, record) = {
+            let state = self.pool.state();
+            (state.meta().epoch, state.current_epoch())
+        };
+        if epoch == self.epoch() {
+            return Ok(Vec::new());
+        }
+        let previous = self.epoch();
+        self.consensus = {
+            let state = self.pool.state();
+            epoch_engine(
+                &self.key,
+                &state,
+                (
+                    self.finalized_digest,
+                    Height(self.finalized_height),
+                    self.finalized_view,
+                ),
+                self.view_timeout,
+            )?
+        };
+        self.generation += 1;
+        self.forks.clear();
+        self.waiting.clear();
+        tracing::info!(
+            closed = previous.0,
+            epoch = epoch.0,
+            chain_block = record.chain_block,
+            validators = self.consensus.validators.len(),
+            "entered a new epoch"
+        );
+        self.submit_latest_weights();
+        self.net.set_membership(self.membership()).await?;
+        {
+            let mut s = self.status.lock().expect("status lock poisoned");
+            s.epoch = epoch.0;
+            s.epoch_chain_block = record.chain_block;
+            s.validator = self.consensus.me.is_some();
+        }
+        let mut effects = self.start_engine().await?;
+        for (author, message) in std::mem::take(&mut self.early) {
+            if message.epoch() != Some(epoch) {
+                continue;
+            }
+            if let Some(from) = self.consensus.validators.iter().position(|h| *h == author) {
+                effects.extend(self.engine().handle(Input::Message {
+                    from: from as ValidatorIndex,
+                    message,
+                }));
+            }
+        }
+        Ok(effects)
+    }
+
+    async fn perform(&mut self, effects: Vec<Effect<BlsSignature>>) -> Result<()> {
+        let mut queue: VecDeque<Effect<BlsSignature>> = effects.into();
+        loop {
+            while let Some(effect) = queue.pop_front() {
+                self.perform_one(effect, &mut queue).await?;
+            }
+            // An epoch closed: the next engine starts, and blocks it finalizes may follow.
+            let next = self.switch_epoch_if_closed().await?;
+            if next.is_empty() {
+                return Ok(());
+            }
+            queue.extend(next);
+            self.apply_finalized().await?;
+        }
+    }
+
+    async fn perform_one(
+        &mut self,
+        effect: Effect<BlsSignature>,
+        queue: &mut VecDeque<Effect<BlsSignature>>,
+    ) -> Result<()> {
+        let generation = self.generation;
+        match effect {
+            Effect::Broadcast(message) | Effect::Send { message, .. } => {
+                let round = message
+                    .view()
+                    .map_or(self.consensus.engine.view().0, |v| v.0);
+                if let Err(e) = self
+                    .net
+                    .publish(Topic::Consensus, round, encode(&message))
+                    .await
+                {
+                    tracing::debug!("broadcast: {e}");
+                }
+            }
+            Effect::Persist { state, token } => {
+                let dir = self.dir.clone();
+                let tx = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    let saved =
+                        tokio::task::spawn_blocking(move || store::save_wal(dir.db(), &state))
+                            .await;
+                    match saved {
+                        Ok(Ok(())) => {
+                            let _ = tx.send(Internal::Persisted(generation, token)).await;
+                        }
+                        // Without a durable WAL the vote is never released.
+                        Ok(Err(e)) => tracing::error!("consensus WAL write failed: {e}"),
+                        Err(e) => tracing::error!("consensus WAL write failed: {e}"),
+                    }
+                });
+            }
+            Effect::Timeout { view, after_ms } => {
+                let tx = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    let _ = tx.send(Internal::Timeout(generation, view)).await;
+                });
+            }
+            Effect::Propose {
+                view,
+                parent,
+                height,
+            } => {
+                let wait = self
+                    .block_interval
+                    .saturating_sub(self.last_finalized_at.elapsed());
+                let tx = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tx
+                        .send(Internal::Build {
+                            generation,
+                            view,
+                            parent,
+                            height,
+                        })
+                        .await;
+                });
+            }
+            Effect::Verify(p) => match self.verify(&p) {
+                Some(valid) => queue.extend(self.engine().handle(Input::Verified {
+                    digest: p.digest(),
+                    valid,
+                })),
+                None => self.waiting.push(p),
+            },
+            Effect::Finalized {
+                proposal,
+                certificate,
+            } => {
+                self.to_apply.push_back((proposal, certificate));
+                self.apply_finalized().await?;
+                queue.extend(self.retry_waiting());
+                self.sync_missing();
+            }
+            Effect::EnteredView(v) => {
+                self.net.set_round(Topic::Consensus, v.0).await?;
+            }
+            Effect::Certified(c) => {
+                let dir = self.dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store::journal_certificate(dir.db(), &c) {
+                        tracing::warn!("journaling a certificate: {e}");
+                    }
+                });
+            }
+            Effect::Penalize { peer, offence } => {
+                tracing::warn!(
+                    validator = %self.consensus.validators[peer as usize],
+                    "consensus offence: {offence:?}"
+                );
+            }
+            Effect::Evidence { first, .. } => {
+                tracing::warn!(
+                    validator = %self.consensus.validators[first.signer as usize],
+                    "equivocation observed"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode_finalized(bytes: &[u8]) -> Option<FinalizedBlock> {
+    decode(
+        "finalized block",
+        bytes,
+        platform_state::MAX_BLOCK_BYTES + 65536,
+    )
+    .ok()
 }

@@ -56,7 +56,7 @@ pub fn dev(validators: usize, timestamp_ms: u64, block_ms: u64) -> Result<Genesi
             uris.len()
         );
     }
-    let chain = chain_genesis::dev();
+    let chain = chain_genesis::dev_network(validators, chain_genesis::dev_hyperparameters().tempo);
     let netuid = NetUid(chain.netuid);
     let metagraph: Vec<Neuron> = chain
         .neurons
@@ -68,7 +68,7 @@ pub fn dev(validators: usize, timestamp_ms: u64, block_ms: u64) -> Result<Genesi
             coldkey: n.coldkey.unwrap_or(n.hotkey).0,
             stake: n.stake,
             // Validators beyond the requested number keep their stake but not their permit.
-            validator_permit: n.validator_permit && i < validators,
+            validator_permit: n.validator_permit,
         })
         .collect();
     let bindings = uris[..validators]

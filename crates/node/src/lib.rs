@@ -4,12 +4,15 @@
 //! (`platform-network`), orders blocks with the consensus engine (`platform-consensus`, BLS
 //! certificates, WAL persisted before every vote), executes them with the replicated state
 //! machine (`platform-state`), persists finalized blocks, serves them to peers that sync, and
-//! reports its status over HTTP. Not built yet: the mempool and miners' submissions, the
-//! evaluator, epoch anchoring and closing, weight submission, snapshots and catch-up.
+//! reports its status over HTTP; takes miners' submissions into a bounded mempool; evaluates
+//! them in committees (`evaluator`); anchors epochs on the chain's tempo, closes them and
+//! submits each epoch's weights to the chain (`epochs`); catches up after a restart from
+//! peers' certified blocks. Not built yet: snapshots (catch-up replays blocks from genesis).
 
 pub mod api;
 pub mod config;
 pub mod driver;
+pub mod epochs;
 pub mod evaluator;
 pub mod genesis;
 pub mod mempool;
@@ -101,6 +104,31 @@ pub async fn run(
     .await?;
     tracing::info!(%hotkey, addr = %net.addr(), "network up");
 
+    let chain = match &cfg.chain {
+        Some(url) => {
+            let client = epochs::connect(url)?;
+            let watch = Arc::new(epochs::ChainWatch::new(genesis.netuid.0, client));
+            // Fail early on a chain that does not know the subnet.
+            watch
+                .poll()
+                .await
+                .with_context(|| format!("reading subnet {} from chain {url}", genesis.netuid.0))?;
+            let submitter = epochs::WeightSubmitter::start(
+                Arc::new(Keypair::from_seed(
+                    key.seed().context("the hotkey has no seed")?,
+                )),
+                watch.clone(),
+                dir.clone(),
+                genesis.netuid.0,
+            )?;
+            tracing::info!(%url, "chain connected");
+            Some(driver::ChainLink { watch, submitter })
+        }
+        None => {
+            tracing::info!("no chain configured: the network stays in its genesis epoch");
+            None
+        }
+    };
     let status: SharedStatus = Arc::new(Mutex::new(Status::default()));
     let driver = driver::Driver::new(
         key,
@@ -113,6 +141,7 @@ pub async fn run(
         ),
         status.clone(),
         mempool::Mempool::new(cfg.mempool_capacity, cfg.mempool_per_sender),
+        chain,
     )?;
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await

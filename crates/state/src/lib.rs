@@ -36,4 +36,4 @@ pub use records::Genesis;
 pub use reject::{BlockError, Reject};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use types::*;
-pub use weights::{NoModules, RuntimeWeights, WeightsHost, weights_digest};
+pub use weights::{ModuleSource, NoModules, RuntimeWeights, WeightsHost, weights_digest};

@@ -64,9 +64,12 @@ impl WeightsHost for NoModules {
 
 type Loaded = (Arc<Runtime>, Arc<LoadedModule>);
 
+/// Where [`RuntimeWeights`] finds a module's bytes, by their blake3.
+pub type ModuleSource = Box<dyn Fn(&Hash) -> Option<Vec<u8>> + Send + Sync>;
+
 /// Runs `weights` exports in the wasm runtime, with each challenge's resource policy.
 pub struct RuntimeWeights {
-    modules: BTreeMap<Hash, Vec<u8>>,
+    source: ModuleSource,
     /// Compiled modules by (module hash, encoded resources).
     loaded: Mutex<BTreeMap<(Hash, Vec<u8>), Loaded>>,
 }
@@ -74,22 +77,45 @@ pub struct RuntimeWeights {
 impl RuntimeWeights {
     /// A host over module bytes (keyed by their blake3).
     pub fn new(modules: impl IntoIterator<Item = Vec<u8>>) -> RuntimeWeights {
+        let modules: BTreeMap<Hash, Vec<u8>> =
+            modules.into_iter().map(|b| (Hash::of(&b), b)).collect();
+        RuntimeWeights::with_source(Box::new(move |h| modules.get(h).cloned()))
+    }
+
+    /// A host that reads modules from `source` (a blob store) when first needed. Bytes that do
+    /// not hash to the requested module are treated as missing.
+    pub fn with_source(source: ModuleSource) -> RuntimeWeights {
         RuntimeWeights {
-            modules: modules.into_iter().map(|b| (Hash::of(&b), b)).collect(),
+            source,
             loaded: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Whether `meta`'s module is compiled and ready (running it will not compile).
+    pub fn is_loaded(&self, meta: &ChallengeMeta) -> bool {
+        let key = (meta.wasm_hash, encode(&meta.resources));
+        let cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        cache.contains_key(&key)
+    }
+
+    /// Compiles `meta`'s module if its bytes are at hand; `false` when they are not.
+    pub fn preload(&self, meta: &ChallengeMeta) -> bool {
+        self.load(meta).is_some()
     }
 
     fn load(&self, meta: &ChallengeMeta) -> Option<Loaded> {
         let policy_key = encode(&meta.resources);
         let key = (meta.wasm_hash, policy_key);
-        let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = cache.get(&key) {
-            return Some(hit.clone());
+        {
+            let cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(&key) {
+                return Some(hit.clone());
+            }
         }
-        let bytes = self.modules.get(&meta.wasm_hash)?;
+        let bytes = (self.source)(&meta.wasm_hash).filter(|b| Hash::of(b) == meta.wasm_hash)?;
         let rt = Arc::new(Runtime::new(meta.resources.policy(), Allocation::OnDemand).ok()?);
-        let module = rt.load(bytes).ok()?;
+        let module = rt.load(&bytes).ok()?;
+        let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(key, (rt.clone(), module.clone()));
         Some((rt, module))
     }

@@ -119,6 +119,10 @@ impl Chain for LocalChainClient {
         self.get("/v1/head").await
     }
 
+    async fn block(&self, number: u64) -> Result<BlockRef, ChainError> {
+        self.get(&format!("/v1/blocks/{number}")).await
+    }
+
     async fn hyperparameters(&self, netuid: u16) -> Result<Hyperparameters, ChainError> {
         self.get(&format!("/v1/subnets/{netuid}/hyperparameters"))
             .await

@@ -66,14 +66,22 @@ pub fn dev_hyperparameters() -> Hyperparameters {
 
 /// The built-in dev genesis (netuid 1).
 pub fn dev() -> GenesisFile {
+    dev_network(DEV_VALIDATORS.len(), dev_hyperparameters().tempo)
+}
+
+/// The dev genesis with validator permits for the first `validators` dev validators only (the
+/// others keep their stake) and the given tempo. The weights rate limit is at most half the
+/// tempo, so a validator can set weights once per epoch whatever the tempo.
+pub fn dev_network(validators: usize, tempo: u16) -> GenesisFile {
     let hk = |s: &str| parse_suri(s).expect("dev URIs parse").hotkey();
     let mut neurons: Vec<GenesisNeuron> = DEV_VALIDATORS
         .iter()
-        .map(|(uri, tao)| GenesisNeuron {
+        .enumerate()
+        .map(|(i, (uri, tao))| GenesisNeuron {
             hotkey: hk(uri),
             coldkey: None,
             stake: tao * RAO,
-            validator_permit: true,
+            validator_permit: i < validators,
         })
         .collect();
     for i in 1..=8 {
@@ -84,10 +92,15 @@ pub fn dev() -> GenesisFile {
             validator_permit: false,
         });
     }
+    let mut hyperparameters = dev_hyperparameters();
+    hyperparameters.tempo = tempo;
+    hyperparameters.weights_set_rate_limit = hyperparameters
+        .weights_set_rate_limit
+        .min(u64::from(tempo / 2));
     GenesisFile {
         netuid: 1,
         owner: hk("//Alice"),
-        hyperparameters: dev_hyperparameters(),
+        hyperparameters,
         neurons,
     }
 }

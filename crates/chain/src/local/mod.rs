@@ -129,6 +129,10 @@ impl Chain for LocalChain {
         }))
     }
 
+    async fn block(&self, number: u64) -> Result<BlockRef, ChainError> {
+        self.read(|s| s.block_ref(number))
+    }
+
     async fn hyperparameters(&self, netuid: u16) -> Result<Hyperparameters, ChainError> {
         self.read(|s| s.subnet(netuid).map(|n| n.hyper.clone()))
     }

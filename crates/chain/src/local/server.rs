@@ -84,6 +84,7 @@ pub fn router(chain: Shared) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/head", get(head))
+        .route("/v1/blocks/{number}", get(block))
         .route("/v1/subnets/{netuid}/hyperparameters", get(hyperparameters))
         .route("/v1/subnets/{netuid}/metagraph", get(metagraph))
         .route("/v1/subnets/{netuid}/schedule", get(schedule))
@@ -109,6 +110,13 @@ async fn head(State(c): State<Shared>) -> Json<crate::BlockRef> {
         number: s.block,
         hash: s.block_hash(s.block),
     }))
+}
+
+async fn block(
+    State(c): State<Shared>,
+    Path(number): Path<u64>,
+) -> Result<Json<crate::BlockRef>, ApiError> {
+    Ok(Json(c.read(|s| s.block_ref(number))?))
 }
 
 async fn hyperparameters(

@@ -150,6 +150,20 @@ impl ChainState {
         *h.finalize().as_bytes()
     }
 
+    /// Block `n`, if the chain has produced it.
+    pub fn block_ref(&self, n: u64) -> Result<crate::BlockRef, ChainError> {
+        if n > self.block {
+            return Err(ChainError::UnknownBlock {
+                number: n,
+                head: self.block,
+            });
+        }
+        Ok(crate::BlockRef {
+            number: n,
+            hash: self.block_hash(n),
+        })
+    }
+
     /// A subnet, or the error that names it.
     pub fn subnet(&self, netuid: u16) -> Result<&Subnet, ChainError> {
         self.subnets
