@@ -289,6 +289,9 @@ struct DevnetSummary {
     disagreements: usize,
     /// The weights the chain stores per validator at the end (max-upscaled by the chain).
     chain_weights: Vec<serde_json::Value>,
+    /// Milliseconds from the devnet's start (keys, genesis, chain and validator processes
+    /// included) until every validator had finalized the first epoch's close.
+    first_epoch_closed_ms: Option<u64>,
     validators: Vec<DevnetValidator>,
     challenges_active: usize,
     submissions_admitted: usize,
@@ -301,6 +304,7 @@ struct DevnetSummary {
 }
 
 pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
+    let started = Instant::now();
     if args.tempo < 2 {
         bail!("--tempo must be at least 2 chain blocks");
     }
@@ -384,18 +388,19 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
             args.validators,
             root.display()
         );
-        println!(
-            "  LocalChain (a simulation of subtensor)  {chain_url}  tempo {}, a block every {} ms",
-            args.tempo, args.chain_block_ms
-        );
         for (hotkey, api) in &apis {
             println!("  {hotkey}  {api}/api/v1/status");
         }
+        println!(
+            "  LocalChain (a simulation of subtensor): {chain_url}/v1/head, tempo {}, a block \
+             every {} ms",
+            args.tempo, args.chain_block_ms
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let summary = rt.block_on(watch(&args, &apis, &root, &chain_url))?;
+    let summary = rt.block_on(watch(&args, &apis, &root, &chain_url, started))?;
     drop(children);
     let ok = summary.all_identical;
     if args.json {
@@ -419,6 +424,9 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
                     v.weights.as_deref().unwrap_or_default()
                 );
             }
+        }
+        if let Some(ms) = summary.first_epoch_closed_ms {
+            println!("first epoch closed on every validator {ms} ms after the devnet started");
         }
         for v in &summary.validators {
             println!(
@@ -511,6 +519,7 @@ async fn watch(
     apis: &[(String, String)],
     root: &Path,
     chain_url: &str,
+    started: Instant,
 ) -> Result<DevnetSummary> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -526,6 +535,7 @@ async fn watch(
     let mut submitted: Vec<Option<u64>> = vec![None; apis.len()];
     let mut latencies = vec![(0u64, 0u64); apis.len()];
     let mut view = 0;
+    let mut first_epoch_ms = None;
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {
@@ -552,6 +562,9 @@ async fn watch(
                 println!("{line}");
                 last_line = line;
             }
+        }
+        if first_epoch_ms.is_none() && epochs.iter().all(|e| *e >= 1) {
+            first_epoch_ms = Some(started.elapsed().as_millis() as u64);
         }
         let min = heights.iter().copied().min().unwrap_or(0);
         if min >= 1 {
@@ -619,6 +632,7 @@ async fn watch(
         epochs: epoch_list,
         disagreements,
         chain_weights,
+        first_epoch_closed_ms: first_epoch_ms,
         validators,
         challenges_active: sim.active,
         submissions_admitted: sim.admitted.len(),

@@ -41,6 +41,10 @@ fn get(api: &str, path: &str) -> Option<serde_json::Value> {
     serde_json::from_str(body).ok()
 }
 
+fn epoch(api: &str) -> Option<u64> {
+    get(api, "/api/v1/status")?["epoch"].as_u64()
+}
+
 fn height(api: &str) -> Option<u64> {
     get(api, "/api/v1/status")?["height"].as_u64()
 }
@@ -76,15 +80,52 @@ fn wait_or_show(what: &str, vs: &[Validator], mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Command lines of running `platform run` processes whose config lies under `dir`.
-fn validator_processes(dir: &Path) -> Vec<String> {
+/// Command lines of running `platform run` and `platform localchain` processes whose files
+/// lie under `dir`.
+fn network_processes(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && c.contains(" run "))
+        .filter(|c| c.contains(&needle) && (c.contains(" run ") || c.contains(" localchain ")))
         .collect()
+}
+
+/// A `platform localchain --dev` process, killed when dropped.
+struct LocalChain {
+    url: String,
+    child: Child,
+}
+
+impl LocalChain {
+    fn start(dir: &Path, tempo: u16, block_ms: u64) -> LocalChain {
+        let port = free_port();
+        std::fs::create_dir_all(dir).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_platform"))
+            .args(["localchain", "--dev", "--tempo", &tempo.to_string()])
+            .args(["--block-time-ms", &block_ms.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        wait_until("LocalChain to answer", || get(&addr, "/v1/head").is_some());
+        LocalChain {
+            url: format!("http://{addr}"),
+            child,
+        }
+    }
+}
+
+impl Drop for LocalChain {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct Validator {
@@ -135,7 +176,7 @@ impl Drop for Validator {
 
 /// `platform init` for the four dev validators sharing one genesis, each dialing the earlier
 /// ones.
-fn init_four(root: &Path) -> Vec<Validator> {
+fn init_four(root: &Path, chain: &str) -> Vec<Validator> {
     let mut out: Vec<Validator> = Vec::new();
     let mut addrs: Vec<String> = Vec::new();
     let mut genesis: Option<PathBuf> = None;
@@ -163,6 +204,7 @@ fn init_four(root: &Path) -> Vec<Validator> {
         for a in &addrs {
             args.extend(["--bootstrap".into(), a.clone()]);
         }
+        args.extend(["--chain".into(), chain.to_string()]);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let v = json(&platform(&refs));
         genesis.get_or_insert_with(|| PathBuf::from(v["genesis"].as_str().unwrap()));
@@ -180,7 +222,9 @@ fn init_four(root: &Path) -> Vec<Validator> {
 #[test]
 fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut vs = init_four(tmp.path());
+    // Epochs of 7 chain blocks of 400 ms: Dave stays down across an epoch close.
+    let chain = LocalChain::start(&tmp.path().join("chain"), 6, 400);
+    let mut vs = init_four(tmp.path(), &chain.url);
     for v in &mut vs {
         v.start();
     }
@@ -194,6 +238,10 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     // Alice, Bob and Charlie hold 9000 of 10000 TAO: they go on without Dave.
     wait_or_show("progress without Dave", &vs, || {
         height(&vs[0].api).is_some_and(|h| h >= at_kill + 3)
+    });
+    let epoch_at_kill = epoch(&vs[0].api).unwrap();
+    wait_or_show("an epoch to close without Dave", &vs, || {
+        epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
     });
     vs[dave].start();
     let target = height(&vs[0].api).unwrap() + 2;
@@ -226,6 +274,40 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         hashes.iter().all(|h| *h == hashes[0]),
         "validators disagree at height {target}: {hashes:?}"
     );
+    // Dave crossed the epoch close he missed with blocks fetched from peers, each checked
+    // against its epoch's validator set.
+    assert!(
+        vs[dave]
+            .log()
+            .contains("caught up on finalized blocks from a peer"),
+        "{}",
+        vs[dave].log()
+    );
+    // Back in step, Dave submits the same weights as the others for the newest closed epoch.
+    let closed = epoch(&vs[0].api).unwrap() - 1;
+    wait_or_show(
+        "every validator to submit the newest epoch's weights",
+        &vs,
+        || {
+            vs.iter().all(|v| {
+                get(&v.api, "/api/v1/status")
+                    .and_then(|s| s["weights_submitted_epoch"].as_u64())
+                    .is_some_and(|e| e >= closed)
+            })
+        },
+    );
+    let submitted: Vec<serde_json::Value> = vs
+        .iter()
+        .map(|v| get(&v.api, &format!("/api/v1/epochs/{closed}/weights")).unwrap())
+        .collect();
+    for s in &submitted {
+        assert!(s["submitted"].is_object(), "{s}");
+        assert_eq!(s["submitted"]["uids"], submitted[0]["submitted"]["uids"]);
+        assert_eq!(
+            s["submitted"]["weights"],
+            submitted[0]["submitted"]["weights"]
+        );
+    }
     for v in &vs {
         assert!(
             !v.log().contains("equivocation"),
@@ -278,15 +360,72 @@ fn devnet_runs_four_validators_that_agree() {
     assert_eq!(validators.len(), 4);
     assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
     // No validator process outlives the devnet.
-    assert_eq!(validator_processes(&dir), Vec::<String>::new());
+    assert_eq!(network_processes(&dir), Vec::<String>::new());
 }
 
+/// Four validators over two epochs: every validator submits the same weights to the chain in
+/// each epoch, and the miners with better payloads get more weight.
 #[test]
-fn devnet_explains_what_is_not_built() {
-    let out = platform(&["devnet", "--epochs", "1"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not built"), "{err}");
+fn devnet_over_two_epochs_submits_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
+    let payloads = repo.join("scenarios/payloads");
+    let out = platform(&[
+        "devnet",
+        "--epochs",
+        "2",
+        "--tempo",
+        "10",
+        "--chain-block-ms",
+        "500",
+        "--block-ms",
+        "200",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--challenges",
+        modules.to_str().unwrap(),
+        "--payloads",
+        payloads.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json(&out);
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["all_identical"], true, "{v}");
+    assert_eq!(v["disagreements"], 0, "{v}");
+    let epochs = v["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2, "{v}");
+    for e in epochs {
+        assert_eq!(e["weights_identical"], true, "{v}");
+        let vals = e["validators"].as_array().unwrap();
+        assert_eq!(vals.len(), 4);
+        assert!(vals.iter().all(|x| x["uids"].is_array()), "{v}");
+    }
+    // The last epoch's weights by UID (0 when absent). //Miner1 … //Miner5 are UIDs 4 … 8 and
+    // submitted payloads from best (a: the reference tour and model) to worst (e: the identity
+    // tour and a poor model).
+    let last = &epochs[1]["validators"][0];
+    let weight = |uid: u64| -> u64 {
+        let uids = last["uids"].as_array().unwrap();
+        uids.iter()
+            .position(|u| u.as_u64() == Some(uid))
+            .map_or(0, |i| last["weights"][i].as_u64().unwrap())
+    };
+    assert!(weight(4) > weight(5), "{last}");
+    assert!(weight(5) > weight(7), "{last}");
+    assert!(weight(7) > weight(8), "{last}");
+    assert!((5..12).all(|uid| weight(4) > weight(uid)), "{last}");
+    // The chain stores one row per validator, all alike.
+    let rows = v["chain_weights"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{v}");
+    assert!(
+        rows.iter()
+            .all(|r| r["uids"] == rows[0]["uids"] && r["weights"] == rows[0]["weights"]),
+        "{v}"
+    );
+    // No validator or chain process outlives the devnet.
+    assert_eq!(network_processes(&dir), Vec::<String>::new());
 }
 
 /// A miner submits to a running devnet and waits for its certified score.
@@ -355,5 +494,5 @@ fn a_miner_submits_and_waits_for_the_certified_score() {
         .status()
         .unwrap();
     devnet.wait().unwrap();
-    assert_eq!(validator_processes(&dir), Vec::<String>::new());
+    assert_eq!(network_processes(&dir), Vec::<String>::new());
 }

@@ -981,6 +981,7 @@ impl Driver {
     ) -> Result<Vec<Effect<BlsSignature>>> {
         let mut effects = Vec::new();
         let digests: Vec<Hash> = blocks.iter().map(|f| f.proposal.digest()).collect();
+        let before = self.finalized_height;
         for (i, f) in blocks.iter().enumerate() {
             if f.proposal.height.0 <= self.finalized_height {
                 continue;
@@ -1027,6 +1028,13 @@ impl Driver {
                 break; // waiting for a module; the next catch-up resumes here
             }
             effects.extend(self.switch_epoch_if_closed().await?);
+        }
+        if self.finalized_height > before {
+            tracing::info!(
+                from = before + 1,
+                to = self.finalized_height,
+                "caught up on finalized blocks from a peer"
+            );
         }
         Ok(effects)
     }
