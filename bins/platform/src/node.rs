@@ -79,6 +79,11 @@ pub struct DevnetArgs {
     /// Milliseconds per chain block.
     #[arg(long, default_value_t = 1000)]
     chain_block_ms: u64,
+    /// Make the last N validators Byzantine: they attest forged results as committee members.
+    /// The honest ones out-vote them, report the contradiction as evidence and jail them.
+    /// Their stake must stay below a third of the total.
+    #[arg(long, default_value_t = 0)]
+    byzantine: usize,
     /// Minimum milliseconds between blocks.
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
@@ -292,6 +297,9 @@ struct DevnetSummary {
     /// Milliseconds from the devnet's start (keys, genesis, chain and validator processes
     /// included) until every validator had finalized the first epoch's close.
     first_epoch_closed_ms: Option<u64>,
+    /// Validators kept out of committees after evidence against them (as the first validator
+    /// sees it).
+    jailed: Vec<String>,
     validators: Vec<DevnetValidator>,
     challenges_active: usize,
     submissions_admitted: usize,
@@ -321,6 +329,27 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         bail!("--validators must be 1 to {}", uris.len());
     }
     let genesis = genesis::dev(args.validators, now_ms(), args.block_ms)?;
+    let total: u64 = genesis
+        .metagraph
+        .iter()
+        .filter(|n| n.validator_permit)
+        .map(|n| n.stake)
+        .sum();
+    let faulty: u64 = genesis
+        .metagraph
+        .iter()
+        .filter(|n| n.validator_permit)
+        .rev()
+        .take(args.byzantine)
+        .map(|n| n.stake)
+        .sum();
+    if args.byzantine > 0 && (args.byzantine >= args.validators || faulty * 3 >= total) {
+        bail!(
+            "--byzantine {}: the Byzantine validators would hold {faulty} of {total} rao of \
+             stake; consensus tolerates less than a third",
+            args.byzantine
+        );
+    }
     let exe = std::env::current_exe().context("locating the platform binary")?;
     let mut addrs: Vec<String> = Vec::new();
     let mut apis = Vec::new();
@@ -350,7 +379,7 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
             .context("starting LocalChain")?,
     );
     wait_for_chain(&chain_url)?;
-    for uri in &uris[..args.validators] {
+    for (i, uri) in uris[..args.validators].iter().enumerate() {
         let key = parse_suri(uri)?;
         let dir = root.join(uri.trim_start_matches("//").to_lowercase());
         std::fs::create_dir_all(&dir)?;
@@ -364,6 +393,9 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         cfg.block_interval_ms = args.block_ms;
         cfg.view_timeout_ms = (args.block_ms * 4).max(2000);
         cfg.chain = Some(chain_url.clone());
+        if i + args.byzantine >= args.validators {
+            cfg.fault = Some("wrong-scores".into());
+        }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
         let peer = platform_network::identity_from_hotkey(&key)
@@ -424,6 +456,9 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
                     v.weights.as_deref().unwrap_or_default()
                 );
             }
+        }
+        if !summary.jailed.is_empty() {
+            println!("jailed after evidence: {}", summary.jailed.join(", "));
         }
         if let Some(ms) = summary.first_epoch_closed_ms {
             println!("first epoch closed on every validator {ms} ms after the devnet started");
@@ -628,11 +663,20 @@ async fn watch(
             .await
             .unwrap_or_default();
     let all_identical = all_identical && disagreements == 0;
+    let jailed =
+        get::<Vec<serde_json::Value>>(&client, &format!("{}/api/v1/validators", apis[0].1))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| !v["jailed_until"].is_null())
+            .filter_map(|v| v["hotkey"].as_str().map(str::to_string))
+            .collect();
     Ok(DevnetSummary {
         epochs: epoch_list,
         disagreements,
         chain_weights,
         first_epoch_closed_ms: first_epoch_ms,
+        jailed,
         validators,
         challenges_active: sim.active,
         submissions_admitted: sim.admitted.len(),

@@ -283,25 +283,30 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         "{}",
         vs[dave].log()
     );
-    // Back in step, Dave submits the same weights as the others for the newest closed epoch.
-    let closed = epoch(&vs[0].api).unwrap() - 1;
-    wait_or_show(
-        "every validator to submit the newest epoch's weights",
-        &vs,
-        || {
-            vs.iter().all(|v| {
-                get(&v.api, "/api/v1/status")
-                    .and_then(|s| s["weights_submitted_epoch"].as_u64())
-                    .is_some_and(|e| e >= closed)
+    // Back in step, Dave submits the same weights as the others: wait for a moment when every
+    // validator's newest submission is for the same epoch, after the one Dave missed.
+    let missed = epoch(&vs[0].api).unwrap() - 1;
+    let mut submitted: Vec<serde_json::Value> = Vec::new();
+    wait_or_show("every validator to submit one epoch's weights", &vs, || {
+        let latest: Vec<Option<u64>> = vs
+            .iter()
+            .map(|v| {
+                get(&v.api, "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
             })
-        },
-    );
-    let submitted: Vec<serde_json::Value> = vs
-        .iter()
-        .map(|v| get(&v.api, &format!("/api/v1/epochs/{closed}/weights")).unwrap())
-        .collect();
+            .collect();
+        let Some(Some(e)) = latest.first().copied() else {
+            return false;
+        };
+        if e < missed || latest.iter().any(|l| *l != Some(e)) {
+            return false;
+        }
+        submitted = vs
+            .iter()
+            .filter_map(|v| get(&v.api, &format!("/api/v1/epochs/{e}/weights")))
+            .collect();
+        submitted.len() == vs.len() && submitted.iter().all(|s| s["submitted"].is_object())
+    });
     for s in &submitted {
-        assert!(s["submitted"].is_object(), "{s}");
         assert_eq!(s["submitted"]["uids"], submitted[0]["submitted"]["uids"]);
         assert_eq!(
             s["submitted"]["weights"],
@@ -363,16 +368,12 @@ fn devnet_runs_four_validators_that_agree() {
     assert_eq!(network_processes(&dir), Vec::<String>::new());
 }
 
-/// Four validators over two epochs: every validator submits the same weights to the chain in
-/// each epoch, and the miners with better payloads get more weight.
-#[test]
-fn devnet_over_two_epochs_submits_identical_weights() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
+/// `platform devnet --epochs 2` with the given extra arguments; its JSON summary.
+fn devnet_two_epochs(dir: &Path, extra: &[&str]) -> serde_json::Value {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
     let payloads = repo.join("scenarios/payloads");
-    let out = platform(&[
+    let mut args = vec![
         "devnet",
         "--epochs",
         "2",
@@ -389,9 +390,20 @@ fn devnet_over_two_epochs_submits_identical_weights() {
         "--payloads",
         payloads.to_str().unwrap(),
         "--json",
-    ]);
+    ];
+    args.extend(extra);
+    let out = platform(&args);
     let v = json(&out);
     assert!(out.status.success(), "{v}");
+    // No validator or chain process outlives the devnet.
+    assert_eq!(network_processes(dir), Vec::<String>::new());
+    v
+}
+
+/// Checks a two-epoch summary: every validator submitted the same weights to the chain in
+/// each epoch, the chain stores them alike, and the miners with better payloads got more
+/// weight.
+fn assert_identical_and_ranked(v: &serde_json::Value) {
     assert_eq!(v["all_identical"], true, "{v}");
     assert_eq!(v["disagreements"], 0, "{v}");
     let epochs = v["epochs"].as_array().unwrap();
@@ -424,8 +436,30 @@ fn devnet_over_two_epochs_submits_identical_weights() {
             .all(|r| r["uids"] == rows[0]["uids"] && r["weights"] == rows[0]["weights"]),
         "{v}"
     );
-    // No validator or chain process outlives the devnet.
-    assert_eq!(network_processes(&dir), Vec::<String>::new());
+}
+
+/// Four validators over two epochs submit identical weights, better miners weighted higher.
+#[test]
+fn devnet_over_two_epochs_submits_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = devnet_two_epochs(&tmp.path().join("net"), &[]);
+    assert_identical_and_ranked(&v);
+    assert_eq!(v["jailed"], serde_json::json!([]), "{v}");
+}
+
+/// Dave attests forged results: the three honest validators certify the real ones, Dave's
+/// contradicting attestations become evidence, Dave is jailed, and the weights are the same
+/// as without him misbehaving.
+#[test]
+fn a_byzantine_evaluator_is_out_voted_and_jailed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = devnet_two_epochs(&tmp.path().join("net"), &["--byzantine", "1"]);
+    assert_identical_and_ranked(&v);
+    assert_eq!(
+        v["jailed"],
+        serde_json::json!(["5DAAnrj7VHTznn2AWBemMuyBwZWs6FNFjdyVXUeYum3PTXFy"]),
+        "//Dave: {v}"
+    );
 }
 
 /// A miner submits to a running devnet and waits for its certified score.

@@ -1,7 +1,7 @@
 //! The node's HTTP API (the parts built so far): `POST /api/v1/submissions`,
 //! `GET /api/v1/submissions/{id}`, `POST /api/v1/transactions` (signed transactions such as the
 //! owner's `Sudo`, with the blobs they name), `GET /api/v1/challenges`, `GET /api/v1/status`,
-//! `GET /api/v1/blocks/{height}`, `GET /api/v1/epochs/{n}/weights`,
+//! `GET /api/v1/blocks/{height}`, `GET /api/v1/epochs/{n}/weights`, `GET /api/v1/validators`,
 //! `/health`, `/ready`, `/metrics`.
 
 use std::sync::Arc;
@@ -61,6 +61,7 @@ pub fn router(status: SharedStatus, net: Network, dir: Arc<DataDir>, pool: Arc<P
         .route("/api/v1/status", get(get_status))
         .route("/api/v1/blocks/{height}", get(get_block))
         .route("/api/v1/epochs/{epoch}/weights", get(get_epoch_weights))
+        .route("/api/v1/validators", get(get_validators))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -341,6 +342,36 @@ async fn get_block(State(ctx): State<Ctx>, Path(height): Path<u64>) -> impl Into
         )
             .into_response(),
     }
+}
+
+/// One entry of `GET /api/v1/validators`.
+#[derive(serde::Serialize)]
+struct ValidatorView {
+    hotkey: String,
+    stake: u64,
+    /// The epoch until which the validator is kept out of committees (`null`: not jailed).
+    jailed_until: Option<u64>,
+}
+
+/// The current epoch's validators, with stake and jail status.
+async fn get_validators(State(ctx): State<Ctx>) -> Json<Vec<ValidatorView>> {
+    let state = ctx.pool.state();
+    let epoch = state.meta().epoch;
+    Json(
+        state
+            .current_epoch()
+            .validators
+            .iter()
+            .map(|(hotkey, stake)| ValidatorView {
+                hotkey: hotkey.to_ss58(),
+                stake: *stake,
+                jailed_until: state
+                    .jailed_until(hotkey)
+                    .filter(|until| *until > epoch)
+                    .map(|e| e.0),
+            })
+            .collect(),
+    )
 }
 
 /// `GET /api/v1/epochs/{n}/weights`.

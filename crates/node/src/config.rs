@@ -33,6 +33,11 @@ pub struct NodeConfig {
     /// to it. Without a chain the network stays in its genesis epoch and submits nothing.
     #[serde(default)]
     pub chain: Option<String>,
+    /// A deliberate fault, for tests and demonstrations only: `"wrong-scores"` makes this
+    /// validator attest forged results as a committee member (the others out-vote it, report
+    /// the contradiction as evidence, and the state jails it). Default: none.
+    #[serde(default)]
+    pub fault: Option<String>,
     /// Minimum time between blocks, in milliseconds. Default 1000.
     #[serde(default = "default_block_ms")]
     pub block_interval_ms: u64,
@@ -83,6 +88,7 @@ impl NodeConfig {
             http: default_http(),
             genesis: None,
             chain: None,
+            fault: None,
             block_interval_ms: default_block_ms(),
             view_timeout_ms: default_timeout_ms(),
             mempool_capacity: default_mempool(),
@@ -110,6 +116,8 @@ impl NodeConfig {
             None => data_dir.join("genesis.bin"),
         });
         cfg.data_dir = Some(data_dir);
+        cfg.fault()
+            .with_context(|| format!("config {}", path.display()))?;
         if cfg.view_timeout_ms <= cfg.block_interval_ms {
             anyhow::bail!(
                 "config {}: view_timeout_ms ({}) must exceed block_interval_ms ({}), or every \
@@ -126,6 +134,15 @@ impl NodeConfig {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string(self).context("serializing the config")?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The configured fault, if any.
+    pub fn fault(&self) -> Result<Option<crate::evaluator::Fault>> {
+        match self.fault.as_deref() {
+            None => Ok(None),
+            Some("wrong-scores") => Ok(Some(crate::evaluator::Fault::WrongScores)),
+            Some(other) => anyhow::bail!("unknown fault {other:?} (known: \"wrong-scores\")"),
+        }
     }
 
     /// The data directory (after [`NodeConfig::load`]).

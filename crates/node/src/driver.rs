@@ -312,6 +312,7 @@ impl Driver {
         status: SharedStatus,
         mempool: Mempool,
         chain: Option<ChainLink>,
+        fault: Option<crate::evaluator::Fault>,
     ) -> Result<Driver> {
         let blobs = dir.clone();
         let host = Arc::new(RuntimeWeights::with_source(Box::new(move |h| {
@@ -355,6 +356,7 @@ impl Driver {
             net.clone(),
             pool.clone(),
             2,
+            fault,
         ));
         let (root, last_block) = {
             let mut state = pool.state();

@@ -3,6 +3,10 @@
 //! validator that holds matching attestations from more than two thirds of a committee
 //! aggregates them into a `Certify` transaction and admits it to the mempool.
 //!
+//! Evaluation is deterministic, so a member whose attested digest differs from the certified
+//! one attested something false: every validator that saw such an attestation turns it into
+//! `Evidence::WrongResult`, which the state answers by jailing the member.
+//!
 //! Evaluations run on blocking threads, at most `workers` at a time, never on the async
 //! runtime's workers. Module and payload bytes come from the blob store or peers (checked
 //! against their hashes by the network).
@@ -16,7 +20,7 @@ use platform_network::{Network, Topic};
 use platform_primitives::{ChallengeId, Hash, Hotkey, NetUid, SubmissionId, decode, encode};
 use platform_runtime::{Allocation, EvalInput, Runtime};
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
-use platform_state::{Attest, CertifyTx, ResultBody, Tx};
+use platform_state::{Attest, CertifyTx, Evidence, ResultBody, Tx};
 use tokio::sync::Semaphore;
 
 use crate::mempool::Pool;
@@ -35,9 +39,16 @@ pub const MAX_ATTESTATION_BYTES: usize = 256 * 1024;
 
 #[derive(Default)]
 struct Collected {
-    /// By digest: the result and each member's signature.
-    by_digest: BTreeMap<Hash, (ResultBody, BTreeMap<usize, BlsSignature>)>,
+    /// By digest: the result and each member's attestation.
+    by_digest: BTreeMap<Hash, (ResultBody, BTreeMap<usize, Attest>)>,
     certified: bool,
+}
+
+/// A deliberate fault, for tests and demonstrations of what the network does about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Attest a result with a forged output (a wrong score) instead of the real one.
+    WrongScores,
 }
 
 /// One validator's evaluator.
@@ -50,6 +61,7 @@ pub struct Evaluator {
     runtimes: Mutex<HashMap<(ChallengeId, u32), Arc<Runtime>>>,
     slots: Arc<Semaphore>,
     collected: Mutex<HashMap<SubmissionId, Collected>>,
+    fault: Option<Fault>,
 }
 
 impl Evaluator {
@@ -62,6 +74,7 @@ impl Evaluator {
         net: Network,
         pool: Arc<Pool>,
         workers: usize,
+        fault: Option<Fault>,
     ) -> Evaluator {
         Evaluator {
             me,
@@ -72,6 +85,7 @@ impl Evaluator {
             runtimes: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(workers.max(1))),
             collected: Mutex::new(HashMap::new()),
+            fault,
         }
     }
 
@@ -131,6 +145,7 @@ impl Evaluator {
         };
         let _slot = self.slots.clone().acquire_owned().await?;
         let seed = record.seed;
+        let fault = self.fault;
         let (result, digest) = tokio::task::spawn_blocking(move || {
             let loaded = runtime
                 .load(&module)
@@ -141,13 +156,18 @@ impl Evaluator {
                 kv,
                 Arc::new(Vec::new()),
             );
-            let result = ResultBody {
+            let mut result = ResultBody {
                 outcome: eval.outcome,
                 output: eval.output,
                 write_set: eval.write_set,
                 fuel_used: eval.fuel_used,
                 engine_hash: runtime.engine_hash(),
             };
+            if fault == Some(Fault::WrongScores) {
+                result.output.extend_from_slice(b"forged");
+                let digest = result.digest();
+                return Ok((result, digest));
+            }
             Ok::<_, anyhow::Error>((result, eval.digest))
         })
         .await??;
@@ -190,9 +210,6 @@ impl Evaluator {
                 };
                 (record, keys)
             };
-            if !matches!(record.status, SubmissionStatus::Pending) {
-                return;
-            }
             let Some(index) = record
                 .committee
                 .iter()
@@ -213,26 +230,35 @@ impl Evaluator {
                 tracing::warn!(member = %a.attest.evaluator, "attestation with a bad signature");
                 return;
             }
+            match record.status {
+                SubmissionStatus::Pending => {}
+                SubmissionStatus::Certified { digest, .. } if digest != a.attest.digest => {
+                    // Too late to matter for the certificate, not for the member's record.
+                    this.report_wrong(a.attest, record.height.0);
+                    return;
+                }
+                _ => return,
+            }
             let certify = {
                 let mut all = this.collected.lock().expect("attestation lock poisoned");
                 let entry = all.entry(id).or_default();
                 if entry.certified {
                     return;
                 }
-                let (result, sigs) = entry
+                let (result, attests) = entry
                     .by_digest
                     .entry(a.attest.digest)
                     .or_insert_with(|| (a.result.clone(), BTreeMap::new()));
-                sigs.insert(index, a.attest.signature);
-                if sigs.len() * 3 <= record.committee.len() * 2 {
+                attests.insert(index, a.attest);
+                if attests.len() * 3 <= record.committee.len() * 2 {
                     return;
                 }
                 entry.certified = true;
                 let mut signers = SignerBitmap::new(record.committee.len());
-                for i in sigs.keys() {
+                for i in attests.keys() {
                     signers.set(*i);
                 }
-                let list: Vec<BlsSignature> = sigs.values().copied().collect();
+                let list: Vec<BlsSignature> = attests.values().map(|a| a.signature).collect();
                 let Ok(signature) = BlsSignature::aggregate(&list) else {
                     return;
                 };
@@ -265,17 +291,50 @@ impl Evaluator {
         decode("attestation", bytes, MAX_ATTESTATION_BYTES).ok()
     }
 
-    /// Forgets submissions that are no longer pending.
+    /// Admits and gossips evidence that `attest` contradicts its submission's certified result.
+    fn report_wrong(&self, attest: Attest, round: u64) {
+        let evaluator = attest.evaluator;
+        let tx = Tx::Evidence(Evidence::WrongResult { attest });
+        match self.pool.admit(tx.clone()) {
+            Ok(_) => {
+                tracing::warn!(member = %evaluator, "evidence: an attestation contradicts the certified result");
+                let net = self.net.clone();
+                tokio::runtime::Handle::current().spawn(async move {
+                    let _ = net.publish(Topic::Submissions, round, encode(&tx)).await;
+                });
+            }
+            // Already known or already judged (another validator reported it first).
+            Err(e) => tracing::debug!("evidence against {evaluator} not admitted: {e}"),
+        }
+    }
+
+    /// Forgets submissions that are no longer pending; attestations that contradict a
+    /// certified result become evidence first.
     pub fn prune(&self) {
-        let state = self.pool.state();
-        self.collected
-            .lock()
-            .expect("attestation lock poisoned")
-            .retain(|id, _| {
-                matches!(
-                    state.submission(id).map(|r| r.status),
-                    Some(SubmissionStatus::Pending)
-                )
-            });
+        let mut wrong = Vec::new();
+        {
+            let state = self.pool.state();
+            self.collected
+                .lock()
+                .expect("attestation lock poisoned")
+                .retain(|id, c| match state.submission(id) {
+                    Some(r) => match r.status {
+                        SubmissionStatus::Pending => true,
+                        SubmissionStatus::Certified { digest, .. } => {
+                            for (d, (_, attests)) in &c.by_digest {
+                                if *d != digest {
+                                    wrong.extend(attests.values().map(|a| (a.clone(), r.height.0)));
+                                }
+                            }
+                            false
+                        }
+                        _ => false,
+                    },
+                    None => false,
+                });
+        }
+        for (attest, round) in wrong {
+            self.report_wrong(attest, round);
+        }
     }
 }

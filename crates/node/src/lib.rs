@@ -95,6 +95,9 @@ pub async fn run(
         spec.max_bytes = evaluator::MAX_ATTESTATION_BYTES + 1024;
     }
     let hotkey = key.hotkey();
+    if let Some(fault) = cfg.fault()? {
+        tracing::warn!("this validator runs with a deliberate fault: {fault:?}");
+    }
     let (net, events) = Network::start(
         net_cfg,
         Keypair::from_seed(key.seed().context("the hotkey has no seed")?),
@@ -142,6 +145,7 @@ pub async fn run(
         status.clone(),
         mempool::Mempool::new(cfg.mempool_capacity, cfg.mempool_per_sender),
         chain,
+        cfg.fault()?,
     )?;
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
