@@ -370,8 +370,6 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
             .arg(args.tempo.to_string())
             .arg("--block-time-ms")
             .arg(args.chain_block_ms.to_string())
-            .arg("--data-dir")
-            .arg(&chain_dir)
             .stdin(Stdio::null())
             .stdout(chain_log.try_clone()?)
             .stderr(chain_log)
