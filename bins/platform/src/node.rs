@@ -79,6 +79,10 @@ pub struct DevnetArgs {
     /// Milliseconds per chain block.
     #[arg(long, default_value_t = 1000)]
     chain_block_ms: u64,
+    /// Simulated miners (1 to 8: //Miner1 … //Miner8). Miner i submits the payloads of quality
+    /// a, b, c, … (best to worst, `scenarios/payloads`); miners 7 and 8 repeat a and b.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=8))]
+    miners: u8,
     /// Make the last N validators Byzantine: they attest forged results as committee members.
     /// The honest ones out-vote them, report the contradiction as evidence and jail them.
     /// Their stake must stay below a third of the total.
@@ -853,8 +857,8 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
 
 /// The devnet's owner and miners: the owner (//Alice) publishes and activates the example
 /// challenges through signed `Sudo` transactions that go through consensus; then miners
-/// //Miner1 … //Miner6 each submit one payload per challenge — payloads of different quality
-/// (`scenarios/payloads`, scored in docs/scenarios.md).
+/// //Miner1 … //MinerN (`--miners`, default 6) each submit one payload per challenge —
+/// payloads of different quality (`scenarios/payloads`, scored in docs/scenarios.md).
 struct Simulation {
     api: String,
     modules: Vec<(String, Vec<u8>)>,
@@ -863,6 +867,7 @@ struct Simulation {
     nonce: u64,
     active: usize,
     admitted: Vec<String>,
+    miners: u8,
 }
 
 impl Simulation {
@@ -891,6 +896,7 @@ impl Simulation {
             nonce: 0,
             active: 0,
             admitted: Vec::new(),
+            miners: args.miners,
         })
     }
 
@@ -1032,7 +1038,9 @@ impl Simulation {
     }
 
     async fn mine(&mut self, client: &reqwest::Client, quiet: bool) -> Result<()> {
-        for (i, letter) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+        const QUALITIES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+        for i in 0..usize::from(self.miners) {
+            let letter = QUALITIES[i % QUALITIES.len()];
             let miner = parse_suri(&format!("//Miner{}", i + 1))?;
             for (name, _) in self.modules.clone() {
                 let path = self.payloads.join(format!("{name}-{letter}.bin"));
