@@ -206,7 +206,9 @@ pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
 fn pending_store(data_dir: &Path) -> Result<PendingStore> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    Ok(PendingStore::open(&data_dir.join("pending_commits.redb"))?)
+    Ok(PendingStore::open(
+        &data_dir.join(platform_chain::submit::PENDING_COMMITS_FILE),
+    )?)
 }
 
 pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {

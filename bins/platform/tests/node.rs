@@ -325,31 +325,18 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
 #[test]
 fn devnet_runs_four_validators_that_agree() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
-    let payloads = repo.join("scenarios/payloads");
-    let out = platform(&[
-        "devnet",
-        "--validators",
-        "4",
-        // Past the announce topic's replay window (16 rounds ahead), which once stalled it.
-        "--blocks",
-        "20",
-        "--block-ms",
-        "200",
-        "--miners",
-        "3",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--challenges",
-        modules.to_str().unwrap(),
-        "--payloads",
-        payloads.to_str().unwrap(),
-        "--json",
-    ]);
-    let v = json(&out);
-    assert!(out.status.success(), "{v}");
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &[
+            "--validators",
+            "4",
+            // Past the announce topic's replay window (16 rounds ahead), which once stalled it.
+            "--blocks",
+            "20",
+            "--miners",
+            "3",
+        ],
+    );
     assert_eq!(v["all_identical"], true);
     // The owner's Sudo transactions went through consensus, and every miner submission the
     // validators admitted reached a finalized block.
@@ -367,23 +354,16 @@ fn devnet_runs_four_validators_that_agree() {
     let validators = v["validators"].as_array().unwrap();
     assert_eq!(validators.len(), 4);
     assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
-    // No validator process outlives the devnet.
-    assert_eq!(network_processes(&dir), Vec::<String>::new());
 }
 
-/// `platform devnet --epochs 2` with the given extra arguments; its JSON summary.
-fn devnet_two_epochs(dir: &Path, extra: &[&str]) -> serde_json::Value {
+/// `platform devnet` with the example challenges and payloads, 200 ms blocks and `extra`;
+/// checks that it succeeded and left no process behind; its JSON summary.
+fn run_devnet(dir: &Path, extra: &[&str]) -> serde_json::Value {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
     let payloads = repo.join("scenarios/payloads");
     let mut args = vec![
         "devnet",
-        "--epochs",
-        "2",
-        "--tempo",
-        "10",
-        "--chain-block-ms",
-        "500",
         "--block-ms",
         "200",
         "--data-dir",
@@ -401,6 +381,13 @@ fn devnet_two_epochs(dir: &Path, extra: &[&str]) -> serde_json::Value {
     // No validator or chain process outlives the devnet.
     assert_eq!(network_processes(dir), Vec::<String>::new());
     v
+}
+
+/// `platform devnet --epochs 2` (tempo 10, 500 ms chain blocks) with `extra`.
+fn devnet_two_epochs(dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--epochs", "2", "--tempo", "10", "--chain-block-ms", "500"];
+    args.extend(extra);
+    run_devnet(dir, &args)
 }
 
 /// Checks a two-epoch summary: every validator submitted the same weights to the chain in

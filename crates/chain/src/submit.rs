@@ -80,6 +80,9 @@ pub struct PendingCommit {
     pub window: Option<(u64, u64)>,
 }
 
+/// The file, in a data directory, that holds pending commits.
+pub const PENDING_COMMITS_FILE: &str = "pending_commits.redb";
+
 /// Most pending commits kept (subtensor keeps ten per hotkey per subnet).
 const MAX_PENDING: usize = 1024;
 

@@ -165,6 +165,19 @@ impl<S> Message<S> {
 /// The largest encoded message accepted from a peer (a certificate for 65,535 validators fits).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
+/// Whether a vote kind may name this subject: nullify votes name a view, notarize and
+/// finalize votes a proposal.
+pub fn kind_fits(kind: VoteKind, subject: &Subject) -> bool {
+    matches!(
+        (kind, subject),
+        (VoteKind::Nullify, Subject::View(..))
+            | (
+                VoteKind::Notarize | VoteKind::Finalize,
+                Subject::Proposal(_)
+            )
+    )
+}
+
 /// Checks a certificate on its own, outside any engine: a quorum of `validators` (by stake)
 /// signed `kind` over its subject, and the subject fits the kind. Used by nodes that catch up
 /// on finalized blocks from peers.
@@ -174,15 +187,8 @@ pub fn certificate_is_valid<S: crate::Scheme>(
     scheme: &S,
     cert: &Certificate<S::Signature>,
 ) -> bool {
-    let kind_fits = matches!(
-        (cert.kind, &cert.subject),
-        (VoteKind::Nullify, Subject::View(..))
-            | (
-                VoteKind::Notarize | VoteKind::Finalize,
-                Subject::Proposal(_)
-            )
-    );
-    if !kind_fits || cert.signers.members().any(|i| i >= validators.len()) {
+    if !kind_fits(cert.kind, &cert.subject) || cert.signers.members().any(|i| i >= validators.len())
+    {
         return false;
     }
     let stake = validators.stake_of(cert.signers.members());

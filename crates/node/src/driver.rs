@@ -18,7 +18,7 @@ use platform_consensus::{
     BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Proposal,
     Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
 };
-use platform_crypto::{BlsSignature, Keypair, VerifiedBlsKey};
+use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
 use platform_primitives::{Epoch, Hash, Height, Hotkey, NetUid, View, decode, encode};
 use platform_state::{
@@ -114,8 +114,8 @@ pub fn epoch_beacon(netuid: NetUid, record: &EpochRecord) -> [u8; 32] {
 struct EpochEngine {
     engine: Engine<BlsScheme>,
     validators: Vec<Hotkey>,
-    committee: Vec<VerifiedBlsKey>,
-    stakes: Vec<u64>,
+    /// Checks certificates of this epoch outside the engine (blocks fetched to catch up).
+    verifier: BlsScheme,
     me: Option<ValidatorIndex>,
 }
 
@@ -157,7 +157,7 @@ fn epoch_engine(
         EngineConfig {
             netuid,
             epoch: epoch.epoch,
-            validators: Validators::new(stakes.clone()),
+            validators: Validators::new(stakes),
             beacon: epoch_beacon(netuid, &epoch),
             anchor,
             anchor_height,
@@ -172,8 +172,7 @@ fn epoch_engine(
     Ok(EpochEngine {
         engine,
         validators,
-        committee,
-        stakes,
+        verifier: BlsScheme::new(None, committee),
         me,
     })
 }
@@ -372,7 +371,7 @@ impl Driver {
             s.state_root = root.to_hex();
             s.epoch = epoch.epoch.0;
             s.epoch_chain_block = epoch.chain_block;
-            s.weights_submitted_epoch = crate::epochs::last_submission(&dir)?.map(|w| w.epoch);
+            s.weights_submitted_epoch = chain.as_ref().and_then(|c| c.submitter.last_submitted());
         }
         Ok(Driver {
             key: Arc::new(key),
@@ -510,10 +509,10 @@ impl Driver {
         let leader =
             self.consensus.validators[self.consensus.engine.leader(view) as usize].to_ss58();
         let chain = self.chain.as_ref().map(|c| c.watch.status());
-        let submitted = crate::epochs::last_submission(&self.dir)
-            .ok()
-            .flatten()
-            .map(|w| w.epoch);
+        let submitted = self
+            .chain
+            .as_ref()
+            .and_then(|c| c.submitter.last_submitted());
         let mut s = self.status.lock().expect("status lock poisoned");
         s.view = view.0;
         s.leader = leader;
@@ -849,8 +848,7 @@ impl Driver {
         if closes && !self.modules_ready(&fork) {
             return None;
         }
-        let block = block.clone();
-        match self.apply(&mut fork, &block) {
+        match self.apply(&mut fork, block) {
             Ok(()) => {
                 self.forks.insert(p.digest(), (p.height.0, fork));
                 Some(true)
@@ -1005,8 +1003,8 @@ impl Driver {
             };
             let quorum = certificate_is_valid(
                 self.netuid,
-                &Validators::new(self.consensus.stakes.clone()),
-                &BlsScheme::new(None, self.consensus.committee.clone()),
+                &self.consensus.engine.config().validators,
+                &self.consensus.verifier,
                 &f.certificate,
             );
             if !head_ok || !quorum {

@@ -16,7 +16,9 @@ use anyhow::{Result, bail};
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_chain::local::LocalChainClient;
 use platform_chain::local::sim::{epoch_index, epoch_start};
-use platform_chain::submit::{PendingStore, Retry, Submitted, reveal_due, submit_weights};
+use platform_chain::submit::{
+    PENDING_COMMITS_FILE, PendingStore, Retry, Submitted, reveal_due, submit_weights,
+};
 use platform_chain::{Chain, ChainError, NeuronInfo};
 use platform_crypto::Keypair;
 use platform_primitives::{Epoch, Hash, Uid, Weights};
@@ -161,27 +163,18 @@ impl ChainWatch {
         })
     }
 
-    /// One round: reads the head and any epoch-start block not read yet. `true` if something
+    /// One round: reads the schedule (head and tempo) and any epoch-start block not read yet. `true` if something
     /// new was learned.
     pub async fn poll(&self) -> Result<bool, ChainError> {
-        let head = self.client.head().await?;
-        let tempo = self.client.hyperparameters(self.netuid).await?.tempo;
-        let latest = epoch_start(
-            epoch_index(head.number, self.netuid, tempo),
-            self.netuid,
-            tempo,
-        );
+        let schedule = self.client.epoch_schedule(self.netuid).await?;
+        let (head, tempo) = (schedule.current_block, schedule.tempo);
+        let latest = epoch_start(epoch_index(head, self.netuid, tempo), self.netuid, tempo);
         let wanted: Vec<u64> = {
             let mut s = self.lock();
-            s.head = head.number;
+            s.head = head;
             s.tempo = Some(tempo);
             s.latest = Some(latest);
-            let mut w: BTreeSet<u64> = s
-                .wanted
-                .iter()
-                .copied()
-                .filter(|b| *b <= head.number)
-                .collect();
+            let mut w: BTreeSet<u64> = s.wanted.iter().copied().filter(|b| *b <= head).collect();
             if !s.known.contains_key(&latest) {
                 w.insert(latest);
             }
@@ -266,6 +259,8 @@ pub fn last_submission(dir: &DataDir) -> Result<Option<WeightSubmission>> {
 /// chain keeps one weight vector per validator).
 pub struct WeightSubmitter {
     tx: watch::Sender<Option<(Epoch, Weights)>>,
+    /// The newest epoch submitted (or recorded as having nothing to submit).
+    done: Arc<Mutex<Option<u64>>>,
 }
 
 impl WeightSubmitter {
@@ -276,10 +271,24 @@ impl WeightSubmitter {
         dir: Arc<DataDir>,
         netuid: u16,
     ) -> Result<WeightSubmitter> {
-        let pending = PendingStore::open(&dir.root().join("pending_commits.redb"))?;
+        let pending = PendingStore::open(&dir.root().join(PENDING_COMMITS_FILE))?;
+        let done = Arc::new(Mutex::new(last_submission(&dir)?.map(|s| s.epoch)));
         let (tx, rx) = watch::channel(None);
-        tokio::spawn(submit_loop(key, chain, dir, netuid, pending, rx));
-        Ok(WeightSubmitter { tx })
+        tokio::spawn(submit_loop(
+            key,
+            chain,
+            dir,
+            netuid,
+            pending,
+            rx,
+            done.clone(),
+        ));
+        Ok(WeightSubmitter { tx, done })
+    }
+
+    /// The newest epoch whose weights were submitted.
+    pub fn last_submitted(&self) -> Option<u64> {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues `epoch`'s weights (replacing any older ones not yet sent).
@@ -301,8 +310,9 @@ async fn submit_loop(
     netuid: u16,
     pending: PendingStore,
     mut rx: watch::Receiver<Option<(Epoch, Weights)>>,
+    done: Arc<Mutex<Option<u64>>>,
 ) {
-    let mut done: Option<u64> = last_submission(&dir).ok().flatten().map(|s| s.epoch);
+    let last = || *done.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         // Reveal CRv2 commits whose window opened, every few seconds while any is pending.
         let wait = tokio::time::sleep(Duration::from_secs(3));
@@ -323,11 +333,11 @@ async fn submit_loop(
         let Some((epoch, weights)) = rx.borrow_and_update().clone() else {
             continue;
         };
-        if done.is_some_and(|d| d >= epoch.0) {
+        if last().is_some_and(|d| d >= epoch.0) {
             continue;
         }
         match submit_one(&key, &chain, &dir, netuid, &pending, epoch, &weights, &rx).await {
-            Ok(true) => done = Some(epoch.0),
+            Ok(true) => *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(epoch.0),
             Ok(false) => {}
             Err(e) => tracing::error!(epoch = epoch.0, "weights not submitted: {e:#}"),
         }

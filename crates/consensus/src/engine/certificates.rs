@@ -5,10 +5,7 @@ use super::*;
 
 impl<S: Scheme> Engine<S> {
     pub(super) fn on_certificate(&mut self, from: ValidatorIndex, cert: Certificate<S::Signature>) {
-        let epoch = match cert.subject {
-            Subject::Proposal(p) => p.epoch,
-            Subject::View(e, _) => e,
-        };
+        let epoch = cert.subject.epoch();
         let view = cert.subject.view();
         // Finalizations of older views still matter to a node that is behind.
         let useful = epoch == self.cfg.epoch
@@ -18,22 +15,7 @@ impl<S: Scheme> Engine<S> {
         if !useful || self.has_certificate(&cert) {
             return;
         }
-        let kind_fits = matches!(
-            (cert.kind, &cert.subject),
-            (VoteKind::Nullify, Subject::View(..))
-                | (
-                    VoteKind::Notarize | VoteKind::Finalize,
-                    Subject::Proposal(_)
-                )
-        );
-        let stake = self.cfg.validators.stake_of(cert.signers.members());
-        let message = signing_message(self.cfg.netuid, cert.kind, &cert.subject);
-        if !kind_fits
-            || !self.cfg.validators.is_quorum(stake)
-            || !self
-                .scheme
-                .verify_aggregate(&cert.signers, &message, &cert.signature)
-        {
+        if !certificate_is_valid(self.cfg.netuid, &self.cfg.validators, &self.scheme, &cert) {
             self.out.push(Effect::Penalize {
                 peer: from,
                 offence: Offence::InvalidCertificate,

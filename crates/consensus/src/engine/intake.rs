@@ -60,20 +60,9 @@ impl<S: Scheme> Engine<S> {
     }
 
     pub(super) fn on_vote(&mut self, from: ValidatorIndex, vote: Vote<S::Signature>) {
-        let epoch = match vote.subject {
-            Subject::Proposal(p) => p.epoch,
-            Subject::View(e, _) => e,
-        };
+        let epoch = vote.subject.epoch();
         let view = vote.subject.view();
-        let kind_fits = matches!(
-            (vote.kind, &vote.subject),
-            (VoteKind::Nullify, Subject::View(..))
-                | (
-                    VoteKind::Notarize | VoteKind::Finalize,
-                    Subject::Proposal(_)
-                )
-        );
-        if !kind_fits || self.cfg.validators.stake(vote.signer) == 0 {
+        if !kind_fits(vote.kind, &vote.subject) || self.cfg.validators.stake(vote.signer) == 0 {
             self.out.push(Effect::Penalize {
                 peer: from,
                 offence: Offence::NotAValidator,

@@ -10,7 +10,8 @@ use platform_primitives::{Epoch, Hash, Height, NetUid, View};
 use crate::safety::{SafetyRules, SafetyState};
 use crate::scheme::Scheme;
 use crate::types::{
-    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, signing_message,
+    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, certificate_is_valid,
+    kind_fits, signing_message,
 };
 use crate::validators::Validators;
 use crate::votes::Bucket;
