@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use platform_chain::local::genesis::{self, GenesisFile};
 use platform_chain::local::{LocalChain, LocalChainClient, server};
+use platform_chain::{AnyChain, is_subtensor_url};
 use platform_chain::submit::{
     PendingStore, Retry, RevealOutcome, Submitted, reveal_due, submit_weights,
 };
@@ -173,15 +174,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn client(arg: &ChainArg) -> Result<LocalChainClient> {
-    let url = arg.url.as_str();
-    if url.starts_with("ws://") || url.starts_with("wss://") {
-        bail!(
-            "{url}: the subtensor client is not built yet; this build talks to LocalChain \
-             (http://…, started with `platform localchain`)"
-        );
-    }
-    Ok(LocalChainClient::new(url)?)
+/// Connects to the chain `--chain` names (LocalChain or subtensor).
+fn connect(rt: &tokio::runtime::Runtime, arg: &ChainArg) -> Result<AnyChain> {
+    rt.block_on(AnyChain::connect(&arg.url))
+        .with_context(|| format!("cannot use chain {}", arg.url))
+}
+
+/// A LocalChain-only command: the LocalChain client, or an error naming what to use instead.
+fn local_only<'a>(chain: &'a AnyChain, what: &str) -> Result<&'a LocalChainClient> {
+    chain.local().ok_or_else(|| {
+        anyhow!("{what} exists on a LocalChain only; subtensor does not offer it")
+    })
 }
 
 /// Resolves `--hotkey`: a secret URI, a wallet hotkey file, or a keystore name.
@@ -302,7 +305,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             block,
             json,
         } => {
-            let c = client(&chain)?;
+            let c = connect(&rt, &chain)?;
             let neurons = rt.block_on(c.metagraph(netuid, block))?;
             if json {
                 output::json(&neurons);
@@ -333,7 +336,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             json,
         } => {
             let key = load_hotkey(&hotkey, data_dir.as_deref())?;
-            let c = client(&chain)?;
+            let c = connect(&rt, &chain)?;
             let pending = data_dir.as_deref().map(pending_store).transpose()?;
             let r = rt.block_on(submit_weights(
                 &c,
@@ -369,7 +372,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             json,
         } => {
             let key = load_hotkey(&hotkey, Some(&data_dir))?;
-            let c = client(&chain)?;
+            let c = connect(&rt, &chain)?;
             let store = pending_store(&data_dir)?;
             let outcomes = rt.block_on(async {
                 loop {
@@ -408,7 +411,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             netuid,
             json,
         } => {
-            let c = client(&chain)?;
+            let c = connect(&rt, &chain)?;
             let rows: Vec<ValidatorWeights> = rt.block_on(c.weights(netuid))?;
             let lines: Vec<WeightsLine<'_>> = rows
                 .iter()
@@ -440,8 +443,8 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             netuid,
             json,
         } => {
-            let c = client(&chain)?;
-            let median = rt.block_on(c.consensus(netuid))?;
+            let c = connect(&rt, &chain)?;
+            let median = rt.block_on(local_only(&c, "the consensus view")?.consensus(netuid))?;
             if json {
                 output::json(&median);
             } else if median.is_empty() {
@@ -458,7 +461,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             data_dir,
             json,
         } => {
-            if chain.url.starts_with("ws://") || chain.url.starts_with("wss://") {
+            if is_subtensor_url(&chain.url) {
                 bail!(
                     "registration on subtensor costs TAO and is done with btcli \
                      (`btcli subnet register --netuid {netuid}`); `platform chain register` \
@@ -466,8 +469,8 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
                 );
             }
             let key = load_hotkey(&hotkey, data_dir.as_deref())?;
-            let c = client(&chain)?;
-            let inc = rt.block_on(c.register(&key, netuid))?;
+            let c = connect(&rt, &chain)?;
+            let inc = rt.block_on(local_only(&c, "registration")?.register(&key, netuid))?;
             let uid = rt
                 .block_on(c.metagraph(netuid, None))?
                 .iter()

@@ -7,14 +7,20 @@
 //!   Platform uses, served over loopback HTTP so several processes share one chain
 //!   (`platform localchain`). It is the devnet's chain. It is not subtensor.
 //!
-//! The subtensor client (subxt) is not built yet; `platform chain` refuses `ws://` URLs with
-//! an error that says so.
+//! - [`subtensor`]: **SubtensorChain**, the client of a real subtensor node (subxt, static
+//!   code generated from the checked-in runtime metadata).
+//! - [`rules`]: subtensor's weight rules as pure functions, shared by both.
 
+pub mod any;
 pub mod local;
+pub mod rules;
 pub mod scale;
 pub mod submit;
+pub mod subtensor;
 
 use std::future::Future;
+
+pub use any::{AnyChain, is_subtensor_url};
 
 use platform_crypto::Keypair;
 use platform_primitives::Hotkey;
@@ -296,6 +302,22 @@ pub enum ChainError {
     /// The chain's own storage failed.
     #[error("chain storage: {0}")]
     Storage(String),
+    /// The live runtime's calls or storage differ from the metadata this build was generated
+    /// from.
+    #[error(
+        "the chain's runtime does not match the metadata Platform was built with \
+         (crates/chain/metadata): {reason}. Refresh the metadata from the live chain and rebuild"
+    )]
+    RuntimeMismatch {
+        /// What differs.
+        reason: String,
+    },
+    /// The chain refused a transaction for a reason Platform does not check itself.
+    #[error("{reason}")]
+    Rejected {
+        /// The chain's reason.
+        reason: String,
+    },
     /// A block the chain has not produced.
     #[error("block {number} does not exist yet (the chain is at block {head})")]
     UnknownBlock {

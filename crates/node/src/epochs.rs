@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use borsh::{BorshDeserialize, BorshSerialize};
-use platform_chain::local::LocalChainClient;
 use platform_chain::local::sim::{epoch_index, epoch_start};
 use platform_chain::submit::{
     PENDING_COMMITS_FILE, PendingStore, Retry, Submitted, reveal_due, submit_weights,
 };
-use platform_chain::{Chain, ChainError, NeuronInfo};
+use platform_chain::{AnyChain, Chain, ChainError, NeuronInfo};
 use platform_crypto::Keypair;
 use platform_primitives::{Epoch, Hash, Uid, Weights};
 use platform_state::{EpochAnchor, Neuron};
@@ -27,16 +26,10 @@ use platform_storage::{DataDir, TableSpec};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-/// A chain client for the node. LocalChain over HTTP is the only chain a node can use today;
-/// a subtensor (`ws://`) URL gets an error that says so.
-pub fn connect(url: &str) -> Result<LocalChainClient> {
-    if url.starts_with("ws://") || url.starts_with("wss://") {
-        bail!(
-            "chain {url}: validators cannot run against subtensor yet (the subtensor client is \
-             not built); use a LocalChain URL (http://…), for example from `platform localchain`"
-        );
-    }
-    Ok(LocalChainClient::new(url)?)
+/// The node's chain client: a LocalChain (`http://…`) or a subtensor node (`ws://…`,
+/// `wss://…`).
+pub async fn connect(url: &str) -> Result<AnyChain> {
+    Ok(AnyChain::connect(url).await?)
 }
 
 /// What the chain says about one epoch-start block.
@@ -72,7 +65,7 @@ pub fn is_epoch_start(block: u64, netuid: u16, tempo: u16) -> bool {
 /// Watches the chain: the latest epoch-start block, and the anchors asked about.
 pub struct ChainWatch {
     netuid: u16,
-    client: LocalChainClient,
+    client: AnyChain,
     inner: Mutex<WatchState>,
 }
 
@@ -104,7 +97,7 @@ const KNOWN_CAP: usize = 64;
 
 impl ChainWatch {
     /// A watcher of `netuid` through `client`.
-    pub fn new(netuid: u16, client: LocalChainClient) -> ChainWatch {
+    pub fn new(netuid: u16, client: AnyChain) -> ChainWatch {
         ChainWatch {
             netuid,
             client,
@@ -113,7 +106,7 @@ impl ChainWatch {
     }
 
     /// The chain client.
-    pub fn client(&self) -> &LocalChainClient {
+    pub fn client(&self) -> &AnyChain {
         &self.client
     }
 

@@ -109,7 +109,9 @@ pub async fn run(
 
     let chain = match &cfg.chain {
         Some(url) => {
-            let client = epochs::connect(url)?;
+            let client = epochs::connect(url)
+                .await
+                .with_context(|| format!("connecting to chain {url}"))?;
             let watch = Arc::new(epochs::ChainWatch::new(genesis.netuid.0, client));
             // Fail early on a chain that does not know the subnet.
             watch

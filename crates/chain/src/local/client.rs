@@ -17,6 +17,7 @@ use crate::{
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Talks to `http://host:port` of a LocalChain.
+#[derive(Clone)]
 pub struct LocalChainClient {
     url: String,
     http: reqwest::Client,

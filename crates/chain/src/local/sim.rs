@@ -9,6 +9,7 @@ use platform_crypto::Signature;
 use platform_crypto::sr25519::verify_substrate;
 use platform_primitives::{Hotkey, encode};
 
+use crate::rules;
 use crate::scale::commit_hash;
 use crate::{ChainError, EpochSchedule, Hyperparameters, NeuronInfo, Reveal, ValidatorWeights};
 
@@ -131,15 +132,7 @@ fn ss58(h: &Hotkey) -> String {
     h.to_ss58()
 }
 
-/// Subtensor's epoch index of a block: `(block + netuid + 1) / (tempo + 1)`.
-pub fn epoch_index(block: u64, netuid: u16, tempo: u16) -> u64 {
-    (block + u64::from(netuid) + 1) / (u64::from(tempo) + 1)
-}
-
-/// First block of epoch `index`.
-pub fn epoch_start(index: u64, netuid: u16, tempo: u16) -> u64 {
-    (index * (u64::from(tempo) + 1)).saturating_sub(u64::from(netuid) + 1)
-}
+pub use crate::rules::{epoch_index, epoch_start, max_upscale};
 
 impl ChainState {
     /// The hash of block `n` (the chain's blocks carry nothing else).
@@ -306,10 +299,7 @@ impl ChainState {
                 weights,
                 version_key,
             } => {
-                let s = self.subnet(*netuid)?;
-                if s.hyper.commit_reveal_weights_enabled {
-                    return Err(ChainError::CommitRevealRequired { netuid: *netuid });
-                }
+                rules::check_direct(*netuid, &self.subnet(*netuid)?.hyper)?;
                 self.store_weights(*netuid, tx.signer, uids, weights, *version_key)?;
             }
             Call::CommitWeights { netuid, hash } => self.commit(*netuid, tx.signer, *hash)?,
@@ -362,7 +352,8 @@ impl ChainState {
             })
     }
 
-    /// subtensor's `set_weights` checks, in its order, then max-upscale normalization.
+    /// subtensor's `set_weights` checks ([`rules::check_weights`]), then stores the
+    /// max-upscaled row.
     fn store_weights(
         &mut self,
         netuid: u16,
@@ -373,82 +364,28 @@ impl ChainState {
     ) -> Result<(), ChainError> {
         let block = self.block;
         let s = self.subnet(netuid)?;
-        if uids.len() != weights.len() {
-            return Err(ChainError::LengthMismatch {
-                uids: uids.len(),
-                weights: weights.len(),
-            });
-        }
-        let me = self.registered(netuid, &hotkey)?.info.clone();
-        let self_weight = uids.len() == 1 && uids[0] == me.uid;
-        if !me.validator_permit && !self_weight {
-            return Err(ChainError::NoValidatorPermit {
-                hotkey: ss58(&hotkey),
-                netuid,
-            });
-        }
-        if version_key < s.hyper.weights_version_key {
-            return Err(ChainError::VersionKey {
-                given: version_key,
-                required: s.hyper.weights_version_key,
-            });
-        }
-        let limit = s.hyper.weights_set_rate_limit;
-        if s.weights.contains_key(&me.uid) && block < me.last_update + limit {
-            return Err(ChainError::RateLimited {
-                last: me.last_update,
-                limit,
-                next: me.last_update + limit,
-            });
-        }
-        for &u in uids {
-            if usize::from(u) >= s.neurons.len() {
-                return Err(ChainError::UnknownUid { uid: u, netuid });
-            }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for &u in uids {
-            if !seen.insert(u) {
-                return Err(ChainError::DuplicateUid { uid: u });
-            }
-        }
-        if !self_weight && uids.len() < usize::from(s.hyper.min_allowed_weights) {
-            return Err(ChainError::TooFewWeights {
-                given: uids.len(),
-                min: s.hyper.min_allowed_weights,
-            });
-        }
-        let normalized = max_upscale(weights);
-        let sum: u64 = normalized.iter().map(|&w| u64::from(w)).sum();
-        if uids.len() > 1
-            && s.hyper.max_weights_limit < u16::MAX
-            && normalized
-                .iter()
-                .any(|&w| u64::from(w) * 65_535 > u64::from(s.hyper.max_weights_limit) * sum)
-        {
-            return Err(ChainError::MaxWeightExceeded {
-                limit: s.hyper.max_weights_limit,
-            });
-        }
+        let neurons: Vec<NeuronInfo> = s.neurons.iter().map(|n| n.info.clone()).collect();
+        let cx = rules::WeightsContext {
+            netuid,
+            hyper: &s.hyper,
+            neurons: &neurons,
+            block,
+        };
+        let me = rules::registered(netuid, &neurons, &hotkey)?;
+        let last_set = s.weights.contains_key(&me.uid).then_some(me.last_update);
+        let uid = me.uid;
+        let normalized = rules::check_weights(&cx, &hotkey, last_set, uids, weights, version_key)?;
         let mut row: Vec<(u16, u16)> = uids.iter().copied().zip(normalized).collect();
         row.sort();
         let s = self.subnet_mut(netuid)?;
-        s.weights.insert(me.uid, row);
-        s.neurons[usize::from(me.uid)].info.last_update = block;
+        s.weights.insert(uid, row);
+        s.neurons[usize::from(uid)].info.last_update = block;
         Ok(())
     }
 
     fn crv2(&self, netuid: u16) -> Result<&Subnet, ChainError> {
         let s = self.subnet(netuid)?;
-        if !s.hyper.commit_reveal_weights_enabled {
-            return Err(ChainError::CommitRevealDisabled { netuid });
-        }
-        if s.hyper.commit_reveal_version != 2 {
-            return Err(ChainError::TimelockedOnly {
-                netuid,
-                version: s.hyper.commit_reveal_version,
-            });
-        }
+        rules::check_crv2(netuid, &s.hyper)?;
         Ok(s)
     }
 
@@ -456,10 +393,8 @@ impl ChainState {
         let block = self.block;
         let s = self.crv2(netuid)?;
         self.registered(netuid, &hotkey)?;
-        let tempo = s.hyper.tempo;
-        let reveal_epoch = epoch_index(block, netuid, tempo) + s.hyper.reveal_period_epochs;
-        let first_reveal = epoch_start(reveal_epoch, netuid, tempo);
-        let last_reveal = epoch_start(reveal_epoch + 1, netuid, tempo) - 1;
+        let (first_reveal, last_reveal) =
+            rules::reveal_window(block, netuid, s.hyper.tempo, s.hyper.reveal_period_epochs);
         let pending = s.commits.get(&hotkey).map_or(0, Vec::len);
         if pending >= MAX_COMMITS {
             return Err(ChainError::TooManyCommits {
@@ -516,18 +451,6 @@ impl ChainState {
         list.remove(pos);
         Ok(())
     }
-}
-
-/// subtensor's max-upscale: scale so the largest weight becomes 65535 (all-zero stays zero).
-pub fn max_upscale(weights: &[u16]) -> Vec<u16> {
-    let max = weights.iter().copied().max().unwrap_or(0);
-    if max == 0 {
-        return weights.to_vec();
-    }
-    weights
-        .iter()
-        .map(|&w| (u64::from(w) * 65_535 / u64::from(max)) as u16)
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,114 @@
+//! [`AnyChain`]: the chain a URL names — `http://…` a LocalChain, `ws://…`/`wss://…` a
+//! subtensor node — behind one [`Chain`].
+
+use platform_crypto::Keypair;
+
+use crate::local::LocalChainClient;
+use crate::subtensor::SubtensorChain;
+use crate::{
+    BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
+    ValidatorWeights,
+};
+
+/// A LocalChain or a subtensor node.
+#[derive(Clone)]
+pub enum AnyChain {
+    /// A LocalChain over loopback HTTP (`platform localchain`).
+    Local(LocalChainClient),
+    /// A subtensor node over WebSocket JSON-RPC.
+    Subtensor(SubtensorChain),
+}
+
+impl AnyChain {
+    /// Connects to the chain `url` names.
+    pub async fn connect(url: &str) -> Result<AnyChain, ChainError> {
+        if is_subtensor_url(url) {
+            Ok(AnyChain::Subtensor(SubtensorChain::connect(url).await?))
+        } else {
+            Ok(AnyChain::Local(LocalChainClient::new(url)?))
+        }
+    }
+
+    /// The LocalChain client, if this is one (registration and the consensus view exist only
+    /// there).
+    pub fn local(&self) -> Option<&LocalChainClient> {
+        match self {
+            AnyChain::Local(c) => Some(c),
+            AnyChain::Subtensor(_) => None,
+        }
+    }
+}
+
+/// Whether `url` names a subtensor node rather than a LocalChain.
+pub fn is_subtensor_url(url: &str) -> bool {
+    url.starts_with("ws://") || url.starts_with("wss://")
+}
+
+/// Forwards a [`Chain`] method to whichever chain this is.
+macro_rules! forward {
+    ($self:ident, $c:ident => $call:expr) => {
+        match $self {
+            AnyChain::Local($c) => $call.await,
+            AnyChain::Subtensor($c) => $call.await,
+        }
+    };
+}
+
+impl Chain for AnyChain {
+    async fn head(&self) -> Result<BlockRef, ChainError> {
+        forward!(self, c => c.head())
+    }
+
+    async fn block(&self, number: u64) -> Result<BlockRef, ChainError> {
+        forward!(self, c => c.block(number))
+    }
+
+    async fn hyperparameters(&self, netuid: u16) -> Result<Hyperparameters, ChainError> {
+        forward!(self, c => c.hyperparameters(netuid))
+    }
+
+    async fn metagraph(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<NeuronInfo>, ChainError> {
+        forward!(self, c => c.metagraph(netuid, block))
+    }
+
+    async fn epoch_schedule(&self, netuid: u16) -> Result<EpochSchedule, ChainError> {
+        forward!(self, c => c.epoch_schedule(netuid))
+    }
+
+    async fn set_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<Included, ChainError> {
+        forward!(self, c => c.set_weights(signer, netuid, uids, weights, version_key))
+    }
+
+    async fn commit_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        hash: [u8; 32],
+    ) -> Result<Included, ChainError> {
+        forward!(self, c => c.commit_weights(signer, netuid, hash))
+    }
+
+    async fn reveal_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        reveal: &Reveal,
+    ) -> Result<Included, ChainError> {
+        forward!(self, c => c.reveal_weights(signer, netuid, reveal))
+    }
+
+    async fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
+        forward!(self, c => c.weights(netuid))
+    }
+}

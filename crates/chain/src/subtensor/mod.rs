@@ -1,0 +1,614 @@
+//! **SubtensorChain**: the [`Chain`] of a real Bittensor subtensor node, through subxt.
+//!
+//! - Types and call payloads are generated at build time from the metadata checked in under
+//!   `crates/chain/metadata/` ([`runtime`]). Every static payload carries a hash of its shape;
+//!   when the live runtime's shape differs, subxt refuses to encode and the client reports
+//!   [`ChainError::RuntimeMismatch`] instead of sending wrong bytes.
+//! - Reads: the metagraph through the `NeuronInfoRuntimeApi.get_neurons_lite` runtime API at a
+//!   block; hyperparameters from `SubtensorModule` storage; the epoch schedule from `Tempo` and
+//!   subtensor's formula ([`crate::rules::next_epoch_start`]).
+//! - Writes: `set_weights`, and CRv2 `commit_weights` / `reveal_weights`, signed with the
+//!   hotkey (sr25519, Substrate context). Every call is first checked with subtensor's rules
+//!   ([`crate::rules`]) against the chain's current state, so a refused call gets an error that
+//!   names the rule and no fee is paid; the chain's own refusal (a dispatch error) is mapped to
+//!   the same errors by name.
+//! - The node is spoken to over JSON-RPC with the legacy RPC methods every subtensor node
+//!   serves (`chain_*`, `state_*`, `author_submitAndWatchExtrinsic`).
+//! - Reads are retried with backoff when the endpoint fails; every request has a time limit.
+
+pub mod runtime;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform_crypto::Keypair;
+use platform_primitives::Hotkey;
+use subxt::backend::LegacyBackend;
+use subxt::client::OnlineClientAtBlockImpl;
+use subxt::client::ClientAtBlock;
+use subxt::config::PolkadotConfig;
+use subxt::error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError};
+use subxt::rpcs::RpcClient;
+use subxt::utils::{AccountId32, H256, MultiSignature};
+use subxt::OnlineClient;
+
+use crate::rules::{self, WeightsContext};
+use crate::scale::commit_hash;
+use crate::{
+    BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
+    ValidatorWeights,
+};
+use runtime::api;
+
+/// Reads one storage value at a block (the chain's default when unset), mapping errors.
+macro_rules! fetch {
+    ($chain:expr, $at:expr, $entry:expr, $key:expr) => {
+        $at.storage()
+            .fetch($entry, $key)
+            .await
+            .map_err(|e| $chain.error(e))?
+            .decode()
+            .map_err(|e| $chain.error(e))?
+    };
+}
+
+/// Subtensor's chain configuration: `AccountId32`, `MultiAddress<AccountId32, ()>`,
+/// `MultiSignature`, BLAKE2-256 headers — the same shapes as Polkadot's.
+pub type SubtensorConfig = PolkadotConfig;
+
+type AtBlock = ClientAtBlock<SubtensorConfig, OnlineClientAtBlockImpl<SubtensorConfig>>;
+
+/// Most pending CRv2 commits per hotkey that subtensor keeps.
+pub const MAX_COMMITS: usize = 10;
+/// Time limit of one read (including subxt's own request retries).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time limit for a transaction to be finalized (subtensor: 12 s blocks, GRANDPA finality).
+const FINALITY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Attempts of a read whose endpoint failed, with doubling backoff from 500 ms.
+const READ_ATTEMPTS: u32 = 3;
+
+/// A connection to a subtensor node.
+#[derive(Clone)]
+pub struct SubtensorChain {
+    client: OnlineClient<SubtensorConfig>,
+    url: Arc<str>,
+}
+
+impl SubtensorChain {
+    /// Connects to `ws://…` or `wss://…` and reads the node's runtime metadata.
+    pub async fn connect(url: &str) -> Result<SubtensorChain, ChainError> {
+        let unreachable = |reason: String| ChainError::Unreachable {
+            url: url.to_string(),
+            reason,
+        };
+        let rpc = if url.starts_with("wss://") {
+            RpcClient::from_url(url).await
+        } else if url.starts_with("ws://") {
+            RpcClient::from_insecure_url(url).await
+        } else {
+            return Err(ChainError::Malformed {
+                reason: format!("{url}: a subtensor endpoint is ws://… or wss://…"),
+            });
+        };
+        let rpc = rpc.map_err(|e| unreachable(e.to_string()))?;
+        SubtensorChain::with_rpc_client(rpc, url).await
+    }
+
+    /// A client over any JSON-RPC transport (`label` names it in errors).
+    pub async fn with_rpc_client(rpc: RpcClient, label: &str) -> Result<SubtensorChain, ChainError> {
+        let backend = LegacyBackend::<SubtensorConfig>::builder().build(rpc);
+        let config = PolkadotConfig::builder().use_historic_types(false).build();
+        let connect = OnlineClient::from_backend_with_config(config, Arc::new(backend));
+        let client = tokio::time::timeout(READ_TIMEOUT, connect)
+            .await
+            .map_err(|_| ChainError::Unreachable {
+                url: label.to_string(),
+                reason: format!("no answer within {} s", READ_TIMEOUT.as_secs()),
+            })?
+            .map_err(|e| ChainError::Unreachable {
+                url: label.to_string(),
+                reason: e.to_string(),
+            })?;
+        let chain = SubtensorChain {
+            client,
+            url: label.into(),
+        };
+        // Fail now, not at the first weight setting, if the runtime's calls changed shape.
+        let at = chain.at(None).await?;
+        let probe = api::transactions()
+            .subtensor_module()
+            .set_weights(0, vec![], vec![], 0);
+        at.transactions()
+            .validate(&probe)
+            .map_err(|e| chain.error(e))?;
+        Ok(chain)
+    }
+
+    /// The endpoint.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Maps any subxt error to the [`ChainError`] that names it.
+    fn error(&self, e: impl Into<subxt::Error>) -> ChainError {
+        let e: subxt::Error = e.into();
+        if let Some(dispatch) = dispatch_error(&e) {
+            return module_error(dispatch);
+        }
+        // An RPC failure somewhere in the chain of causes: the node's own refusal (a JSON-RPC
+        // error answer, e.g. an invalid transaction) or a transport failure.
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if let Some(rpc) = s.downcast_ref::<subxt::rpcs::Error>() {
+                return match rpc {
+                    subxt::rpcs::Error::User(u) => ChainError::Rejected {
+                        reason: format!(
+                            "the node refused the request: {} ({}){}",
+                            u.message,
+                            u.code,
+                            u.data.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                        ),
+                    },
+                    other => ChainError::Unreachable {
+                        url: self.url.to_string(),
+                        reason: other.to_string(),
+                    },
+                };
+            }
+            source = s.source();
+        }
+        let text = e.to_string();
+        if text.contains("not compatible with the live chain") {
+            return ChainError::RuntimeMismatch { reason: text };
+        }
+        ChainError::Rejected { reason: text }
+    }
+
+    /// Runs a read with a time limit, retrying it when the endpoint failed.
+    async fn read<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ChainError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            let result = match tokio::time::timeout(READ_TIMEOUT, f()).await {
+                Ok(r) => r,
+                Err(_) => Err(ChainError::Unreachable {
+                    url: self.url.to_string(),
+                    reason: format!("{what}: no answer within {} s", READ_TIMEOUT.as_secs()),
+                }),
+            };
+            match result {
+                Err(ChainError::Unreachable { .. }) if attempt < READ_ATTEMPTS => {
+                    tracing::warn!(what, attempt, "subtensor read failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The client at `block` (the finalized head when `None`).
+    async fn at(&self, block: Option<u64>) -> Result<AtBlock, ChainError> {
+        match block {
+            None => self.client.at_current_block().await.map_err(|e| self.error(e)),
+            Some(n) => {
+                let head = self.client.at_current_block().await.map_err(|e| self.error(e))?;
+                if n > head.block_number() {
+                    return Err(ChainError::UnknownBlock {
+                        number: n,
+                        head: head.block_number(),
+                    });
+                }
+                self.client.at_block(n).await.map_err(|e| self.error(e))
+            }
+        }
+    }
+
+    async fn subnet_exists(&self, at: &AtBlock, netuid: u16) -> Result<(), ChainError> {
+        let storage = api::storage().subtensor_module();
+        let added: bool = fetch!(self, at, storage.networks_added(), (netuid,));
+        if !added {
+            return Err(ChainError::UnknownNetuid { netuid });
+        }
+        Ok(())
+    }
+
+    async fn hyperparameters_at(
+        &self,
+        at: &AtBlock,
+        netuid: u16,
+    ) -> Result<Hyperparameters, ChainError> {
+        self.subnet_exists(at, netuid).await?;
+        let s = api::storage().subtensor_module();
+        // One storage read per hyperparameter; each falls back to the chain's default.
+        macro_rules! read {
+            ($entry:expr, $key:expr) => {
+                fetch!(self, at, $entry, $key)
+            };
+        }
+        Ok(Hyperparameters {
+            tempo: read!(s.tempo(), (netuid,)),
+            min_allowed_weights: read!(s.min_allowed_weights(), (netuid,)),
+            max_weights_limit: read!(s.max_weights_limit(), (netuid,)),
+            weights_version_key: read!(s.weights_version_key(), (netuid,)),
+            weights_set_rate_limit: read!(s.weights_set_rate_limit(), (netuid,)),
+            commit_reveal_weights_enabled: read!(s.commit_reveal_weights_enabled(), (netuid,)),
+            commit_reveal_version: read!(s.commit_reveal_weights_version(), ()),
+            reveal_period_epochs: read!(s.reveal_period_epochs(), (netuid,)),
+        })
+    }
+
+    async fn metagraph_at(&self, at: &AtBlock, netuid: u16) -> Result<Vec<NeuronInfo>, ChainError> {
+        self.subnet_exists(at, netuid).await?;
+        let call = api::runtime_apis()
+            .neuron_info_runtime_api()
+            .get_neurons_lite(netuid);
+        let neurons = at
+            .runtime_apis()
+            .call(call)
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut out: Vec<NeuronInfo> = neurons
+            .into_iter()
+            .map(|n| NeuronInfo {
+                uid: n.uid,
+                hotkey: Hotkey(n.hotkey.0),
+                coldkey: Hotkey(n.coldkey.0),
+                // Total stake on the hotkey: the sum over its stakers.
+                stake: n
+                    .stake
+                    .iter()
+                    .fold(0u64, |sum, (_, s)| sum.saturating_add(s.0)),
+                validator_permit: n.validator_permit,
+                active: n.active,
+                last_update: n.last_update,
+            })
+            .collect();
+        out.sort_by_key(|n| n.uid);
+        Ok(out)
+    }
+
+    /// Everything the weight rules look at, read at the finalized head.
+    async fn weights_context(
+        &self,
+        netuid: u16,
+    ) -> Result<(AtBlock, Hyperparameters, Vec<NeuronInfo>), ChainError> {
+        let at = self.at(None).await?;
+        let hyper = self.hyperparameters_at(&at, netuid).await?;
+        let neurons = self.metagraph_at(&at, netuid).await?;
+        Ok((at, hyper, neurons))
+    }
+
+    /// Signs `call`, submits it and waits until it is finalized; the chain's refusal becomes
+    /// the [`ChainError`] that names it.
+    async fn submit<Call: subxt::tx::Payload>(
+        &self,
+        at: &AtBlock,
+        signer: &Keypair,
+        call: &Call,
+    ) -> Result<Included, ChainError> {
+        let signer = HotkeySigner(signer);
+        let progress = at
+            .transactions()
+            .sign_and_submit_then_watch_default(call, &signer)
+            .await
+            .map_err(|e| self.error(e))?;
+        let finalized = tokio::time::timeout(FINALITY_TIMEOUT, progress.wait_for_finalized())
+            .await
+            .map_err(|_| ChainError::Unreachable {
+                url: self.url.to_string(),
+                reason: format!(
+                    "the transaction was not finalized within {} s",
+                    FINALITY_TIMEOUT.as_secs()
+                ),
+            })?
+            .map_err(|e| self.error(e))?;
+        finalized.wait_for_success().await.map_err(|e| self.error(e))?;
+        let block = self
+            .client
+            .at_block(finalized.block_hash())
+            .await
+            .map_err(|e| self.error(e))?
+            .block_number();
+        Ok(Included { block })
+    }
+}
+
+/// A dispatch error inside any of subxt's transaction errors.
+fn dispatch_error(e: &subxt::Error) -> Option<&DispatchError> {
+    match e {
+        subxt::Error::TransactionEventsError(TransactionEventsError::ExtrinsicFailed(d)) => Some(d),
+        subxt::Error::TransactionFinalizedSuccessError(
+            TransactionFinalizedSuccessError::SuccessError(TransactionEventsError::ExtrinsicFailed(
+                d,
+            )),
+        ) => Some(d),
+        _ => None,
+    }
+}
+
+/// The chain's refusal, by the name of subtensor's error.
+fn module_error(e: &DispatchError) -> ChainError {
+    let DispatchError::Module(m) = e else {
+        return ChainError::Rejected {
+            reason: e.to_string(),
+        };
+    };
+    let name = match m.details() {
+        Ok(d) => format!("{}::{}", d.pallet.name(), d.variant.name),
+        Err(_) => m.details_string(),
+    };
+    let reason = match name.as_str() {
+        "SubtensorModule::SettingWeightsTooFast" => "weights set too fast (WeightsSetRateLimit)",
+        "SubtensorModule::NeuronNoValidatorPermit" => "the hotkey has no validator permit",
+        "SubtensorModule::HotKeyNotRegisteredInSubNet" => "the hotkey is not registered",
+        "SubtensorModule::WeightVecNotEqualSize" => "uids and weights differ in length",
+        "SubtensorModule::DuplicateUids" => "a uid appears twice",
+        "SubtensorModule::UidVecContainInvalidOne" => "a uid is not in the subnet",
+        "SubtensorModule::WeightVecLengthIsLow" => "fewer weights than MinAllowedWeights",
+        "SubtensorModule::MaxWeightExceeded" => "a weight exceeds MaxWeightsLimit",
+        "SubtensorModule::IncorrectWeightVersionKey" => "the version key is below WeightsVersionKey",
+        "SubtensorModule::CommitRevealEnabled" => "commit-reveal is on: commit, then reveal",
+        "SubtensorModule::CommitRevealDisabled" => "commit-reveal is off: set weights directly",
+        "SubtensorModule::NoWeightsCommitFound"
+        | "SubtensorModule::InvalidRevealCommitHashNotMatch" => "no commit matches the reveal",
+        "SubtensorModule::RevealTooEarly" => "the reveal window has not opened",
+        "SubtensorModule::ExpiredWeightCommit" => "the commit expired",
+        "SubtensorModule::TooManyUnrevealedCommits" => "too many unrevealed commits",
+        _ => "",
+    };
+    ChainError::Rejected {
+        reason: if reason.is_empty() {
+            format!("the chain refused the transaction: {name}")
+        } else {
+            format!("the chain refused the transaction: {name} ({reason})")
+        },
+    }
+}
+
+/// Signs extrinsics with a Platform hotkey: sr25519 in the Substrate signing context.
+struct HotkeySigner<'a>(&'a Keypair);
+
+impl subxt::tx::Signer<SubtensorConfig> for HotkeySigner<'_> {
+    fn account_id(&self) -> AccountId32 {
+        AccountId32(self.0.hotkey().0)
+    }
+
+    fn sign(&self, signer_payload: &[u8]) -> MultiSignature {
+        MultiSignature::Sr25519(self.0.sign_substrate(signer_payload).0)
+    }
+}
+
+impl Chain for SubtensorChain {
+    async fn head(&self) -> Result<BlockRef, ChainError> {
+        self.read("head", || async {
+            let at = self.at(None).await?;
+            Ok(BlockRef {
+                number: at.block_number(),
+                hash: at.block_hash().0,
+            })
+        })
+        .await
+    }
+
+    async fn block(&self, number: u64) -> Result<BlockRef, ChainError> {
+        self.read("block", || async {
+            let at = self.at(Some(number)).await?;
+            Ok(BlockRef {
+                number,
+                hash: at.block_hash().0,
+            })
+        })
+        .await
+    }
+
+    async fn hyperparameters(&self, netuid: u16) -> Result<Hyperparameters, ChainError> {
+        self.read("hyperparameters", || async {
+            let at = self.at(None).await?;
+            self.hyperparameters_at(&at, netuid).await
+        })
+        .await
+    }
+
+    async fn metagraph(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<NeuronInfo>, ChainError> {
+        self.read("metagraph", || async {
+            let at = self.at(block).await?;
+            self.metagraph_at(&at, netuid).await
+        })
+        .await
+    }
+
+    async fn epoch_schedule(&self, netuid: u16) -> Result<EpochSchedule, ChainError> {
+        self.read("epoch schedule", || async {
+            let at = self.at(None).await?;
+            self.subnet_exists(&at, netuid).await?;
+            let tempo: u16 = fetch!(self, at, api::storage().subtensor_module().tempo(), (netuid,));
+            let current = at.block_number();
+            Ok(EpochSchedule {
+                tempo,
+                current_block: current,
+                next_epoch_block: rules::next_epoch_start(current, netuid, tempo),
+            })
+        })
+        .await
+    }
+
+    async fn set_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<Included, ChainError> {
+        let (at, hyper, neurons) = self.weights_context(netuid).await?;
+        rules::check_direct(netuid, &hyper)?;
+        check_weights_now(&at, netuid, &hyper, &neurons, signer, uids, weights, version_key)?;
+        let call = api::transactions().subtensor_module().set_weights(
+            netuid,
+            uids.to_vec(),
+            weights.to_vec(),
+            version_key,
+        );
+        self.submit(&at, signer, &call).await
+    }
+
+    async fn commit_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        hash: [u8; 32],
+    ) -> Result<Included, ChainError> {
+        let (at, hyper, neurons) = self.weights_context(netuid).await?;
+        rules::check_crv2(netuid, &hyper)?;
+        let hotkey = signer.hotkey();
+        rules::registered(netuid, &neurons, &hotkey)?;
+        let pending = self.commits(&at, netuid, &hotkey).await?;
+        if pending.len() >= MAX_COMMITS {
+            return Err(ChainError::TooManyCommits {
+                hotkey: hotkey.to_ss58(),
+                max: MAX_COMMITS,
+            });
+        }
+        let call = api::transactions()
+            .subtensor_module()
+            .commit_weights(netuid, H256(hash));
+        self.submit(&at, signer, &call).await
+    }
+
+    async fn reveal_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        reveal: &Reveal,
+    ) -> Result<Included, ChainError> {
+        let (at, hyper, neurons) = self.weights_context(netuid).await?;
+        rules::check_crv2(netuid, &hyper)?;
+        let hotkey = signer.hotkey();
+        let hash = commit_hash(
+            &hotkey.0,
+            netuid,
+            &reveal.uids,
+            &reveal.values,
+            &reveal.salt,
+            reveal.version_key,
+        );
+        let commits = self.commits(&at, netuid, &hotkey).await?;
+        let Some(&(_, _, first, last)) = commits.iter().find(|c| c.0 == hash) else {
+            return Err(ChainError::NoMatchingCommit {
+                hotkey: hotkey.to_ss58(),
+                hash: hex::encode(hash),
+            });
+        };
+        // The reveal lands in the next block at the earliest.
+        let now = at.block_number();
+        if now + 1 < first || now + 1 > last {
+            return Err(ChainError::RevealWindow {
+                from: first,
+                to: last,
+                now,
+            });
+        }
+        check_weights_now(
+            &at,
+            netuid,
+            &hyper,
+            &neurons,
+            signer,
+            &reveal.uids,
+            &reveal.values,
+            reveal.version_key,
+        )?;
+        let call = api::transactions().subtensor_module().reveal_weights(
+            netuid,
+            reveal.uids.clone(),
+            reveal.values.clone(),
+            reveal.salt.clone(),
+            reveal.version_key,
+        );
+        self.submit(&at, signer, &call).await
+    }
+
+    async fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
+        self.read("weights", || async {
+            let at = self.at(None).await?;
+            let neurons = self.metagraph_at(&at, netuid).await?;
+            let entry = api::storage().subtensor_module().weights();
+            let mut out = Vec::new();
+            for n in neurons.iter().filter(|n| n.validator_permit) {
+                let row: Vec<(u16, u16)> = fetch!(self, at, entry.clone(), (netuid, n.uid));
+                if row.is_empty() {
+                    continue;
+                }
+                out.push(ValidatorWeights {
+                    uid: n.uid,
+                    hotkey: n.hotkey,
+                    uids: row.iter().map(|r| r.0).collect(),
+                    weights: row.iter().map(|r| r.1).collect(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl SubtensorChain {
+    /// `WeightCommits(netuid, hotkey)`: `(hash, commit block, first reveal, last reveal)`.
+    async fn commits(
+        &self,
+        at: &AtBlock,
+        netuid: u16,
+        hotkey: &Hotkey,
+    ) -> Result<Vec<([u8; 32], u64, u64, u64)>, ChainError> {
+        let entry = api::storage().subtensor_module().weight_commits();
+        let found = at
+            .storage()
+            .try_fetch(entry, (netuid, AccountId32(hotkey.0)))
+            .await
+            .map_err(|e| self.error(e))?;
+        let Some(value) = found else {
+            return Ok(Vec::new());
+        };
+        let list = value.decode().map_err(|e| self.error(e))?;
+        Ok(list
+            .into_iter()
+            .map(|(h, commit, first, last)| (h.0, commit, first, last))
+            .collect())
+    }
+}
+
+/// The `set_weights` rules against the state at `at`, for inclusion in the next block.
+#[allow(clippy::too_many_arguments)]
+fn check_weights_now(
+    at: &AtBlock,
+    netuid: u16,
+    hyper: &Hyperparameters,
+    neurons: &[NeuronInfo],
+    signer: &Keypair,
+    uids: &[u16],
+    weights: &[u16],
+    version_key: u64,
+) -> Result<(), ChainError> {
+    let hotkey = signer.hotkey();
+    let me = rules::registered(netuid, neurons, &hotkey)?;
+    // subtensor: a LastUpdate of 0 means "never set", which the rate limit lets through.
+    let last_set = (me.last_update != 0).then_some(me.last_update);
+    let cx = WeightsContext {
+        netuid,
+        hyper,
+        neurons,
+        block: at.block_number() + 1,
+    };
+    rules::check_weights(&cx, &hotkey, last_set, uids, weights, version_key).map(|_| ())
+}
