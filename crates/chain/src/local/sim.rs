@@ -290,9 +290,17 @@ impl ChainState {
         .map_err(|e| ChainError::BadSignature {
             reason: e.to_string(),
         })?;
+        let block = self.dispatch(tx.signer, &tx.call)?;
+        self.nonces.insert(tx.signer, expected + 1);
+        Ok(block)
+    }
+
+    /// Runs `call` for `signer` in the current block, without the signature and nonce checks
+    /// of [`ChainState::apply`] (for callers that authenticate the call themselves).
+    pub fn dispatch(&mut self, signer: Hotkey, call: &Call) -> Result<u64, ChainError> {
         let block = self.block;
-        match &tx.call {
-            Call::Register { netuid } => self.register(*netuid, tx.signer)?,
+        match call {
+            Call::Register { netuid } => self.register(*netuid, signer)?,
             Call::SetWeights {
                 netuid,
                 uids,
@@ -300,12 +308,11 @@ impl ChainState {
                 version_key,
             } => {
                 rules::check_direct(*netuid, &self.subnet(*netuid)?.hyper)?;
-                self.store_weights(*netuid, tx.signer, uids, weights, *version_key)?;
+                self.store_weights(*netuid, signer, uids, weights, *version_key)?;
             }
-            Call::CommitWeights { netuid, hash } => self.commit(*netuid, tx.signer, *hash)?,
-            Call::RevealWeights { netuid, reveal } => self.reveal(*netuid, tx.signer, reveal)?,
+            Call::CommitWeights { netuid, hash } => self.commit(*netuid, signer, *hash)?,
+            Call::RevealWeights { netuid, reveal } => self.reveal(*netuid, signer, reveal)?,
         }
-        self.nonces.insert(tx.signer, expected + 1);
         Ok(block)
     }
 

@@ -1,0 +1,199 @@
+//! SubtensorChain against a fake subtensor node (see `common/fake_subtensor.rs`): the
+//! conformance suite over subxt's in-process mock RPC client and over a loopback WebSocket
+//! server; what the submitted extrinsics decode to; the chain's refusals; unreachable
+//! endpoints. Plus a live smoke test, skipped unless `SUBTENSOR_WS` names a node.
+
+use std::sync::Arc;
+
+use platform_chain::local::genesis;
+use platform_chain::local::sim::ChainState;
+use platform_chain::scale::commit_hash;
+use platform_chain::subtensor::SubtensorChain;
+use platform_chain::{AnyChain, Chain, ChainError};
+
+mod common;
+use common::conformance::{conformance_commit_reveal, conformance_set_weights, key};
+use common::fake_subtensor::{
+    FakeSubtensor, SETTING_WEIGHTS_TOO_FAST, SubtensorCall, mock_rpc_client, serve_websocket,
+};
+
+fn dev_state(cr: Option<u16>) -> ChainState {
+    let mut g = genesis::dev();
+    if let Some(version) = cr {
+        g.hyperparameters.commit_reveal_weights_enabled = true;
+        g.hyperparameters.commit_reveal_version = version;
+    }
+    g.into_state().unwrap()
+}
+
+async fn over_mock(fake: &Arc<FakeSubtensor>) -> SubtensorChain {
+    SubtensorChain::with_rpc_client(mock_rpc_client(fake.clone()), "mock")
+        .await
+        .unwrap()
+}
+
+/// The extrinsics the fake received decode to pallet 7 with the right call and arguments,
+/// signed (the fake verified the sr25519 signature) by the hotkey.
+fn assert_extrinsics(fake: &FakeSubtensor) {
+    let received = fake.received();
+    let alice = key("//Alice").hotkey().0;
+    let first = &received[0];
+    assert_eq!((first.pallet, first.call_index), (7, 0), "set_weights");
+    assert_eq!(first.signer, alice);
+    assert_eq!(
+        first.call,
+        SubtensorCall::SetWeights {
+            netuid: 1,
+            dests: vec![4, 5],
+            weights: vec![10, 20],
+            version_key: 0,
+        }
+    );
+    // The refused calls never reached the chain: only the two accepted settings did.
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[1].call,
+        SubtensorCall::SetWeights {
+            netuid: 1,
+            dests: vec![6],
+            weights: vec![1],
+            version_key: 0,
+        }
+    );
+}
+
+fn assert_commit_reveal_extrinsics(fake: &FakeSubtensor) {
+    let received = fake.received();
+    let alice = key("//Alice").hotkey().0;
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!((received[0].pallet, received[0].call_index), (7, 96));
+    let expected_hash = commit_hash(&alice, 1, &[4, 7], &[100, 300], &[1, 2, 3], 0);
+    assert_eq!(
+        received[0].call,
+        SubtensorCall::CommitWeights {
+            netuid: 1,
+            commit_hash: expected_hash,
+        }
+    );
+    assert_eq!((received[1].pallet, received[1].call_index), (7, 97));
+    assert_eq!(
+        received[1].call,
+        SubtensorCall::RevealWeights {
+            netuid: 1,
+            uids: vec![4, 7],
+            values: vec![100, 300],
+            salt: vec![1, 2, 3],
+            version_key: 0,
+        }
+    );
+    assert!(received.iter().all(|r| r.signer == alice));
+}
+
+#[tokio::test]
+async fn subtensor_over_the_mock_rpc_client() {
+    let fake = FakeSubtensor::new(dev_state(None));
+    let chain = over_mock(&fake).await;
+    conformance_set_weights(&chain, || fake.produce_block()).await;
+    assert_extrinsics(&fake);
+
+    let fake = FakeSubtensor::new(dev_state(Some(2)));
+    let chain = over_mock(&fake).await;
+    conformance_commit_reveal(&chain, || fake.produce_block()).await;
+    assert_commit_reveal_extrinsics(&fake);
+}
+
+#[tokio::test]
+async fn subtensor_over_a_loopback_websocket() {
+    let fake = FakeSubtensor::new(dev_state(None));
+    let url = serve_websocket(fake.clone()).await;
+    let chain = AnyChain::connect(&url).await.unwrap();
+    assert!(matches!(chain, AnyChain::Subtensor(_)));
+    conformance_set_weights(&chain, || fake.produce_block()).await;
+    assert_extrinsics(&fake);
+
+    let fake = FakeSubtensor::new(dev_state(Some(2)));
+    let url = serve_websocket(fake.clone()).await;
+    let chain = SubtensorChain::connect(&url).await.unwrap();
+    conformance_commit_reveal(&chain, || fake.produce_block()).await;
+    assert_commit_reveal_extrinsics(&fake);
+}
+
+#[tokio::test]
+async fn the_chains_own_refusal_is_named() {
+    // The client's checks pass, but the chain refuses in dispatch (for example another
+    // transaction of the same hotkey landed first): the error names subtensor's error.
+    let fake = FakeSubtensor::new(dev_state(None));
+    let chain = over_mock(&fake).await;
+    fake.refuse_next(SETTING_WEIGHTS_TOO_FAST);
+    let e = chain
+        .set_weights(&key("//Alice"), 1, &[4, 5], &[1, 2], 0)
+        .await
+        .unwrap_err();
+    let ChainError::Rejected { reason } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        reason.contains("SubtensorModule::SettingWeightsTooFast"),
+        "{reason}"
+    );
+    // Nothing was stored.
+    assert!(chain.weights(1).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn timelocked_subnets_and_bad_endpoints_are_clear_errors() {
+    let fake = FakeSubtensor::new(dev_state(Some(4)));
+    let chain = over_mock(&fake).await;
+    let e = chain
+        .commit_weights(&key("//Alice"), 1, [0; 32])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ChainError::TimelockedOnly { version: 4, .. }));
+    assert!(e.to_string().contains("CommitRevealWeightsVersion to 2"));
+    assert!(fake.received().is_empty());
+
+    // Nothing listens on port 1.
+    let e = SubtensorChain::connect("ws://127.0.0.1:1")
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, ChainError::Unreachable { url, .. } if url == "ws://127.0.0.1:1"),
+        "{e:?}"
+    );
+    assert!(matches!(
+        SubtensorChain::connect("http://127.0.0.1:1").await,
+        Err(ChainError::Malformed { .. })
+    ));
+}
+
+/// Reads from a live subtensor node when `SUBTENSOR_WS` names one (e.g.
+/// `wss://entrypoint-finney.opentensor.ai:443`) and `SUBTENSOR_NETUID` a subnet (default 1).
+/// Skipped otherwise; it writes nothing.
+#[tokio::test]
+async fn live_subtensor_smoke_test() {
+    let Ok(url) = std::env::var("SUBTENSOR_WS") else {
+        eprintln!("SUBTENSOR_WS is not set: skipping the live subtensor smoke test");
+        return;
+    };
+    let netuid: u16 = std::env::var("SUBTENSOR_NETUID")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let chain = SubtensorChain::connect(&url).await.unwrap();
+    let head = chain.head().await.unwrap();
+    assert!(head.number > 0);
+    let hyper = chain.hyperparameters(netuid).await.unwrap();
+    assert!(hyper.tempo > 0);
+    let schedule = chain.epoch_schedule(netuid).await.unwrap();
+    assert!(schedule.next_epoch_block > schedule.current_block);
+    let neurons = chain.metagraph(netuid, None).await.unwrap();
+    assert!(!neurons.is_empty());
+    eprintln!(
+        "{url}: block {}, subnet {netuid}: tempo {}, {} neurons, next epoch at {}",
+        head.number,
+        hyper.tempo,
+        neurons.len(),
+        schedule.next_epoch_block
+    );
+}
