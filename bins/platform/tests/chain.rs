@@ -4,6 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
 mod common;
+/// The fake subtensor node of the chain crate's tests.
+#[path = "../../../crates/chain/tests/common/fake_subtensor.rs"]
+#[allow(dead_code)]
+mod fake_subtensor;
 
 use common::{json, platform};
 
@@ -234,9 +238,10 @@ fn localchain_serves_the_chain_commands() {
 
 #[test]
 fn endpoints_that_cannot_work_are_clear_errors() {
-    let out = platform(&["chain", "metagraph", "--chain", "ws://127.0.0.1:9944"]);
+    // Nothing listens on port 1: the error names the endpoint.
+    let out = platform(&["chain", "metagraph", "--chain", "ws://127.0.0.1:1"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ws://127.0.0.1:1"));
     let out = platform(&[
         "chain",
         "register",
@@ -328,4 +333,46 @@ hotkey = "{miner}"
     ]));
     assert_eq!(w[0]["uids"], serde_json::json!([0, 1]));
     assert_eq!(w[0]["weights"], serde_json::json!([21845, 65535]));
+}
+
+/// `platform chain metagraph|set-weights|weights` against a subtensor node (the fake node of
+/// the chain tests, over a loopback WebSocket).
+#[test]
+fn chain_commands_against_subtensor() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = platform_chain::local::genesis::dev().into_state().unwrap();
+    let fake = fake_subtensor::FakeSubtensor::new(state);
+    let url = rt.block_on(fake_subtensor::serve_websocket(fake.clone()));
+
+    let meta = json(&platform(&["chain", "metagraph", "--chain", &url, "--json"]));
+    let neurons = meta.as_array().unwrap();
+    assert_eq!(neurons.len(), 12);
+    assert_eq!(
+        neurons[0]["hotkey"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    assert_eq!(neurons[0]["validator_permit"], true);
+    assert!(neurons[0]["stake"].as_u64().unwrap() > 0);
+
+    let out = set_weights(&url, "1", "//Alice", "4,5", "10,20", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let received = fake.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!((received[0].pallet, received[0].call_index), (7, 0));
+
+    let rows = json(&platform(&[
+        "chain", "weights", "--chain", &url, "--netuid", "1", "--json",
+    ]));
+    assert_eq!(rows[0]["hotkey"], "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+    assert_eq!(rows[0]["uids"], serde_json::json!([4, 5]));
+    assert_eq!(rows[0]["weights"], serde_json::json!([32767, 65535]));
+
+    // The rate limit, before anything is signed.
+    let out = set_weights(&url, "1", "//Alice", "4", "1", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allows one setting per 10 blocks"));
+    assert_eq!(fake.received().len(), 1);
+    // Registration is btcli's job on subtensor.
+    let out = platform(&["chain", "register", "--chain", &url, "--hotkey", "//Newcomer"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("btcli"));
 }
