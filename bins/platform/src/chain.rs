@@ -10,10 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use platform_chain::local::genesis::{self, GenesisFile};
 use platform_chain::local::{LocalChain, LocalChainClient, server};
-use platform_chain::{AnyChain, is_subtensor_url};
 use platform_chain::submit::{
     PendingStore, Retry, RevealOutcome, Submitted, reveal_due, submit_weights,
 };
+use platform_chain::{AnyChain, is_subtensor_url};
 use platform_chain::{Chain, ValidatorWeights};
 use platform_crypto::{Keypair, Keystore, keystore::load_wallet_file, parse_suri};
 use serde::Serialize;
@@ -182,9 +182,9 @@ fn connect(rt: &tokio::runtime::Runtime, arg: &ChainArg) -> Result<AnyChain> {
 
 /// A LocalChain-only command: the LocalChain client, or an error naming what to use instead.
 fn local_only<'a>(chain: &'a AnyChain, what: &str) -> Result<&'a LocalChainClient> {
-    chain.local().ok_or_else(|| {
-        anyhow!("{what} exists on a LocalChain only; subtensor does not offer it")
-    })
+    chain
+        .local()
+        .ok_or_else(|| anyhow!("{what} exists on a LocalChain only; subtensor does not offer it"))
 }
 
 /// Resolves `--hotkey`: a secret URI, a wallet hotkey file, or a keystore name.

@@ -344,7 +344,13 @@ fn chain_commands_against_subtensor() {
     let fake = fake_subtensor::FakeSubtensor::new(state);
     let url = rt.block_on(fake_subtensor::serve_websocket(fake.clone()));
 
-    let meta = json(&platform(&["chain", "metagraph", "--chain", &url, "--json"]));
+    let meta = json(&platform(&[
+        "chain",
+        "metagraph",
+        "--chain",
+        &url,
+        "--json",
+    ]));
     let neurons = meta.as_array().unwrap();
     assert_eq!(neurons.len(), 12);
     assert_eq!(
@@ -355,7 +361,11 @@ fn chain_commands_against_subtensor() {
     assert!(neurons[0]["stake"].as_u64().unwrap() > 0);
 
     let out = set_weights(&url, "1", "//Alice", "4,5", "10,20", &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let received = fake.received();
     assert_eq!(received.len(), 1);
     assert_eq!((received[0].pallet, received[0].call_index), (7, 0));
@@ -363,7 +373,10 @@ fn chain_commands_against_subtensor() {
     let rows = json(&platform(&[
         "chain", "weights", "--chain", &url, "--netuid", "1", "--json",
     ]));
-    assert_eq!(rows[0]["hotkey"], "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+    assert_eq!(
+        rows[0]["hotkey"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
     assert_eq!(rows[0]["uids"], serde_json::json!([4, 5]));
     assert_eq!(rows[0]["weights"], serde_json::json!([32767, 65535]));
 
@@ -373,6 +386,13 @@ fn chain_commands_against_subtensor() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("allows one setting per 10 blocks"));
     assert_eq!(fake.received().len(), 1);
     // Registration is btcli's job on subtensor.
-    let out = platform(&["chain", "register", "--chain", &url, "--hotkey", "//Newcomer"]);
+    let out = platform(&[
+        "chain",
+        "register",
+        "--chain",
+        &url,
+        "--hotkey",
+        "//Newcomer",
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("btcli"));
 }

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use platform_chain::local::genesis::{self, GenesisFile};
 use platform_chain::local::{LocalChain, LocalChainClient, server};
-use platform_chain::scale::commit_hash;
-use platform_chain::{Chain, ChainError, Reveal};
-use platform_crypto::Keypair;
+use platform_chain::{Chain, ChainError};
 
 mod common;
 use common::conformance::{conformance_commit_reveal, conformance_set_weights, key};

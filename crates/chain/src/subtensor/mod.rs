@@ -24,14 +24,14 @@ use std::time::Duration;
 
 use platform_crypto::Keypair;
 use platform_primitives::Hotkey;
+use subxt::OnlineClient;
 use subxt::backend::LegacyBackend;
-use subxt::client::OnlineClientAtBlockImpl;
 use subxt::client::ClientAtBlock;
+use subxt::client::OnlineClientAtBlockImpl;
 use subxt::config::PolkadotConfig;
 use subxt::error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError};
 use subxt::rpcs::RpcClient;
 use subxt::utils::{AccountId32, H256, MultiSignature};
-use subxt::OnlineClient;
 
 use crate::rules::{self, WeightsContext};
 use crate::scale::commit_hash;
@@ -96,7 +96,10 @@ impl SubtensorChain {
     }
 
     /// A client over any JSON-RPC transport (`label` names it in errors).
-    pub async fn with_rpc_client(rpc: RpcClient, label: &str) -> Result<SubtensorChain, ChainError> {
+    pub async fn with_rpc_client(
+        rpc: RpcClient,
+        label: &str,
+    ) -> Result<SubtensorChain, ChainError> {
         let backend = LegacyBackend::<SubtensorConfig>::builder().build(rpc);
         let config = PolkadotConfig::builder().use_historic_types(false).build();
         let connect = OnlineClient::from_backend_with_config(config, Arc::new(backend));
@@ -147,7 +150,10 @@ impl SubtensorChain {
                             "the node refused the request: {} ({}){}",
                             u.message,
                             u.code,
-                            u.data.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                            u.data
+                                .as_ref()
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_default()
                         ),
                     },
                     other => ChainError::Unreachable {
@@ -196,9 +202,17 @@ impl SubtensorChain {
     /// The client at `block` (the finalized head when `None`).
     async fn at(&self, block: Option<u64>) -> Result<AtBlock, ChainError> {
         match block {
-            None => self.client.at_current_block().await.map_err(|e| self.error(e)),
+            None => self
+                .client
+                .at_current_block()
+                .await
+                .map_err(|e| self.error(e)),
             Some(n) => {
-                let head = self.client.at_current_block().await.map_err(|e| self.error(e))?;
+                let head = self
+                    .client
+                    .at_current_block()
+                    .await
+                    .map_err(|e| self.error(e))?;
                 if n > head.block_number() {
                     return Err(ChainError::UnknownBlock {
                         number: n,
@@ -309,7 +323,10 @@ impl SubtensorChain {
                 ),
             })?
             .map_err(|e| self.error(e))?;
-        finalized.wait_for_success().await.map_err(|e| self.error(e))?;
+        finalized
+            .wait_for_success()
+            .await
+            .map_err(|e| self.error(e))?;
         let block = self
             .client
             .at_block(finalized.block_hash())
@@ -325,9 +342,9 @@ fn dispatch_error(e: &subxt::Error) -> Option<&DispatchError> {
     match e {
         subxt::Error::TransactionEventsError(TransactionEventsError::ExtrinsicFailed(d)) => Some(d),
         subxt::Error::TransactionFinalizedSuccessError(
-            TransactionFinalizedSuccessError::SuccessError(TransactionEventsError::ExtrinsicFailed(
-                d,
-            )),
+            TransactionFinalizedSuccessError::SuccessError(
+                TransactionEventsError::ExtrinsicFailed(d),
+            ),
         ) => Some(d),
         _ => None,
     }
@@ -353,7 +370,9 @@ fn module_error(e: &DispatchError) -> ChainError {
         "SubtensorModule::UidVecContainInvalidOne" => "a uid is not in the subnet",
         "SubtensorModule::WeightVecLengthIsLow" => "fewer weights than MinAllowedWeights",
         "SubtensorModule::MaxWeightExceeded" => "a weight exceeds MaxWeightsLimit",
-        "SubtensorModule::IncorrectWeightVersionKey" => "the version key is below WeightsVersionKey",
+        "SubtensorModule::IncorrectWeightVersionKey" => {
+            "the version key is below WeightsVersionKey"
+        }
         "SubtensorModule::CommitRevealEnabled" => "commit-reveal is on: commit, then reveal",
         "SubtensorModule::CommitRevealDisabled" => "commit-reveal is off: set weights directly",
         "SubtensorModule::NoWeightsCommitFound"
@@ -432,7 +451,12 @@ impl Chain for SubtensorChain {
         self.read("epoch schedule", || async {
             let at = self.at(None).await?;
             self.subnet_exists(&at, netuid).await?;
-            let tempo: u16 = fetch!(self, at, api::storage().subtensor_module().tempo(), (netuid,));
+            let tempo: u16 = fetch!(
+                self,
+                at,
+                api::storage().subtensor_module().tempo(),
+                (netuid,)
+            );
             let current = at.block_number();
             Ok(EpochSchedule {
                 tempo,
@@ -453,7 +477,16 @@ impl Chain for SubtensorChain {
     ) -> Result<Included, ChainError> {
         let (at, hyper, neurons) = self.weights_context(netuid).await?;
         rules::check_direct(netuid, &hyper)?;
-        check_weights_now(&at, netuid, &hyper, &neurons, signer, uids, weights, version_key)?;
+        check_weights_now(
+            &at,
+            netuid,
+            &hyper,
+            &neurons,
+            signer,
+            uids,
+            weights,
+            version_key,
+        )?;
         let call = api::transactions().subtensor_module().set_weights(
             netuid,
             uids.to_vec(),

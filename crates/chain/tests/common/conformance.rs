@@ -147,4 +147,3 @@ pub async fn conformance_commit_reveal<C: Chain>(chain: &C, produce: impl Fn()) 
         Err(ChainError::NoMatchingCommit { .. })
     ));
 }
-

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use parity_scale_codec::{Compact, Decode, Encode};
 use platform_chain::ChainError;
-use platform_chain::local::sim::{Call, ChainState};
 use platform_chain::Reveal;
+use platform_chain::local::sim::{Call, ChainState};
 use platform_crypto::Signature;
 use platform_crypto::sr25519::verify_substrate;
 use platform_primitives::Hotkey;
@@ -163,6 +163,7 @@ enum DispatchError {
 
 /// The `SubtensorModule` (pallet 7) calls Platform sends, by call index.
 #[derive(Clone, Debug, PartialEq, Eq, Decode)]
+#[allow(clippy::enum_variant_names)] // subtensor's own call names
 pub enum SubtensorCall {
     /// `set_weights(netuid, dests, weights, version_key)`.
     #[codec(index = 0)]
@@ -409,7 +410,13 @@ impl Inner {
             );
         }
         if key == prefix("SubtensorModule", "CommitRevealWeightsVersion").as_slice() {
-            let v = self.chain.subnets.values().next()?.hyper.commit_reveal_version;
+            let v = self
+                .chain
+                .subnets
+                .values()
+                .next()?
+                .hyper
+                .commit_reveal_version;
             return Some(v.encode());
         }
         // Maps keyed by netuid (Identity hasher: the u16 itself).
@@ -449,7 +456,8 @@ impl Inner {
             }
         }
         // RevealPeriodEpochs: Twox64Concat(netuid).
-        if let Some(rest) = key.strip_prefix(prefix("SubtensorModule", "RevealPeriodEpochs").as_slice())
+        if let Some(rest) =
+            key.strip_prefix(prefix("SubtensorModule", "RevealPeriodEpochs").as_slice())
         {
             let netuid = u16::decode(&mut &rest[8..]).ok()?;
             assert_eq!(&rest[..8], &twox_64(&netuid.encode()), "Twox64Concat key");
@@ -490,7 +498,11 @@ impl Inner {
         if let Some(rest) = key.strip_prefix(prefix("SubtensorModule", "Uids").as_slice())
             && rest.len() == 2 + 16 + 32
         {
-            assert_eq!(&rest[2..18], &blake2_128(&rest[18..]), "Blake2_128Concat key");
+            assert_eq!(
+                &rest[2..18],
+                &blake2_128(&rest[18..]),
+                "Blake2_128Concat key"
+            );
             let netuid = u16::from_le_bytes([rest[0], rest[1]]);
             let account = Hotkey(rest[18..].try_into().unwrap());
             let s = self.chain.subnets.get(&netuid)?;
@@ -581,7 +593,9 @@ impl Inner {
         let mut r = body;
         let version = u8::decode(&mut r).map_err(|_| invalid_tx("empty"))?;
         if version != 0x84 {
-            return Err(invalid_tx(&format!("expected a signed v4 extrinsic, got {version:#x}")));
+            return Err(invalid_tx(&format!(
+                "expected a signed v4 extrinsic, got {version:#x}"
+            )));
         }
         // MultiAddress::Id(AccountId32).
         if u8::decode(&mut r) != Ok(0) {
@@ -765,9 +779,7 @@ pub fn mock_rpc_client(fake: Arc<FakeSubtensor>) -> subxt_rpcs::RpcClient {
         subxt_rpcs::Error::User(subxt_rpcs::UserError {
             code: f.code,
             message: f.message,
-            data: f
-                .data
-                .map(|d| serde_json::value::to_raw_value(&d).unwrap()),
+            data: f.data.map(|d| serde_json::value::to_raw_value(&d).unwrap()),
         })
     };
     let parse = |p: Option<Box<serde_json::value::RawValue>>| -> Value {
@@ -821,7 +833,10 @@ async fn websocket_connection(fake: Arc<FakeSubtensor>, socket: tokio::net::TcpS
     };
     let key = request.key();
     if server
-        .send_response(&Response::Accept { key, protocol: None })
+        .send_response(&Response::Accept {
+            key,
+            protocol: None,
+        })
         .await
         .is_err()
     {
@@ -853,8 +868,10 @@ async fn websocket_connection(fake: Arc<FakeSubtensor>, socket: tokio::net::TcpS
                     let sid = format!("sub{subscriptions}");
                     out.push(answer(Ok(json!(sid))));
                     for u in updates {
-                        out.push(json!({ "jsonrpc": "2.0", "method": "author_extrinsicUpdate",
-                            "params": { "subscription": sid, "result": u } }));
+                        out.push(
+                            json!({ "jsonrpc": "2.0", "method": "author_extrinsicUpdate",
+                            "params": { "subscription": sid, "result": u } }),
+                        );
                     }
                 }
                 Err(f) => out.push(answer(Err(f))),
