@@ -37,6 +37,20 @@ fn set_weights(
     platform(&[&args[..], extra].concat())
 }
 
+/// `platform chain metagraph --json` of the dev genesis: 12 neurons, //Alice first with a
+/// validator permit.
+fn dev_metagraph(url: &str) -> Vec<serde_json::Value> {
+    let meta = json(&platform(&["chain", "metagraph", "--chain", url, "--json"]));
+    let neurons = meta.as_array().unwrap().clone();
+    assert_eq!(neurons.len(), 12);
+    assert_eq!(
+        neurons[0]["hotkey"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    assert_eq!(neurons[0]["validator_permit"], true);
+    neurons
+}
+
 /// A LocalChain child process, stopped with SIGTERM on drop.
 struct LocalChainProcess {
     child: Child,
@@ -94,20 +108,7 @@ fn localchain_serves_the_chain_commands() {
     let mut chain = LocalChainProcess::start(&["--block-time-ms", "60000", "--data-dir", &data]);
     let url = chain.url.clone();
 
-    let meta = json(&platform(&[
-        "chain",
-        "metagraph",
-        "--chain",
-        &url,
-        "--json",
-    ]));
-    let neurons = meta.as_array().unwrap();
-    assert_eq!(neurons.len(), 12);
-    assert_eq!(
-        neurons[0]["hotkey"],
-        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-    );
-    assert_eq!(neurons[0]["validator_permit"], true);
+    let neurons = dev_metagraph(&url);
     assert!(neurons[0]["stake"].as_u64().unwrap() > neurons[1]["stake"].as_u64().unwrap());
     assert_eq!(neurons[11]["validator_permit"], false);
 
@@ -344,20 +345,7 @@ fn chain_commands_against_subtensor() {
     let fake = fake_subtensor::FakeSubtensor::new(state);
     let url = rt.block_on(fake_subtensor::serve_websocket(fake.clone()));
 
-    let meta = json(&platform(&[
-        "chain",
-        "metagraph",
-        "--chain",
-        &url,
-        "--json",
-    ]));
-    let neurons = meta.as_array().unwrap();
-    assert_eq!(neurons.len(), 12);
-    assert_eq!(
-        neurons[0]["hotkey"],
-        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-    );
-    assert_eq!(neurons[0]["validator_permit"], true);
+    let neurons = dev_metagraph(&url);
     assert!(neurons[0]["stake"].as_u64().unwrap() > 0);
 
     let out = set_weights(&url, "1", "//Alice", "4,5", "10,20", &[]);

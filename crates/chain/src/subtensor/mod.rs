@@ -29,7 +29,10 @@ use subxt::backend::LegacyBackend;
 use subxt::client::ClientAtBlock;
 use subxt::client::OnlineClientAtBlockImpl;
 use subxt::config::PolkadotConfig;
-use subxt::error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError};
+use subxt::error::{
+    DispatchError, ExtrinsicError, OnlineClientAtBlockError, RuntimeApiError, StorageError,
+    TransactionEventsError, TransactionFinalizedSuccessError,
+};
 use subxt::rpcs::RpcClient;
 use subxt::utils::{AccountId32, H256, MultiSignature};
 
@@ -164,11 +167,20 @@ impl SubtensorChain {
             }
             source = s.source();
         }
-        let text = e.to_string();
-        if text.contains("not compatible with the live chain") {
-            return ChainError::RuntimeMismatch { reason: text };
+        let mismatch = matches!(
+            &e,
+            subxt::Error::StorageError(StorageError::IncompatibleCodegen)
+                | subxt::Error::RuntimeApiError(RuntimeApiError::IncompatibleCodegen)
+                | subxt::Error::ExtrinsicError(ExtrinsicError::IncompatibleCodegen)
+        );
+        if mismatch {
+            return ChainError::RuntimeMismatch {
+                reason: e.to_string(),
+            };
         }
-        ChainError::Rejected { reason: text }
+        ChainError::Rejected {
+            reason: e.to_string(),
+        }
     }
 
     /// Runs a read with a time limit, retrying it when the endpoint failed.
@@ -207,20 +219,21 @@ impl SubtensorChain {
                 .at_current_block()
                 .await
                 .map_err(|e| self.error(e)),
-            Some(n) => {
-                let head = self
-                    .client
-                    .at_current_block()
-                    .await
-                    .map_err(|e| self.error(e))?;
-                if n > head.block_number() {
-                    return Err(ChainError::UnknownBlock {
+            // One lookup; the head is read only to say how far the chain is.
+            Some(n) => match self.client.at_block(n).await {
+                Err(OnlineClientAtBlockError::BlockNotFound { .. }) => {
+                    let head = self
+                        .client
+                        .at_current_block()
+                        .await
+                        .map_err(|e| self.error(e))?;
+                    Err(ChainError::UnknownBlock {
                         number: n,
                         head: head.block_number(),
-                    });
+                    })
                 }
-                self.client.at_block(n).await.map_err(|e| self.error(e))
-            }
+                other => other.map_err(|e| self.error(e)),
+            },
         }
     }
 
@@ -238,7 +251,7 @@ impl SubtensorChain {
         at: &AtBlock,
         netuid: u16,
     ) -> Result<Hyperparameters, ChainError> {
-        self.subnet_exists(at, netuid).await?;
+        // The caller has checked that the subnet exists.
         let s = api::storage().subtensor_module();
         // One storage read per hyperparameter; each falls back to the chain's default.
         macro_rules! read {
@@ -258,8 +271,8 @@ impl SubtensorChain {
         })
     }
 
+    /// The subnet's neurons (the caller has checked that the subnet exists).
     async fn metagraph_at(&self, at: &AtBlock, netuid: u16) -> Result<Vec<NeuronInfo>, ChainError> {
-        self.subnet_exists(at, netuid).await?;
         let call = api::runtime_apis()
             .neuron_info_runtime_api()
             .get_neurons_lite(netuid);
@@ -294,6 +307,7 @@ impl SubtensorChain {
         netuid: u16,
     ) -> Result<(AtBlock, Hyperparameters, Vec<NeuronInfo>), ChainError> {
         let at = self.at(None).await?;
+        self.subnet_exists(&at, netuid).await?;
         let hyper = self.hyperparameters_at(&at, netuid).await?;
         let neurons = self.metagraph_at(&at, netuid).await?;
         Ok((at, hyper, neurons))
@@ -430,6 +444,7 @@ impl Chain for SubtensorChain {
     async fn hyperparameters(&self, netuid: u16) -> Result<Hyperparameters, ChainError> {
         self.read("hyperparameters", || async {
             let at = self.at(None).await?;
+            self.subnet_exists(&at, netuid).await?;
             self.hyperparameters_at(&at, netuid).await
         })
         .await
@@ -442,6 +457,7 @@ impl Chain for SubtensorChain {
     ) -> Result<Vec<NeuronInfo>, ChainError> {
         self.read("metagraph", || async {
             let at = self.at(block).await?;
+            self.subnet_exists(&at, netuid).await?;
             self.metagraph_at(&at, netuid).await
         })
         .await
@@ -575,6 +591,7 @@ impl Chain for SubtensorChain {
     async fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
         self.read("weights", || async {
             let at = self.at(None).await?;
+            self.subnet_exists(&at, netuid).await?;
             let neurons = self.metagraph_at(&at, netuid).await?;
             let entry = api::storage().subtensor_module().weights();
             let mut out = Vec::new();
