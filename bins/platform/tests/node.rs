@@ -274,14 +274,48 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         hashes.iter().all(|h| *h == hashes[0]),
         "validators disagree at height {target}: {hashes:?}"
     );
-    // Dave crossed the epoch close he missed with blocks fetched from peers, each checked
-    // against its epoch's validator set.
+    // Dave crossed the epoch close he missed by starting from a peer's snapshot (checked
+    // against his chain client and the keys he knows), then the certified blocks after it.
     assert!(
-        vs[dave]
-            .log()
-            .contains("caught up on finalized blocks from a peer"),
+        vs[dave].log().contains("started from a peer's snapshot"),
         "{}",
         vs[dave].log()
+    );
+
+    // Again, with snapshot catch-up off: Dave restarts from his own newest snapshot (the one
+    // he took from the peer) and crosses the close he missed block by block, each block
+    // checked against its epoch's validator set.
+    vs[dave].kill9();
+    let config = std::fs::read_to_string(&vs[dave].config).unwrap();
+    assert!(config.contains("snapshot_catch_up = true"), "{config}");
+    std::fs::write(
+        &vs[dave].config,
+        config.replace("snapshot_catch_up = true", "snapshot_catch_up = false"),
+    )
+    .unwrap();
+    let epoch_at_kill = epoch(&vs[0].api).unwrap();
+    wait_or_show("another epoch to close without Dave", &vs, || {
+        epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
+    });
+    vs[dave].start();
+    let target = height(&vs[0].api).unwrap() + 2;
+    wait_or_show("Dave to catch up block by block", &vs, || {
+        vs.iter()
+            .all(|v| height(&v.api).is_some_and(|h| h >= target))
+    });
+    let hashes: Vec<String> = vs
+        .iter()
+        .map(|v| block_hash(&v.api, target).unwrap())
+        .collect();
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "validators disagree at height {target}: {hashes:?}"
+    );
+    let log = vs[dave].log();
+    assert!(log.contains("starting from this node's snapshot"), "{log}");
+    assert!(
+        log.contains("caught up on finalized blocks from a peer"),
+        "{log}"
     );
     // Back in step, Dave submits the same weights as the others: wait for a moment when every
     // validator's newest submission is for the same epoch, after the one Dave missed.

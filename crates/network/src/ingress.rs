@@ -110,7 +110,11 @@ pub enum Verdict {
 /// one point per second.
 fn penalty(reason: &str) -> i64 {
     match reason {
-        "bad_signature" | "oversize" | "malformed" => 50,
+        // Consensus offences (reported by the node against the validator's own peer): a
+        // conflicting vote is proof of a Byzantine validator and bans it at once.
+        "equivocation" => 100,
+        "bad_signature" | "oversize" | "malformed" | "invalid_certificate" | "bad_snapshot" => 50,
+        "invalid_proposal" => 20,
         "wrong_netuid" | "wrong_topic" | "not_validator" | "bad_payload" => 20,
         "replayed" => 5,
         "rate_limited_peer" | "rate_limited_author" | "rate_limited" => 2,
@@ -261,6 +265,18 @@ impl Ingress {
     /// Forgets a disconnected peer's binding.
     pub fn unbind(&mut self, peer: &PeerId) {
         self.bound.remove(peer);
+    }
+
+    /// The connected peers bound to `hotkey`.
+    pub fn peers_of(&self, hotkey: &Hotkey) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .bound
+            .iter()
+            .filter(|(_, h)| *h == hotkey)
+            .map(|(p, _)| *p)
+            .collect();
+        peers.sort();
+        peers
     }
 
     /// The hotkey a peer proved, if any.

@@ -413,6 +413,18 @@ impl Network {
         self.tell(Command::Report(peer, channel, reason)).await
     }
 
+    /// Counts an offence by a validator (found by the consensus layer, which knows the author
+    /// but not the peer) and penalizes the peers bound to its hotkey.
+    pub async fn report_validator(
+        &self,
+        hotkey: Hotkey,
+        channel: &'static str,
+        reason: &'static str,
+    ) -> Result<(), NetError> {
+        self.tell(Command::ReportValidator(hotkey, channel, reason))
+            .await
+    }
+
     fn breaker_open(&self, peer: &PeerId) -> bool {
         self.breakers
             .lock()

@@ -65,6 +65,7 @@ pub(crate) enum Command {
     Providers(Hash, oneshot::Sender<Vec<PeerId>>),
     Request(PeerId, Request, oneshot::Sender<Result<Response, NetError>>),
     Report(PeerId, &'static str, &'static str),
+    ReportValidator(Hotkey, &'static str, &'static str),
     SyncPeers(oneshot::Sender<Vec<PeerId>>),
     Status(oneshot::Sender<NetStatus>),
     Shutdown(oneshot::Sender<()>),
@@ -428,6 +429,11 @@ impl Task {
             }
             Command::Report(peer, channel, reason) => {
                 self.ingress.report(channel, &peer, reason, Instant::now());
+            }
+            Command::ReportValidator(hotkey, channel, reason) => {
+                for peer in self.ingress.peers_of(&hotkey) {
+                    self.ingress.report(channel, &peer, reason, Instant::now());
+                }
             }
             Command::SyncPeers(reply) => {
                 let mut peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();

@@ -379,6 +379,40 @@ async fn bad_messages_are_rejected_counted_and_the_sender_banned() {
     );
 }
 
+/// The consensus layer names an equivocating validator by hotkey; the network finds its peer,
+/// counts the offence and bans it at once, while a lesser offence by another only costs points.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_reported_for_equivocation_is_banned() {
+    let stakes = [(1, 400), (2, 300), (5, 100)];
+    let honest = start(1, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let other = start(2, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let mallory = start(5, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let m = membership(&stakes);
+    mesh(&[&honest.net, &other.net, &mallory.net], &m).await;
+    honest
+        .net
+        .report_validator(other.key.hotkey(), "consensus", "invalid_proposal")
+        .await
+        .unwrap();
+    honest
+        .net
+        .report_validator(mallory.key.hotkey(), "consensus", "equivocation")
+        .await
+        .unwrap();
+    until("mallory to be banned", async || {
+        status(&honest.net)
+            .await
+            .banned
+            .contains(&mallory.net.peer_id().to_string())
+    })
+    .await;
+    assert_eq!(honest.net.metrics().rejections("equivocation"), 1);
+    assert_eq!(honest.net.metrics().rejections("invalid_proposal"), 1);
+    let s = status(&honest.net).await;
+    assert!(!s.banned.contains(&other.net.peer_id().to_string()));
+    assert!(s.connected_validators.contains(&other.key.hotkey()));
+}
+
 /// A message accepted before a restart is refused after it: the replay cache is on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_message_is_refused_after_the_receiver_restarts() {

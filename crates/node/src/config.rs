@@ -51,6 +51,16 @@ pub struct NodeConfig {
     /// Most pending transactions of one sender (miner, owner, validator). Default 256.
     #[serde(default = "default_per_sender")]
     pub mempool_per_sender: usize,
+    /// Whether a validator that missed epoch closes starts from a peer's snapshot (checked
+    /// against its chain client and the validators' keys it knows). When `false`, or when a
+    /// snapshot is refused, it replays the certified blocks it missed, epoch by epoch.
+    /// Default `true`.
+    #[serde(default = "default_true")]
+    pub snapshot_catch_up: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_mempool() -> usize {
@@ -93,6 +103,7 @@ impl NodeConfig {
             view_timeout_ms: default_timeout_ms(),
             mempool_capacity: default_mempool(),
             mempool_per_sender: default_per_sender(),
+            snapshot_catch_up: true,
         }
     }
 

@@ -15,15 +15,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use platform_consensus::{
-    BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Proposal,
-    Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
+    BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Offence,
+    Proposal, Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
 };
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
 use platform_primitives::{Epoch, Hash, Height, Hotkey, NetUid, View, decode, encode};
 use platform_state::{
-    Block, ChallengeMeta, EpochAnchor, EpochClose, Genesis, Lifecycle, RuntimeWeights, ScoringRule,
-    State, Tx, records::EpochRecord, weights_digest,
+    Block, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Genesis, Lifecycle, RuntimeWeights,
+    ScoringRule, State, Tx, records::EpochRecord, weights_digest,
 };
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::epochs::{ChainWatch, WeightSubmitter};
 use crate::evaluator::Evaluator;
 use crate::mempool::{Mempool, Pool};
+use crate::snapshots::{self, SnapshotProof, Verdict};
 use crate::store::{self, FinalizedBlock};
 
 /// What the node reports through the API.
@@ -73,6 +74,8 @@ pub struct Status {
     pub chain: Option<crate::epochs::ChainStatus>,
     /// The newest epoch whose weights this validator submitted to the chain.
     pub weights_submitted_epoch: Option<u64>,
+    /// The height of this node's newest snapshot.
+    pub snapshot_height: Option<u64>,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
@@ -95,6 +98,9 @@ enum Internal {
     Retry,
     /// Finalized blocks from a peer, for catch-up (checked before use).
     Synced(Vec<FinalizedBlock>),
+    /// A peer's snapshot (its bytes, blob hash and the peer), for catch-up across epochs
+    /// (checked before use).
+    Snapshot(Vec<u8>, Hash, platform_network::libp2p::PeerId),
 }
 
 /// Most consensus messages of the next epoch held until this node enters it.
@@ -255,10 +261,16 @@ pub struct Driver {
     sync_asked: Option<(u64, Instant)>,
     /// When we last asked peers for finalized blocks because the network is in a later epoch.
     catch_up_asked: Option<Instant>,
+    /// Peers' snapshots (by blob hash) this node refused; catch-up falls back to blocks.
+    refused_snapshots: HashSet<Hash>,
+    /// Whether catch-up across epochs may start from a peer's snapshot.
+    snapshot_catch_up: bool,
     /// Consensus messages of the next epoch, held until this node enters it.
     early: VecDeque<(Hotkey, Message<BlsSignature>)>,
     /// Modules being fetched or compiled for an epoch close.
     preparing: Arc<Mutex<HashSet<Hash>>>,
+    /// The snapshot of the current epoch's first state, waiting for a certified block after it.
+    pending_snapshot: Option<snapshots::Pending>,
     last_finalized_at: Instant,
     /// Proposal-to-finalization times of recent blocks, in milliseconds.
     latencies: VecDeque<u64>,
@@ -322,6 +334,24 @@ impl Driver {
         let mut finalized_digest = genesis.hash();
         let mut finalized_height = 0;
         let mut finalized_view = View(0);
+        // Start from our newest snapshot, if any, then replay the finalized blocks after it.
+        if let Some((state, proof)) = snapshots::load_latest(&dir)? {
+            if state.meta().netuid != genesis.netuid {
+                return Err(anyhow!(
+                    "the data directory's snapshot is of subnet {}, the genesis of {}",
+                    state.meta().netuid.0,
+                    genesis.netuid.0
+                ));
+            }
+            tracing::info!(
+                height = proof.anchor.height.0,
+                "starting from this node's snapshot"
+            );
+            canonical = state;
+            finalized_digest = proof.anchor.digest();
+            finalized_height = proof.anchor.height.0;
+            finalized_view = proof.anchor.view;
+        }
         // Replay finalized blocks, in batches.
         loop {
             let batch =
@@ -391,8 +421,11 @@ impl Driver {
             to_apply: VecDeque::new(),
             sync_asked: None,
             catch_up_asked: None,
+            refused_snapshots: HashSet::new(),
+            snapshot_catch_up: true,
             early: VecDeque::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
+            pending_snapshot: None,
             last_finalized_at: Instant::now(),
             latencies: VecDeque::new(),
             block_interval,
@@ -403,6 +436,12 @@ impl Driver {
             internal_rx,
             status,
         })
+    }
+
+    /// Whether catch-up across epochs may start from a peer's snapshot (default on).
+    pub fn with_snapshot_catch_up(mut self, on: bool) -> Driver {
+        self.snapshot_catch_up = on;
+        self
     }
 
     fn engine(&mut self) -> &mut Engine<BlsScheme> {
@@ -505,6 +544,13 @@ impl Driver {
 
     async fn refresh_status(&mut self) {
         let net = self.net.status().await.ok();
+        let dir = self.dir.clone();
+        let snapshot = tokio::task::spawn_blocking(move || snapshots::latest(dir.db()))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten()
+            .map(|(h, _)| h);
         let view = self.consensus.engine.view();
         let leader =
             self.consensus.validators[self.consensus.engine.leader(view) as usize].to_ss58();
@@ -518,6 +564,7 @@ impl Driver {
         s.leader = leader;
         s.chain = chain;
         s.weights_submitted_epoch = submitted;
+        s.snapshot_height = snapshot;
         if let Some(n) = net {
             s.peers = n.connected_peers;
             s.partitioned = n.partitioned;
@@ -640,6 +687,9 @@ impl Driver {
                 self.retry_waiting()
             }
             Internal::Synced(blocks) => self.apply_synced(blocks).await?,
+            Internal::Snapshot(bytes, blob, peer) => {
+                self.install_snapshot(bytes, blob, peer).await?
+            }
         };
         self.perform(effects).await
     }
@@ -944,7 +994,24 @@ impl Driver {
         let parent = self.finalized_digest;
         let net = self.net.clone();
         let tx = self.internal_tx.clone();
+        let refused = self.refused_snapshots.clone();
+        let snapshots = self.snapshot_catch_up;
         tokio::spawn(async move {
+            // A peer's snapshot newer than our last block starts an epoch we missed: start
+            // from it rather than replaying every block (checked by the driver).
+            if snapshots
+                && let Ok(Some((info, peer))) = net.latest_snapshot().await
+                && info.height >= from
+                && !refused.contains(&info.blob)
+            {
+                match net.fetch_blob_from(info.blob, Some(peer)).await {
+                    Ok(bytes) => {
+                        let _ = tx.send(Internal::Snapshot(bytes, info.blob, peer)).await;
+                        return;
+                    }
+                    Err(e) => tracing::debug!("fetching snapshot {}: {e}", info.blob),
+                }
+            }
             // Linkage only here; certificates are checked by the driver, epoch by epoch.
             let check = |from: u64, blocks: &[Vec<u8>]| -> Result<(), &'static str> {
                 let mut prev = parent;
@@ -1108,6 +1175,7 @@ impl Driver {
             let pct = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
             let (p50, p99) = (pct(50), pct(99));
             let closes = epoch_change(&block).1;
+            self.collect_snapshot(&proposal, &block.header, &certificate, closes);
             let record = FinalizedBlock {
                 proposal,
                 block,
@@ -1136,6 +1204,134 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Snapshots: the state after an epoch's close waits for a certified block after it (whose
+    /// header commits to the state's root), then is encoded and stored on a blocking thread.
+    fn collect_snapshot(
+        &mut self,
+        proposal: &Proposal,
+        header: &BlockHeader,
+        certificate: &Certificate<BlsSignature>,
+        closes: bool,
+    ) {
+        if closes {
+            let state = self.pool.state().fork();
+            self.pending_snapshot = Some(snapshots::Pending::new(*proposal, state));
+            return;
+        }
+        let Some(pending) = self.pending_snapshot.as_mut() else {
+            return;
+        };
+        match pending.add(*proposal, header.clone(), certificate) {
+            Some((mut state, proof)) => {
+                self.pending_snapshot = None;
+                let dir = self.dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let height = proof.anchor.height.0;
+                    let bytes = snapshots::encode_snapshot(&mut state, &proof);
+                    match snapshots::save(&dir, &bytes, proof) {
+                        Ok(blob) => {
+                            tracing::info!(height, bytes = bytes.len(), %blob, "snapshot stored")
+                        }
+                        Err(e) => tracing::warn!(height, "storing a snapshot: {e}"),
+                    }
+                });
+            }
+            None if pending.abandoned() => {
+                tracing::warn!("no certificate for the blocks after the close: no snapshot");
+                self.pending_snapshot = None;
+            }
+            None => {}
+        }
+    }
+
+    /// A peer's snapshot of an epoch this node missed: checked ([`snapshots::verify_peer`]),
+    /// stored, and made canonical; the engine of its epoch takes over, and the certified
+    /// blocks after it are fetched from peers. A refused snapshot is remembered, so catch-up
+    /// continues block by block.
+    async fn install_snapshot(
+        &mut self,
+        bytes: Vec<u8>,
+        blob: Hash,
+        peer: platform_network::libp2p::PeerId,
+    ) -> Result<Vec<Effect<BlsSignature>>> {
+        let opened = tokio::task::block_in_place(|| snapshots::open_peer(&bytes));
+        let verdict = match &opened {
+            Err(reason) => Verdict::Invalid(reason.clone()),
+            Ok((state, proof)) => {
+                if proof.anchor.height.0 <= self.finalized_height
+                    || state.meta().epoch <= self.epoch()
+                {
+                    return Ok(Vec::new());
+                }
+                let watch = self.chain.as_ref().map(|c| c.watch.clone());
+                let confirm = |a: &EpochAnchor| match &watch {
+                    Some(w) => w.check(a),
+                    None => Some(false),
+                };
+                let own = self.pool.state();
+                let trust = snapshots::Trust {
+                    netuid: self.netuid,
+                    own: &own,
+                    confirm: &confirm,
+                };
+                tokio::task::block_in_place(|| snapshots::verify_peer(state, proof, &trust))
+            }
+        };
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::Unconfirmed => {
+                tracing::debug!("a peer's snapshot waits for our chain client to read its anchor");
+                return Ok(Vec::new());
+            }
+            Verdict::Invalid(reason) => {
+                tracing::warn!(%blob, "refusing a peer's snapshot: {reason}");
+                self.refused_snapshots.insert(blob);
+                let _ = self.net.report(peer, "snapshot", "bad_snapshot").await;
+                return Ok(Vec::new());
+            }
+        }
+        let (state, proof): (State, SnapshotProof) = opened.expect("verified above");
+        // Stored first: after a restart the node starts from it.
+        let (dir, p) = (self.dir.clone(), proof.clone());
+        tokio::task::spawn_blocking(move || snapshots::save(&dir, &bytes, p)).await??;
+        let from = self.finalized_height;
+        let (block_hash, root) = {
+            let mut canonical = self.pool.state();
+            *canonical = state;
+            (canonical.last_block(), canonical.root())
+        };
+        self.finalized_digest = proof.anchor.digest();
+        self.finalized_height = proof.anchor.height.0;
+        self.finalized_view = proof.anchor.view;
+        self.blocks.clear();
+        self.to_apply = proof
+            .finalized()
+            .into_iter()
+            .map(|p| (p, proof.certificate.clone()))
+            .collect();
+        self.pending_snapshot = None;
+        self.catch_up_asked = None;
+        self.sync_asked = None;
+        for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
+            self.net.set_round(topic, self.finalized_height).await?;
+        }
+        {
+            let mut s = self.status.lock().expect("status lock poisoned");
+            s.height = self.finalized_height;
+            s.block_hash = block_hash.to_hex();
+            s.state_root = root.to_hex();
+        }
+        tracing::info!(
+            from,
+            to = self.finalized_height,
+            %blob,
+            "started from a peer's snapshot"
+        );
+        let effects = self.switch_epoch_if_closed().await?;
+        self.sync_missing();
+        Ok(effects)
     }
 
     /// Queues the newest closed epoch's weights for the chain.
@@ -1318,10 +1514,22 @@ impl Driver {
                 });
             }
             Effect::Penalize { peer, offence } => {
-                tracing::warn!(
-                    validator = %self.consensus.validators[peer as usize],
-                    "consensus offence: {offence:?}"
-                );
+                let validator = self.consensus.validators[peer as usize];
+                tracing::warn!(%validator, "consensus offence: {offence:?}");
+                let reason = match offence {
+                    Offence::BadSignature => "bad_signature",
+                    Offence::NotAValidator => "not_validator",
+                    Offence::InvalidCertificate => "invalid_certificate",
+                    Offence::InvalidProposal => "invalid_proposal",
+                    Offence::Equivocation => "equivocation",
+                };
+                if let Err(e) = self
+                    .net
+                    .report_validator(validator, "consensus", reason)
+                    .await
+                {
+                    tracing::debug!("reporting {validator}: {e}");
+                }
             }
             Effect::Evidence { first, .. } => {
                 tracing::warn!(

@@ -6,8 +6,9 @@
 //! machine (`platform-state`), persists finalized blocks, serves them to peers that sync, and
 //! reports its status over HTTP; takes miners' submissions into a bounded mempool; evaluates
 //! them in committees (`evaluator`); anchors epochs on the chain's tempo, closes them and
-//! submits each epoch's weights to the chain (`epochs`); catches up after a restart from
-//! peers' certified blocks. Not built yet: snapshots (catch-up replays blocks from genesis).
+//! submits each epoch's weights to the chain (`epochs`); stores a snapshot every epoch
+//! (`snapshots`) and restarts from it; catches up after a restart or a partition from a peer's
+//! snapshot and peers' certified blocks.
 
 pub mod api;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod epochs;
 pub mod evaluator;
 pub mod genesis;
 pub mod mempool;
+pub mod snapshots;
 pub mod store;
 
 use std::sync::{Arc, Mutex};
@@ -55,7 +57,12 @@ impl Provider for FinalizedBlocks {
     }
 
     fn latest_snapshot(&self) -> Option<SnapshotInfo> {
-        None
+        let (height, record) = snapshots::latest(self.0.db()).ok()??;
+        Some(SnapshotInfo {
+            height,
+            blob: record.blob,
+            certificate: encode(&record.proof),
+        })
     }
 }
 
@@ -148,7 +155,8 @@ pub async fn run(
         mempool::Mempool::new(cfg.mempool_capacity, cfg.mempool_per_sender),
         chain,
         cfg.fault()?,
-    )?;
+    )?
+    .with_snapshot_catch_up(cfg.snapshot_catch_up);
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;

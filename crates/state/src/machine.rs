@@ -254,6 +254,13 @@ impl State {
         get(&self.store, &keys::params()).expect("params are written at genesis")
     }
 
+    /// The validator set `metagraph` yields under this state's parameters: what an
+    /// `EpochAnchor` carrying it records (used to check a snapshot's validator set against the
+    /// chain).
+    pub fn validator_set_of(&self, metagraph: &[Neuron]) -> Result<Vec<(Hotkey, u64)>, Reject> {
+        validator_set(metagraph, &self.params())
+    }
+
     /// The state root (rehashes only what changed since the last call).
     pub fn root(&mut self) -> Hash {
         self.store.root()

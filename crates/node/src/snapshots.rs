@@ -1,0 +1,576 @@
+//! Snapshots: once per epoch the node stores the state as of the block that closed the
+//! previous epoch, with a proof that consensus finalized it, and serves the newest to peers.
+//!
+//! * At restart a node loads its own newest snapshot and replays only the finalized blocks
+//!   after it.
+//! * A node that was away while epochs closed (the network's consensus messages are from a
+//!   later epoch) starts from a peer's newer snapshot instead of replaying every block, then
+//!   fetches the certified blocks after it.
+//!
+//! **The proof.** The state root after block `h` is in the header of block `h + 1`, so a
+//! snapshot at `h` is bound by the proposals and headers of the finalized blocks `h + 1 ..= m`
+//! and a finalization certificate of one of them, signed by the validators of the snapshot's
+//! own epoch (the epoch the close at `h` opened).
+//!
+//! **What a node trusts in a peer's snapshot.** The entries must hash to the root in a
+//! certified header, and the certificate must carry a quorum of the snapshot epoch's validator
+//! set. That set is not taken from the snapshot on faith: for epoch 0 it must equal the
+//! genesis set; for later epochs this node's own chain client must confirm the epoch's anchor
+//! (block hash and metagraph) and the set must follow from that metagraph. The signers' BLS
+//! keys come from the snapshot's bindings, so the signers whose keys match the bindings this
+//! node already holds must by themselves reach a quorum; if they do not (the validator set
+//! changed a lot while this node was away), the snapshot is refused and the node catches up
+//! block by block, which checks every epoch's handover in order.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use platform_consensus::{
+    BlsScheme, Certificate, Proposal, Subject, Validators, VoteKind, certificate_is_valid,
+};
+use platform_crypto::BlsSignature;
+use platform_primitives::{Hash, Height, NetUid, decode, encode};
+use platform_state::{BlockHeader, EpochAnchor, Snapshot, State};
+use platform_storage::{DataDir, Db, DbError, TableSpec};
+
+/// The most blocks a proof spans (normally one: block `h + 1` with its own certificate).
+pub const MAX_PROOF_BLOCKS: usize = 16;
+
+/// The largest encoded proof.
+pub const MAX_PROOF_BYTES: usize = 32 * 1024;
+
+/// The largest snapshot stored, served or accepted (the network's blob limit).
+pub const MAX_SNAPSHOT_BYTES: usize = platform_network::wire::MAX_BLOB_BYTES;
+
+/// How many of its own snapshots a node keeps.
+pub const KEEP: usize = 2;
+
+/// Binds a snapshot to consensus (module docs).
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SnapshotProof {
+    /// The proposal of the snapshot's last block.
+    pub anchor: Proposal,
+    /// The finalized blocks after it, heights consecutive: proposal and header.
+    pub chain: Vec<(Proposal, BlockHeader)>,
+    /// A finalization of one of `chain`'s proposals.
+    pub certificate: Certificate<BlsSignature>,
+}
+
+impl SnapshotProof {
+    /// Strictly decodes a proof.
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotProof, String> {
+        decode("snapshot proof", bytes, MAX_PROOF_BYTES).map_err(|e| e.to_string())
+    }
+
+    /// The proposals the certificate finalizes: `chain` up to the certified one.
+    pub fn finalized(&self) -> Vec<Proposal> {
+        let head = match &self.certificate.subject {
+            Subject::Proposal(p) => p.digest(),
+            Subject::View(..) => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (p, _) in &self.chain {
+            out.push(*p);
+            if p.digest() == head {
+                return out;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Everything that needs no validator set: the anchor is the snapshot's block, the first
+    /// header after it commits to the snapshot's root, the chain links up, stays in one epoch,
+    /// and the certificate is a finalization of one of its proposals.
+    pub fn check_links(
+        &self,
+        block_hash: &Hash,
+        height: Height,
+        state_root: &Hash,
+    ) -> Result<(), String> {
+        if self.anchor.payload != *block_hash || self.anchor.height != height {
+            return Err("the proof's anchor is not the snapshot's block".into());
+        }
+        let Some((first, first_header)) = self.chain.first() else {
+            return Err("the proof holds no block after the snapshot".into());
+        };
+        if self.chain.len() > MAX_PROOF_BLOCKS {
+            return Err(format!(
+                "the proof spans {} blocks (at most {MAX_PROOF_BLOCKS})",
+                self.chain.len()
+            ));
+        }
+        if first_header.state_root != *state_root {
+            return Err("the next block's header commits to another state root".into());
+        }
+        let (mut digest, mut hash, mut h) = (self.anchor.digest(), *block_hash, height.0);
+        for (p, header) in &self.chain {
+            let linked = p.parent == digest
+                && header.parent == hash
+                && header.hash() == p.payload
+                && p.height.0 == h + 1
+                && header.height == p.height
+                && header.view == p.view
+                && p.epoch == first.epoch;
+            if !linked {
+                return Err(format!("the proof's block {} does not link up", p.height.0));
+            }
+            (digest, hash, h) = (p.digest(), p.payload, p.height.0);
+        }
+        if self.certificate.kind != VoteKind::Finalize || self.finalized().is_empty() {
+            return Err("the certificate does not finalize a block of the proof".into());
+        }
+        Ok(())
+    }
+}
+
+/// A stored snapshot: the blob holding its bytes and its proof.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SnapshotRecord {
+    /// The blob (the encoded [`Snapshot`], its certificate field the encoded proof).
+    pub blob: Hash,
+    /// The proof.
+    pub proof: SnapshotProof,
+}
+
+const SNAPSHOTS: TableSpec<u64, SnapshotRecord> =
+    TableSpec::new("snapshots", MAX_PROOF_BYTES + 1024);
+
+/// The stored snapshots, oldest first.
+pub fn list(db: &Db) -> Result<Vec<(u64, SnapshotRecord)>, DbError> {
+    db.range(&SNAPSHOTS, .., 1024)
+}
+
+/// The newest stored snapshot.
+pub fn latest(db: &Db) -> Result<Option<(u64, SnapshotRecord)>, DbError> {
+    Ok(list(db)?.pop())
+}
+
+/// Why a snapshot could not be stored or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Blob store.
+    #[error(transparent)]
+    Blob(#[from] platform_storage::BlobError),
+    /// Too large to serve.
+    #[error("the snapshot is {0} bytes, above the {MAX_SNAPSHOT_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The stored snapshot does not load.
+    #[error("stored snapshot at height {height}: {reason}")]
+    Corrupt {
+        /// Its height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The bytes of `state`'s snapshot with `proof` inside.
+pub fn encode_snapshot(state: &mut State, proof: &SnapshotProof) -> Vec<u8> {
+    state.export_snapshot(encode(proof)).to_bytes()
+}
+
+/// Stores snapshot bytes with their proof, then drops all but the newest [`KEEP`] snapshots
+/// (rows first, then their blobs, so a crash leaves at worst an unreferenced blob).
+pub fn save(dir: &DataDir, bytes: &[u8], proof: SnapshotProof) -> Result<Hash, StoreError> {
+    if bytes.len() > MAX_SNAPSHOT_BYTES {
+        return Err(StoreError::TooLarge(bytes.len()));
+    }
+    let blob = dir.blobs().put(bytes)?;
+    let height = proof.anchor.height.0;
+    dir.db()
+        .write(|tx| tx.put(&SNAPSHOTS, &height, &SnapshotRecord { blob, proof }))?;
+    let all = list(dir.db())?;
+    let old = &all[..all.len().saturating_sub(KEEP)];
+    if !old.is_empty() {
+        dir.db().write(|tx| {
+            for (h, _) in old {
+                tx.delete(&SNAPSHOTS, h)?;
+            }
+            Ok::<_, DbError>(())
+        })?;
+        for (_, r) in old {
+            if r.blob != blob {
+                let _ = std::fs::remove_file(dir.blobs().path(&r.blob));
+            }
+        }
+    }
+    Ok(blob)
+}
+
+/// Loads this node's newest snapshot (its own data: the root and the proof's links are
+/// checked, the certificate was checked when it was made or received).
+pub fn load_latest(dir: &DataDir) -> Result<Option<(State, SnapshotProof)>, StoreError> {
+    let Some((height, record)) = latest(dir.db())? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| StoreError::Corrupt { height, reason };
+    let bytes = dir
+        .blobs()
+        .get(&record.blob, MAX_SNAPSHOT_BYTES as u64)?
+        .ok_or_else(|| corrupt(format!("blob {} is missing", record.blob)))?;
+    let state = Snapshot::import(&bytes, MAX_SNAPSHOT_BYTES, |block, h, root, _| {
+        record.proof.check_links(block, h, root)
+    })
+    .map_err(|e| corrupt(e.to_string()))?;
+    Ok(Some((state, record.proof)))
+}
+
+/// Decodes a peer's snapshot and checks its root and proof links (not yet the validator set:
+/// see [`verify_peer`]).
+pub fn open_peer(bytes: &[u8]) -> Result<(State, SnapshotProof), String> {
+    let mut proof = None;
+    let state = Snapshot::import(bytes, MAX_SNAPSHOT_BYTES, |block, h, root, cert| {
+        let p = SnapshotProof::decode(cert)?;
+        p.check_links(block, h, root)?;
+        proof = Some(p);
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((state, proof.expect("set by the accepted check")))
+}
+
+/// What a node trusts when it checks a peer's snapshot.
+pub struct Trust<'a> {
+    /// The subnet.
+    pub netuid: NetUid,
+    /// This node's own state (genesis or later): its genesis validator set and key bindings.
+    pub own: &'a State,
+    /// This node's chain client's view of an epoch anchor: `None` while it has not read the
+    /// block yet.
+    pub confirm: &'a dyn Fn(&EpochAnchor) -> Option<bool>,
+}
+
+/// The outcome of [`verify_peer`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Consensus finalized this state.
+    Valid,
+    /// The chain client has not read the epoch's anchor yet; ask again later.
+    Unconfirmed,
+    /// Refused, with the reason.
+    Invalid(String),
+}
+
+/// Checks the validator set and certificate of a peer's snapshot (module docs).
+pub fn verify_peer(state: &State, proof: &SnapshotProof, trust: &Trust<'_>) -> Verdict {
+    let bad = |s: &str| Verdict::Invalid(s.to_string());
+    if state.meta().netuid != trust.netuid {
+        return bad("the snapshot is of another subnet");
+    }
+    let record = state.current_epoch();
+    if proof.chain[0].0.epoch != record.epoch {
+        return bad("the proof's blocks are not in the snapshot's epoch");
+    }
+    if record.epoch.0 == 0 {
+        let genesis = trust.own.epoch(record.epoch).map(|r| r.validators);
+        if genesis.as_ref() != Some(&record.validators) {
+            return bad("the snapshot's genesis validator set differs from ours");
+        }
+    } else {
+        let anchor = EpochAnchor {
+            epoch: record.epoch,
+            chain_block: record.chain_block,
+            chain_hash: record.chain_hash,
+            metagraph: record.metagraph.clone(),
+        };
+        match (trust.confirm)(&anchor) {
+            None => return Verdict::Unconfirmed,
+            Some(false) => return bad("our chain client does not confirm the epoch's anchor"),
+            Some(true) => {}
+        }
+        if state.validator_set_of(&record.metagraph).as_ref() != Ok(&record.validators) {
+            return bad("the validator set does not follow from the anchored metagraph");
+        }
+    }
+    let mut committee = Vec::with_capacity(record.validators.len());
+    let mut known = Vec::new();
+    for (i, (hotkey, _)) in record.validators.iter().enumerate() {
+        let Some(keys) = state.bound_keys(hotkey) else {
+            return bad("a validator of the snapshot's epoch has no bound BLS key");
+        };
+        let Ok(key) = keys.bls_key.verify_possession(&keys.pop) else {
+            return bad("a bound BLS key's proof of possession does not verify");
+        };
+        committee.push(key);
+        if trust
+            .own
+            .bound_keys(hotkey)
+            .is_some_and(|k| k.bls_key == keys.bls_key)
+        {
+            known.push(i);
+        }
+    }
+    let validators = Validators::new(record.validators.iter().map(|(_, s)| *s).collect());
+    let scheme = BlsScheme::new(None, committee);
+    if !certificate_is_valid(trust.netuid, &validators, &scheme, &proof.certificate) {
+        return bad("the certificate is not a quorum of the epoch's validators");
+    }
+    let confirmed = proof
+        .certificate
+        .signers
+        .members()
+        .filter(|i| known.contains(i));
+    if !validators.is_quorum(validators.stake_of(confirmed)) {
+        return bad(
+            "the signers whose keys this node already knows are not a quorum; catching up block by block instead",
+        );
+    }
+    Verdict::Valid
+}
+
+/// Collects the proof for a snapshot of the state after an epoch's close, as the blocks after
+/// it are finalized.
+pub struct Pending {
+    anchor: Proposal,
+    state: State,
+    chain: Vec<(Proposal, BlockHeader)>,
+}
+
+impl Pending {
+    /// Starts with the close's proposal and the state after it.
+    pub fn new(anchor: Proposal, state: State) -> Pending {
+        Pending {
+            anchor,
+            state,
+            chain: Vec::new(),
+        }
+    }
+
+    /// The next finalized block and its certificate. `Some` with the snapshot's state and
+    /// proof once the certificate finalizes a collected block; `None` while waiting. Call
+    /// [`Pending::abandoned`] to see whether to give up.
+    pub fn add(
+        &mut self,
+        proposal: Proposal,
+        header: BlockHeader,
+        certificate: &Certificate<BlsSignature>,
+    ) -> Option<(State, SnapshotProof)> {
+        self.chain.push((proposal, header));
+        let Subject::Proposal(head) = &certificate.subject else {
+            return None;
+        };
+        if certificate.kind != VoteKind::Finalize
+            || !self.chain.iter().any(|(p, _)| p.digest() == head.digest())
+        {
+            return None;
+        }
+        let proof = SnapshotProof {
+            anchor: self.anchor,
+            chain: std::mem::take(&mut self.chain),
+            certificate: certificate.clone(),
+        };
+        Some((self.state.fork(), proof))
+    }
+
+    /// Whether the proof grew too long (no certificate of a collected block came).
+    pub fn abandoned(&self) -> bool {
+        self.chain.len() >= MAX_PROOF_BLOCKS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform_consensus::types::signing_message;
+    use platform_crypto::{BlsSignature, SignerBitmap, VrfProof, parse_suri};
+    use platform_primitives::{Epoch, View};
+
+    /// The dev genesis state, a proof for its snapshot (block 1's header commits to the
+    /// genesis root) and the certificate signed by the named dev validators (//Alice, //Bob
+    /// and //Charlie hold 9000 of the 10000 staked; //Dave 1000).
+    fn genesis_and_proof(signers: &[&str]) -> (State, SnapshotProof, Vec<u8>) {
+        let genesis = crate::genesis::dev(4, 0, 1000).unwrap();
+        let mut state = State::genesis(&genesis).unwrap();
+        let anchor = Proposal {
+            epoch: Epoch(0),
+            view: View(0),
+            height: Height(0),
+            parent: Hash::of(b"none"),
+            payload: state.last_block(),
+        };
+        let header = BlockHeader {
+            height: Height(1),
+            view: View(1),
+            parent: state.last_block(),
+            state_root: state.root(),
+            proposer: state.current_epoch().validators[0].0,
+            timestamp_ms: 1,
+            beacon: VrfProof {
+                output: [0; 32],
+                proof: [0; 64],
+            },
+            tx_root: Hash::of(b"no transactions"),
+        };
+        let p1 = Proposal {
+            epoch: Epoch(0),
+            view: View(1),
+            height: Height(1),
+            parent: anchor.digest(),
+            payload: header.hash(),
+        };
+        let subject = Subject::Proposal(p1);
+        let message = signing_message(genesis.netuid, VoteKind::Finalize, &subject);
+        let validators = state.current_epoch().validators;
+        let mut bitmap = SignerBitmap::new(validators.len());
+        let mut sigs = Vec::new();
+        for uri in signers {
+            let key = parse_suri(uri).unwrap();
+            let i = validators
+                .iter()
+                .position(|(h, _)| *h == key.hotkey())
+                .unwrap();
+            sigs.push(key.derive_bls_key().unwrap().sign(&message));
+            bitmap.set(i);
+        }
+        let proof = SnapshotProof {
+            anchor,
+            chain: vec![(p1, header)],
+            certificate: Certificate {
+                kind: VoteKind::Finalize,
+                subject,
+                signers: bitmap,
+                signature: BlsSignature::aggregate(&sigs).unwrap(),
+            },
+        };
+        let bytes = encode_snapshot(&mut state, &proof);
+        (state, proof, bytes)
+    }
+
+    fn verdict(bytes: &[u8], own: &State, netuid: NetUid) -> Verdict {
+        let (state, proof) = open_peer(bytes).unwrap();
+        let confirm = |_: &EpochAnchor| Some(true);
+        verify_peer(
+            &state,
+            &proof,
+            &Trust {
+                netuid,
+                own,
+                confirm: &confirm,
+            },
+        )
+    }
+
+    #[test]
+    fn a_quorum_certified_snapshot_is_valid_and_anything_less_is_refused() {
+        let (own, _, bytes) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
+        let netuid = own.meta().netuid;
+        assert_eq!(verdict(&bytes, &own, netuid), Verdict::Valid);
+        // One signer is not a quorum.
+        let (_, _, weak) = genesis_and_proof(&["//Dave"]);
+        assert!(
+            matches!(verdict(&weak, &own, netuid), Verdict::Invalid(r) if r.contains("quorum"))
+        );
+        // Another subnet's node refuses it.
+        assert!(matches!(
+            verdict(&bytes, &own, NetUid(netuid.0 + 1)),
+            Verdict::Invalid(r) if r.contains("another subnet")
+        ));
+    }
+
+    #[test]
+    fn signers_whose_keys_this_node_does_not_know_do_not_count() {
+        let (_, _, bytes) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
+        // This node's genesis binds another BLS key to //Alice: her signature in the snapshot
+        // is made with a key it has never seen, so Bob and Charlie alone must be a quorum.
+        let mut genesis = crate::genesis::dev(4, 0, 1000).unwrap();
+        let alice = parse_suri("//Alice").unwrap();
+        let other = parse_suri("//Alice//other")
+            .unwrap()
+            .derive_bls_key()
+            .unwrap();
+        let b = genesis
+            .bindings
+            .iter_mut()
+            .find(|b| b.hotkey == alice.hotkey())
+            .unwrap();
+        b.bls_key = other.public();
+        b.pop = other.prove_possession();
+        b.signature = Some(alice.sign(
+            platform_crypto::Domain::BindKeys,
+            &platform_state::BindKeysTx::signing_bytes(
+                genesis.netuid,
+                &b.bls_key,
+                &b.pop,
+                &b.peer_id,
+            ),
+        ));
+        let own = State::genesis(&genesis).unwrap();
+        let netuid = own.meta().netuid;
+        assert!(matches!(
+            verdict(&bytes, &own, netuid),
+            Verdict::Invalid(r) if r.contains("block by block")
+        ));
+    }
+
+    #[test]
+    fn broken_links_are_refused_before_any_signature_is_checked() {
+        let (mut state, proof, _) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
+        let (block, root) = (state.last_block(), state.root());
+        assert_eq!(proof.check_links(&block, Height(0), &root), Ok(()));
+        let err = proof
+            .check_links(&block, Height(0), &Hash::of(b"other root"))
+            .unwrap_err();
+        assert!(err.contains("another state root"), "{err}");
+        let mut unlinked = proof.clone();
+        unlinked.chain[0].0.parent = Hash::of(b"elsewhere");
+        let err = unlinked.check_links(&block, Height(0), &root).unwrap_err();
+        assert!(err.contains("does not link up"), "{err}");
+        let mut notarized = proof.clone();
+        notarized.certificate.kind = VoteKind::Notarize;
+        let err = notarized.check_links(&block, Height(0), &root).unwrap_err();
+        assert!(err.contains("does not finalize"), "{err}");
+        // A snapshot whose proof does not bind its root does not open.
+        let bytes = encode_snapshot(&mut state, &unlinked);
+        let Err(err) = open_peer(&bytes) else {
+            panic!("a snapshot with an unlinked proof opened");
+        };
+        assert!(err.contains("does not link up"), "{err}");
+    }
+
+    #[test]
+    fn pending_completes_when_a_collected_block_is_certified() {
+        let (state, proof, _) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
+        let (p1, header) = proof.chain[0].clone();
+        let mut pending = Pending::new(proof.anchor, state.fork());
+        // A certificate of some other block does not complete it.
+        let mut other = proof.certificate.clone();
+        other.subject = Subject::Proposal(Proposal {
+            view: View(9),
+            ..p1
+        });
+        assert!(pending.add(p1, header.clone(), &other).is_none());
+        assert!(!pending.abandoned());
+        let mut pending = Pending::new(proof.anchor, state.fork());
+        let (_, made) = pending.add(p1, header, &proof.certificate).unwrap();
+        assert_eq!(made, proof);
+    }
+
+    #[test]
+    fn the_store_keeps_the_newest_snapshots_and_restarts_from_the_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        assert!(load_latest(&dir).unwrap().is_none());
+        let (mut state, proof, bytes) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
+        save(&dir, &bytes, proof.clone()).unwrap();
+        let (mut loaded, loaded_proof) = load_latest(&dir).unwrap().unwrap();
+        assert_eq!(loaded_proof, proof);
+        assert_eq!(loaded.root(), state.root());
+        // Two newer rows (standing in for two later epochs) push the first one out; the blob
+        // they share stays.
+        let mut blob = Hash::of(b"");
+        for h in [5, 6] {
+            let mut p = proof.clone();
+            p.anchor.height = Height(h);
+            blob = save(&dir, &bytes, p).unwrap();
+        }
+        let heights: Vec<u64> = list(dir.db()).unwrap().iter().map(|(h, _)| *h).collect();
+        assert_eq!(heights, vec![5, 6]);
+        assert!(dir.blobs().contains(&blob));
+        // Their proofs name height 6 for a state at height 0: loading refuses it.
+        let Err(err) = load_latest(&dir) else {
+            panic!("a snapshot whose proof names another height loaded");
+        };
+        assert!(err.to_string().contains("height 6"), "{err}");
+    }
+}
