@@ -22,8 +22,8 @@ use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
 use platform_primitives::{Epoch, Hash, Height, Hotkey, NetUid, View, decode, encode};
 use platform_state::{
-    Block, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Genesis, Lifecycle, RuntimeWeights,
-    ScoringRule, State, Tx, records::EpochRecord, weights_digest,
+    Block, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Evidence, Genesis, Lifecycle,
+    RuntimeWeights, ScoringRule, State, Tx, records::EpochRecord, weights_digest,
 };
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
@@ -1531,11 +1531,17 @@ impl Driver {
                     tracing::debug!("reporting {validator}: {e}");
                 }
             }
-            Effect::Evidence { first, .. } => {
-                tracing::warn!(
-                    validator = %self.consensus.validators[first.signer as usize],
-                    "equivocation observed"
-                );
+            Effect::Evidence { first, second } => {
+                // Proof of equivocation goes on the replicated log, where the state checks
+                // both signatures again and jails the validator.
+                let validator = self.consensus.validators[first.signer as usize];
+                let evaluator = self.evaluator.clone();
+                let round = self.finalized_height;
+                tokio::task::spawn_blocking(move || {
+                    if evaluator.report(Evidence::Equivocation { first, second }, round) {
+                        tracing::warn!(%validator, "equivocation observed; evidence submitted");
+                    }
+                });
             }
         }
         Ok(())

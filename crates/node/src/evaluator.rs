@@ -294,17 +294,28 @@ impl Evaluator {
     /// Admits and gossips evidence that `attest` contradicts its submission's certified result.
     fn report_wrong(&self, attest: Attest, round: u64) {
         let evaluator = attest.evaluator;
-        let tx = Tx::Evidence(Evidence::WrongResult { attest });
+        if self.report(Evidence::WrongResult { attest }, round) {
+            tracing::warn!(member = %evaluator, "evidence: an attestation contradicts the certified result");
+        }
+    }
+
+    /// Admits evidence to the mempool and gossips it to the other validators; `false` if the
+    /// state does not admit it (already known or already judged: another validator reported
+    /// it first). Runs the state's checks: call it on a blocking thread.
+    pub fn report(&self, evidence: Evidence, round: u64) -> bool {
+        let tx = Tx::Evidence(evidence);
         match self.pool.admit(tx.clone()) {
             Ok(_) => {
-                tracing::warn!(member = %evaluator, "evidence: an attestation contradicts the certified result");
                 let net = self.net.clone();
                 tokio::runtime::Handle::current().spawn(async move {
                     let _ = net.publish(Topic::Submissions, round, encode(&tx)).await;
                 });
+                true
             }
-            // Already known or already judged (another validator reported it first).
-            Err(e) => tracing::debug!("evidence against {evaluator} not admitted: {e}"),
+            Err(e) => {
+                tracing::debug!("evidence not admitted: {e}");
+                false
+            }
         }
     }
 

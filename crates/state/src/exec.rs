@@ -559,6 +559,7 @@ impl State {
 
     fn evidence(&mut self, e: &Evidence) -> Result<Effect, Reject> {
         let offender = match e {
+            Evidence::Equivocation { first, second } => return self.equivocation(first, second),
             Evidence::Conflicting { a, b } => {
                 if a.submission != b.submission
                     || a.evaluator != b.evaluator
@@ -589,18 +590,62 @@ impl State {
                 submission: offender.submission,
             });
         }
-        let until = Epoch(self.meta().epoch.0 + 1 + self.params().jail_epochs);
         put(&mut self.store, key, &());
-        let longer = self
-            .jailed_until(&offender.evaluator)
-            .is_none_or(|u| u < until);
-        if longer {
-            put(&mut self.store, keys::jail(&offender.evaluator), &until);
+        Ok(self.jail(offender.evaluator))
+    }
+
+    /// Jails `hotkey` for `jail_epochs` after the current one (never shortening a jail).
+    fn jail(&mut self, hotkey: Hotkey) -> Effect {
+        let until = Epoch(self.meta().epoch.0 + 1 + self.params().jail_epochs);
+        if self.jailed_until(&hotkey).is_none_or(|u| u < until) {
+            put(&mut self.store, keys::jail(&hotkey), &until);
         }
-        Ok(Effect::Jailed {
-            hotkey: offender.evaluator,
-            until,
-        })
+        Effect::Jailed { hotkey, until }
+    }
+
+    /// Equivocation: both votes are of one kind (notarize or finalize), by one signer, for two
+    /// proposals of one epoch and view, and both verify under the BLS key the signer (by its
+    /// index in that epoch's validator set) bound.
+    fn equivocation(
+        &mut self,
+        a: &platform_consensus::Vote<platform_crypto::BlsSignature>,
+        b: &platform_consensus::Vote<platform_crypto::BlsSignature>,
+    ) -> Result<Effect, Reject> {
+        use platform_consensus::{Subject, VoteKind, types::signing_message};
+        let (Subject::Proposal(pa), Subject::Proposal(pb)) = (&a.subject, &b.subject) else {
+            return Err(Reject::NotEvidence);
+        };
+        if a.kind != b.kind
+            || a.kind == VoteKind::Nullify
+            || a.signer != b.signer
+            || pa.epoch != pb.epoch
+            || pa.view != pb.view
+            || pa == pb
+        {
+            return Err(Reject::NotEvidence);
+        }
+        let record = self.epoch(pa.epoch).ok_or(Reject::NotEvidence)?;
+        let (hotkey, _) = *record
+            .validators
+            .get(a.signer as usize)
+            .ok_or(Reject::NotEvidence)?;
+        let key = self.verified_bls(&hotkey)?;
+        let netuid = self.meta().netuid;
+        for v in [a, b] {
+            v.signature
+                .verify(&key, &signing_message(netuid, v.kind, &v.subject))
+                .map_err(|_| Reject::BadBlsSignature)?;
+        }
+        let known = keys::equivocation(&hotkey, pa.epoch, pa.view);
+        if self.store.get(&known).is_some() {
+            return Err(Reject::EquivocationKnown {
+                hotkey,
+                epoch: pa.epoch,
+                view: pa.view,
+            });
+        }
+        put(&mut self.store, known, &());
+        Ok(self.jail(hotkey))
     }
 
     fn anchor(&mut self, a: &EpochAnchor) -> Result<Effect, Reject> {

@@ -19,6 +19,7 @@ pub const SCORE: u8 = 0x0b;
 pub const DEADLINE: u8 = 0x0c;
 pub const CREDIT: u8 = 0x0d;
 pub const EVIDENCE: u8 = 0x0e;
+pub const EQUIVOCATION: u8 = 0x0f;
 
 fn challenge_part(k: &mut Vec<u8>, id: &ChallengeId) {
     k.push(id.as_str().len() as u8);
@@ -124,6 +125,14 @@ pub fn credit(epoch: Epoch, hotkey: &Hotkey) -> Vec<u8> {
     let mut k = vec![CREDIT];
     k.extend(epoch.0.to_be_bytes());
     k.extend(hotkey.0);
+    k
+}
+
+pub fn equivocation(hotkey: &Hotkey, epoch: Epoch, view: platform_primitives::View) -> Vec<u8> {
+    let mut k = vec![EQUIVOCATION];
+    k.extend(hotkey.0);
+    k.extend(epoch.0.to_be_bytes());
+    k.extend(view.0.to_be_bytes());
     k
 }
 

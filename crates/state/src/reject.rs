@@ -162,6 +162,16 @@ pub enum Reject {
         /// The submission.
         submission: SubmissionId,
     },
+    /// The same equivocation was already punished.
+    #[error("equivocation by {hotkey} in epoch {epoch}, view {view} was already applied")]
+    EquivocationKnown {
+        /// The validator.
+        hotkey: Hotkey,
+        /// The epoch.
+        epoch: Epoch,
+        /// The view.
+        view: platform_primitives::View,
+    },
     /// A transaction for the wrong epoch.
     #[error("expected epoch {expected}, got {got}")]
     WrongEpoch {

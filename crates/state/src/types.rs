@@ -378,6 +378,14 @@ pub enum Evidence {
         /// The false attestation.
         attest: Attest,
     },
+    /// Two consensus votes of one kind (notarize or finalize) by one validator in one view,
+    /// for two different proposals: equivocation, the one fault BFT safety cannot absorb.
+    Equivocation {
+        /// The first vote.
+        first: platform_consensus::Vote<BlsSignature>,
+        /// The conflicting vote.
+        second: platform_consensus::Vote<BlsSignature>,
+    },
 }
 
 /// Fixes the next epoch's validator set and miner UIDs from a chain block.

@@ -333,6 +333,80 @@ fn missing_members_are_replaced_after_the_timeout() {
     ));
 }
 
+/// A validator's consensus vote in the genesis epoch, signed with its BLS key.
+fn vote(
+    net: &Net,
+    signer: usize,
+    kind: platform_consensus::VoteKind,
+    view: u64,
+    payload: &[u8],
+) -> platform_consensus::Vote<platform_crypto::BlsSignature> {
+    use platform_consensus::{Proposal, Subject, types::signing_message};
+    let hotkey = net.state.current_epoch().validators[signer].0;
+    let node = net
+        .validators
+        .iter()
+        .find(|v| v.key.hotkey() == hotkey)
+        .unwrap();
+    let subject = Subject::Proposal(Proposal {
+        epoch: Epoch(0),
+        view: platform_primitives::View(view),
+        height: Height(1),
+        parent: Hash::of(b"parent"),
+        payload: Hash::of(payload),
+    });
+    platform_consensus::Vote {
+        kind,
+        signature: node.bls.sign(&signing_message(NETUID, kind, &subject)),
+        subject,
+        signer: signer as u16,
+    }
+}
+
+#[test]
+fn equivocating_consensus_votes_jail_the_validator_once() {
+    use platform_consensus::VoteKind::{Finalize, Notarize, Nullify};
+    let mut net = Net::with_challenge(Params::default(), None);
+    let offender = net.state.current_epoch().validators[1].0;
+    let evidence = |first, second| Tx::Evidence(Evidence::Equivocation { first, second });
+    let a = vote(&net, 1, Notarize, 3, b"block a");
+    let b = vote(&net, 1, Notarize, 3, b"block b");
+    // Not equivocation: the same vote twice, two views, two kinds, two signers, nullify.
+    for (x, y) in [
+        (a.clone(), a.clone()),
+        (a.clone(), vote(&net, 1, Notarize, 4, b"block b")),
+        (a.clone(), vote(&net, 1, Finalize, 3, b"block b")),
+        (a.clone(), vote(&net, 2, Notarize, 3, b"block b")),
+        (
+            vote(&net, 1, Nullify, 3, b"block a"),
+            vote(&net, 1, Nullify, 3, b"block b"),
+        ),
+    ] {
+        assert_eq!(
+            reject_of(net.apply(vec![evidence(x, y)])),
+            Reject::NotEvidence
+        );
+    }
+    // A vote in another validator's name does not verify.
+    let mut forged = b.clone();
+    forged.signature = vote(&net, 2, Notarize, 3, b"block b").signature;
+    assert_eq!(
+        reject_of(net.apply(vec![evidence(a.clone(), forged)])),
+        Reject::BadBlsSignature
+    );
+    let applied = net.apply(vec![evidence(a.clone(), b.clone())]).unwrap();
+    assert!(
+        matches!(applied.effects[0], Effect::Jailed { hotkey, .. } if hotkey == offender),
+        "{:?}",
+        applied.effects
+    );
+    assert!(net.state.jailed_until(&offender).is_some());
+    assert!(matches!(
+        reject_of(net.apply(vec![evidence(b, a)])),
+        Reject::EquivocationKnown { .. }
+    ));
+}
+
 #[test]
 fn conflicting_attestations_jail_and_jailed_validators_are_never_drawn() {
     let params = Params {
