@@ -147,6 +147,8 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
     cfg.bootstrap = args.bootstrap;
     cfg.chain = args.chain;
     cfg.save(&config_path)?;
+    let token_file = platform_node::token::path(&args.data_dir);
+    platform_node::token::load_or_create(&args.data_dir)?;
     #[derive(Serialize)]
     struct Out {
         config: String,
@@ -154,8 +156,10 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
         genesis_hash: String,
         hotkey: String,
         peer_id: String,
+        operator_token_file: String,
     }
     let out = Out {
+        operator_token_file: token_file.display().to_string(),
         config: config_path.display().to_string(),
         genesis: genesis_path.display().to_string(),
         genesis_hash: genesis.hash().to_hex(),
@@ -171,6 +175,10 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
         println!("wrote {} and {}", out.config, out.genesis);
         println!("genesis {}", out.genesis_hash);
         println!("hotkey  {}  peer id {}", out.hotkey, out.peer_id);
+        println!(
+            "operator token in {} (HTTP write methods other than submissions need it)",
+            out.operator_token_file
+        );
         println!("start it with: platform run --config {}", out.config);
     }
     Ok(ExitCode::SUCCESS)
@@ -563,7 +571,12 @@ async fn watch(
         .build()?;
     let start = Instant::now();
     let mut last_line = String::new();
-    let mut sim = Simulation::new(args, &apis[0].1)?;
+    // The owner's transactions go through the first validator's API, with its operator token.
+    let first = genesis::dev_validator_uris()[0];
+    let token = platform_node::token::load_or_create(
+        &root.join(first.trim_start_matches("//").to_lowercase()),
+    )?;
+    let mut sim = Simulation::new(args, &apis[0].1, token)?;
     // Ctrl-C or SIGTERM ends the run (the validators are stopped by the caller).
     let stop = shutdown_signal();
     tokio::pin!(stop);
@@ -861,6 +874,8 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
 /// payloads of different quality (`scenarios/payloads`, scored in docs/scenarios.md).
 struct Simulation {
     api: String,
+    /// The first validator's operator token (the owner's transactions need it).
+    token: String,
     modules: Vec<(String, Vec<u8>)>,
     payloads: PathBuf,
     stage: u8,
@@ -871,7 +886,7 @@ struct Simulation {
 }
 
 impl Simulation {
-    fn new(args: &DevnetArgs, api: &str) -> Result<Simulation> {
+    fn new(args: &DevnetArgs, api: &str, token: String) -> Result<Simulation> {
         let mut modules = Vec::new();
         for name in ["tsp", "classifier"] {
             let path = args.challenges.join(format!("{name}.wasm"));
@@ -890,6 +905,7 @@ impl Simulation {
         }
         Ok(Simulation {
             api: api.to_string(),
+            token,
             modules,
             payloads: args.payloads.clone(),
             stage: 0,
@@ -924,7 +940,17 @@ impl Simulation {
         });
         let body =
             platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
-        let (code, v) = post(client, &format!("{}/api/v1/transactions", self.api), body).await?;
+        let url = format!("{}/api/v1/transactions", self.api);
+        let res = client
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let code = res.status();
+        let v = res.json::<serde_json::Value>().await.unwrap_or_default();
         if !code.is_success() {
             bail!("the owner's transaction was refused ({code}): {v}");
         }

@@ -41,6 +41,26 @@ fn get(api: &str, path: &str) -> Option<serde_json::Value> {
     serde_json::from_str(body).ok()
 }
 
+/// A plain HTTP POST on loopback: the status code and the body as JSON.
+fn post(api: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap_or_default())
+}
+
 fn epoch(api: &str) -> Option<u64> {
     get(api, "/api/v1/status")?["epoch"].as_u64()
 }
@@ -243,6 +263,14 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     wait_or_show("an epoch to close without Dave", &vs, || {
         epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
     });
+    // The others snapshot the state after that close once a block after it is certified.
+    wait_or_show("the others' snapshots of the new epoch", &vs, || {
+        vs[..dave].iter().all(|v| {
+            get(&v.api, "/api/v1/status")
+                .and_then(|s| s["snapshot_height"].as_u64())
+                .is_some_and(|h| h >= at_kill + 3)
+        })
+    });
     vs[dave].start();
     let target = height(&vs[0].api).unwrap() + 2;
     wait_or_show("Dave to catch up", &vs, || {
@@ -270,6 +298,31 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused") && err.contains("nosuch"), "{err}");
+    // Write methods other than submissions need the operator token from the data directory.
+    let (code, v) = post(&vs[0].api, "/api/v1/transactions", None, b"tx");
+    assert_eq!(code, 401, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("operator.token"),
+        "{v}"
+    );
+    let (code, _) = post(
+        &vs[0].api,
+        "/api/v1/transactions",
+        Some("0".repeat(64).as_str()),
+        b"tx",
+    );
+    assert_eq!(code, 401);
+    let token = std::fs::read_to_string(vs[0].dir.join("operator.token")).unwrap();
+    let (code, v) = post(
+        &vs[0].api,
+        "/api/v1/transactions",
+        Some(token.trim()),
+        b"tx",
+    );
+    assert_eq!(
+        code, 400,
+        "with the token, the malformed transaction itself is refused: {v}"
+    );
     assert!(
         hashes.iter().all(|h| *h == hashes[0]),
         "validators disagree at height {target}: {hashes:?}"

@@ -28,6 +28,8 @@ struct Ctx {
     net: Network,
     dir: Arc<DataDir>,
     pool: Arc<Pool>,
+    /// The operator token (see [`crate::token`]).
+    token: Arc<str>,
 }
 
 /// What a miner posts to `/api/v1/submissions` (Borsh, `application/octet-stream`): the signed
@@ -44,7 +46,13 @@ pub struct SubmissionRequest {
 pub const MAX_SUBMISSION_REQUEST: usize = 16 << 20;
 
 /// The API's routes.
-pub fn router(status: SharedStatus, net: Network, dir: Arc<DataDir>, pool: Arc<Pool>) -> Router {
+pub fn router(
+    status: SharedStatus,
+    net: Network,
+    dir: Arc<DataDir>,
+    pool: Arc<Pool>,
+    token: String,
+) -> Router {
     Router::new()
         .route(
             "/api/v1/submissions",
@@ -70,6 +78,7 @@ pub fn router(status: SharedStatus, net: Network, dir: Arc<DataDir>, pool: Arc<P
             net,
             dir,
             pool,
+            token: token.into(),
         })
 }
 
@@ -149,7 +158,24 @@ async fn admit_and_gossip(
 }
 
 /// Admits any signed transaction (an owner's `Sudo`, a submission) with the blobs it names.
-async fn post_transaction(State(ctx): State<Ctx>, body: Bytes) -> axum::response::Response {
+async fn post_transaction(
+    State(ctx): State<Ctx>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !crate::token::authorizes(auth, &ctx.token) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "this method needs the operator token: send 'Authorization: Bearer <token>' \
+                 with the token from {}",
+                crate::token::path(ctx.dir.root()).display()
+            ),
+        );
+    }
     let req: TransactionRequest = match decode("transaction request", &body, MAX_SUBMISSION_REQUEST)
     {
         Ok(r) => r,

@@ -19,6 +19,7 @@ pub mod genesis;
 pub mod mempool;
 pub mod snapshots;
 pub mod store;
+pub mod token;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -161,7 +162,8 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
-    let api = api::router(status, net.clone(), dir.clone(), driver.pool());
+    let token = token::load_or_create(cfg.data_dir())?;
+    let api = api::router(status, net.clone(), dir.clone(), driver.pool(), token);
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, api)
