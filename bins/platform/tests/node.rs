@@ -239,6 +239,27 @@ fn init_four(root: &Path, chain: &str) -> Vec<Validator> {
     out
 }
 
+/// Waits until every validator is past `height`, then until each holds one block above all
+/// their heights at that moment (a validator that started from a snapshot holds no blocks
+/// before it), and asserts they hold the same block there.
+fn all_agree_beyond(vs: &[Validator], height_now: u64) {
+    let target = height_now + 2;
+    wait_or_show("every validator to catch up", vs, || {
+        vs.iter()
+            .all(|v| height(&v.api).is_some_and(|h| h >= target))
+    });
+    let target = vs.iter().filter_map(|v| height(&v.api)).max().unwrap() + 1;
+    let mut hashes: Vec<Option<String>> = Vec::new();
+    wait_or_show("every validator to hold the same new block", vs, || {
+        hashes = vs.iter().map(|v| block_hash(&v.api, target)).collect();
+        hashes.iter().all(Option::is_some)
+    });
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "validators disagree at height {target}: {hashes:?}"
+    );
+}
+
 #[test]
 fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -272,15 +293,7 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         })
     });
     vs[dave].start();
-    let target = height(&vs[0].api).unwrap() + 2;
-    wait_or_show("Dave to catch up", &vs, || {
-        vs.iter()
-            .all(|v| height(&v.api).is_some_and(|h| h >= target))
-    });
-    let hashes: Vec<String> = vs
-        .iter()
-        .map(|v| block_hash(&v.api, target).unwrap())
-        .collect();
+    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
     // A miner's submission to a challenge nobody published is refused with the reason.
     let payload = tmp.path().join("payload.bin");
     std::fs::write(&payload, b"a tour").unwrap();
@@ -323,10 +336,6 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         code, 400,
         "with the token, the malformed transaction itself is refused: {v}"
     );
-    assert!(
-        hashes.iter().all(|h| *h == hashes[0]),
-        "validators disagree at height {target}: {hashes:?}"
-    );
     // Dave crossed the epoch close he missed by starting from a peer's snapshot (checked
     // against his chain client and the keys he knows), then the certified blocks after it.
     assert!(
@@ -351,19 +360,7 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
     });
     vs[dave].start();
-    let target = height(&vs[0].api).unwrap() + 2;
-    wait_or_show("Dave to catch up block by block", &vs, || {
-        vs.iter()
-            .all(|v| height(&v.api).is_some_and(|h| h >= target))
-    });
-    let hashes: Vec<String> = vs
-        .iter()
-        .map(|v| block_hash(&v.api, target).unwrap())
-        .collect();
-    assert!(
-        hashes.iter().all(|h| *h == hashes[0]),
-        "validators disagree at height {target}: {hashes:?}"
-    );
+    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
     let log = vs[dave].log();
     assert!(log.contains("starting from this node's snapshot"), "{log}");
     assert!(

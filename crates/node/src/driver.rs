@@ -20,7 +20,9 @@ use platform_consensus::{
 };
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
-use platform_primitives::{Epoch, Hash, Height, Hotkey, NetUid, View, decode, encode};
+use platform_primitives::{
+    Epoch, Hash, Height, Hotkey, NetUid, SubmissionId, View, decode, encode,
+};
 use platform_state::{
     Block, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Evidence, Genesis, Lifecycle,
     RuntimeWeights, ScoringRule, State, Tx, records::EpochRecord, weights_digest,
@@ -250,7 +252,9 @@ pub struct Driver {
     finalized_height: u64,
     finalized_view: View,
     /// States after verified, not yet final blocks, by proposal digest.
-    forks: HashMap<Hash, (u64, State)>,
+    /// Each with its height and the submissions that block added this validator to as a
+    /// replacement member (evaluated once the block is final).
+    forks: HashMap<Hash, (u64, State, Vec<SubmissionId>)>,
     /// Blocks by header hash.
     blocks: HashMap<Hash, Block>,
     /// Proposals waiting for their block, their parent's state, a chain anchor or a module.
@@ -700,7 +704,7 @@ impl Driver {
         if *digest == self.finalized_digest && self.to_apply.is_empty() {
             Some(self.pool.state().fork())
         } else {
-            self.forks.get(digest).map(|(_, s)| s.fork())
+            self.forks.get(digest).map(|(_, s, _)| s.fork())
         }
     }
 
@@ -758,15 +762,31 @@ impl Driver {
     }
 
     /// Applies `block` to `state`; a block that closes an epoch runs modules' `weights`
-    /// exports, so it runs as blocking work.
-    fn apply(&self, state: &mut State, block: &Block) -> Result<(), platform_state::BlockError> {
+    /// exports, so it runs as blocking work. Returns the submissions whose committee the block
+    /// added this validator to as a replacement for members who did not attest in time.
+    fn apply(
+        &self,
+        state: &mut State,
+        block: &Block,
+    ) -> Result<Vec<SubmissionId>, platform_state::BlockError> {
         let (_, closes) = epoch_change(block);
-        if closes {
+        let applied = if closes {
             let host = self.host.clone();
-            tokio::task::block_in_place(|| state.apply_block(block, &*host).map(|_| ()))
+            tokio::task::block_in_place(|| state.apply_block(block, &*host))?
         } else {
-            state.apply_block(block, &*self.host).map(|_| ())
-        }
+            state.apply_block(block, &*self.host)?
+        };
+        let me = self.key.hotkey();
+        Ok(applied
+            .events
+            .into_iter()
+            .filter_map(|e| match e {
+                platform_state::Event::Replaced {
+                    submission, added, ..
+                } if added.contains(&me) => Some(submission),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The transactions that end the epoch on top of `fork`, if the chain has started a new
@@ -838,7 +858,8 @@ impl Driver {
                 block.header.height.0
             ));
         }
-        self.apply(&mut fork, &block)
+        let added = self
+            .apply(&mut fork, &block)
             .map_err(|e| anyhow!("our own block does not apply: {e:?}"))?;
         let header = block.header.hash();
         let proposal = Proposal {
@@ -848,7 +869,8 @@ impl Driver {
             parent,
             payload: header,
         };
-        self.forks.insert(proposal.digest(), (height.0, fork));
+        self.forks
+            .insert(proposal.digest(), (height.0, fork, added));
         let blob = self.net.put_blob(encode(&block)).await?;
         self.blocks.insert(header, block);
         if let Err(e) = self
@@ -899,8 +921,8 @@ impl Driver {
             return None;
         }
         match self.apply(&mut fork, block) {
-            Ok(()) => {
-                self.forks.insert(p.digest(), (p.height.0, fork));
+            Ok(added) => {
+                self.forks.insert(p.digest(), (p.height.0, fork, added));
                 Some(true)
             }
             Err(e) => {
@@ -1132,28 +1154,32 @@ impl Driver {
                 }
             }
             self.to_apply.pop_front();
-            let (block_hash, root) = {
+            let (block_hash, root, added) = {
                 let mut canonical = self.pool.state();
-                match fork {
-                    Some((_, state)) => *canonical = state,
-                    None => {
-                        self.apply(&mut canonical, &block).map_err(|e| {
-                            anyhow!(
-                                "finalized block {} does not apply: {e:?}",
-                                proposal.height.0
-                            )
-                        })?;
+                let added = match fork {
+                    Some((_, state, added)) => {
+                        *canonical = state;
+                        added
                     }
-                }
-                (canonical.last_block(), canonical.root())
+                    None => self.apply(&mut canonical, &block).map_err(|e| {
+                        anyhow!(
+                            "finalized block {} does not apply: {e:?}",
+                            proposal.height.0
+                        )
+                    })?,
+                };
+                (canonical.last_block(), canonical.root(), added)
             };
             self.pool
                 .mempool()
                 .remove(block.txs.iter().map(|t| t.hash()));
-            for tx in &block.txs {
-                if let Tx::Submit(t) = tx {
-                    self.evaluator.ordered(t.submission.id());
-                }
+            let ordered = block.txs.iter().filter_map(|tx| match tx {
+                Tx::Submit(t) => Some(t.submission.id()),
+                _ => None,
+            });
+            // New submissions, and those this validator was drawn to as a replacement.
+            for id in ordered.chain(added) {
+                self.evaluator.ordered(id);
             }
             if block.txs.iter().any(|t| matches!(t, Tx::Certify(_))) {
                 self.evaluator.prune();
@@ -1163,7 +1189,7 @@ impl Driver {
             self.finalized_view = proposal.view;
             self.last_finalized_at = Instant::now();
             let height = self.finalized_height;
-            self.forks.retain(|_, (h, _)| *h > height);
+            self.forks.retain(|_, (h, _, _)| *h > height);
             self.blocks.retain(|_, b| b.header.height.0 > height);
             let latency = now_ms().saturating_sub(block.header.timestamp_ms);
             if self.latencies.len() == 1000 {
