@@ -31,7 +31,8 @@ pub struct LocalChainArgs {
     #[arg(long)]
     genesis: Option<PathBuf>,
     /// With --dev: how many dev validators hold a validator permit (1 to 4; the rest keep
-    /// their stake). Must match the validators' genesis (`platform init --dev --validators`).
+    /// their stake). Usually the validators' genesis (`platform init --dev --validators`);
+    /// permitted validators the genesis does not bind join later by binding their keys.
     #[arg(long, default_value_t = 4, requires = "dev")]
     validators: usize,
     /// With --dev: blocks per epoch (the weights rate limit becomes at most half of it).

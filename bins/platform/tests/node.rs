@@ -197,6 +197,11 @@ impl Drop for Validator {
 /// `platform init` for the four dev validators sharing one genesis, each dialing the earlier
 /// ones.
 fn init_four(root: &Path, chain: &str) -> Vec<Validator> {
+    init_four_with(root, chain, 4)
+}
+
+/// Like [`init_four`], with a genesis that binds only the first `bound` validators.
+fn init_four_with(root: &Path, chain: &str, bound: usize) -> Vec<Validator> {
     let mut out: Vec<Validator> = Vec::new();
     let mut addrs: Vec<String> = Vec::new();
     let mut genesis: Option<PathBuf> = None;
@@ -218,7 +223,7 @@ fn init_four(root: &Path, chain: &str) -> Vec<Validator> {
             "--json".into(),
         ];
         match &genesis {
-            None => args.push("--dev".into()),
+            None => args.extend(["--dev".into(), "--validators".into(), bound.to_string()]),
             Some(g) => args.extend(["--genesis".into(), g.display().to_string()]),
         }
         for a in &addrs {
@@ -258,6 +263,43 @@ fn all_agree_beyond(vs: &[Validator], height_now: u64) {
         hashes.iter().all(|h| *h == hashes[0]),
         "validators disagree at height {target}: {hashes:?}"
     );
+}
+
+/// //Dave is not in the genesis; the chain gives him a permit, so the next epoch lists him,
+/// but without bound keys he cannot sign: consensus goes on with the other three while his
+/// node binds its keys through a `BindKeys` transaction, and he votes from the epoch after.
+/// Until then he publishes no consensus messages (the others would refuse them and, in the
+/// end, ban him).
+#[test]
+fn a_validator_that_joins_after_genesis_binds_its_keys_and_votes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = LocalChain::start(&tmp.path().join("chain"), 6, 400);
+    let mut vs = init_four_with(tmp.path(), &chain.url, 3);
+    for v in &mut vs {
+        v.start();
+    }
+    let dave = 3;
+    let validator =
+        |v: &Validator| get(&v.api, "/api/v1/status").and_then(|s| s["validator"].as_bool());
+    wait_or_show("the first blocks", &vs, || {
+        height(&vs[0].api).is_some_and(|h| h >= 2)
+    });
+    assert_eq!(validator(&vs[dave]), Some(false));
+    wait_or_show("Dave to vote", &vs, || validator(&vs[dave]) == Some(true));
+    let joined = epoch(&vs[dave].api).unwrap();
+    assert!(joined >= 2, "Dave votes from epoch {joined}");
+    assert!(
+        vs[dave].log().contains("BindKeys sent"),
+        "{}",
+        vs[dave].log()
+    );
+    // With Dave voting, the network finalizes on: every validator holds the same new block.
+    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    for v in &vs {
+        let log = v.log();
+        assert!(!log.contains("equivocation"), "{log}");
+        assert!(!log.contains("banning"), "{log}");
+    }
 }
 
 #[test]

@@ -127,6 +127,31 @@ struct EpochEngine {
     me: Option<ValidatorIndex>,
 }
 
+/// The consensus members of `state`'s current epoch, in the engine's index order: the epoch's
+/// validators (hotkeys ascending) that have bound a BLS key, with stake and verified key. A
+/// validator that gained a permit on chain but has not bound its keys yet (it sends
+/// `BindKeys` when it starts) cannot sign, so it joins consensus at the first epoch after its
+/// binding.
+pub fn consensus_members(
+    state: &State,
+) -> Result<Vec<(Hotkey, u64, platform_crypto::VerifiedBlsKey)>, String> {
+    let mut out = Vec::new();
+    for (h, stake) in state.current_epoch().validators {
+        let Some(keys) = state.bound_keys(&h) else {
+            continue;
+        };
+        let key = keys
+            .bls_key
+            .verify_possession(&keys.pop)
+            .map_err(|e| format!("validator {h}'s BLS key: {e}"))?;
+        out.push((h, stake, key));
+    }
+    if out.is_empty() {
+        return Err("no validator of the epoch has bound a BLS key".into());
+    }
+    Ok(out)
+}
+
 /// Builds the engine of `state`'s current epoch, anchored on the last finalized block.
 fn epoch_engine(
     key: &Keypair,
@@ -136,20 +161,10 @@ fn epoch_engine(
 ) -> Result<EpochEngine> {
     let epoch = state.current_epoch();
     let netuid = state.meta().netuid;
-    let validators: Vec<Hotkey> = epoch.validators.iter().map(|(h, _)| *h).collect();
-    let stakes: Vec<u64> = epoch.validators.iter().map(|(_, s)| *s).collect();
-    let committee = epoch
-        .validators
-        .iter()
-        .map(|(h, _)| {
-            let keys = state
-                .bound_keys(h)
-                .ok_or_else(|| anyhow!("validator {h} has no bound BLS key"))?;
-            keys.bls_key
-                .verify_possession(&keys.pop)
-                .map_err(|e| anyhow!("validator {h}'s BLS key: {e}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let members = consensus_members(state).map_err(|e| anyhow!(e))?;
+    let validators: Vec<Hotkey> = members.iter().map(|(h, _, _)| *h).collect();
+    let stakes: Vec<u64> = members.iter().map(|(_, s, _)| *s).collect();
+    let committee: Vec<_> = members.into_iter().map(|(_, _, k)| k).collect();
     let me = validators
         .iter()
         .position(|h| *h == key.hotkey())
@@ -269,6 +284,8 @@ pub struct Driver {
     refused_snapshots: HashSet<Hash>,
     /// Whether catch-up across epochs may start from a peer's snapshot.
     snapshot_catch_up: bool,
+    /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
+    bind_sent: Option<Instant>,
     /// Consensus messages of the next epoch, held until this node enters it.
     early: VecDeque<(Hotkey, Message<BlsSignature>)>,
     /// Modules being fetched or compiled for an epoch close.
@@ -427,6 +444,7 @@ impl Driver {
             catch_up_asked: None,
             refused_snapshots: HashSet::new(),
             snapshot_catch_up: true,
+            bind_sent: None,
             early: VecDeque::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
             pending_snapshot: None,
@@ -526,6 +544,7 @@ impl Driver {
             // A restart after an epoch closed but before its weights reached the chain.
             self.submit_latest_weights();
         }
+        self.bind_keys_if_needed();
         let effects = self.start_engine().await?;
         self.perform(effects).await?;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -541,6 +560,15 @@ impl Driver {
                 _ = tick.tick() => {
                     self.refresh_status().await;
                     self.sync_missing();
+                    if self.bind_sent.is_some_and(|at| at.elapsed() > Duration::from_secs(5)) {
+                        self.bind_keys_if_needed();
+                    }
+                    // Nothing finalized for three view timeouts: a peer may hold a
+                    // finalization this node missed (an epoch's close cannot be finalized
+                    // through a later block of its epoch), so ask for finalized blocks.
+                    if self.last_finalized_at.elapsed() > 3 * self.view_timeout {
+                        self.catch_up();
+                    }
                 }
             }
         }
@@ -1360,6 +1388,57 @@ impl Driver {
         Ok(effects)
     }
 
+    /// A validator with a permit on chain whose keys the state has not bound (it joined after
+    /// genesis) sends `BindKeys` — its BLS key, proof of possession and peer id, signed by its
+    /// hotkey — through the mempool and gossip; it joins consensus from the first epoch after
+    /// the binding is final.
+    fn bind_keys_if_needed(&mut self) {
+        let me = self.key.hotkey();
+        let needed = {
+            let state = self.pool.state();
+            state.bound_keys(&me).is_none()
+                && state
+                    .current_epoch()
+                    .metagraph
+                    .iter()
+                    .any(|n| n.hotkey == me && n.validator_permit)
+        };
+        if !needed {
+            self.bind_sent = None;
+            return;
+        }
+        self.bind_sent = Some(Instant::now());
+        let tx = match crate::genesis::binding(&self.key, self.netuid) {
+            Ok(b) => Tx::BindKeys(b),
+            Err(e) => {
+                tracing::warn!("cannot bind this validator's keys: {e:#}");
+                return;
+            }
+        };
+        let (pool, net, round) = (self.pool.clone(), self.net.clone(), self.finalized_height);
+        tokio::spawn(async move {
+            let admitted = {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || pool.admit(tx)).await
+            };
+            // Gossiped again while pending here: peers that were still in the previous epoch
+            // refused it from a validator they did not know yet.
+            let pending = matches!(
+                &admitted,
+                Ok(Err(crate::mempool::AdmitError::Mempool(
+                    crate::mempool::MempoolError::Duplicate
+                )))
+            );
+            match admitted {
+                Ok(Ok(_)) => tracing::info!("binding this validator's keys (BindKeys sent)"),
+                Ok(Err(_)) if pending => {}
+                Ok(Err(e)) => return tracing::warn!("BindKeys not admitted: {e}"),
+                Err(e) => return tracing::warn!("BindKeys: {e}"),
+            }
+            let _ = net.publish(Topic::Submissions, round, encode(&tx)).await;
+        });
+    }
+
     /// Queues the newest closed epoch's weights for the chain.
     fn submit_latest_weights(&self) {
         let Some(link) = &self.chain else {
@@ -1410,6 +1489,7 @@ impl Driver {
             "entered a new epoch"
         );
         self.submit_latest_weights();
+        self.bind_keys_if_needed();
         self.net.set_membership(self.membership()).await?;
         {
             let mut s = self.status.lock().expect("status lock poisoned");
@@ -1455,6 +1535,9 @@ impl Driver {
     ) -> Result<()> {
         let generation = self.generation;
         match effect {
+            // Only consensus members publish: peers refuse (and penalize) consensus gossip
+            // from anyone else.
+            Effect::Broadcast(_) | Effect::Send { .. } if self.consensus.me.is_none() => {}
             Effect::Broadcast(message) | Effect::Send { message, .. } => {
                 let round = message
                     .view()

@@ -283,25 +283,24 @@ pub fn verify_peer(state: &State, proof: &SnapshotProof, trust: &Trust<'_>) -> V
             return bad("the validator set does not follow from the anchored metagraph");
         }
     }
-    let mut committee = Vec::with_capacity(record.validators.len());
-    let mut known = Vec::new();
-    for (i, (hotkey, _)) in record.validators.iter().enumerate() {
-        let Some(keys) = state.bound_keys(hotkey) else {
-            return bad("a validator of the snapshot's epoch has no bound BLS key");
-        };
-        let Ok(key) = keys.bls_key.verify_possession(&keys.pop) else {
-            return bad("a bound BLS key's proof of possession does not verify");
-        };
-        committee.push(key);
-        if trust
-            .own
-            .bound_keys(hotkey)
-            .is_some_and(|k| k.bls_key == keys.bls_key)
-        {
-            known.push(i);
-        }
-    }
-    let validators = Validators::new(record.validators.iter().map(|(_, s)| *s).collect());
+    // The engine's members: the epoch's validators with bound keys, in its index order.
+    let members = match crate::driver::consensus_members(state) {
+        Ok(m) => m,
+        Err(e) => return Verdict::Invalid(e),
+    };
+    let known: Vec<usize> = members
+        .iter()
+        .enumerate()
+        .filter(|(_, (hotkey, _, key))| {
+            trust
+                .own
+                .bound_keys(hotkey)
+                .is_some_and(|k| k.bls_key == key.public())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let validators = Validators::new(members.iter().map(|(_, s, _)| *s).collect());
+    let committee = members.into_iter().map(|(_, _, k)| k).collect();
     let scheme = BlsScheme::new(None, committee);
     if !certificate_is_valid(trust.netuid, &validators, &scheme, &proof.certificate) {
         return bad("the certificate is not a quorum of the epoch's validators");
@@ -380,7 +379,13 @@ mod tests {
     /// genesis root) and the certificate signed by the named dev validators (//Alice, //Bob
     /// and //Charlie hold 9000 of the 10000 staked; //Dave 1000).
     fn genesis_and_proof(signers: &[&str]) -> (State, SnapshotProof, Vec<u8>) {
-        let genesis = crate::genesis::dev(4, 0, 1000).unwrap();
+        proof_for(crate::genesis::dev(4, 0, 1000).unwrap(), signers)
+    }
+
+    fn proof_for(
+        genesis: platform_state::Genesis,
+        signers: &[&str],
+    ) -> (State, SnapshotProof, Vec<u8>) {
         let mut state = State::genesis(&genesis).unwrap();
         let anchor = Proposal {
             epoch: Epoch(0),
@@ -411,14 +416,14 @@ mod tests {
         };
         let subject = Subject::Proposal(p1);
         let message = signing_message(genesis.netuid, VoteKind::Finalize, &subject);
-        let validators = state.current_epoch().validators;
-        let mut bitmap = SignerBitmap::new(validators.len());
+        let members = crate::driver::consensus_members(&state).unwrap();
+        let mut bitmap = SignerBitmap::new(members.len());
         let mut sigs = Vec::new();
         for uri in signers {
             let key = parse_suri(uri).unwrap();
-            let i = validators
+            let i = members
                 .iter()
-                .position(|(h, _)| *h == key.hotkey())
+                .position(|(h, _, _)| *h == key.hotkey())
                 .unwrap();
             sigs.push(key.derive_bls_key().unwrap().sign(&message));
             bitmap.set(i);
@@ -501,6 +506,25 @@ mod tests {
             verdict(&bytes, &own, netuid),
             Verdict::Invalid(r) if r.contains("block by block")
         ));
+    }
+
+    #[test]
+    fn validators_without_bound_keys_are_not_consensus_members() {
+        // //Dave holds a permit but has not bound keys (he joined after genesis).
+        let mut genesis = crate::genesis::dev(4, 0, 1000).unwrap();
+        let dave = parse_suri("//Dave").unwrap().hotkey();
+        genesis.bindings.retain(|b| b.hotkey != dave);
+        let (own, _, bytes) = proof_for(genesis, &["//Alice", "//Bob", "//Charlie"]);
+        assert!(
+            own.current_epoch()
+                .validators
+                .iter()
+                .any(|(h, _)| *h == dave)
+        );
+        let members = crate::driver::consensus_members(&own).unwrap();
+        assert_eq!(members.len(), 3);
+        assert!(members.iter().all(|(h, _, _)| *h != dave));
+        assert_eq!(verdict(&bytes, &own, own.meta().netuid), Verdict::Valid);
     }
 
     #[test]
