@@ -767,13 +767,18 @@ fn submission_request(
     ))
 }
 
+/// POSTs Borsh bytes; `token`: the node's operator token, for write methods that need it.
 async fn post(
     client: &reqwest::Client,
     url: &str,
     body: Vec<u8>,
+    token: Option<&str>,
 ) -> Result<(reqwest::StatusCode, serde_json::Value)> {
-    let res = client
-        .post(url)
+    let mut req = client.post(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req
         .header("content-type", "application/octet-stream")
         .body(body)
         .send()
@@ -809,7 +814,8 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
             .and_then(|n| u16::try_from(n).ok())
             .context("the node's status has no netuid")?;
         let body = submission_request(&key, netuid, &args.challenge, payload)?;
-        let (code, receipt) = post(&client, &format!("{base}/api/v1/submissions"), body).await?;
+        let (code, receipt) =
+            post(&client, &format!("{base}/api/v1/submissions"), body, None).await?;
         if !code.is_success() {
             bail!(
                 "the node refused the submission ({code}): {}",
@@ -941,16 +947,7 @@ impl Simulation {
         let body =
             platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
         let url = format!("{}/api/v1/transactions", self.api);
-        let res = client
-            .post(&url)
-            .bearer_auth(&self.token)
-            .header("content-type", "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let code = res.status();
-        let v = res.json::<serde_json::Value>().await.unwrap_or_default();
+        let (code, v) = post(client, &url, body, Some(&self.token)).await?;
         if !code.is_success() {
             bail!("the owner's transaction was refused ({code}): {v}");
         }
@@ -1074,8 +1071,13 @@ impl Simulation {
                     continue;
                 };
                 let body = submission_request(&miner, 1, &name, payload)?;
-                let (code, v) =
-                    post(client, &format!("{}/api/v1/submissions", self.api), body).await?;
+                let (code, v) = post(
+                    client,
+                    &format!("{}/api/v1/submissions", self.api),
+                    body,
+                    None,
+                )
+                .await?;
                 if code.is_success() {
                     self.admitted
                         .push(v["submission_id"].as_str().unwrap_or("").to_string());

@@ -127,6 +127,14 @@ async fn until<F: AsyncFnMut() -> bool>(what: &str, mut f: F) {
     }
 }
 
+/// Whether `by` has banned `peer`.
+async fn banned(by: &Network, peer: &Network) -> bool {
+    status(by)
+        .await
+        .banned
+        .contains(&peer.peer_id().to_string())
+}
+
 async fn status(n: &Network) -> NetStatus {
     n.status().await.unwrap()
 }
@@ -352,10 +360,7 @@ async fn bad_messages_are_rejected_counted_and_the_sender_banned() {
         .await;
     }
     until("mallory to be banned", async || {
-        status(&honest.net)
-            .await
-            .banned
-            .contains(&mallory.net.peer_id().to_string())
+        banned(&honest.net, &mallory.net).await
     })
     .await;
     until("mallory to be disconnected", async || {
@@ -400,17 +405,18 @@ async fn a_validator_reported_for_equivocation_is_banned() {
         .await
         .unwrap();
     until("mallory to be banned", async || {
-        status(&honest.net)
-            .await
-            .banned
-            .contains(&mallory.net.peer_id().to_string())
+        banned(&honest.net, &mallory.net).await
     })
     .await;
     assert_eq!(honest.net.metrics().rejections("equivocation"), 1);
     assert_eq!(honest.net.metrics().rejections("invalid_proposal"), 1);
-    let s = status(&honest.net).await;
-    assert!(!s.banned.contains(&other.net.peer_id().to_string()));
-    assert!(s.connected_validators.contains(&other.key.hotkey()));
+    assert!(!banned(&honest.net, &other.net).await);
+    assert!(
+        status(&honest.net)
+            .await
+            .connected_validators
+            .contains(&other.key.hotkey())
+    );
 }
 
 /// A message accepted before a restart is refused after it: the replay cache is on disk.

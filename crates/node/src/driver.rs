@@ -356,6 +356,7 @@ impl Driver {
         let mut finalized_height = 0;
         let mut finalized_view = View(0);
         // Start from our newest snapshot, if any, then replay the finalized blocks after it.
+        let mut snapshot_height = None;
         if let Some((state, proof)) = snapshots::load_latest(&dir)? {
             if state.meta().netuid != genesis.netuid {
                 return Err(anyhow!(
@@ -369,6 +370,7 @@ impl Driver {
                 "starting from this node's snapshot"
             );
             canonical = state;
+            snapshot_height = Some(proof.anchor.height.0);
             finalized_digest = proof.anchor.digest();
             finalized_height = proof.anchor.height.0;
             finalized_view = proof.anchor.view;
@@ -423,6 +425,7 @@ impl Driver {
             s.epoch = epoch.epoch.0;
             s.epoch_chain_block = epoch.chain_block;
             s.weights_submitted_epoch = chain.as_ref().and_then(|c| c.submitter.last_submitted());
+            s.snapshot_height = snapshot_height;
         }
         Ok(Driver {
             key: Arc::new(key),
@@ -576,13 +579,6 @@ impl Driver {
 
     async fn refresh_status(&mut self) {
         let net = self.net.status().await.ok();
-        let dir = self.dir.clone();
-        let snapshot = tokio::task::spawn_blocking(move || snapshots::latest(dir.db()))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .flatten()
-            .map(|(h, _)| h);
         let view = self.consensus.engine.view();
         let leader =
             self.consensus.validators[self.consensus.engine.leader(view) as usize].to_ss58();
@@ -596,7 +592,6 @@ impl Driver {
         s.leader = leader;
         s.chain = chain;
         s.weights_submitted_epoch = submitted;
-        s.snapshot_height = snapshot;
         if let Some(n) = net {
             s.peers = n.connected_peers;
             s.partitioned = n.partitioned;
@@ -1280,12 +1275,14 @@ impl Driver {
         match pending.add(*proposal, header.clone(), certificate) {
             Some((mut state, proof)) => {
                 self.pending_snapshot = None;
-                let dir = self.dir.clone();
+                let (dir, status) = (self.dir.clone(), self.status.clone());
                 tokio::task::spawn_blocking(move || {
                     let height = proof.anchor.height.0;
                     let bytes = snapshots::encode_snapshot(&mut state, &proof);
                     match snapshots::save(&dir, &bytes, proof) {
                         Ok(blob) => {
+                            status.lock().expect("status lock poisoned").snapshot_height =
+                                Some(height);
                             tracing::info!(height, bytes = bytes.len(), %blob, "snapshot stored")
                         }
                         Err(e) => tracing::warn!(height, "storing a snapshot: {e}"),
@@ -1376,6 +1373,7 @@ impl Driver {
             s.height = self.finalized_height;
             s.block_hash = block_hash.to_hex();
             s.state_root = root.to_hex();
+            s.snapshot_height = Some(self.finalized_height);
         }
         tracing::info!(
             from,
