@@ -302,6 +302,77 @@ fn a_validator_that_joins_after_genesis_binds_its_keys_and_votes() {
     }
 }
 
+/// Alice holds 4,000 of the 10,000 stake: without her the others are no quorum. She times out
+/// in each epoch's close view right after notarizing the close, as a slow validator would, and
+/// so may not finalize it: no close can be finalized by its own votes (the hole seals close).
+/// The leader after it proposes a seal, whose finalization finalizes the close: epochs still
+/// advance and every validator holds the same blocks. Then Dave misses a sealed close and
+/// catches up block by block: the close he fetches is proven final by a seal's certificate and
+/// the seals stored with it.
+#[test]
+fn an_epoch_close_short_of_a_finalize_quorum_is_finalized_through_a_seal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = LocalChain::start(&tmp.path().join("chain"), 6, 400);
+    let mut vs = init_four(tmp.path(), &chain.url);
+    let (alice, dave) = (0, 3);
+    let config = std::fs::read_to_string(&vs[alice].config).unwrap();
+    std::fs::write(
+        &vs[alice].config,
+        format!("fault = \"nullify-closes\"\n{config}"),
+    )
+    .unwrap();
+    for v in &mut vs {
+        v.start();
+    }
+    wait_or_show("two epochs to close", &vs, || {
+        vs.iter().all(|v| epoch(&v.api).is_some_and(|e| e >= 3))
+    });
+    let log = vs[alice].log();
+    assert!(
+        log.contains("timing out at once in the close's view"),
+        "{log}"
+    );
+    for v in &vs {
+        let log = v.log();
+        assert!(log.contains("finalized through seals"), "{log}");
+        assert!(!log.contains("equivocation"), "{log}");
+    }
+    all_agree_beyond(&vs, height(&vs[alice].api).unwrap());
+
+    let sealed = |v: &Validator| v.log().matches("finalized through seals").count();
+    let sealed_before = sealed(&vs[dave]);
+    let alice_sealed_at_kill = sealed(&vs[alice]);
+    vs[dave].kill9();
+    let config = std::fs::read_to_string(&vs[dave].config).unwrap();
+    std::fs::write(
+        &vs[dave].config,
+        config.replace("snapshot_catch_up = true", "snapshot_catch_up = false"),
+    )
+    .unwrap();
+    let missed = epoch(&vs[alice].api).unwrap() + 1;
+    wait_or_show("a close Dave misses", &vs[..3], || {
+        epoch(&vs[alice].api).is_some_and(|e| e > missed)
+    });
+    // Stakes drift with emissions, so a later close may not need a seal: Dave must have
+    // applied every sealed close he missed with its seals.
+    let sealed_while_down = sealed(&vs[alice]) > alice_sealed_at_kill;
+    eprintln!("a close was sealed while Dave was down: {sealed_while_down}");
+    vs[dave].start();
+    wait_or_show("Dave to catch up", &vs, || {
+        epoch(&vs[dave].api).is_some_and(|e| e > missed)
+    });
+    let log = vs[dave].log();
+    assert!(
+        log.contains("caught up on finalized blocks from a peer"),
+        "{log}"
+    );
+    assert!(
+        !sealed_while_down || sealed(&vs[dave]) > sealed_before,
+        "{log}"
+    );
+    all_agree_beyond(&vs, height(&vs[alice].api).unwrap());
+}
+
 #[test]
 fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     let tmp = tempfile::tempdir().unwrap();

@@ -69,6 +69,25 @@
 //! - The engine runs for one epoch's validator set; the node starts a new instance at each
 //!   epoch boundary, anchored on the last finalized block.
 //!
+//! # Terminal blocks and seals
+//!
+//! The application may refuse to build anything after a *terminal* block (an epoch's close:
+//! the next block belongs to the next epoch's engine). Without more, such a block could never
+//! be finalized once its finalize votes miss a quorum, which the rules above allow: a validator
+//! that times out in the block's view before the notarization reaches it nullifies the view
+//! and may no longer finalize it, and if enough of them do, the view is neither finalized nor
+//! nullified. In the paper a later block finalizes it; after a terminal block there is none.
+//!
+//! So the application answers a proposal on a terminal parent with a *seal*, a proposal whose
+//! payload is [`types::SEAL`] (no contents), and accepts a seal exactly when its parent is
+//! terminal or a seal. The engine treats seals as ordinary blocks, so the liveness argument
+//! holds unchanged: some seal is eventually finalized, and with it the terminal block. The
+//! application applies the terminal block and ignores the seals; the next epoch starts from
+//! the terminal block whichever seal finalized it, so every node anchors the same way. Any
+//! finalization of the terminal block or of a seal after it proves the terminal block final,
+//! given the seals' proposals that link the two. (This is the reconfiguration *suffix* of
+//! DiemBFT/Aptos, with the suffix left unexecuted.)
+//!
 //! # Assumptions
 //!
 //! Stakes come from the chain's metagraph at the epoch's anchor. BLS keys are bound to hotkeys
@@ -88,6 +107,7 @@ pub use engine::{Config, Effect, Engine, Input, Offence};
 pub use safety::{SafetyRules, SafetyState};
 pub use scheme::{BlsScheme, MacScheme, Scheme};
 pub use types::{
-    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, certificate_is_valid,
+    Certificate, Message, Proposal, SEAL, Subject, ValidatorIndex, Vote, VoteKind,
+    certificate_is_valid, seals_link,
 };
 pub use validators::Validators;

@@ -1,9 +1,15 @@
 //! Safety rules: the only code that signs consensus votes.
 //!
-//! Rules, for one validator key:
+//! Rules, for one validator key and one epoch:
 //! 1. Never vote in a view older than the newest view already voted in.
 //! 2. In a view, notarize at most one proposal, and not after nullifying it.
 //! 3. Never both nullify and finalize the same view.
+//!
+//! Votes carry their epoch (proposals name it, nullify subjects name it), so votes of
+//! different epochs never conflict, and each epoch's views start afresh: the persisted state
+//! names its epoch, and rules for a later epoch start from an empty state. Rules for an
+//! *earlier* epoch than the persisted one sign nothing: what the validator signed in that
+//! epoch is no longer on record, so any vote could contradict one it already sent.
 //!
 //! Before a vote leaves the node, the state that records it must be durable: [`SafetyRules`]
 //! returns the new [`SafetyState`] with the vote, and the engine releases the vote only after the
@@ -20,6 +26,8 @@ use crate::types::{Proposal, Subject, ValidatorIndex, Vote, VoteKind, signing_me
 /// What a validator has voted in its newest view. This is the consensus WAL record.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
 pub struct SafetyState {
+    /// The epoch the votes below belong to.
+    pub epoch: Epoch,
     /// The newest view voted in.
     pub view: View,
     /// The proposal notarized in that view.
@@ -36,20 +44,34 @@ pub struct SafetyRules {
     epoch: Epoch,
     me: ValidatorIndex,
     state: SafetyState,
+    /// The persisted state belongs to a later epoch: sign nothing.
+    retired: bool,
 }
 
 impl SafetyRules {
-    /// Rules starting from a persisted state (the default state for a fresh validator).
+    /// Rules for `epoch` starting from a persisted state (the default state for a fresh
+    /// validator). A state of an earlier epoch is set aside; one of a later epoch retires
+    /// the rules.
     pub fn new(netuid: NetUid, epoch: Epoch, me: ValidatorIndex, state: SafetyState) -> Self {
+        let retired = state.epoch > epoch;
+        let state = if state.epoch == epoch {
+            state
+        } else {
+            SafetyState {
+                epoch,
+                ..SafetyState::default()
+            }
+        };
         SafetyRules {
             netuid,
             epoch,
             me,
             state,
+            retired,
         }
     }
 
-    /// The current state.
+    /// The current state (empty for a new epoch).
     pub fn state(&self) -> SafetyState {
         self.state
     }
@@ -63,13 +85,15 @@ impl SafetyRules {
         }
     }
 
-    /// Moves the state to `view` if it is newer; refuses older views.
+    /// Moves the state to `view` if it is newer; refuses older views (and everything, when
+    /// retired).
     fn enter(&mut self, view: View) -> bool {
-        if view < self.state.view {
+        if self.retired || view < self.state.view {
             return false;
         }
         if view > self.state.view {
             self.state = SafetyState {
+                epoch: self.epoch,
                 view,
                 ..SafetyState::default()
             };
@@ -222,6 +246,30 @@ mod tests {
             "never a different one"
         );
         assert_eq!(restarted.notarize(&key(), proposal(7, 1)).unwrap().0, vote);
+    }
+
+    #[test]
+    fn a_new_epoch_starts_afresh_and_an_older_one_signs_nothing() {
+        let mut r = rules(SafetyState::default());
+        r.notarize(&key(), proposal(9, 1)).unwrap();
+        let (_, persisted) = r.nullify(&key(), View(12)).unwrap();
+        assert_eq!(persisted.epoch, Epoch(1));
+        // Epoch 2 may vote in views the record of epoch 1 has passed.
+        let mut next = SafetyRules::new(NetUid(1), Epoch(2), 0, persisted);
+        assert_eq!(next.state().view, View(0));
+        assert!(
+            next.resend(&key()).is_empty(),
+            "nothing of epoch 1 is re-sent"
+        );
+        let mut p = proposal(10, 1);
+        p.epoch = Epoch(2);
+        let (_, state) = next.notarize(&key(), p).unwrap();
+        assert_eq!(state.epoch, Epoch(2));
+        // Back in epoch 1 with epoch 2's record: nothing is signed, not even in new views.
+        let mut old = SafetyRules::new(NetUid(1), Epoch(1), 0, state);
+        assert!(old.notarize(&key(), proposal(20, 1)).is_none());
+        assert!(old.nullify(&key(), View(20)).is_none());
+        assert!(old.finalize(&key(), proposal(20, 1)).is_none());
     }
 
     #[test]

@@ -23,11 +23,42 @@ pub struct Proposal {
     pub payload: Hash,
 }
 
+/// The payload of a *seal*: a block with no contents that extends a terminal block (one the
+/// application lets nothing follow in this epoch, such as an epoch's close) or another seal.
+/// Seals exist only so that a terminal block can still be finalized after its own finalize
+/// votes were lost or refused: finalizing a seal finalizes its ancestors, as any block does.
+/// The application never applies or stores a seal; see the crate documentation.
+pub const SEAL: Hash = Hash::ZERO;
+
 impl Proposal {
     /// blake3 of the Borsh encoding: the proposal's identity.
     pub fn digest(&self) -> Hash {
         Hash::of(&encode(self))
     }
+
+    /// Whether this is a seal ([`SEAL`]).
+    pub fn is_seal(&self) -> bool {
+        self.payload == SEAL
+    }
+}
+
+/// Whether `seals` lead from `terminal` to `head`: a non-empty chain of seals, each extending
+/// the one before in the same epoch, the first extending `terminal`, the last being `head`. A
+/// finalization of `head` then proves `terminal` final.
+pub fn seals_link(terminal: &Proposal, seals: &[Proposal], head: &Proposal) -> bool {
+    let mut parent = *terminal;
+    for seal in seals {
+        if !seal.is_seal()
+            || seal.parent != parent.digest()
+            || seal.epoch != parent.epoch
+            || seal.height.0 != parent.height.0 + 1
+            || seal.view <= parent.view
+        {
+            return false;
+        }
+        parent = *seal;
+    }
+    !seals.is_empty() && parent == *head
 }
 
 /// The three kinds of vote.
@@ -198,4 +229,48 @@ pub fn certificate_is_valid<S: crate::Scheme>(
             &signing_message(netuid, cert.kind, &cert.subject),
             &cert.signature,
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(parent: &Proposal, payload: Hash) -> Proposal {
+        Proposal {
+            epoch: parent.epoch,
+            view: View(parent.view.0 + 2),
+            height: Height(parent.height.0 + 1),
+            parent: parent.digest(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn seals_link_a_terminal_block_to_the_certified_one() {
+        let close = Proposal {
+            epoch: Epoch(3),
+            view: View(40),
+            height: Height(12),
+            parent: Hash([1; 32]),
+            payload: Hash([2; 32]),
+        };
+        let s1 = after(&close, SEAL);
+        let s2 = after(&s1, SEAL);
+        assert!(seals_link(&close, &[s1], &s1));
+        assert!(seals_link(&close, &[s1, s2], &s2));
+        assert!(!seals_link(&close, &[], &close), "no seals prove nothing");
+        assert!(
+            !seals_link(&close, &[s1, s2], &s1),
+            "the head must be the last seal"
+        );
+        assert!(!seals_link(&close, &[s2], &s2), "a gap in the chain");
+        let block = after(&close, Hash([3; 32]));
+        assert!(!seals_link(&close, &[block], &block), "not a seal");
+        let mut other_epoch = s1;
+        other_epoch.epoch = Epoch(4);
+        assert!(!seals_link(&close, &[other_epoch], &other_epoch));
+        let mut same_view = s1;
+        same_view.view = close.view;
+        assert!(!seals_link(&close, &[same_view], &same_view));
+    }
 }

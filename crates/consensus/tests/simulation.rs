@@ -6,7 +6,7 @@ use platform_consensus::sim::byzantine::Behavior;
 use platform_consensus::sim::keys::{BlsKeys, MacKeys};
 use platform_consensus::sim::network::Partition;
 use platform_consensus::sim::rng::Rng;
-use platform_consensus::sim::{Outcome, Partitions, Scenario, run};
+use platform_consensus::sim::{Outcome, Partitions, Scenario, Terminal, run};
 
 fn assert_clean(o: &Outcome, what: &str) {
     assert!(
@@ -200,4 +200,33 @@ fn larger_sets_and_unequal_stakes() {
         let o = run(&s, &MacKeys::new(seed, n), seed);
         assert_clean(&o, "large");
     }
+}
+
+/// A terminal block (an epoch's close) whose finalize votes are all lost.
+fn terminal(seals: bool) -> Scenario {
+    let mut s = Scenario::honest(4, 6);
+    s.terminal = Some(Terminal { height: 6, seals });
+    s.liveness_bound_ms = 60_000;
+    s
+}
+
+#[test]
+fn a_terminal_block_whose_finalize_votes_are_lost_is_finalized_through_a_seal() {
+    for seed in 0..50 {
+        let o = run(&terminal(true), &MacKeys::new(seed, 4), seed);
+        assert_clean(&o, "terminal block with seals");
+        // Height 6 has no finalization of its own: a seal above it finalized it.
+        assert!(o.finalized_blocks >= 7, "seed {seed}: {o:?}");
+    }
+}
+
+#[test]
+fn without_seals_a_terminal_block_whose_finalize_votes_are_lost_is_never_finalized() {
+    // Why seals exist: nothing may follow the terminal block, so nothing finalizes it.
+    let o = run(&terminal(false), &MacKeys::new(1, 4), 1);
+    assert!(o.safety_violation.is_none(), "{o:?}");
+    let failure = o
+        .liveness_failure
+        .expect("the terminal block cannot be finalized");
+    assert!(failure.contains("[5, 5, 5, 5]"), "{failure}");
 }

@@ -35,7 +35,10 @@ pub struct NodeConfig {
     pub chain: Option<String>,
     /// A deliberate fault, for tests and demonstrations only: `"wrong-scores"` makes this
     /// validator attest forged results as a committee member (the others out-vote it, report
-    /// the contradiction as evidence, and the state jails it). Default: none.
+    /// the contradiction as evidence, and the state jails it); `"nullify-closes"` makes
+    /// it time out in each epoch's close view right after notarizing the close, so that it
+    /// cannot finalize it (the close is then finalized through a seal when the others are no
+    /// quorum alone). Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// Minimum time between blocks, in milliseconds. Default 1000.
@@ -152,7 +155,10 @@ impl NodeConfig {
         match self.fault.as_deref() {
             None => Ok(None),
             Some("wrong-scores") => Ok(Some(crate::evaluator::Fault::WrongScores)),
-            Some(other) => anyhow::bail!("unknown fault {other:?} (known: \"wrong-scores\")"),
+            Some("nullify-closes") => Ok(Some(crate::evaluator::Fault::NullifyCloses)),
+            Some(other) => anyhow::bail!(
+                "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\")"
+            ),
         }
     }
 

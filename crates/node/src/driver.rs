@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow};
 use platform_consensus::{
     BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Offence,
-    Proposal, Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
+    Proposal, SEAL, Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
 };
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
@@ -31,7 +31,7 @@ use platform_storage::DataDir;
 use tokio::sync::mpsc;
 
 use crate::epochs::{ChainWatch, WeightSubmitter};
-use crate::evaluator::Evaluator;
+use crate::evaluator::{Evaluator, Fault};
 use crate::mempool::{Mempool, Pool};
 use crate::snapshots::{self, SnapshotProof, Verdict};
 use crate::store::{self, FinalizedBlock};
@@ -274,8 +274,9 @@ pub struct Driver {
     blocks: HashMap<Hash, Block>,
     /// Proposals waiting for their block, their parent's state, a chain anchor or a module.
     waiting: Vec<Proposal>,
-    /// Finalized proposals waiting for their block.
-    to_apply: VecDeque<(Proposal, Certificate<BlsSignature>)>,
+    /// Finalized proposals waiting for their block, with their certificate and, for an epoch's
+    /// close finalized through seals, those seals ([`FinalizedBlock::seals`]).
+    to_apply: VecDeque<(Proposal, Certificate<BlsSignature>, Vec<Proposal>)>,
     /// When we last asked peers for the block at the front of `to_apply`.
     sync_asked: Option<(u64, Instant)>,
     /// When we last asked peers for finalized blocks because the network is in a later epoch.
@@ -284,6 +285,10 @@ pub struct Driver {
     refused_snapshots: HashSet<Hash>,
     /// Whether catch-up across epochs may start from a peer's snapshot.
     snapshot_catch_up: bool,
+    /// The deliberate fault [`Fault::NullifyCloses`] (tests only), and the last view it
+    /// timed out in.
+    nullify_closes: bool,
+    nullified_close: Option<View>,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
     bind_sent: Option<Instant>,
     /// Consensus messages of the next epoch, held until this node enters it.
@@ -344,7 +349,7 @@ impl Driver {
         status: SharedStatus,
         mempool: Mempool,
         chain: Option<ChainLink>,
-        fault: Option<crate::evaluator::Fault>,
+        fault: Option<Fault>,
     ) -> Result<Driver> {
         let blobs = dir.clone();
         let host = Arc::new(RuntimeWeights::with_source(Box::new(move |h| {
@@ -447,6 +452,8 @@ impl Driver {
             catch_up_asked: None,
             refused_snapshots: HashSet::new(),
             snapshot_catch_up: true,
+            nullify_closes: fault == Some(Fault::NullifyCloses),
+            nullified_close: None,
             bind_sent: None,
             early: VecDeque::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
@@ -496,23 +503,17 @@ impl Driver {
     }
 
     /// Starts the current engine from the WAL and the journaled certificates of its epoch. A
-    /// WAL written in an earlier epoch keeps its view (views keep rising across epochs) but not
-    /// its proposals, which belong to the old engine.
+    /// WAL record of an earlier epoch is set aside by the safety rules: each epoch's views start
+    /// after its anchor's.
     async fn start_engine(&mut self) -> Result<Vec<Effect<BlsSignature>>> {
         let dir = self.dir.clone();
-        let (mut safety, certificates) = tokio::task::spawn_blocking(move || {
+        let (safety, certificates) = tokio::task::spawn_blocking(move || {
             let safety = store::load_wal(dir.db())?;
             let certs = store::journaled_certificates(dir.db(), 0)?;
             Ok::<_, platform_storage::DbError>((safety, certs))
         })
         .await??;
         let epoch = self.epoch();
-        if safety.notarized.is_some_and(|p| p.epoch != epoch) {
-            safety.notarized = None;
-        }
-        if safety.finalized.is_some_and(|p| p.epoch != epoch) {
-            safety.finalized = None;
-        }
         let certificates = certificates
             .into_iter()
             .filter(|c| c.subject.epoch() == epoch)
@@ -639,6 +640,17 @@ impl Driver {
                 else {
                     return Ok(());
                 };
+                tracing::trace!(
+                    from,
+                    view = message.view().map(|v| v.0),
+                    what = match &message {
+                        Message::Vote(v) => format!("{:?} vote", v.kind),
+                        Message::Certificate(c) => format!("{:?} certificate", c.kind),
+                        Message::Fetch(_) => "fetch".into(),
+                        Message::FetchView(_) => "fetch view".into(),
+                    },
+                    "consensus message"
+                );
                 let effects = self.engine().handle(Input::Message {
                     from: from as ValidatorIndex,
                     message,
@@ -719,6 +731,25 @@ impl Driver {
             }
         };
         self.perform(effects).await
+    }
+
+    /// Whether this is a notarize vote for an epoch's close (a block after which the state is
+    /// in the next epoch) and the deliberate fault [`Fault::NullifyCloses`] is on.
+    fn nullifies_after(&self, message: &Message<BlsSignature>) -> bool {
+        let Message::Vote(vote) = message else {
+            return false;
+        };
+        let Subject::Proposal(p) = vote.subject else {
+            return false;
+        };
+        self.nullify_closes
+            && vote.kind == VoteKind::Notarize
+            && !p.is_seal()
+            && self.nullified_close != Some(p.view)
+            && self
+                .forks
+                .get(&p.digest())
+                .is_some_and(|(_, state, _)| state.meta().epoch != p.epoch)
     }
 
     /// A copy of the state after `digest`: the canonical state for the last finalized block,
@@ -849,8 +880,19 @@ impl Driver {
             return Ok(None);
         };
         if fork.meta().epoch != self.epoch() {
-            // The parent closed this epoch: the next block belongs to the next engine.
-            return Ok(None);
+            // The parent closed this epoch (or seals its close): the next block belongs to the
+            // next engine, so propose a seal, whose finalization finalizes the close.
+            let seal = Proposal {
+                epoch: self.epoch(),
+                view,
+                height,
+                parent,
+                payload: SEAL,
+            };
+            self.forks
+                .insert(seal.digest(), (height.0, fork, Vec::new()));
+            tracing::info!(height = height.0, "proposed a seal after the epoch's close");
+            return Ok(Some(SEAL));
         }
         // A block that ends the epoch carries only the anchor and the close.
         let ends_epoch = self.epoch_transactions(&fork);
@@ -911,6 +953,17 @@ impl Driver {
 
     /// Checks a proposal's block against the state after its parent. `None`: cannot tell yet.
     fn verify(&mut self, p: &Proposal) -> Option<bool> {
+        if p.is_seal() {
+            // Valid exactly after a close or another seal: when the state after the parent
+            // is already in the next epoch.
+            let fork = self.state_after(&p.parent)?;
+            let valid = fork.meta().epoch != p.epoch;
+            if valid {
+                self.forks
+                    .insert(p.digest(), (p.height.0, fork, Vec::new()));
+            }
+            return Some(valid);
+        }
         let block = self.blocks.get(&p.payload)?;
         let mut fork = self.state_after(&p.parent)?;
         let leader = self.consensus.validators[self.consensus.engine.leader(p.view) as usize];
@@ -977,7 +1030,7 @@ impl Driver {
     /// ask peers for it through `sync`. The engine has checked the finalization, so a block is
     /// genuine exactly when its header hashes to the finalized proposal's payload.
     fn sync_missing(&mut self) {
-        let Some((proposal, _)) = self.to_apply.front() else {
+        let Some((proposal, _, _)) = self.to_apply.front() else {
             return;
         };
         if self.blocks.contains_key(&proposal.payload) {
@@ -995,9 +1048,9 @@ impl Driver {
         let wanted: HashMap<u64, Hash> = self
             .to_apply
             .iter()
-            .map(|(p, _)| (p.height.0, p.payload))
+            .map(|(p, _, _)| (p.height.0, p.payload))
             .collect();
-        let last = self.to_apply.back().map_or(height, |(p, _)| p.height.0);
+        let last = self.to_apply.back().map_or(height, |(p, _, _)| p.height.0);
         let net = self.net.clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
@@ -1109,7 +1162,7 @@ impl Driver {
                 Subject::Proposal(head) => {
                     f.certificate.kind == VoteKind::Finalize
                         && head.epoch == f.proposal.epoch
-                        && digests[i..].contains(&head.digest())
+                        && (digests[i..].contains(&head.digest()) || f.sealed_by(head))
                 }
                 Subject::View(..) => false,
             };
@@ -1130,10 +1183,10 @@ impl Driver {
             if self
                 .to_apply
                 .front()
-                .is_none_or(|(p, _)| p.height != f.proposal.height)
+                .is_none_or(|(p, _, _)| p.height != f.proposal.height)
             {
                 self.to_apply
-                    .push_front((f.proposal, f.certificate.clone()));
+                    .push_front((f.proposal, f.certificate.clone(), f.seals.clone()));
             }
             self.apply_finalized().await?;
             if self.finalized_height != f.proposal.height.0 {
@@ -1154,7 +1207,7 @@ impl Driver {
     /// Applies finalized blocks in order while their blocks are at hand; stops after a block
     /// that closes the epoch (the next engine takes over from there).
     async fn apply_finalized(&mut self) -> Result<()> {
-        while let Some((proposal, certificate)) = self.to_apply.front().cloned() {
+        while let Some((proposal, certificate, seals)) = self.to_apply.front().cloned() {
             if proposal.height.0 <= self.finalized_height {
                 self.to_apply.pop_front();
                 continue;
@@ -1224,11 +1277,19 @@ impl Driver {
             let pct = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];
             let (p50, p99) = (pct(50), pct(99));
             let closes = epoch_change(&block).1;
+            if !seals.is_empty() {
+                tracing::info!(
+                    height = proposal.height.0,
+                    seals = seals.len(),
+                    "the epoch's close was finalized through seals"
+                );
+            }
             self.collect_snapshot(&proposal, &block.header, &certificate, closes);
             let record = FinalizedBlock {
                 proposal,
                 block,
                 certificate,
+                seals,
             };
             let dir = self.dir.clone();
             tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record)).await??;
@@ -1360,7 +1421,7 @@ impl Driver {
         self.to_apply = proof
             .finalized()
             .into_iter()
-            .map(|p| (p, proof.certificate.clone()))
+            .map(|p| (p, proof.certificate.clone(), Vec::new()))
             .collect();
         self.pending_snapshot = None;
         self.catch_up_asked = None;
@@ -1540,6 +1601,11 @@ impl Driver {
                 let round = message
                     .view()
                     .map_or(self.consensus.engine.view().0, |v| v.0);
+                if self.nullifies_after(&message) {
+                    tracing::info!(view = round, "timing out at once in the close's view");
+                    self.nullified_close = Some(View(round));
+                    queue.extend(self.engine().handle(Input::Timeout(View(round))));
+                }
                 if let Err(e) = self
                     .net
                     .publish(Topic::Consensus, round, encode(&message))
@@ -1594,22 +1660,49 @@ impl Driver {
                 });
             }
             Effect::Verify(p) => match self.verify(&p) {
-                Some(valid) => queue.extend(self.engine().handle(Input::Verified {
-                    digest: p.digest(),
-                    valid,
-                })),
+                Some(valid) => {
+                    tracing::debug!(
+                        view = p.view.0,
+                        height = p.height.0,
+                        seal = p.is_seal(),
+                        valid,
+                        "verified a proposal"
+                    );
+                    queue.extend(self.engine().handle(Input::Verified {
+                        digest: p.digest(),
+                        valid,
+                    }))
+                }
                 None => self.waiting.push(p),
             },
             Effect::Finalized {
                 proposal,
                 certificate,
             } => {
-                self.to_apply.push_back((proposal, certificate));
+                // Seals are never applied. Those finalized with an epoch's close follow it in
+                // this batch and are kept with it: they link it to the certificate.
+                if proposal.is_seal() {
+                    return Ok(());
+                }
+                let mut seals = Vec::new();
+                while let Some(Effect::Finalized { proposal: seal, .. }) = queue.front()
+                    && seal.is_seal()
+                {
+                    seals.push(*seal);
+                    queue.pop_front();
+                }
+                self.to_apply.push_back((proposal, certificate, seals));
                 self.apply_finalized().await?;
                 queue.extend(self.retry_waiting());
                 self.sync_missing();
             }
             Effect::EnteredView(v) => {
+                tracing::debug!(
+                    epoch = self.epoch().0,
+                    view = v.0,
+                    leader = %self.consensus.validators[self.consensus.engine.leader(v) as usize],
+                    "entered view"
+                );
                 self.net.set_round(Topic::Consensus, v.0).await?;
             }
             Effect::Certified(c) => {

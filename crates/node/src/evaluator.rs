@@ -49,6 +49,11 @@ struct Collected {
 pub enum Fault {
     /// Attest a result with a forged output (a wrong score) instead of the real one.
     WrongScores,
+    /// Time out in the view of each epoch's close right after notarizing it, as a validator
+    /// would whose timer fires before the notarization reaches it: having nullified the view,
+    /// it may not finalize the close. When the others are no quorum without it, only a seal
+    /// can finalize the close.
+    NullifyCloses,
 }
 
 /// One validator's evaluator.

@@ -18,6 +18,17 @@ pub struct FinalizedBlock {
     pub block: Block,
     /// The finalization certificate.
     pub certificate: Certificate<BlsSignature>,
+    /// For an epoch's close finalized through seals (`platform_consensus::SEAL`): the seals
+    /// from the close up to the certificate's subject, which link the two. Otherwise empty.
+    /// A seal is 88 bytes; the records' size limits leave room for hundreds.
+    pub seals: Vec<Proposal>,
+}
+
+impl FinalizedBlock {
+    /// Whether the seals lead from this block to `head` ([`platform_consensus::seals_link`]).
+    pub fn sealed_by(&self, head: &Proposal) -> bool {
+        platform_consensus::seals_link(&self.proposal, &self.seals, head)
+    }
 }
 
 const WAL: TableSpec<u64, SafetyState> = TableSpec::new("consensus_wal", 1024);

@@ -324,8 +324,16 @@ impl<S: Scheme> Engine<S> {
         for cert in certificates {
             self.apply_certificate(cert, false);
         }
+        // Views start afresh in each epoch: a state of another epoch says nothing here.
+        let mut view = if state.epoch == self.cfg.epoch {
+            state.view
+        } else {
+            View(0)
+        };
         if let Some(me) = self.cfg.me {
             let rules = SafetyRules::new(self.cfg.netuid, self.cfg.epoch, me, state);
+            let state = rules.state();
+            view = state.view;
             // The proposal we notarized before the crash stays this view's proposal.
             if let Some(p) = state.notarized {
                 let view_state = self.state(p.view);
@@ -339,7 +347,7 @@ impl<S: Scheme> Engine<S> {
             }
             self.safety = Some(rules);
         }
-        self.enter_view(View(state.view.0.max(self.finalized.view.0 + 1)));
+        self.enter_view(View(view.0.max(self.finalized.view.0 + 1)));
     }
 
     fn timeout_ms(&self) -> u64 {

@@ -24,7 +24,7 @@ use platform_primitives::{Epoch, Hash, Height, NetUid, View};
 use crate::engine::{Config, Effect, Engine, Input};
 use crate::safety::SafetyState;
 use crate::scheme::Scheme;
-use crate::types::{Message, ValidatorIndex};
+use crate::types::{Message, SEAL, Subject, ValidatorIndex, VoteKind};
 use crate::validators::Validators;
 use byzantine::{Behavior, Target};
 use keys::SimKeys;
@@ -66,6 +66,19 @@ pub struct Scenario {
     pub liveness_bound_ms: u64,
     /// Record a human-readable trace.
     pub trace: bool,
+    /// A block the application lets nothing follow, if any.
+    pub terminal: Option<Terminal>,
+}
+
+/// A terminal block at `height` (like an epoch's close) whose finalize votes are all lost, so
+/// that only a later block can finalize it.
+#[derive(Clone, Copy, Debug)]
+pub struct Terminal {
+    /// The terminal block's height.
+    pub height: u64,
+    /// Whether the application answers proposals after it with seals
+    /// ([`crate::types::SEAL`]); without them nothing may follow it.
+    pub seals: bool,
 }
 
 impl Scenario {
@@ -82,6 +95,7 @@ impl Scenario {
             timeout_ms: 1_000,
             liveness_bound_ms: 300_000,
             trace: false,
+            terminal: None,
         }
     }
 }
@@ -443,6 +457,17 @@ impl<'a, K: SimKeys> Sim<'a, K> {
                         parent,
                         height,
                     } => {
+                        if let Some(t) = self.scenario.terminal
+                            && height.0 > t.height
+                        {
+                            if t.seals {
+                                inputs.push_back(Input::ProposalReady {
+                                    view,
+                                    payload: SEAL,
+                                });
+                            }
+                            continue;
+                        }
                         let mut payload = *blake3::hash(
                             &[
                                 &view.0.to_le_bytes()[..],
@@ -464,8 +489,12 @@ impl<'a, K: SimKeys> Sim<'a, K> {
                         });
                     }
                     Effect::Verify(p) => {
+                        let after_terminal = self
+                            .scenario
+                            .terminal
+                            .is_some_and(|t| p.height.0 > t.height);
                         let valid = self.actors[a].behavior == Some(Behavior::Invalid)
-                            || p.payload.0[0] != 0xff;
+                            || (p.payload.0[0] != 0xff && p.is_seal() == after_terminal);
                         inputs.push_back(Input::Verified {
                             digest: p.digest(),
                             valid,
@@ -510,6 +539,15 @@ impl<'a, K: SimKeys> Sim<'a, K> {
         }
     }
 
+    /// Finalize votes for the terminal block never arrive.
+    fn lost_finalize_vote(&self, message: &Message<<K::Scheme as Scheme>::Signature>) -> bool {
+        let Some(t) = self.scenario.terminal else {
+            return false;
+        };
+        matches!(message, Message::Vote(v) if v.kind == VoteKind::Finalize
+            && matches!(v.subject, Subject::Proposal(p) if p.height.0 == t.height))
+    }
+
     /// Sends a message from actor `a` to every other actor (`to` = None) or to the actors of one
     /// validator, after the Byzantine distortion of `a`, if any.
     fn send(
@@ -547,6 +585,9 @@ impl<'a, K: SimKeys> Sim<'a, K> {
         };
         let from = self.actors[a].validator;
         for (target, message) in sends {
+            if self.lost_finalize_vote(&message) {
+                continue;
+            }
             for b in 0..self.actors.len() {
                 let wanted = match (&target, to) {
                     (_, Some(v)) => self.actors[b].validator == v,
