@@ -65,7 +65,8 @@
 //!   nullifying, which keeps the persisted safety state to one view.
 //! - A `Finalize` is sent only while still in the notarized view; a node that moved on through a
 //!   nullification does not finalize late. Later finalizations still finalize the block.
-//! - Votes are verified lazily, in batches, once a quorum is possible ([`votes`]).
+//! - Votes are verified lazily, in batches, once a quorum is possible ([`votes`]), whether a
+//!   peer's vote or our own makes it possible.
 //! - The engine runs for one epoch's validator set; the node starts a new instance at each
 //!   epoch boundary, anchored on the last finalized block.
 //!

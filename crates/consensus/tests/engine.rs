@@ -307,3 +307,51 @@ fn votes_of_another_epoch_are_ignored() {
     });
     assert!(effects.is_empty(), "{effects:?}");
 }
+
+/// A nullify vote for `view`, signed by `signer`.
+fn nullify(view: u64, signer: u16) -> Vote<platform_consensus::scheme::Mac> {
+    let subject = Subject::View(Epoch(1), View(view));
+    let message =
+        platform_consensus::types::signing_message(NetUid(1), VoteKind::Nullify, &subject);
+    Vote {
+        kind: VoteKind::Nullify,
+        subject,
+        signer,
+        signature: platform_consensus::Scheme::sign(&keys().scheme(Some(signer)), &message),
+    }
+}
+
+#[test]
+fn a_quorum_completed_by_our_own_vote_forms_when_the_others_voted_first() {
+    // Two peers nullify view 1 before our timer fires: not a quorum yet (2 of 4), so their
+    // votes wait unverified. Our own nullify completes the quorum; the peers will not send
+    // theirs again, so it must form now.
+    let mut e = engine(0);
+    start(&mut e, SafetyState::default());
+    for signer in [1, 2] {
+        let effects = e.handle(Input::Message {
+            from: signer,
+            message: Message::Vote(nullify(1, signer)),
+        });
+        assert!(!effects.iter().any(|x| matches!(x, Effect::EnteredView(_))));
+    }
+    let effects = e.handle(Input::Timeout(View(1)));
+    assert!(
+        broadcast_votes(&effects).is_empty(),
+        "a first nullify vote leaves only once persisted"
+    );
+    let Some(Effect::Persist { token, .. }) = effects
+        .into_iter()
+        .find(|x| matches!(x, Effect::Persist { .. }))
+    else {
+        panic!("a persist effect")
+    };
+    let effects = e.handle(Input::Persisted(token));
+    assert!(
+        effects
+            .iter()
+            .any(|x| matches!(x, Effect::Broadcast(Message::Certificate(c)) if c.kind == VoteKind::Nullify)),
+        "{effects:?}"
+    );
+    assert_eq!(e.view(), View(2));
+}

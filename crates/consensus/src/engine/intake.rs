@@ -173,14 +173,24 @@ impl<S: Scheme> Engine<S> {
         self.try_certify(vote.kind, vote.subject);
     }
 
-    /// Counts a vote known to be valid and certifies if it completes a quorum.
+    /// Counts a vote known to be valid and certifies if it completes a quorum. Peers' votes
+    /// still waiting for verification are checked now if, with this one, they can complete a
+    /// quorum: otherwise a quorum whose last vote is our own would never form when the peers'
+    /// votes came first (they are not sent again).
     pub(super) fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
+        let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
         let v = &self.cfg.validators;
         let state = self.views.entry(vote.subject.view()).or_default();
         let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
             return;
         };
         bucket.add_verified(vote.signer, vote.signature, v);
+        for peer in bucket.verify_if_useful(&self.scheme, v, &message) {
+            self.out.push(Effect::Penalize {
+                peer,
+                offence: Offence::BadSignature,
+            });
+        }
         self.try_certify(vote.kind, vote.subject);
     }
 

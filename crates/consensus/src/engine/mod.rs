@@ -378,15 +378,17 @@ impl<S: Scheme> Engine<S> {
         if view != self.view {
             return;
         }
-        self.sign_and_persist(|rules, scheme| rules.nullify(scheme, view));
-        // Already nullified: repeat our vote and the latest certificates so that peers that
-        // missed them can move on.
-        if let Some(rules) = &self.safety {
+        // Already nullified before this timeout: repeat our votes (they were persisted) and the
+        // latest certificates so that peers that missed them can move on. A first nullify
+        // vote leaves only once it is durable.
+        let resend = self.safety.as_ref().is_some_and(|rules| {
             let s = rules.state();
-            if s.view == view && s.nullified {
-                for vote in rules.resend(&self.scheme) {
-                    self.out.push(Effect::Broadcast(Message::Vote(vote)));
-                }
+            s.view == view && s.nullified
+        });
+        self.sign_and_persist(|rules, scheme| rules.nullify(scheme, view));
+        if resend && let Some(rules) = &self.safety {
+            for vote in rules.resend(&self.scheme) {
+                self.out.push(Effect::Broadcast(Message::Vote(vote)));
             }
         }
         if let Some(prev) = view.0.checked_sub(1).and_then(|w| self.views.get(&View(w))) {

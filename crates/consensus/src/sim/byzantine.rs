@@ -117,16 +117,20 @@ impl<S: Scheme> Attacker<'_, S> {
             Behavior::Withhold => Vec::new(),
             Behavior::Invalid => vec![(Target::All, message)],
             Behavior::Equivocate => match &message {
-                // Half the network gets the honest vote, the other half a conflicting one.
+                // Half the network gets the honest vote, the other half a conflicting one; as
+                // gossip relays every message, each half later sees the other's vote too
+                // (the delays are drawn per send, so the order varies).
                 Message::Vote(v) if v.kind != VoteKind::Nullify => {
                     let Subject::Proposal(mut p) = v.subject else {
                         return vec![(Target::All, message)];
                     };
                     p.payload = Hash(rng.bytes32());
-                    let twin = self.vote(v.kind, Subject::Proposal(p));
+                    let twin = Message::Vote(self.vote(v.kind, Subject::Proposal(p)));
                     vec![
-                        (Target::Half(true), message),
-                        (Target::Half(false), Message::Vote(twin)),
+                        (Target::Half(true), message.clone()),
+                        (Target::Half(false), twin.clone()),
+                        (Target::Half(false), message),
+                        (Target::Half(true), twin),
                     ]
                 }
                 _ => vec![(Target::All, message)],
