@@ -45,17 +45,20 @@ fn start(
     })
 }
 
-/// A notarize vote for `p`, signed by `signer`.
-fn notarize(p: Proposal, signer: u16) -> Vote<platform_consensus::scheme::Mac> {
-    let subject = Subject::Proposal(p);
-    let message =
-        platform_consensus::types::signing_message(NetUid(1), VoteKind::Notarize, &subject);
+/// A vote of `kind` on `subject`, signed by `signer`.
+fn vote(kind: VoteKind, subject: Subject, signer: u16) -> Vote<platform_consensus::scheme::Mac> {
+    let message = platform_consensus::types::signing_message(NetUid(1), kind, &subject);
     Vote {
-        kind: VoteKind::Notarize,
+        kind,
         subject,
         signer,
         signature: platform_consensus::Scheme::sign(&keys().scheme(Some(signer)), &message),
     }
+}
+
+/// A notarize vote for `p`, signed by `signer`.
+fn notarize(p: Proposal, signer: u16) -> Vote<platform_consensus::scheme::Mac> {
+    vote(VoteKind::Notarize, Subject::Proposal(p), signer)
 }
 
 /// A validator that is not the leader of view 1, and the leader's proposal for view 1.
@@ -310,15 +313,11 @@ fn votes_of_another_epoch_are_ignored() {
 
 /// A nullify vote for `view`, signed by `signer`.
 fn nullify(view: u64, signer: u16) -> Vote<platform_consensus::scheme::Mac> {
-    let subject = Subject::View(Epoch(1), View(view));
-    let message =
-        platform_consensus::types::signing_message(NetUid(1), VoteKind::Nullify, &subject);
-    Vote {
-        kind: VoteKind::Nullify,
-        subject,
+    vote(
+        VoteKind::Nullify,
+        Subject::View(Epoch(1), View(view)),
         signer,
-        signature: platform_consensus::Scheme::sign(&keys().scheme(Some(signer)), &message),
-    }
+    )
 }
 
 #[test]

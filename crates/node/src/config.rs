@@ -90,6 +90,18 @@ fn default_timeout_ms() -> u64 {
     4000
 }
 
+/// A deliberate fault, for tests and demonstrations of what the network does about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Attest a result with a forged output (a wrong score) instead of the real one.
+    WrongScores,
+    /// Time out in the view of each epoch's close right after notarizing it, as a validator
+    /// would whose timer fires before the notarization reaches it: having nullified the view,
+    /// it may not finalize the close. When the others are no quorum without it, only a seal
+    /// can finalize the close.
+    NullifyCloses,
+}
+
 impl NodeConfig {
     /// A configuration with defaults for everything but the hotkey.
     pub fn new(hotkey: &str) -> NodeConfig {
@@ -151,11 +163,11 @@ impl NodeConfig {
     }
 
     /// The configured fault, if any.
-    pub fn fault(&self) -> Result<Option<crate::evaluator::Fault>> {
+    pub fn fault(&self) -> Result<Option<Fault>> {
         match self.fault.as_deref() {
             None => Ok(None),
-            Some("wrong-scores") => Ok(Some(crate::evaluator::Fault::WrongScores)),
-            Some("nullify-closes") => Ok(Some(crate::evaluator::Fault::NullifyCloses)),
+            Some("wrong-scores") => Ok(Some(Fault::WrongScores)),
+            Some("nullify-closes") => Ok(Some(Fault::NullifyCloses)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\")"
             ),

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, anyhow};
 use platform_consensus::{
     BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Offence,
     Proposal, SEAL, Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
+    seals_link,
 };
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
@@ -30,8 +31,9 @@ use platform_state::{
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
 
+use crate::config::Fault;
 use crate::epochs::{ChainWatch, WeightSubmitter};
-use crate::evaluator::{Evaluator, Fault};
+use crate::evaluator::Evaluator;
 use crate::mempool::{Mempool, Pool};
 use crate::snapshots::{self, SnapshotProof, Verdict};
 use crate::store::{self, FinalizedBlock};
@@ -1162,7 +1164,8 @@ impl Driver {
                 Subject::Proposal(head) => {
                     f.certificate.kind == VoteKind::Finalize
                         && head.epoch == f.proposal.epoch
-                        && (digests[i..].contains(&head.digest()) || f.sealed_by(head))
+                        && (digests[i..].contains(&head.digest())
+                            || seals_link(&f.proposal, &f.seals, head))
                 }
                 Subject::View(..) => false,
             };

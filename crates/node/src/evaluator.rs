@@ -19,6 +19,8 @@ use platform_crypto::{BlsSecretKey, BlsSignature, SignerBitmap, VerifiedBlsKey};
 use platform_network::{Network, Topic};
 use platform_primitives::{ChallengeId, Hash, Hotkey, NetUid, SubmissionId, decode, encode};
 use platform_runtime::{Allocation, EvalInput, Runtime};
+
+use crate::config::Fault;
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
 use platform_state::{Attest, CertifyTx, Evidence, ResultBody, Tx};
 use tokio::sync::Semaphore;
@@ -42,18 +44,6 @@ struct Collected {
     /// By digest: the result and each member's attestation.
     by_digest: BTreeMap<Hash, (ResultBody, BTreeMap<usize, Attest>)>,
     certified: bool,
-}
-
-/// A deliberate fault, for tests and demonstrations of what the network does about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Attest a result with a forged output (a wrong score) instead of the real one.
-    WrongScores,
-    /// Time out in the view of each epoch's close right after notarizing it, as a validator
-    /// would whose timer fires before the notarization reaches it: having nullified the view,
-    /// it may not finalize the close. When the others are no quorum without it, only a seal
-    /// can finalize the close.
-    NullifyCloses,
 }
 
 /// One validator's evaluator.

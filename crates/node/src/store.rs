@@ -19,16 +19,10 @@ pub struct FinalizedBlock {
     /// The finalization certificate.
     pub certificate: Certificate<BlsSignature>,
     /// For an epoch's close finalized through seals (`platform_consensus::SEAL`): the seals
-    /// from the close up to the certificate's subject, which link the two. Otherwise empty.
+    /// from the close up to the certificate's subject, which link the two
+    /// (`platform_consensus::seals_link`). Otherwise empty.
     /// A seal is 88 bytes; the records' size limits leave room for hundreds.
     pub seals: Vec<Proposal>,
-}
-
-impl FinalizedBlock {
-    /// Whether the seals lead from this block to `head` ([`platform_consensus::seals_link`]).
-    pub fn sealed_by(&self, head: &Proposal) -> bool {
-        platform_consensus::seals_link(&self.proposal, &self.seals, head)
-    }
 }
 
 const WAL: TableSpec<u64, SafetyState> = TableSpec::new("consensus_wal", 1024);
