@@ -88,6 +88,19 @@ pub struct DevnetArgs {
     /// Their stake must stay below a third of the total.
     #[arg(long, default_value_t = 0)]
     byzantine: usize,
+    /// Make the last N validators withhold evaluations: they sit on committees but never
+    /// attest, and once a committee's attestation time is up the state replaces them with
+    /// validators outside it (see --committee-size, --attest-timeout-blocks).
+    #[arg(long, default_value_t = 0, conflicts_with = "byzantine")]
+    withhold: usize,
+    /// Committee size of the published challenges (default: every validator sits on every
+    /// committee). With fewer members than validators, silent members can be replaced.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    committee_size: Option<u16>,
+    /// Blocks a committee member has to attest before it is replaced (default: about 20 s of
+    /// blocks at --block-ms, and at least 30).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    attest_timeout_blocks: Option<u64>,
     /// Minimum milliseconds between blocks.
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
@@ -317,6 +330,11 @@ struct DevnetSummary {
     submissions_admitted: usize,
     submissions_in_blocks: usize,
     submissions_evaluated: usize,
+    /// Submissions the state gave up on (no certificate before every draw was used up).
+    submissions_expired: usize,
+    /// Submissions whose committee had members replaced: who was dropped, the committee
+    /// that certified, and its signers.
+    replacements: Vec<serde_json::Value>,
     leaders: Vec<serde_json::Value>,
     blocks_finalized: u64,
     all_identical: bool,
@@ -340,7 +358,17 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     if args.validators == 0 || args.validators > uris.len() {
         bail!("--validators must be 1 to {}", uris.len());
     }
-    let genesis = genesis::dev(args.validators, now_ms(), args.block_ms)?;
+    let mut genesis = genesis::dev(args.validators, now_ms(), args.block_ms)?;
+    if let Some(blocks) = args.attest_timeout_blocks {
+        genesis.params.attest_timeout_blocks = blocks;
+    }
+    if args.withhold >= args.validators && args.withhold > 0 {
+        bail!(
+            "--withhold {}: at least one of the {} validators must evaluate",
+            args.withhold,
+            args.validators
+        );
+    }
     let total: u64 = genesis
         .metagraph
         .iter()
@@ -393,6 +421,10 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         let key = parse_suri(uri)?;
         let dir = root.join(uri.trim_start_matches("//").to_lowercase());
         std::fs::create_dir_all(&dir)?;
+        if i == 0 {
+            // The owner's transactions go through this validator with its operator token.
+            platform_node::token::load_or_create(&dir)?;
+        }
         genesis::save(&genesis, &dir.join("genesis.bin"))?;
         let p2p = free_port()?;
         let http = free_port()?;
@@ -405,6 +437,9 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         cfg.chain = Some(chain_url.clone());
         if i + args.byzantine >= args.validators {
             cfg.fault = Some("wrong-scores".into());
+        }
+        if i + args.withhold >= args.validators {
+            cfg.fault = Some("withhold-attestations".into());
         }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
@@ -470,6 +505,14 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         if !summary.jailed.is_empty() {
             println!("jailed after evidence: {}", summary.jailed.join(", "));
         }
+        println!(
+            "submissions: {} admitted, {} certified, {} expired; {} committees completed by \
+             replacements",
+            summary.submissions_admitted,
+            summary.submissions_evaluated,
+            summary.submissions_expired,
+            summary.replacements.len()
+        );
         if let Some(ms) = summary.first_epoch_closed_ms {
             println!("first epoch closed on every validator {ms} ms after the devnet started");
         }
@@ -669,7 +712,7 @@ async fn watch(
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
     let all_identical =
         target > 0 && first.is_some() && validators.iter().all(|v| v.hash_at_target == first);
-    let (in_blocks, evaluated) = sim.in_blocks(&client).await;
+    let tally = sim.tally(&client).await;
     let leaders = sim.leaders(&client).await;
     let epoch_list = epoch_summaries(&client, apis, args.epochs.unwrap_or(0)).await;
     let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
@@ -695,8 +738,10 @@ async fn watch(
         validators,
         challenges_active: sim.active,
         submissions_admitted: sim.admitted.len(),
-        submissions_in_blocks: in_blocks,
-        submissions_evaluated: evaluated,
+        submissions_in_blocks: tally.ordered,
+        submissions_evaluated: tally.certified,
+        submissions_expired: tally.expired,
+        replacements: tally.replacements,
         leaders,
         blocks_finalized: target,
         all_identical,
@@ -874,6 +919,16 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
     })
 }
 
+/// What became of the devnet's submissions.
+#[derive(Default)]
+struct Tally {
+    /// Carried into the state by a finalized block.
+    ordered: usize,
+    certified: usize,
+    expired: usize,
+    replacements: Vec<serde_json::Value>,
+}
+
 /// The devnet's owner and miners: the owner (//Alice) publishes and activates the example
 /// challenges through signed `Sudo` transactions that go through consensus; then miners
 /// //Miner1 … //MinerN (`--miners`, default 6) each submit one payload per challenge —
@@ -889,6 +944,7 @@ struct Simulation {
     active: usize,
     admitted: Vec<String>,
     miners: u8,
+    committee_size: Option<u16>,
 }
 
 impl Simulation {
@@ -919,6 +975,7 @@ impl Simulation {
             active: 0,
             admitted: Vec::new(),
             miners: args.miners,
+            committee_size: args.committee_size,
         })
     }
 
@@ -1011,7 +1068,7 @@ impl Simulation {
                 wasm_hash: platform_primitives::Hash::of(&wasm),
                 abi_version: platform_runtime::abi::ABI_VERSION,
                 resources: platform_state::Resources::default(),
-                committee_size: None,
+                committee_size: self.committee_size,
                 emission_bps,
                 scoring,
                 assets: Vec::new(),
@@ -1096,20 +1153,29 @@ impl Simulation {
         Ok(())
     }
 
-    /// How many admitted submissions a finalized block has carried into the state, and how
-    /// many of those are certified.
-    async fn in_blocks(&self, client: &reqwest::Client) -> (usize, usize) {
-        let (mut ordered, mut certified) = (0, 0);
+    /// What became of the admitted submissions, as the first validator's state holds it.
+    async fn tally(&self, client: &reqwest::Client) -> Tally {
+        let mut t = Tally::default();
         for id in &self.admitted {
             if let Some(v) =
                 get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
                     .await
             {
-                ordered += usize::from(v["in_block"] == true);
-                certified += usize::from(v["status"] == "certified");
+                t.ordered += usize::from(v["in_block"] == true);
+                t.certified += usize::from(v["status"] == "certified");
+                t.expired += usize::from(v["status"] == "expired");
+                if v["dropped"].as_array().is_some_and(|d| !d.is_empty()) {
+                    t.replacements.push(serde_json::json!({
+                        "submission_id": id,
+                        "status": v["status"],
+                        "dropped": v["dropped"],
+                        "committee": v["committee"],
+                        "signers": v["signers"],
+                    }));
+                }
             }
         }
-        (ordered, certified)
+        t
     }
 
     /// Whether the simulation is done: nothing to publish, or every admitted submission is

@@ -649,6 +649,59 @@ fn a_byzantine_evaluator_is_out_voted_and_jailed() {
     );
 }
 
+/// Dave sits on committees of three (of four validators) but never attests. The others'
+/// attestations are recorded on chain as the deadline nears; at the deadline the state drops
+/// Dave alone, draws the fourth validator, and the three certify. Every submission is
+/// certified; Dave signs nothing.
+#[test]
+fn a_silent_committee_member_is_replaced_and_the_others_keep_their_seats() {
+    const DAVE: &str = "5DAAnrj7VHTznn2AWBemMuyBwZWs6FNFjdyVXUeYum3PTXFy";
+    let tmp = tempfile::tempdir().unwrap();
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &[
+            "--blocks",
+            "40",
+            "--committee-size",
+            "3",
+            "--withhold",
+            "1",
+            "--attest-timeout-blocks",
+            "40",
+        ],
+    );
+    let admitted = v["submissions_admitted"].as_u64().unwrap();
+    assert!(admitted >= 6, "{v}");
+    assert_eq!(v["submissions_evaluated"], admitted, "{v}");
+    assert_eq!(v["submissions_expired"], 0, "{v}");
+    let replacements = v["replacements"].as_array().unwrap();
+    assert!(!replacements.is_empty(), "no committee drew Dave: {v}");
+    let names = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    for r in replacements {
+        assert_eq!(r["status"], "certified", "{r}");
+        assert!(names(&r["dropped"]).contains(&DAVE.to_string()), "{r}");
+        assert!(!names(&r["signers"]).contains(&DAVE.to_string()), "{r}");
+    }
+    // Where Dave was the only one dropped, the two who attested kept their seats: the
+    // committee is still three, and all three signed (more than two thirds of three).
+    let dave_alone: Vec<_> = replacements
+        .iter()
+        .filter(|r| names(&r["dropped"]) == [DAVE])
+        .collect();
+    assert!(!dave_alone.is_empty(), "{v}");
+    for r in dave_alone {
+        assert_eq!(names(&r["committee"]).len(), 3, "{r}");
+        assert_eq!(names(&r["signers"]).len(), 3, "{r}");
+    }
+    assert_eq!(v["all_identical"], true, "{v}");
+}
+
 /// A miner submits to a running devnet and waits for its certified score.
 #[test]
 fn a_miner_submits_and_waits_for_the_certified_score() {

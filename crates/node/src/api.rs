@@ -284,12 +284,17 @@ async fn get_submission(
     match found {
         Ok(Some(record)) => {
             use platform_state::records::SubmissionStatus;
-            let (status, score) = match &record.status {
-                SubmissionStatus::Pending => ("pending", None),
-                SubmissionStatus::Certified { score, .. } => {
-                    ("certified", score.map(|s| s.to_string()))
-                }
-                SubmissionStatus::Expired { .. } => ("expired", None),
+            let ss58 = |keys: &[platform_primitives::Hotkey]| -> Vec<String> {
+                keys.iter().map(|h| h.to_ss58()).collect()
+            };
+            let (status, score, signers) = match &record.status {
+                SubmissionStatus::Pending => ("pending", None, None),
+                SubmissionStatus::Certified { score, signers, .. } => (
+                    "certified",
+                    score.map(|s| s.to_string()),
+                    Some(ss58(signers)),
+                ),
+                SubmissionStatus::Expired { .. } => ("expired", None, None),
             };
             Json(serde_json::json!({
                 "submission_id": id,
@@ -297,7 +302,9 @@ async fn get_submission(
                 "miner": record.submission.miner.to_ss58(),
                 "status": status,
                 "score": score,
-                "committee": record.committee.iter().map(|h| h.to_ss58()).collect::<Vec<_>>(),
+                "committee": ss58(&record.committee),
+                "dropped": ss58(&record.dropped),
+                "signers": signers,
                 "in_block": true,
             }))
             .into_response()

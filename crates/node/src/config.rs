@@ -38,7 +38,9 @@ pub struct NodeConfig {
     /// the contradiction as evidence, and the state jails it); `"nullify-closes"` makes
     /// it time out in each epoch's close view right after notarizing the close, so that it
     /// cannot finalize it (the close is then finalized through a seal when the others are no
-    /// quorum alone). Default: none.
+    /// quorum alone); `"withhold-attestations"` makes it evaluate nothing as a committee
+    /// member (the state replaces it in each committee once the attestation time is up).
+    /// Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// Minimum time between blocks, in milliseconds. Default 1000.
@@ -100,6 +102,9 @@ pub enum Fault {
     /// it may not finalize the close. When the others are no quorum without it, only a seal
     /// can finalize the close.
     NullifyCloses,
+    /// Sit on committees but never evaluate or attest, as a validator whose evaluations are
+    /// down would: its committees are completed by replacements.
+    WithholdAttestations,
 }
 
 impl NodeConfig {
@@ -168,8 +173,10 @@ impl NodeConfig {
             None => Ok(None),
             Some("wrong-scores") => Ok(Some(Fault::WrongScores)),
             Some("nullify-closes") => Ok(Some(Fault::NullifyCloses)),
+            Some("withhold-attestations") => Ok(Some(Fault::WithholdAttestations)),
             Some(other) => anyhow::bail!(
-                "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\")"
+                "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
+                 \"withhold-attestations\")"
             ),
         }
     }

@@ -899,8 +899,12 @@ impl Driver {
         // A block that ends the epoch carries only the anchor and the close.
         let ends_epoch = self.epoch_transactions(&fork);
         let closing = ends_epoch.is_some();
-        let candidates =
-            ends_epoch.unwrap_or_else(|| self.pool.mempool().candidates(MAX_BLOCK_TXS));
+        let candidates = ends_epoch.unwrap_or_else(|| {
+            // Attestations of committees running out of time first, then the mempool.
+            let mut txs = self.evaluator.due_attests(&fork, height, MAX_BLOCK_TXS / 4);
+            txs.extend(self.pool.mempool().candidates(MAX_BLOCK_TXS - txs.len()));
+            txs
+        });
         let host = self.host.clone();
         let (block, outcomes) = fork.build_block(&self.key, view, now_ms(), candidates, &*host);
         // Transactions the state refuses now (a nonce used meanwhile, a challenge retired)
@@ -1247,6 +1251,7 @@ impl Driver {
                         )
                     })?,
                 };
+                self.evaluator.record_inputs(&canonical, &block);
                 (canonical.last_block(), canonical.root(), added)
             };
             self.pool

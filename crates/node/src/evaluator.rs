@@ -17,12 +17,14 @@ use std::sync::{Arc, Mutex};
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_crypto::{BlsSecretKey, BlsSignature, SignerBitmap, VerifiedBlsKey};
 use platform_network::{Network, Topic};
-use platform_primitives::{ChallengeId, Hash, Hotkey, NetUid, SubmissionId, decode, encode};
+use platform_primitives::{
+    ChallengeId, Hash, Height, Hotkey, NetUid, SubmissionId, decode, encode,
+};
 use platform_runtime::{Allocation, EvalInput, Runtime};
 
 use crate::config::Fault;
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
-use platform_state::{Attest, CertifyTx, Evidence, ResultBody, Tx};
+use platform_state::{Attest, Block, CertifyTx, Evidence, ResultBody, State, Tx};
 use tokio::sync::Semaphore;
 
 use crate::mempool::Pool;
@@ -42,8 +44,10 @@ pub const MAX_ATTESTATION_BYTES: usize = 256 * 1024;
 #[derive(Default)]
 struct Collected {
     /// By digest: the result and each member's attestation.
-    by_digest: BTreeMap<Hash, (ResultBody, BTreeMap<usize, Attest>)>,
-    certified: bool,
+    by_digest: BTreeMap<Hash, (ResultBody, BTreeMap<Hotkey, Attest>)>,
+    /// The committee a certificate was formed for. A replacement changes the committee, and
+    /// the certificate must then be formed again over the new one.
+    certified_for: Option<Vec<Hotkey>>,
 }
 
 /// One validator's evaluator.
@@ -56,8 +60,16 @@ pub struct Evaluator {
     runtimes: Mutex<HashMap<(ChallengeId, u32), Arc<Runtime>>>,
     slots: Arc<Semaphore>,
     collected: Mutex<HashMap<SubmissionId, Collected>>,
+    /// Each pending submission's input: its challenge's key-value state after the block that
+    /// ordered it. Every member evaluates over that one state however late it starts (a
+    /// replacement drawn many blocks later, a member whose node applied further blocks first),
+    /// while certified write-sets keep changing the live state.
+    inputs: Mutex<HashMap<SubmissionId, Arc<Kv>>>,
     fault: Option<Fault>,
 }
+
+/// A challenge's key-value state.
+type Kv = BTreeMap<Vec<u8>, Vec<u8>>;
 
 impl Evaluator {
     /// An evaluator signing with `secret` (none for observers), running at most `workers`
@@ -80,7 +92,25 @@ impl Evaluator {
             runtimes: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(workers.max(1))),
             collected: Mutex::new(HashMap::new()),
+            inputs: Mutex::new(HashMap::new()),
             fault,
+        }
+    }
+
+    /// Records the input of each submission `block` orders; `state` is the state right after
+    /// the block. Call it for every finalized block, in order: any validator may later be
+    /// drawn to a committee as a replacement.
+    pub fn record_inputs(&self, state: &State, block: &Block) {
+        let mut by_challenge: BTreeMap<&ChallengeId, Arc<Kv>> = BTreeMap::new();
+        let mut inputs = self.inputs.lock().expect("input lock poisoned");
+        for tx in &block.txs {
+            if let Tx::Submit(t) = tx {
+                let challenge = &t.submission.challenge;
+                let kv = by_challenge
+                    .entry(challenge)
+                    .or_insert_with(|| Arc::new(state.challenge_kv(challenge)));
+                inputs.insert(t.submission.id(), kv.clone());
+            }
         }
     }
 
@@ -95,6 +125,10 @@ impl Evaluator {
             return;
         };
         if !record.committee.contains(&self.me) {
+            return;
+        }
+        if self.fault == Some(Fault::WithholdAttestations) {
+            tracing::info!(submission = %id, "withholding the evaluation (deliberate fault)");
             return;
         }
         let secret = secret.clone();
@@ -122,7 +156,19 @@ impl Evaluator {
             })?;
         let module = self.net.fetch_blob(challenge.meta.wasm_hash).await?;
         let payload = self.net.fetch_blob(record.submission.payload_hash).await?;
-        let kv = Arc::new(self.pool.state().challenge_kv(&record.submission.challenge));
+        let kv = self
+            .inputs
+            .lock()
+            .expect("input lock poisoned")
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "its input state is not at hand (it was ordered before this node started \
+                     or installed a snapshot); not attesting, so the committee replaces this \
+                     member"
+                )
+            })?;
         let runtime = {
             let key = (challenge.meta.id.clone(), challenge.meta.version);
             let mut runtimes = self.runtimes.lock().expect("runtime cache lock poisoned");
@@ -205,13 +251,9 @@ impl Evaluator {
                 };
                 (record, keys)
             };
-            let Some(index) = record
-                .committee
-                .iter()
-                .position(|m| *m == a.attest.evaluator)
-            else {
+            if !record.committee.contains(&a.attest.evaluator) {
                 return;
-            };
+            }
             if a.result.digest() != a.attest.digest {
                 tracing::warn!(member = %a.attest.evaluator, "attestation with a mismatched result");
                 return;
@@ -237,29 +279,36 @@ impl Evaluator {
             let certify = {
                 let mut all = this.collected.lock().expect("attestation lock poisoned");
                 let entry = all.entry(id).or_default();
-                if entry.certified {
-                    return;
-                }
+                let done = entry.certified_for.as_ref() == Some(&record.committee);
                 let (result, attests) = entry
                     .by_digest
                     .entry(a.attest.digest)
                     .or_insert_with(|| (a.result.clone(), BTreeMap::new()));
-                attests.insert(index, a.attest);
-                if attests.len() * 3 <= record.committee.len() * 2 {
+                attests.insert(a.attest.evaluator, a.attest);
+                if done {
                     return;
                 }
-                entry.certified = true;
+                // Only the current members count: members replaced since they attested no
+                // longer sit on the committee the certificate is checked against.
                 let mut signers = SignerBitmap::new(record.committee.len());
-                for i in attests.keys() {
-                    signers.set(*i);
+                let mut list = Vec::new();
+                for (i, member) in record.committee.iter().enumerate() {
+                    if let Some(attest) = attests.get(member) {
+                        signers.set(i);
+                        list.push(attest.signature);
+                    }
                 }
-                let list: Vec<BlsSignature> = attests.values().map(|a| a.signature).collect();
+                if list.len() * 3 <= record.committee.len() * 2 {
+                    return;
+                }
                 let Ok(signature) = BlsSignature::aggregate(&list) else {
                     return;
                 };
+                let result = result.clone();
+                entry.certified_for = Some(record.committee.clone());
                 Tx::Certify(CertifyTx {
                     submission: id,
-                    result: result.clone(),
+                    result,
                     signers,
                     signature,
                 })
@@ -279,6 +328,36 @@ impl Evaluator {
             }
         })
         .await;
+    }
+
+    /// Attestations for a block at `height` on top of `state` to record: for each submission
+    /// still pending at least half way to its deadline, the collected attestations of current
+    /// members that the state has not recorded yet (at most `limit`). Gossip is enough while
+    /// a certificate forms; when one cannot (a member is silent, or attested something else),
+    /// the recorded attestations let the state replace at the deadline exactly the members
+    /// that did not agree, and keep the others.
+    pub fn due_attests(&self, state: &State, height: Height, limit: usize) -> Vec<Tx> {
+        let half = state.params().attest_timeout_blocks / 2;
+        let collected = self.collected.lock().expect("attestation lock poisoned");
+        let mut txs = Vec::new();
+        for (id, c) in collected.iter() {
+            let Some(r) = state.submission(id) else {
+                continue;
+            };
+            let due = r.deadline.0 > height.0 && r.deadline.0 - height.0 <= half;
+            if !matches!(r.status, SubmissionStatus::Pending) || !due {
+                continue;
+            }
+            for (_, attests) in c.by_digest.values() {
+                for (member, attest) in attests {
+                    let recorded = r.attestations.iter().any(|(hk, _)| hk == member);
+                    if r.committee.contains(member) && !recorded && txs.len() < limit {
+                        txs.push(Tx::Attest(attest.clone()));
+                    }
+                }
+            }
+        }
+        txs
     }
 
     /// Decodes a gossiped attestation.
@@ -320,6 +399,14 @@ impl Evaluator {
         let mut wrong = Vec::new();
         {
             let state = self.pool.state();
+            self.inputs
+                .lock()
+                .expect("input lock poisoned")
+                .retain(|id, _| {
+                    state
+                        .submission(id)
+                        .is_some_and(|r| matches!(r.status, SubmissionStatus::Pending))
+                });
             self.collected
                 .lock()
                 .expect("attestation lock poisoned")

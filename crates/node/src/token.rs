@@ -15,9 +15,27 @@ pub fn path(data_dir: &Path) -> PathBuf {
 }
 
 /// Reads the data directory's token, creating one (32 random bytes, hex) if there is none.
+/// Processes racing to create it all end with the same token: the first to publish it wins.
 pub fn load_or_create(data_dir: &Path) -> Result<String> {
     let file = path(data_dir);
-    match std::fs::read_to_string(&file) {
+    match read(&file)? {
+        Some(token) => Ok(token),
+        None => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).context("reading the system's random source")?;
+            let token = hex::encode(secret);
+            if publish_private(&file, &token)? {
+                Ok(token)
+            } else {
+                read(&file)?.with_context(|| format!("{} vanished", file.display()))
+            }
+        }
+    }
+}
+
+/// The token in `file`; `None` if there is no such file.
+fn read(file: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(file) {
         Ok(text) => {
             let token = text.trim().to_string();
             if token.len() < 32 {
@@ -26,24 +44,21 @@ pub fn load_or_create(data_dir: &Path) -> Result<String> {
                     file.display()
                 );
             }
-            Ok(token)
+            Ok(Some(token))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret).context("reading the system's random source")?;
-            let token = hex::encode(secret);
-            write_private(&file, &token)?;
-            Ok(token)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
     }
 }
 
-/// Writes `text` to `file` (owner-only on Unix), through a temporary file and a rename, so a
-/// crash leaves either no token or the whole token.
-fn write_private(file: &Path, text: &str) -> Result<()> {
+/// Writes `text` to a temporary file of its own (owner-only on Unix), then links it as
+/// `file` unless `file` exists by then; `false` if another process published first. A crash
+/// leaves either no token or the whole token.
+fn publish_private(file: &Path, text: &str) -> Result<bool> {
     use std::io::Write;
-    let tmp = file.with_extension("tmp");
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).context("reading the system's random source")?;
+    let tmp = file.with_extension(format!("tmp.{}", hex::encode(tag)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -53,8 +68,14 @@ fn write_private(file: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
-    Ok(())
+    // A hard link never replaces an existing file, unlike a rename.
+    let linked = std::fs::hard_link(&tmp, file);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", file.display())),
+    }
 }
 
 /// Whether an `Authorization` header value carries `token` (compared in constant time).
@@ -89,6 +110,19 @@ mod tests {
         assert!(!authorizes(Some(&token), &token), "the scheme is required");
         assert!(!authorizes(Some("Bearer wrong"), &token));
         assert!(!authorizes(None, &token));
+        // Processes creating it at the same time agree on one token.
+        let fresh = tempfile::tempdir().unwrap();
+        let dir = fresh.path().to_path_buf();
+        let tokens: Vec<String> = (0..8)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || load_or_create(&dir).unwrap())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
         std::fs::write(path(tmp.path()), "short").unwrap();
         assert!(load_or_create(tmp.path()).is_err());
     }

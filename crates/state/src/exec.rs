@@ -751,44 +751,63 @@ impl State {
             let Some(mut r) = self.submission(&id) else {
                 continue;
             };
-            let attested: BTreeSet<Hotkey> = r.attestations.iter().map(|a| a.0).collect();
-            let missing: Vec<Hotkey> = r
+            // Members by the digest they attested on chain, largest group first.
+            let mut groups = std::collections::BTreeMap::<Hash, Vec<Hotkey>>::new();
+            for (hk, d) in &r.attestations {
+                if r.committee.contains(hk) {
+                    groups.entry(*d).or_default().push(*hk);
+                }
+            }
+            let mut sizes: Vec<usize> = groups.values().map(Vec::len).collect();
+            sizes.sort_unstable_by(|a, b| b.cmp(a));
+            if sizes
+                .first()
+                .is_some_and(|&c| c * 3 > r.committee.len() * 2)
+            {
+                // A certificate can be formed; give the proposers another round to include it.
+                r.deadline = Height(height.0 + timeout);
+                put(&mut self.store, keys::deadline(r.deadline, &id), &());
+                put(&mut self.store, keys::submission(&id), &r);
+                continue;
+            }
+            // The members of the one largest group keep their seats. Everyone else is
+            // replaced: members that did not attest, and members that attested a digest fewer
+            // agree with (evaluation is deterministic, so a split means someone is wrong, and
+            // keeping a dissenter would let it block the certificate for good). With no single
+            // largest group, nobody's attestation is trusted over another's.
+            let keep: Vec<Hotkey> = match (sizes.first(), sizes.get(1)) {
+                (Some(a), b) if b.is_none_or(|b| a > b) => groups
+                    .into_values()
+                    .find(|g| g.len() == *a)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let dropped: Vec<Hotkey> = r
                 .committee
                 .iter()
-                .filter(|hk| !attested.contains(hk))
+                .filter(|hk| !keep.contains(hk))
                 .copied()
                 .collect();
             let mut excluded: Vec<Hotkey> = r.committee.clone();
             excluded.extend(r.dropped.iter().copied());
             let replacements: Vec<Hotkey> = draw_order(&self.eligible(&excluded), &r.draw_seed)
                 .into_iter()
-                .take(missing.len())
+                .take(dropped.len())
                 .collect();
-            let agreed = {
-                let mut counts = std::collections::BTreeMap::<Hash, u32>::new();
-                for (_, d) in &r.attestations {
-                    *counts.entry(*d).or_default() += 1;
-                }
-                counts
-                    .values()
-                    .any(|&c| c * 3 > r.committee.len() as u32 * 2)
-            };
-            if agreed {
-                // A certificate can be formed; give the proposers another round to include it.
-                r.deadline = Height(height.0 + timeout);
-                put(&mut self.store, keys::deadline(r.deadline, &id), &());
-            } else if missing.is_empty() || (replacements.is_empty() && attested.is_empty()) {
+            if replacements.is_empty() && keep.is_empty() {
                 r.status = SubmissionStatus::Expired { height };
                 events.push(Event::Expired { submission: id });
             } else {
-                r.committee.retain(|hk| attested.contains(hk));
+                // Kept members stay in draw order; replacements follow in theirs.
+                r.committee.retain(|hk| keep.contains(hk));
                 r.committee.extend(replacements.iter().copied());
-                r.dropped.extend(missing.iter().copied());
+                r.attestations.retain(|(hk, _)| keep.contains(hk));
+                r.dropped.extend(dropped.iter().copied());
                 r.deadline = Height(height.0 + timeout);
                 put(&mut self.store, keys::deadline(r.deadline, &id), &());
                 events.push(Event::Replaced {
                     submission: id,
-                    dropped: missing,
+                    dropped,
                     added: replacements,
                 });
             }

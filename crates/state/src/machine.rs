@@ -108,7 +108,9 @@ pub enum Effect {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// Members who did not attest in time were replaced.
+    /// At the attestation deadline, with no certificate possible, members were replaced: those
+    /// that attested nothing on chain and those outside the one largest group of agreeing
+    /// attestations.
     Replaced {
         /// The submission.
         submission: SubmissionId,

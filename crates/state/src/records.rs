@@ -117,9 +117,9 @@ pub struct SubmissionRecord {
     pub draw_seed: Hash,
     /// The current committee, in draw order.
     pub committee: Vec<Hotkey>,
-    /// Members replaced for not attesting in time.
+    /// Members replaced at a deadline (silent, or outside the largest agreeing group).
     pub dropped: Vec<Hotkey>,
-    /// Height at which missing members are replaced.
+    /// Height at which members are replaced if no certificate is possible by then.
     pub deadline: Height,
     /// Attestations recorded so far: `(member, digest)`.
     pub attestations: Vec<(Hotkey, Hash)>,

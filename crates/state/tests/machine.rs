@@ -333,6 +333,91 @@ fn missing_members_are_replaced_after_the_timeout() {
     ));
 }
 
+/// Runs `blocks` empty blocks; the events they raised.
+fn idle(net: &mut Net, blocks: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    for _ in 0..blocks {
+        events.extend(net.apply(vec![]).unwrap().events);
+    }
+    events
+}
+
+#[test]
+fn a_member_attesting_a_minority_digest_is_replaced_and_the_majority_keeps_its_seats() {
+    let params = Params {
+        attest_timeout_blocks: 3,
+        max_committee_share_bps: 10_000,
+        ..Params::default()
+    };
+    let mut net = Net::with_challenge(params, Some(3));
+    let payload = score_payload(9);
+    let (tx, sid) = net.submit(0, &payload);
+    net.apply(vec![tx]).unwrap();
+    let first = net.state.submission(&sid).unwrap();
+    assert_eq!(first.committee.len(), 3);
+    // Two members attest the real result, the third a different one: no digest has more
+    // than two thirds, so no certificate can form.
+    let (body, attests) = net.evaluate(&sid, &payload);
+    let wrong = net.attest(&first.committee[2], &sid, Hash::of(b"forged"));
+    net.apply(vec![
+        Tx::Attest(attests[0].1.clone()),
+        Tx::Attest(attests[1].1.clone()),
+        Tx::Attest(wrong),
+    ])
+    .unwrap();
+    let events = idle(&mut net, 3);
+    let r = net.state.submission(&sid).unwrap();
+    assert_eq!(r.dropped, vec![first.committee[2]]);
+    assert_eq!(r.committee[..2], first.committee[..2]);
+    assert_eq!(r.committee.len(), 3);
+    assert!(!first.committee.contains(&r.committee[2]));
+    assert_eq!(
+        r.attestations.len(),
+        2,
+        "the dissenter's attestation is set aside"
+    );
+    assert!(matches!(events.as_slice(), [Event::Replaced { .. }]));
+    // The replacement agrees with the two who stayed, and the three certify.
+    let (_, attests) = net.evaluate(&sid, &payload);
+    let cert = net.certify(&sid, &body, &attests, &[0, 1, 2]);
+    net.apply(vec![cert]).unwrap();
+    assert!(matches!(
+        net.state.submission(&sid).unwrap().status,
+        SubmissionStatus::Certified { .. }
+    ));
+}
+
+#[test]
+fn with_no_single_largest_digest_every_member_is_replaced_and_then_the_submission_expires() {
+    let params = Params {
+        attest_timeout_blocks: 3,
+        max_committee_share_bps: 10_000,
+        ..Params::default()
+    };
+    let mut net = Net::with_challenge(params, Some(3));
+    let payload = score_payload(9);
+    let (tx, sid) = net.submit(0, &payload);
+    net.apply(vec![tx]).unwrap();
+    let first = net.state.submission(&sid).unwrap();
+    // One real, one forged, one silent: a tie, so no attestation is trusted.
+    let (_, attests) = net.evaluate(&sid, &payload);
+    let wrong = net.attest(&first.committee[1], &sid, Hash::of(b"forged"));
+    net.apply(vec![Tx::Attest(attests[0].1.clone()), Tx::Attest(wrong)])
+        .unwrap();
+    idle(&mut net, 3);
+    let r = net.state.submission(&sid).unwrap();
+    assert_eq!(r.dropped, first.committee);
+    assert_eq!(r.committee.len(), 1, "only one validator was left to draw");
+    assert!(r.attestations.is_empty());
+    // The replacement stays silent too; nobody is left to draw.
+    let events = idle(&mut net, 3);
+    assert!(matches!(events.as_slice(), [Event::Expired { .. }]));
+    assert!(matches!(
+        net.state.submission(&sid).unwrap().status,
+        SubmissionStatus::Expired { .. }
+    ));
+}
+
 /// A validator's consensus vote in the genesis epoch, signed with its BLS key.
 fn vote(
     net: &Net,
