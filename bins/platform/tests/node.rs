@@ -112,6 +112,36 @@ fn network_processes(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `text` without terminal colour sequences (`ESC [ … m`), as logs carry them.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The id of a running process whose command line contains `needle`.
+fn process_id(needle: &str) -> Option<String> {
+    std::fs::read_dir("/proc").unwrap().find_map(|e| {
+        let e = e.ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .contains(needle)
+            .then(|| e.file_name().to_string_lossy().to_string())
+    })
+}
+
 /// A `platform localchain --dev` process, killed when dropped.
 struct LocalChain {
     url: String,
@@ -700,6 +730,147 @@ fn a_silent_committee_member_is_replaced_and_the_others_keep_their_seats() {
         assert_eq!(names(&r["signers"]).len(), 3, "{r}");
     }
     assert_eq!(v["all_identical"], true, "{v}");
+}
+
+/// Charlie and Dave sit on every committee (of four) without attesting, so Alice and Bob
+/// alone cannot certify. Dave is SIGKILLed, restarted without the fault, replays the
+/// finalized blocks (recording each submission's input state again) and evaluates the
+/// pending submissions it sits on: Alice, Bob and Dave certify them before the deadline,
+/// and nobody is replaced.
+#[test]
+fn a_committee_member_restarted_mid_evaluation_evaluates_again() {
+    const DAVE: &str = "5DAAnrj7VHTznn2AWBemMuyBwZWs6FNFjdyVXUeYum3PTXFy";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
+    let payloads = repo.join("scenarios/payloads");
+    // Epochs of 1,000 s: no epoch closes (and no snapshot is taken) during the test, so Dave
+    // replays from genesis. 300 blocks of 200 ms to attest: Dave is back well before that.
+    let devnet = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args([
+            "devnet",
+            "--block-ms",
+            "200",
+            "--tempo",
+            "1000",
+            "--blocks",
+            "30",
+        ])
+        .args(["--withhold", "2", "--attest-timeout-blocks", "300"])
+        .args(["--timeout-secs", "150", "--json", "--data-dir"])
+        .arg(&dir)
+        .arg("--challenges")
+        .arg(&modules)
+        .arg("--payloads")
+        .arg(&payloads)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dave_dir = dir.join("dave");
+    let dave_log = || std::fs::read_to_string(dave_dir.join("node.log")).unwrap_or_default();
+    wait_until("Dave to withhold an evaluation", || {
+        dave_log().contains("withholding the evaluation")
+    });
+    let config = dave_dir.join("config.toml");
+    let pid = process_id(&format!(" run --config {}", config.display())).expect("Dave's process");
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Gone (a zombie until the devnet reaps it) before its data directory is opened again.
+    wait_until("Dave's process to exit", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    });
+    let text = std::fs::read_to_string(&config).unwrap();
+    let healed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("fault"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(healed, text, "Dave's config names the fault");
+    std::fs::write(&config, healed).unwrap();
+    let before = dave_log();
+    let restarted_at = before.len();
+    let withheld: Vec<String> = without_colours(&before)
+        .lines()
+        .filter(|l| l.contains("withholding the evaluation"))
+        .filter_map(|l| Some(l.split("submission=").nth(1)?.trim().to_string()))
+        .collect();
+    assert!(!withheld.is_empty());
+    let mut dave = Validator {
+        config: config.clone(),
+        dir: dave_dir.clone(),
+        api: String::new(),
+        child: None,
+    };
+    dave.start();
+    let out = devnet.wait_with_output().unwrap();
+    let logs = || {
+        ["alice", "bob", "charlie", "dave"]
+            .iter()
+            .map(|n| {
+                let log = std::fs::read_to_string(dir.join(n).join("node.log")).unwrap_or_default();
+                let log = without_colours(&log);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                format!(
+                    "== {n}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        logs()
+    );
+    let v = json(&out);
+    let admitted = v["submissions_admitted"].as_u64().unwrap();
+    assert!(admitted >= 6, "{v}");
+    assert_eq!(v["submissions_evaluated"], admitted, "{v}");
+    assert_eq!(
+        v["replacements"],
+        serde_json::json!([]),
+        "nobody was replaced: {v}"
+    );
+    // After its restart Dave attested, and its attestations are in certificates.
+    let after = without_colours(&dave_log()[restarted_at..]);
+    let attested: Vec<&str> = after
+        .lines()
+        .filter(|l| l.contains("attesting"))
+        .filter_map(|l| l.split("submission=").nth(1)?.split_whitespace().next())
+        .collect();
+    // Among them, submissions ordered before the restart: resumed from the replayed blocks.
+    let resumed: Vec<&str> = attested
+        .iter()
+        .copied()
+        .filter(|id| withheld.iter().any(|w| w == id))
+        .collect();
+    assert!(
+        !resumed.is_empty(),
+        "withheld {withheld:?}; after the restart: {after}"
+    );
+    let api = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .find_map(|l| Some(l.strip_prefix("http = ")?.trim_matches('"').to_string()))
+        .unwrap();
+    let id = resumed[0];
+    let sub = get(&api, &format!("/api/v1/submissions/{id}")).unwrap();
+    assert_eq!(sub["status"], "certified", "{sub}");
+    assert!(
+        sub["signers"].as_array().unwrap().iter().any(|s| s == DAVE),
+        "{sub}"
+    );
 }
 
 /// A miner submits to a running devnet and waits for its certified score.

@@ -383,7 +383,12 @@ impl Ingress {
         if env.verify().is_err() {
             return Verdict::Reject("bad_signature");
         }
-        // 4. Membership and stake: of the author, and of the peer that forwarded it.
+        // 4. Membership and stake: of the author, and of the peer that forwarded it. Until the
+        // node has told us the validator set (it is still loading its state at start), nobody
+        // can be judged: drop without blame.
+        if self.membership.validators.is_empty() {
+            return Verdict::Ignore("membership_unknown");
+        }
         if self.membership.stake(&env.author).is_none() {
             return Verdict::Reject("not_validator");
         }
@@ -549,6 +554,28 @@ mod tests {
             Verdict::Ignore("replayed")
         );
         assert_eq!(ing.take_changes().0.len(), 1);
+    }
+
+    #[test]
+    fn before_the_validator_set_is_known_messages_are_dropped_without_blame() {
+        let (mut ing, peer, v) = pipeline();
+        ing.set_membership(Membership::default());
+        let now = Instant::now();
+        for i in 0..20u8 {
+            assert_eq!(
+                ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 0, &[i]), now),
+                Verdict::Ignore("membership_unknown")
+            );
+        }
+        assert!(ing.take_bannable(now).is_empty());
+        // Once it is known, the same validator's messages pass.
+        ing.set_membership(Membership {
+            validators: [(v.hotkey(), 100)].into(),
+        });
+        assert!(matches!(
+            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 0, b"late"), now),
+            Verdict::Accept(_)
+        ));
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow};
 use platform_consensus::{
     BlsScheme, Certificate, Config as EngineConfig, Effect, Engine, Input, Message, Offence,
-    Proposal, SEAL, Subject, ValidatorIndex, Validators, VoteKind, certificate_is_valid,
-    seals_link,
+    Proposal, SEAL, SafetyState, Subject, ValidatorIndex, Validators, VoteKind,
+    certificate_is_valid, seals_link,
 };
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
@@ -268,6 +268,9 @@ pub struct Driver {
     finalized_digest: Hash,
     finalized_height: u64,
     finalized_view: View,
+    /// Evaluation inputs recorded while replaying finalized blocks at start, until `run`
+    /// hands them to the evaluator.
+    replayed_inputs: Option<crate::evaluator::Inputs>,
     /// States after verified, not yet final blocks, by proposal digest.
     /// Each with its height and the submissions that block added this validator to as a
     /// replacement member (evaluated once the block is final).
@@ -287,10 +290,10 @@ pub struct Driver {
     refused_snapshots: HashSet<Hash>,
     /// Whether catch-up across epochs may start from a peer's snapshot.
     snapshot_catch_up: bool,
-    /// The deliberate fault [`Fault::NullifyCloses`] (tests only), and the last view it
-    /// timed out in.
+    /// The deliberate fault [`Fault::NullifyCloses`] (tests only), and the WAL write of a
+    /// notarize vote for a close after which this validator times out (its token and view).
     nullify_closes: bool,
-    nullified_close: Option<View>,
+    close_timeout: Option<(u64, View)>,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
     bind_sent: Option<Instant>,
     /// Consensus messages of the next epoch, held until this node enters it.
@@ -382,7 +385,8 @@ impl Driver {
             finalized_height = proof.anchor.height.0;
             finalized_view = proof.anchor.view;
         }
-        // Replay finalized blocks, in batches.
+        // Replay finalized blocks, in batches, recording the evaluation inputs they order.
+        let mut replayed_inputs = crate::evaluator::Inputs::new();
         loop {
             let batch =
                 store::finalized_range(dir.db(), finalized_height + 1, finalized_height + 256)?;
@@ -393,6 +397,7 @@ impl Driver {
                 canonical.apply_block(&f.block, &*host).map_err(|e| {
                     anyhow!("replaying finalized block {}: {e:?}", f.proposal.height.0)
                 })?;
+                crate::evaluator::record_inputs(&mut replayed_inputs, &canonical, &f.block);
                 finalized_digest = f.proposal.digest();
                 finalized_height = f.proposal.height.0;
                 finalized_view = f.proposal.view;
@@ -446,6 +451,7 @@ impl Driver {
             finalized_digest,
             finalized_height,
             finalized_view,
+            replayed_inputs: Some(replayed_inputs),
             forks: HashMap::new(),
             blocks: HashMap::new(),
             waiting: Vec::new(),
@@ -455,7 +461,7 @@ impl Driver {
             refused_snapshots: HashSet::new(),
             snapshot_catch_up: true,
             nullify_closes: fault == Some(Fault::NullifyCloses),
-            nullified_close: None,
+            close_timeout: None,
             bind_sent: None,
             early: VecDeque::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
@@ -551,6 +557,9 @@ impl Driver {
             self.submit_latest_weights();
         }
         self.bind_keys_if_needed();
+        if let Some(inputs) = self.replayed_inputs.take() {
+            self.evaluator.resume(inputs);
+        }
         let effects = self.start_engine().await?;
         self.perform(effects).await?;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -706,7 +715,15 @@ impl Driver {
         let effects = match i {
             Internal::Timeout(g, v) if g == generation => self.engine().handle(Input::Timeout(v)),
             Internal::Persisted(g, t) if g == generation => {
-                self.engine().handle(Input::Persisted(t))
+                let mut effects = Vec::new();
+                if let Some((_, view)) = self.close_timeout.take_if(|(token, _)| *token == t) {
+                    // The timer fires before the vote leaves, so before the close's
+                    // notarization can reach this validator, even one its own vote completes.
+                    tracing::info!(view = view.0, "timing out at once in the close's view");
+                    effects = self.engine().handle(Input::Timeout(view));
+                }
+                effects.extend(self.engine().handle(Input::Persisted(t)));
+                effects
             }
             Internal::Build {
                 generation: g,
@@ -735,23 +752,23 @@ impl Driver {
         self.perform(effects).await
     }
 
-    /// Whether this is a notarize vote for an epoch's close (a block after which the state is
-    /// in the next epoch) and the deliberate fault [`Fault::NullifyCloses`] is on.
-    fn nullifies_after(&self, message: &Message<BlsSignature>) -> bool {
-        let Message::Vote(vote) = message else {
-            return false;
-        };
-        let Subject::Proposal(p) = vote.subject else {
+    /// Whether `state` records a fresh notarize vote for an epoch's close (a block after which
+    /// the state is in the next epoch) and the deliberate fault [`Fault::NullifyCloses`] is
+    /// on: the validator then times out in that view once the vote is written, before it is
+    /// sent.
+    fn times_out_after(&self, state: &SafetyState) -> bool {
+        let Some(p) = state.notarized else {
             return false;
         };
         self.nullify_closes
-            && vote.kind == VoteKind::Notarize
+            && state.view == p.view
+            && !state.nullified
+            && state.finalized.is_none()
             && !p.is_seal()
-            && self.nullified_close != Some(p.view)
             && self
                 .forks
                 .get(&p.digest())
-                .is_some_and(|(_, state, _)| state.meta().epoch != p.epoch)
+                .is_some_and(|(_, fork, _)| fork.meta().epoch != p.epoch)
     }
 
     /// A copy of the state after `digest`: the canonical state for the last finalized block,
@@ -1609,11 +1626,6 @@ impl Driver {
                 let round = message
                     .view()
                     .map_or(self.consensus.engine.view().0, |v| v.0);
-                if self.nullifies_after(&message) {
-                    tracing::info!(view = round, "timing out at once in the close's view");
-                    self.nullified_close = Some(View(round));
-                    queue.extend(self.engine().handle(Input::Timeout(View(round))));
-                }
                 if let Err(e) = self
                     .net
                     .publish(Topic::Consensus, round, encode(&message))
@@ -1623,6 +1635,9 @@ impl Driver {
                 }
             }
             Effect::Persist { state, token } => {
+                if self.times_out_after(&state) {
+                    self.close_timeout = Some((token, state.view));
+                }
                 let dir = self.dir.clone();
                 let tx = self.internal_tx.clone();
                 tokio::spawn(async move {

@@ -64,12 +64,30 @@ pub struct Evaluator {
     /// ordered it. Every member evaluates over that one state however late it starts (a
     /// replacement drawn many blocks later, a member whose node applied further blocks first),
     /// while certified write-sets keep changing the live state.
-    inputs: Mutex<HashMap<SubmissionId, Arc<Kv>>>,
+    inputs: Mutex<Inputs>,
     fault: Option<Fault>,
 }
 
 /// A challenge's key-value state.
 type Kv = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Submissions' evaluation inputs.
+pub type Inputs = HashMap<SubmissionId, Arc<Kv>>;
+
+/// Records in `inputs` the input of each submission `block` orders; `state` is the state right
+/// after the block. Submissions of one challenge in one block share one copy.
+pub fn record_inputs(inputs: &mut Inputs, state: &State, block: &Block) {
+    let mut by_challenge: BTreeMap<&ChallengeId, Arc<Kv>> = BTreeMap::new();
+    for tx in &block.txs {
+        if let Tx::Submit(t) = tx {
+            let challenge = &t.submission.challenge;
+            let kv = by_challenge
+                .entry(challenge)
+                .or_insert_with(|| Arc::new(state.challenge_kv(challenge)));
+            inputs.insert(t.submission.id(), kv.clone());
+        }
+    }
+}
 
 impl Evaluator {
     /// An evaluator signing with `secret` (none for observers), running at most `workers`
@@ -101,16 +119,32 @@ impl Evaluator {
     /// the block. Call it for every finalized block, in order: any validator may later be
     /// drawn to a committee as a replacement.
     pub fn record_inputs(&self, state: &State, block: &Block) {
-        let mut by_challenge: BTreeMap<&ChallengeId, Arc<Kv>> = BTreeMap::new();
-        let mut inputs = self.inputs.lock().expect("input lock poisoned");
-        for tx in &block.txs {
-            if let Tx::Submit(t) = tx {
-                let challenge = &t.submission.challenge;
-                let kv = by_challenge
-                    .entry(challenge)
-                    .or_insert_with(|| Arc::new(state.challenge_kv(challenge)));
-                inputs.insert(t.submission.id(), kv.clone());
+        record_inputs(
+            &mut self.inputs.lock().expect("input lock poisoned"),
+            state,
+            block,
+        );
+    }
+
+    /// After a restart: takes the inputs recorded while replaying the finalized blocks since
+    /// the node's snapshot, and evaluates again each pending submission whose committee we
+    /// sit on (an evaluation cut short by the restart; attestations are deterministic, so
+    /// attesting twice is harmless). Submissions ordered before the snapshot have no input
+    /// here and are left to replacement.
+    pub fn resume(self: &Arc<Self>, replayed: Inputs) {
+        let pending: Vec<SubmissionId> = {
+            let state = self.pool.state();
+            let mut inputs = self.inputs.lock().expect("input lock poisoned");
+            for (id, kv) in replayed {
+                let record = state.submission(&id);
+                if record.is_some_and(|r| matches!(r.status, SubmissionStatus::Pending)) {
+                    inputs.insert(id, kv);
+                }
             }
+            inputs.keys().copied().collect()
+        };
+        for id in pending {
+            self.ordered(id);
         }
     }
 
@@ -124,7 +158,9 @@ impl Evaluator {
         let Some(record) = record else {
             return;
         };
-        if !record.committee.contains(&self.me) {
+        if !record.committee.contains(&self.me)
+            || !matches!(record.status, SubmissionStatus::Pending)
+        {
             return;
         }
         if self.fault == Some(Fault::WithholdAttestations) {
