@@ -375,8 +375,12 @@ impl Evaluator {
     pub fn due_attests(&self, state: &State, height: Height, limit: usize) -> Vec<Tx> {
         let half = state.params().attest_timeout_blocks / 2;
         let collected = self.collected.lock().expect("attestation lock poisoned");
+        // In submission-id order: a fixed order keeps blocks reproducible from the same inputs.
+        let mut ids: Vec<&SubmissionId> = collected.keys().collect();
+        ids.sort_unstable_by_key(|id| id.0.0);
         let mut txs = Vec::new();
-        for (id, c) in collected.iter() {
+        for id in ids {
+            let c = &collected[id];
             let Some(r) = state.submission(id) else {
                 continue;
             };
