@@ -586,28 +586,30 @@ fn devnet_runs_four_validators_that_agree() {
 /// `platform devnet` with the example challenges and payloads, 200 ms blocks and `extra`;
 /// checks that it succeeded and left no process behind; its JSON summary.
 fn run_devnet(dir: &Path, extra: &[&str]) -> serde_json::Value {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
-    let payloads = repo.join("scenarios/payloads");
-    let mut args = vec![
-        "devnet",
-        "--block-ms",
-        "200",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--challenges",
-        modules.to_str().unwrap(),
-        "--payloads",
-        payloads.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend(extra);
-    let out = platform(&args);
+    let out = devnet(dir, extra).arg("--json").output().unwrap();
     let v = json(&out);
     assert!(out.status.success(), "{v}");
     // No validator or chain process outlives the devnet.
     assert_eq!(network_processes(dir), Vec::<String>::new());
     v
+}
+
+/// `platform devnet` in `dir` with the example challenges and payloads, 200 ms blocks and
+/// `extra`.
+fn devnet(dir: &Path, extra: &[&str]) -> Command {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_platform"));
+    c.args(["devnet", "--block-ms", "200", "--data-dir"])
+        .arg(dir)
+        .arg("--challenges")
+        .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
+        .arg("--payloads")
+        .arg(repo.join("scenarios/payloads"))
+        .args(extra)
+        .env_remove("PLATFORM_DATA_DIR")
+        .env_remove("PLATFORM_CHAIN")
+        .stdin(Stdio::null());
+    c
 }
 
 /// `platform devnet --epochs 2` (tempo 10, 500 ms chain blocks) with `extra`.
@@ -742,29 +744,22 @@ fn a_committee_member_restarted_mid_evaluation_evaluates_again() {
     const DAVE: &str = "5DAAnrj7VHTznn2AWBemMuyBwZWs6FNFjdyVXUeYum3PTXFy";
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let modules = repo.join("challenges/target/wasm32-unknown-unknown/release");
-    let payloads = repo.join("scenarios/payloads");
     // Epochs of 1,000 s: no epoch closes (and no snapshot is taken) during the test, so Dave
     // replays from genesis. 300 blocks of 200 ms to attest: Dave is back well before that.
-    let devnet = Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args([
-            "devnet",
-            "--block-ms",
-            "200",
-            "--tempo",
-            "1000",
-            "--blocks",
-            "30",
-        ])
-        .args(["--withhold", "2", "--attest-timeout-blocks", "300"])
-        .args(["--timeout-secs", "150", "--json", "--data-dir"])
-        .arg(&dir)
-        .arg("--challenges")
-        .arg(&modules)
-        .arg("--payloads")
-        .arg(&payloads)
-        .stdin(Stdio::null())
+    let extra = [
+        "--tempo",
+        "1000",
+        "--blocks",
+        "30",
+        "--withhold",
+        "2",
+        "--attest-timeout-blocks",
+        "300",
+        "--timeout-secs",
+        "150",
+        "--json",
+    ];
+    let devnet = devnet(&dir, &extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -879,14 +874,7 @@ fn a_miner_submits_and_waits_for_the_certified_score() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut devnet = Command::new(env!("CARGO_BIN_EXE_platform"))
-        .args(["devnet", "--block-ms", "200", "--data-dir"])
-        .arg(&dir)
-        .arg("--challenges")
-        .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
-        .arg("--payloads")
-        .arg(repo.join("scenarios/payloads"))
-        .stdin(Stdio::null())
+    let mut devnet = devnet(&dir, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -27,7 +27,12 @@ pub fn load_or_create(data_dir: &Path) -> Result<String> {
             if publish_private(&file, &token)? {
                 Ok(token)
             } else {
-                read(&file)?.with_context(|| format!("{} vanished", file.display()))
+                read(&file)?.with_context(|| {
+                    format!(
+                        "{} was made by another process and removed again; start once more",
+                        file.display()
+                    )
+                })
             }
         }
     }

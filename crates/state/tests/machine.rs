@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use platform_crypto::Keypair;
-use platform_primitives::{Epoch, Hash, Height, Score, Uid};
-use platform_state::records::SubmissionStatus;
+use platform_primitives::{Epoch, Hash, Height, Score, SubmissionId, Uid};
+use platform_state::records::{SubmissionRecord, SubmissionStatus};
 use platform_state::*;
 
 fn reject_of(r: Result<Applied, BlockError>) -> Reject {
@@ -296,26 +296,40 @@ fn certification_needs_more_than_two_thirds_and_credits_only_signers() {
     ));
 }
 
-#[test]
-fn missing_members_are_replaced_after_the_timeout() {
+/// Runs `blocks` empty blocks; the events they raised.
+fn idle(net: &mut Net, blocks: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    for _ in 0..blocks {
+        events.extend(net.apply(vec![]).unwrap().events);
+    }
+    events
+}
+
+/// A network whose challenge draws committees of `size` (attestation deadline: 3 blocks, no
+/// stake cap), one submission ordered: the network, the submission's id, its payload and its
+/// record right after ordering.
+fn ordered_with_committee(size: u16) -> (Net, SubmissionId, Vec<u8>, SubmissionRecord) {
     let params = Params {
         attest_timeout_blocks: 3,
         max_committee_share_bps: 10_000,
         ..Params::default()
     };
-    let mut net = Net::with_challenge(params, Some(2));
+    let mut net = Net::with_challenge(params, Some(size));
     let payload = score_payload(9);
     let (tx, sid) = net.submit(0, &payload);
     net.apply(vec![tx]).unwrap();
     let first = net.state.submission(&sid).unwrap();
+    (net, sid, payload, first)
+}
+
+#[test]
+fn missing_members_are_replaced_after_the_timeout() {
+    let (mut net, sid, payload, first) = ordered_with_committee(2);
     assert_eq!(first.committee.len(), 2);
     // One member attests; the other does not.
     let (_, attests) = net.evaluate(&sid, &payload);
     net.apply(vec![Tx::Attest(attests[0].1.clone())]).unwrap();
-    let mut events = Vec::new();
-    for _ in 0..3 {
-        events.extend(net.apply(vec![]).unwrap().events);
-    }
+    let events = idle(&mut net, 3);
     let r = net.state.submission(&sid).unwrap();
     assert_eq!(r.dropped, vec![first.committee[1]]);
     assert_eq!(r.committee.len(), 2);
@@ -333,27 +347,9 @@ fn missing_members_are_replaced_after_the_timeout() {
     ));
 }
 
-/// Runs `blocks` empty blocks; the events they raised.
-fn idle(net: &mut Net, blocks: usize) -> Vec<Event> {
-    let mut events = Vec::new();
-    for _ in 0..blocks {
-        events.extend(net.apply(vec![]).unwrap().events);
-    }
-    events
-}
-
 #[test]
 fn a_member_attesting_a_minority_digest_is_replaced_and_the_majority_keeps_its_seats() {
-    let params = Params {
-        attest_timeout_blocks: 3,
-        max_committee_share_bps: 10_000,
-        ..Params::default()
-    };
-    let mut net = Net::with_challenge(params, Some(3));
-    let payload = score_payload(9);
-    let (tx, sid) = net.submit(0, &payload);
-    net.apply(vec![tx]).unwrap();
-    let first = net.state.submission(&sid).unwrap();
+    let (mut net, sid, payload, first) = ordered_with_committee(3);
     assert_eq!(first.committee.len(), 3);
     // Two members attest the real result, the third a different one: no digest has more
     // than two thirds, so no certificate can form.
@@ -389,16 +385,7 @@ fn a_member_attesting_a_minority_digest_is_replaced_and_the_majority_keeps_its_s
 
 #[test]
 fn with_no_single_largest_digest_every_member_is_replaced_and_then_the_submission_expires() {
-    let params = Params {
-        attest_timeout_blocks: 3,
-        max_committee_share_bps: 10_000,
-        ..Params::default()
-    };
-    let mut net = Net::with_challenge(params, Some(3));
-    let payload = score_payload(9);
-    let (tx, sid) = net.submit(0, &payload);
-    net.apply(vec![tx]).unwrap();
-    let first = net.state.submission(&sid).unwrap();
+    let (mut net, sid, payload, first) = ordered_with_committee(3);
     // One real, one forged, one silent: a tie, so no attestation is trusted.
     let (_, attests) = net.evaluate(&sid, &payload);
     let wrong = net.attest(&first.committee[1], &sid, Hash::of(b"forged"));
