@@ -1,5 +1,6 @@
 //! `platform init`, `platform run` and `platform devnet`.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -93,6 +94,11 @@ pub struct DevnetArgs {
     /// validators outside it (see --committee-size, --attest-timeout-blocks).
     #[arg(long, default_value_t = 0, conflicts_with = "byzantine")]
     withhold: usize,
+    /// Make the last N validators gossip forged epoch anchors (a metagraph that leaves them
+    /// the only validator). Peers refuse them at ingress (`epoch_transaction` in /metrics)
+    /// and blocks keep finalizing.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["byzantine", "withhold"])]
+    poison_anchors: usize,
     /// Committee size of the published challenges (default: every validator sits on every
     /// committee). With fewer members than validators, silent members can be replaced.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
@@ -284,6 +290,32 @@ struct DevnetValidator {
     hash_at_target: Option<String>,
     finalization_ms_p50: u64,
     finalization_ms_p99: u64,
+    /// Gossip and requests its network refused, by `channel/reason` (from its `/metrics`).
+    refused: BTreeMap<String, u64>,
+}
+
+/// The network's refusals in a node's `/metrics` text
+/// (`platform_network_rejected_total{channel="…",reason="…"} n`), by `channel/reason`.
+fn refusals(metrics: &str) -> BTreeMap<String, u64> {
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let labels = l.strip_prefix("platform_network_rejected_total{")?;
+            let (labels, count) = labels.split_once("} ")?;
+            let (channel, reason) = labels.split_once(',')?;
+            let unquote = |kv: &str, key: &str| -> Option<String> {
+                Some(kv.strip_prefix(key)?.trim_matches('"').to_string())
+            };
+            Some((
+                format!(
+                    "{}/{}",
+                    unquote(channel, "channel=")?,
+                    unquote(reason, "reason=")?
+                ),
+                count.trim().parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// One validator's weights for one epoch, as it submitted them to the chain.
@@ -440,6 +472,9 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         }
         if i + args.withhold >= args.validators {
             cfg.fault = Some("withhold-attestations".into());
+        }
+        if i + args.poison_anchors >= args.validators {
+            cfg.fault = Some("poison-anchors".into());
         }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
@@ -700,6 +735,10 @@ async fn watch(
         } else {
             None
         };
+        let refused = match client.get(format!("{api}/metrics")).send().await {
+            Ok(r) => refusals(&r.text().await.unwrap_or_default()),
+            Err(_) => BTreeMap::new(),
+        };
         validators.push(DevnetValidator {
             hotkey: hotkey.clone(),
             api: api.clone(),
@@ -707,6 +746,7 @@ async fn watch(
             hash_at_target: hash,
             finalization_ms_p50: latencies[i].0,
             finalization_ms_p99: latencies[i].1,
+            refused,
         });
     }
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
@@ -1206,5 +1246,22 @@ impl Simulation {
             .into_iter()
             .map(|c| serde_json::json!({ "challenge": c["id"], "leader": c["leader"] }))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_read_from_the_metrics_text() {
+        let text = "# TYPE platform_network_rejected_total counter\n\
+            platform_network_rejected_total{channel=\"submissions\",reason=\"epoch_transaction\"} 7\n\
+            platform_network_rejected_total{channel=\"consensus\",reason=\"bad_signature\"} 2\n\
+            platform_network_bans_total 0\n";
+        let r = refusals(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r["submissions/epoch_transaction"], 7);
+        assert_eq!(r["consensus/bad_signature"], 2);
     }
 }

@@ -681,6 +681,25 @@ fn a_byzantine_evaluator_is_out_voted_and_jailed() {
     );
 }
 
+/// Dave gossips forged epoch anchors (a metagraph that leaves him the only validator) all the
+/// way through two epochs. Before, honest validators admitted them to their mempools, honest
+/// leaders put them in ordinary blocks, the others refused those blocks and no block could be
+/// finalized. Now every honest validator refuses them at ingress, and the network closes both
+/// epochs with the usual identical weights.
+#[test]
+fn a_validator_gossiping_forged_epoch_anchors_stops_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = devnet_two_epochs(&tmp.path().join("net"), &["--poison-anchors", "1"]);
+    assert_identical_and_ranked(&v);
+    let validators = v["validators"].as_array().unwrap();
+    for honest in &validators[..3] {
+        let refused = honest["refused"]["submissions/epoch_transaction"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(refused > 0, "no forged anchor was refused: {honest}");
+    }
+}
+
 /// Dave sits on committees of three (of four validators) but never attests. The others'
 /// attestations are recorded on chain as the deadline nears; at the deadline the state drops
 /// Dave alone, draws the fourth validator, and the three certify. Every submission is

@@ -354,3 +354,60 @@ fn a_quorum_completed_by_our_own_vote_forms_when_the_others_voted_first() {
     );
     assert_eq!(e.view(), View(2));
 }
+
+/// A validator hundreds of views behind the others (cut off, then healed) sees a vote of a view
+/// far beyond what it keeps: it still asks the sender for its own view's certificate, and the
+/// answer — a finalization of that far view — moves it straight there, so it votes again in
+/// the same epoch.
+#[test]
+fn a_validator_far_behind_asks_once_and_jumps_to_a_finalization() {
+    let mut e = engine(0);
+    start(&mut e, SafetyState::default());
+    assert_eq!(e.view(), View(1));
+    let far = View(1 + 5 * config(0).future_views);
+    let p = Proposal {
+        epoch: Epoch(1),
+        view: far,
+        height: Height(40),
+        parent: Hash([2; 32]),
+        payload: Hash([6; 32]),
+    };
+    let effects = e.handle(Input::Message {
+        from: 2,
+        message: Message::Vote(notarize(p, 2)),
+    });
+    assert!(
+        effects.iter().any(|x| matches!(
+            x,
+            Effect::Send {
+                to: 2,
+                message: Message::FetchView(v)
+            } if *v == View(1)
+        )),
+        "no FetchView for our view: {effects:?}"
+    );
+    // The peer answers with its latest finalization.
+    let subject = Subject::Proposal(p);
+    let msg = platform_consensus::types::signing_message(NetUid(1), VoteKind::Finalize, &subject);
+    let sigs: Vec<_> = [1u16, 2, 3]
+        .iter()
+        .map(|&i| platform_consensus::Scheme::sign(&keys().scheme(Some(i)), &msg))
+        .collect();
+    let mut signers = SignerBitmap::new(N);
+    [1, 2, 3].into_iter().for_each(|i| signers.set(i));
+    let finalization = Certificate {
+        kind: VoteKind::Finalize,
+        subject,
+        signers,
+        signature: platform_consensus::Scheme::aggregate(
+            &keys().scheme(None),
+            &sigs.iter().collect::<Vec<_>>(),
+        )
+        .unwrap(),
+    };
+    e.handle(Input::Message {
+        from: 2,
+        message: Message::Certificate(finalization),
+    });
+    assert_eq!(e.view(), View(far.0 + 1), "it joined the others' view");
+}

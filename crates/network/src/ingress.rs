@@ -84,16 +84,28 @@ impl TopicSpec {
             Topic::Attestations => (4 * 1024, 100, 200),
             Topic::Announce => (4 * 1024, 20, 40),
         };
+        // A consensus round is a view. A validator that fell behind (cut off, restarted, slow)
+        // must still take the certificates of views far ahead of its own, since a finalization
+        // moves it straight there: with a window of 16 views, one more than 16 behind could
+        // not vote again until the next epoch. The engine keeps its own, tighter bound on
+        // what it stores of future views.
+        let rounds_ahead = match topic {
+            Topic::Consensus => CONSENSUS_ROUNDS_AHEAD,
+            _ => 16,
+        };
         TopicSpec {
             max_bytes,
             rounds_back: 64,
-            rounds_ahead: 16,
+            rounds_ahead,
             per_peer: Rate { per_sec, burst },
             per_author: Rate { per_sec, burst },
             check: None,
         }
     }
 }
+
+/// How many views ahead of this node's a consensus message may be.
+pub const CONSENSUS_ROUNDS_AHEAD: u64 = 1024;
 
 /// What the pipeline decided about a message.
 #[derive(Debug, PartialEq, Eq)]
@@ -622,7 +634,12 @@ mod tests {
             Verdict::Ignore("stale_round")
         );
         assert_eq!(
-            ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 117, b"x"), now),
+            ing.check_gossip(
+                Topic::Consensus,
+                &peer,
+                &msg(&v, 101 + CONSENSUS_ROUNDS_AHEAD, b"x"),
+                now
+            ),
             Verdict::Ignore("future_round")
         );
         let m = ing.metrics.snapshot();

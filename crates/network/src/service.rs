@@ -28,6 +28,11 @@ use crate::wire::{
 };
 use crate::{Config, Event, NetError, NetStatus, Provider};
 
+/// How often each connection is pinged.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// A ping unanswered this long closes the connection: the link is taken for dead.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     limits: connection_limits::Behaviour,
@@ -187,7 +192,15 @@ impl Task {
                         format!("/platform/{}/1", netuid.0),
                         k.public(),
                     )),
-                    ping: ping::Behaviour::default(),
+                    // A link cut without a reset (a cable, a firewall, a dead host) keeps its TCP
+                    // connection open for minutes; a ping every 2 s that must answer within
+                    // 5 s notices it in at most ~7 s, and the connection is closed so the peer
+                    // is redialed.
+                    ping: ping::Behaviour::new(
+                        ping::Config::new()
+                            .with_interval(PING_INTERVAL)
+                            .with_timeout(PING_TIMEOUT),
+                    ),
                     hello: rr(Protocol::Hello),
                     sync: rr(Protocol::Sync),
                     blob: rr(Protocol::Blob),
@@ -619,6 +632,15 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Blob(ev)) => self.on_rr(Protocol::Blob, ev),
             SwarmEvent::Behaviour(BehaviourEvent::Snapshot(ev)) => {
                 self.on_rr(Protocol::Snapshot, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e),
+            })) => {
+                tracing::debug!(%peer, "ping failed ({e}); closing the connection");
+                self.metrics.rejected("ping", "dead_link");
+                self.swarm.close_connection(connection);
             }
             _ => {}
         }

@@ -476,10 +476,15 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
     out.push_str(&format!(
         "# TYPE platform_finalized_height gauge\nplatform_finalized_height {}\n\
          # TYPE platform_consensus_view gauge\nplatform_consensus_view {}\n\
-         # TYPE platform_partitioned gauge\nplatform_partitioned {}\n",
+         # TYPE platform_partitioned gauge\nplatform_partitioned {}\n\
+         # TYPE platform_heard_stake_bps gauge\nplatform_heard_stake_bps {}\n\
+         # TYPE platform_leader_views_skipped_total counter\n\
+         platform_leader_views_skipped_total {}\n",
         s.height,
         s.view,
-        u8::from(s.partitioned)
+        u8::from(s.partitioned),
+        s.heard_stake_bps,
+        s.leader_views_skipped,
     ));
     out
 }

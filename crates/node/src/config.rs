@@ -39,7 +39,8 @@ pub struct NodeConfig {
     /// it time out in each epoch's close view right after notarizing the close, so that it
     /// cannot finalize it (the close is then finalized through a seal when the others are no
     /// quorum alone); `"withhold-attestations"` makes it evaluate nothing as a committee
-    /// member (the state replaces it in each committee once the attestation time is up).
+    /// member (the state replaces it in each committee once the attestation time is up);
+    /// `"poison-anchors"` makes it gossip forged epoch anchors (peers refuse them at ingress).
     /// Default: none.
     #[serde(default)]
     pub fault: Option<String>,
@@ -105,6 +106,10 @@ pub enum Fault {
     /// Sit on committees but never evaluate or attest, as a validator whose evaluations are
     /// down would: its committees are completed by replacements.
     WithholdAttestations,
+    /// Gossip a forged `EpochAnchor` (a metagraph of its own making) every tick, as a
+    /// Byzantine validator trying to get honest leaders to put it in their blocks would. Peers
+    /// refuse it at ingress (`epoch_transaction`) and it never reaches a mempool.
+    PoisonAnchors,
 }
 
 impl NodeConfig {
@@ -174,9 +179,10 @@ impl NodeConfig {
             Some("wrong-scores") => Ok(Some(Fault::WrongScores)),
             Some("nullify-closes") => Ok(Some(Fault::NullifyCloses)),
             Some("withhold-attestations") => Ok(Some(Fault::WithholdAttestations)),
+            Some("poison-anchors") => Ok(Some(Fault::PoisonAnchors)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
-                 \"withhold-attestations\")"
+                 \"withhold-attestations\", \"poison-anchors\")"
             ),
         }
     }

@@ -34,9 +34,11 @@ use tokio::sync::mpsc;
 use crate::config::Fault;
 use crate::epochs::{ChainWatch, WeightSubmitter};
 use crate::evaluator::Evaluator;
+use crate::liveness::{Heard, partitioned};
 use crate::mempool::{Mempool, Pool};
 use crate::snapshots::{self, SnapshotProof, Verdict};
 use crate::store::{self, FinalizedBlock};
+use crate::wal::WalWriter;
 
 /// What the node reports through the API.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -59,8 +61,14 @@ pub struct Status {
     pub leader: String,
     /// Connected peers.
     pub peers: usize,
-    /// Whether the partition alarm is raised.
+    /// Whether the partition alarm is raised: the validators heard from in the last 10 s
+    /// (this one included) hold less than two thirds of the epoch's stake.
     pub partitioned: bool,
+    /// The share of the epoch's stake heard from in the last 10 s, in basis points.
+    pub heard_stake_bps: u64,
+    /// Views this validator nullified at once because their leader had been silent for two
+    /// view timeouts.
+    pub leader_views_skipped: u64,
     /// The subnet.
     pub netuid: u16,
     /// Transactions waiting in the mempool.
@@ -89,7 +97,6 @@ pub type SharedStatus = Arc<Mutex<Status>>;
 /// that asked (one per epoch), so an answer never reaches the next epoch's engine.
 enum Internal {
     Timeout(u64, View),
-    Persisted(u64, u64),
     Build {
         generation: u64,
         view: View,
@@ -202,6 +209,16 @@ fn epoch_engine(
     })
 }
 
+/// How far ahead of this validator's clock a proposal's timestamp may be. The state machine
+/// only checks that timestamps never go backwards (it has no clock); without this bound a
+/// Byzantine leader could push every later block's timestamp into the future.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+/// Whether a proposal stamped `timestamp_ms` is acceptable at local time `now_ms`.
+pub fn timestamp_acceptable(timestamp_ms: u64, now_ms: u64) -> bool {
+    timestamp_ms <= now_ms.saturating_add(MAX_CLOCK_DRIFT_MS)
+}
+
 /// The most transactions a block carries.
 const MAX_BLOCK_TXS: usize = 512;
 
@@ -226,9 +243,13 @@ pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
         (
             Topic::Submissions,
             Arc::new(|e: &platform_network::Envelope| {
-                Tx::decode(&e.payload)
-                    .map(|_| ())
-                    .map_err(|_| "bad_transaction")
+                match Tx::decode(&e.payload) {
+                    Err(_) => Err("bad_transaction"),
+                    // Only a proposer's epoch block carries these; no honest validator
+                    // gossips one.
+                    Ok(tx) if tx.is_epoch_transaction() => Err("epoch_transaction"),
+                    Ok(_) => Ok(()),
+                }
             }),
         ),
         (
@@ -294,6 +315,8 @@ pub struct Driver {
     /// notarize vote for a close after which this validator times out (its token and view).
     nullify_closes: bool,
     close_timeout: Option<(u64, View)>,
+    /// The deliberate fault [`Fault::PoisonAnchors`] (tests only).
+    poison_anchors: bool,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
     bind_sent: Option<Instant>,
     /// Consensus messages of the next epoch, held until this node enters it.
@@ -303,12 +326,16 @@ pub struct Driver {
     /// The snapshot of the current epoch's first state, waiting for a certified block after it.
     pending_snapshot: Option<snapshots::Pending>,
     last_finalized_at: Instant,
+    /// Who was heard from when: unreachable leaders are skipped, the partition alarm is raised.
+    heard: Heard,
     /// Proposal-to-finalization times of recent blocks, in milliseconds.
     latencies: VecDeque<u64>,
     block_interval: Duration,
     view_timeout: Duration,
     net: Network,
     dir: Arc<DataDir>,
+    /// The consensus WAL's one writer: writes in order, acknowledges in order.
+    wal: WalWriter,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     status: SharedStatus,
@@ -412,6 +439,7 @@ impl Driver {
         let netuid = genesis.netuid;
         let epoch = canonical.current_epoch();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
+        let wal = WalWriter::spawn(dir.clone()).context("starting the consensus WAL writer")?;
         let pool = Arc::new(Pool::new(canonical, mempool));
         let evaluator = Arc::new(Evaluator::new(
             key.hotkey(),
@@ -462,16 +490,19 @@ impl Driver {
             snapshot_catch_up: true,
             nullify_closes: fault == Some(Fault::NullifyCloses),
             close_timeout: None,
+            poison_anchors: fault == Some(Fault::PoisonAnchors),
             bind_sent: None,
             early: VecDeque::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
             pending_snapshot: None,
             last_finalized_at: Instant::now(),
+            heard: Heard::new(Instant::now()),
             latencies: VecDeque::new(),
             block_interval,
             view_timeout,
             net,
             dir,
+            wal,
             internal_tx,
             internal_rx,
             status,
@@ -572,11 +603,18 @@ impl Driver {
                     None => return Ok(()),
                 },
                 Some(i) = self.internal_rx.recv() => self.on_internal(i).await?,
+                acked = self.wal.acknowledged() => match acked {
+                    Some((g, token)) => self.on_persisted(g, token).await?,
+                    None => return Err(anyhow!("the consensus WAL writer has stopped")),
+                },
                 _ = tick.tick() => {
                     self.refresh_status().await;
                     self.sync_missing();
                     if self.bind_sent.is_some_and(|at| at.elapsed() > Duration::from_secs(5)) {
                         self.bind_keys_if_needed();
+                    }
+                    if self.poison_anchors {
+                        self.gossip_forged_anchor().await;
                     }
                     // Nothing finalized for three view timeouts: a peer may hold a
                     // finalization this node missed (an epoch's close cannot be finalized
@@ -599,6 +637,17 @@ impl Driver {
             .chain
             .as_ref()
             .and_then(|c| c.submitter.last_submitted());
+        let validators = &self.consensus.engine.config().validators;
+        let members: Vec<(Hotkey, u64)> = self
+            .consensus
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, validators.stake(i as ValidatorIndex)))
+            .collect();
+        let (heard, total) = self
+            .heard
+            .heard_stake(&members, &self.key.hotkey(), Instant::now());
         let mut s = self.status.lock().expect("status lock poisoned");
         s.view = view.0;
         s.leader = leader;
@@ -606,8 +655,22 @@ impl Driver {
         s.weights_submitted_epoch = submitted;
         if let Some(n) = net {
             s.peers = n.connected_peers;
-            s.partitioned = n.partitioned;
         }
+        let alarm = partitioned(heard, total);
+        if alarm != s.partitioned {
+            if alarm {
+                tracing::warn!(
+                    heard_stake = heard,
+                    total_stake = total,
+                    "partitioned: the validators heard from in the last 10 s hold less than two \
+                     thirds of the stake"
+                );
+            } else {
+                tracing::info!(heard_stake = heard, total_stake = total, "partition healed");
+            }
+        }
+        s.partitioned = alarm;
+        s.heard_stake_bps = (heard * 10_000).checked_div(total).unwrap_or(0) as u64;
     }
 
     async fn on_network(&mut self, ev: NetEvent) -> Result<()> {
@@ -621,6 +684,9 @@ impl Driver {
         };
         match topic {
             Topic::Consensus => {
+                // Any consensus message that passed the network's checks shows its author
+                // is alive and reachable.
+                self.heard.heard(envelope.author, Instant::now());
                 let message: Message<BlsSignature> = decode(
                     "consensus message",
                     &envelope.payload,
@@ -714,17 +780,6 @@ impl Driver {
         let generation = self.generation;
         let effects = match i {
             Internal::Timeout(g, v) if g == generation => self.engine().handle(Input::Timeout(v)),
-            Internal::Persisted(g, t) if g == generation => {
-                let mut effects = Vec::new();
-                if let Some((_, view)) = self.close_timeout.take_if(|(token, _)| *token == t) {
-                    // The timer fires before the vote leaves, so before the close's
-                    // notarization can reach this validator, even one its own vote completes.
-                    tracing::info!(view = view.0, "timing out at once in the close's view");
-                    effects = self.engine().handle(Input::Timeout(view));
-                }
-                effects.extend(self.engine().handle(Input::Persisted(t)));
-                effects
-            }
             Internal::Build {
                 generation: g,
                 view,
@@ -734,7 +789,7 @@ impl Driver {
                 Some(payload) => self.engine().handle(Input::ProposalReady { view, payload }),
                 None => Vec::new(),
             },
-            Internal::Timeout(..) | Internal::Persisted(..) | Internal::Build { .. } => Vec::new(),
+            Internal::Timeout(..) | Internal::Build { .. } => Vec::new(),
             Internal::Block(block) => {
                 self.blocks.insert(block.header.hash(), *block);
                 self.apply_finalized().await?;
@@ -749,6 +804,23 @@ impl Driver {
                 self.install_snapshot(bytes, blob, peer).await?
             }
         };
+        self.perform(effects).await
+    }
+
+    /// The WAL writer made the engine's safety state durable up to `token` (acknowledgements
+    /// are cumulative): the engine releases every vote up to it.
+    async fn on_persisted(&mut self, generation: u64, token: u64) -> Result<()> {
+        if generation != self.generation {
+            return Ok(());
+        }
+        let mut effects = Vec::new();
+        if let Some((_, view)) = self.close_timeout.take_if(|(t, _)| *t <= token) {
+            // The timer fires before the vote leaves, so before the close's
+            // notarization can reach this validator, even one its own vote completes.
+            tracing::info!(view = view.0, "timing out at once in the close's view");
+            effects = self.engine().handle(Input::Timeout(view));
+        }
+        effects.extend(self.engine().handle(Input::Persisted(token)));
         self.perform(effects).await
     }
 
@@ -995,6 +1067,14 @@ impl Driver {
             || block.header.proposer != leader
             || fork.meta().epoch != p.epoch
         {
+            return Some(false);
+        }
+        if !timestamp_acceptable(block.header.timestamp_ms, now_ms()) {
+            tracing::warn!(
+                height = p.height.0,
+                ahead_ms = block.header.timestamp_ms.saturating_sub(now_ms()),
+                "refusing a proposal stamped too far ahead of this validator's clock"
+            );
             return Some(false);
         }
         let (anchor, closes) = epoch_change(block);
@@ -1523,6 +1603,32 @@ impl Driver {
         });
     }
 
+    /// The deliberate fault [`Fault::PoisonAnchors`]: gossips an anchor for the next epoch
+    /// whose metagraph makes this validator the only one, straight to peers (its own mempool
+    /// would refuse it).
+    async fn gossip_forged_anchor(&self) {
+        let current = self.pool.state().current_epoch();
+        let me = self.key.hotkey();
+        let mut metagraph = current.metagraph;
+        for n in &mut metagraph {
+            n.validator_permit = n.hotkey == me;
+        }
+        let forged = Tx::EpochAnchor(EpochAnchor {
+            epoch: Epoch(current.epoch.0 + 1),
+            chain_block: current.chain_block + 1,
+            chain_hash: Hash::of(b"forged"),
+            metagraph,
+        });
+        let round = self.finalized_height;
+        if let Err(e) = self
+            .net
+            .publish(Topic::Submissions, round, encode(&forged))
+            .await
+        {
+            tracing::debug!("gossiping a forged anchor: {e}");
+        }
+    }
+
     /// Queues the newest closed epoch's weights for the chain.
     fn submit_latest_weights(&self) {
         let Some(link) = &self.chain else {
@@ -1638,21 +1744,11 @@ impl Driver {
                 if self.times_out_after(&state) {
                     self.close_timeout = Some((token, state.view));
                 }
-                let dir = self.dir.clone();
-                let tx = self.internal_tx.clone();
-                tokio::spawn(async move {
-                    let saved =
-                        tokio::task::spawn_blocking(move || store::save_wal(dir.db(), &state))
-                            .await;
-                    match saved {
-                        Ok(Ok(())) => {
-                            let _ = tx.send(Internal::Persisted(generation, token)).await;
-                        }
-                        // Without a durable WAL the vote is never released.
-                        Ok(Err(e)) => tracing::error!("consensus WAL write failed: {e}"),
-                        Err(e) => tracing::error!("consensus WAL write failed: {e}"),
-                    }
-                });
+                // One writer, in order; the vote leaves once `on_persisted` hears back.
+                self.wal
+                    .persist(generation, token, state)
+                    .await
+                    .map_err(|e| anyhow!(e))?;
             }
             Effect::Timeout { view, after_ms } => {
                 let tx = self.internal_tx.clone();
@@ -1720,13 +1816,22 @@ impl Driver {
                 self.sync_missing();
             }
             Effect::EnteredView(v) => {
-                tracing::debug!(
-                    epoch = self.epoch().0,
-                    view = v.0,
-                    leader = %self.consensus.validators[self.consensus.engine.leader(v) as usize],
-                    "entered view"
-                );
+                let index = self.consensus.engine.leader(v);
+                let leader = self.consensus.validators[index as usize];
+                tracing::debug!(epoch = self.epoch().0, view = v.0, %leader, "entered view");
                 self.net.set_round(Topic::Consensus, v.0).await?;
+                // A leader silent for two view timeouts is unreachable or down: nullify its
+                // view at once rather than wait the timeout out.
+                if self.consensus.me.is_some_and(|me| me != index)
+                    && self.heard.silent_for(&leader, Instant::now()) >= 2 * self.view_timeout
+                {
+                    tracing::debug!(view = v.0, %leader, "the leader is silent; nullifying at once");
+                    self.status
+                        .lock()
+                        .expect("status lock poisoned")
+                        .leader_views_skipped += 1;
+                    queue.extend(self.engine().handle(Input::Timeout(v)));
+                }
             }
             Effect::Certified(c) => {
                 let dir = self.dir.clone();
@@ -1778,4 +1883,18 @@ fn decode_finalized(bytes: &[u8]) -> Option<FinalizedBlock> {
         platform_state::MAX_BLOCK_BYTES + 65536,
     )
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposal_from_the_future_is_refused_beyond_the_drift_bound() {
+        let now = 1_700_000_000_000;
+        assert!(timestamp_acceptable(now - 5_000, now));
+        assert!(timestamp_acceptable(now + MAX_CLOCK_DRIFT_MS, now));
+        assert!(!timestamp_acceptable(now + MAX_CLOCK_DRIFT_MS + 1, now));
+        assert!(timestamp_acceptable(u64::MAX, u64::MAX), "no overflow");
+    }
 }

@@ -223,7 +223,7 @@ impl Evaluator {
         let _slot = self.slots.clone().acquire_owned().await?;
         let seed = record.seed;
         let fault = self.fault;
-        let (result, digest) = tokio::task::spawn_blocking(move || {
+        let evaluated = tokio::task::spawn_blocking(move || {
             let loaded = runtime
                 .load(&module)
                 .map_err(|e| anyhow::anyhow!("loading the module: {e}"))?;
@@ -233,6 +233,9 @@ impl Evaluator {
                 kv,
                 Arc::new(Vec::new()),
             );
+            if !attestable(eval.outcome) {
+                return Ok(None);
+            }
             let mut result = ResultBody {
                 outcome: eval.outcome,
                 output: eval.output,
@@ -243,11 +246,20 @@ impl Evaluator {
             if fault == Some(Fault::WrongScores) {
                 result.output.extend_from_slice(b"forged");
                 let digest = result.digest();
-                return Ok((result, digest));
+                return Ok(Some((result, digest)));
             }
-            Ok::<_, anyhow::Error>((result, eval.digest))
+            Ok::<_, anyhow::Error>(Some((result, eval.digest)))
         })
         .await??;
+        let Some((result, digest)) = evaluated else {
+            // Our wall-clock backstop fired: this node has no result. It abstains, and the
+            // committee replaces it if the others cannot certify without it.
+            tracing::warn!(
+                submission = %id,
+                "the evaluation hit this node's wall-clock backstop; abstaining"
+            );
+            return Ok(());
+        };
         let attest = Attest {
             submission: id,
             evaluator: self.me,
@@ -469,5 +481,45 @@ impl Evaluator {
         for (attest, round) in wrong {
             self.report_wrong(attest, round);
         }
+    }
+}
+
+/// Whether an evaluation's outcome is a result to attest. A deadline is this node's own clock
+/// running out, not a property of the submission: attesting it would contradict the members
+/// that finished, and get this node jailed for a slow machine.
+pub fn attestable(outcome: platform_runtime::OutcomeClass) -> bool {
+    outcome != platform_runtime::OutcomeClass::Deadline
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+    use platform_runtime::OutcomeClass;
+
+    #[test]
+    fn only_a_deadline_is_an_abstention() {
+        assert!(!attestable(OutcomeClass::Deadline));
+        for o in [
+            OutcomeClass::Ok,
+            OutcomeClass::Trap,
+            OutcomeClass::OutOfFuel,
+            OutcomeClass::MemoryLimit,
+            OutcomeClass::InvalidOutput,
+        ] {
+            assert!(attestable(o), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_follows_the_fuel_budget() {
+        use platform_runtime::policy::deadline_for_fuel;
+        assert_eq!(deadline_for_fuel(1_000), 10_000, "at least 10 s");
+        assert_eq!(deadline_for_fuel(2_000_000_000), 100_000);
+        let meta_policy = platform_state::Resources {
+            fuel: 4_000_000_000,
+            ..platform_state::Resources::default()
+        }
+        .policy();
+        assert_eq!(meta_policy.deadline_ms, 200_000);
     }
 }

@@ -16,10 +16,12 @@ pub mod driver;
 pub mod epochs;
 pub mod evaluator;
 pub mod genesis;
+pub mod liveness;
 pub mod mempool;
 pub mod snapshots;
 pub mod store;
 pub mod token;
+pub mod wal;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -42,6 +42,18 @@ pub struct Policy {
     pub deadline_ms: u64,
 }
 
+/// The slowest rate, in fuel per millisecond, at which an honest validator is assumed to run a
+/// challenge (a fuel unit is about one wasm operator; compiled code runs hundreds of millions a
+/// second on a current core, so this leaves a wide margin for slow or loaded machines).
+pub const MIN_FUEL_PER_MS: u64 = 20_000;
+
+/// The wall-clock backstop for a call with a budget of `fuel`: the time the slowest honest
+/// validator needs to burn all of it, and at least 10 s. A validator whose backstop fires has
+/// no result and abstains; it never attests a deadline.
+pub fn deadline_for_fuel(fuel: u64) -> u64 {
+    (fuel / MIN_FUEL_PER_MS).max(10_000)
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -61,7 +73,7 @@ impl Default for Policy {
             max_key_bytes: 256,
             max_value_bytes: 64 * 1024,
             max_kv_writes: 1_000,
-            deadline_ms: 10_000,
+            deadline_ms: deadline_for_fuel(2_000_000_000),
         }
     }
 }

@@ -395,6 +395,9 @@ impl State {
     /// Mempool admission: would `tx` be accepted in the next block? Runs the block executor
     /// against the current state and rolls back.
     pub fn admit(&mut self, tx: &Tx, host: &dyn WeightsHost) -> Result<Effect, Reject> {
+        if tx.is_epoch_transaction() {
+            return Err(Reject::EpochTransactionNotAdmitted { kind: tx.kind() });
+        }
         let ctx = BlockCtx {
             height: Height(self.meta().height.0 + 1),
             beacon: VrfRandomness([0; 32]),
@@ -461,7 +464,14 @@ impl State {
         self.run_timeouts(height);
         let mut accepted = Vec::new();
         let mut outcomes = Vec::new();
+        // An epoch block holds only epoch transactions; anywhere else they are refused.
+        let epoch_block = candidates.iter().all(Tx::is_epoch_transaction);
         for tx in candidates {
+            if tx.is_epoch_transaction() != epoch_block {
+                let r = Err(Reject::EpochTransactionNotAdmitted { kind: tx.kind() });
+                outcomes.push((tx, r));
+                continue;
+            }
             let tx_cp = self.store.checkpoint();
             let r = self.apply_tx(&ctx, &tx, host);
             if r.is_err() {
@@ -535,6 +545,18 @@ impl State {
         {
             return Err(BlockError::NotValidator {
                 proposer: h.proposer,
+            });
+        }
+        if block.txs.iter().any(Tx::is_epoch_transaction)
+            && let Some((index, tx)) = block
+                .txs
+                .iter()
+                .enumerate()
+                .find(|(_, t)| !t.is_epoch_transaction())
+        {
+            return Err(BlockError::MixedEpochBlock {
+                index,
+                kind: tx.kind(),
             });
         }
         let beacon = vrf_verify(

@@ -223,6 +223,14 @@ pub enum Reject {
         /// The module hash.
         module: Hash,
     },
+    /// Epoch transactions never enter a mempool: only a proposer's epoch block carries them,
+    /// built from its own chain client (a gossiped anchor with any metagraph would otherwise
+    /// reach honest leaders' ordinary blocks, which the others refuse).
+    #[error("{kind} transactions are never admitted; only the proposer's epoch block carries them")]
+    EpochTransactionNotAdmitted {
+        /// The transaction kind.
+        kind: &'static str,
+    },
 }
 
 /// Why a whole block is refused. A block with one bad transaction is refused entirely.
@@ -280,6 +288,15 @@ pub enum BlockError {
         index: usize,
         /// Why.
         reject: Reject,
+    },
+    /// A block that carries an epoch transaction (`EpochAnchor`, `EpochClose`) carries nothing
+    /// else.
+    #[error("transaction {index} ({kind}) is in a block with an epoch transaction")]
+    MixedEpochBlock {
+        /// The index of the first transaction that does not belong.
+        index: usize,
+        /// Its kind.
+        kind: &'static str,
     },
     /// This validator cannot check the block: a module needed at epoch close is missing or
     /// did not run. Not a verdict on the block; the node must fetch the module or abstain.

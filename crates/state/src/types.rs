@@ -131,6 +131,7 @@ impl Resources {
             max_memory_pages: self.max_memory_pages,
             max_output_bytes: self.max_output_bytes,
             max_log_bytes: self.max_log_bytes,
+            deadline_ms: platform_runtime::policy::deadline_for_fuel(self.fuel),
             ..platform_runtime::Policy::default()
         }
     }
@@ -440,6 +441,13 @@ impl Tx {
     /// Decodes one transaction from external bytes (size-limited, no trailing bytes).
     pub fn decode(bytes: &[u8]) -> Result<Tx, platform_primitives::CodecError> {
         platform_primitives::decode("transaction", bytes, MAX_TX_BYTES)
+    }
+
+    /// Whether this is an epoch transaction (`EpochAnchor`, `EpochClose`): built by a
+    /// proposer from its own chain client, never admitted to a mempool, and only ever in a
+    /// block with nothing else.
+    pub fn is_epoch_transaction(&self) -> bool {
+        matches!(self, Tx::EpochAnchor(_) | Tx::EpochClose(_))
     }
 
     /// A short name of the kind, for receipts and logs.

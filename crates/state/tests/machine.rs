@@ -649,3 +649,46 @@ fn snapshots_round_trip_and_refuse_anything_that_does_not_match() {
         Err(SnapshotError::Codec(_))
     ));
 }
+
+/// A Byzantine validator gossips an anchor with a metagraph of its choosing: it is never
+/// admitted, a proposer's builder leaves it out of an ordinary block, and a block that mixes it
+/// with other transactions is refused as a whole.
+#[test]
+fn epoch_transactions_never_enter_a_mempool_or_an_ordinary_block() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let anchor = net.anchor();
+    assert_eq!(
+        net.state.admit(&anchor, &NoModules).unwrap_err(),
+        Reject::EpochTransactionNotAdmitted {
+            kind: "epoch_anchor"
+        }
+    );
+    let (submit, _) = net.submit(1, &score_payload(100));
+    let (block, outcomes) = net.state.build_block(
+        &net.validators[0].key,
+        platform_primitives::View(1),
+        1_000,
+        vec![anchor.clone(), submit.clone()],
+        &NoModules,
+    );
+    assert_eq!(block.txs, vec![submit.clone()]);
+    assert!(matches!(
+        outcomes[0].1,
+        Err(Reject::EpochTransactionNotAdmitted { .. })
+    ));
+    let root = net.state.root();
+    assert_eq!(
+        net.apply(vec![submit, anchor.clone()]).unwrap_err(),
+        BlockError::MixedEpochBlock {
+            index: 0,
+            kind: "submit"
+        }
+    );
+    assert_eq!(
+        net.state.root(),
+        root,
+        "nothing of the refused block applied"
+    );
+    // On its own, in an epoch block, the anchor applies.
+    net.apply(vec![anchor]).unwrap();
+}

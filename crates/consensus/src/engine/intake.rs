@@ -69,16 +69,18 @@ impl<S: Scheme> Engine<S> {
             });
             return;
         }
-        if !self.relevant(epoch, view) {
-            return;
-        }
-        if view > self.view && self.asked_view != Some(self.view) {
-            // The sender is ahead: ask it once for the certificate that moved it past our view.
+        if epoch == self.cfg.epoch && view > self.view && self.asked_view != Some(self.view) {
+            // The sender is ahead: ask it once for the certificate that moved it past our view
+            // — also when it is too far ahead for its votes to be kept, since the answer (a
+            // finalization, for a view it finalized past) moves us there at once.
             self.asked_view = Some(self.view);
             self.out.push(Effect::Send {
                 to: from,
                 message: Message::FetchView(self.view),
             });
+        }
+        if !self.relevant(epoch, view) {
+            return;
         }
         let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
         let n = self.cfg.validators.len();
