@@ -41,6 +41,11 @@ pub struct LocalChainArgs {
     /// Loopback address to serve on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:9944")]
     listen: SocketAddr,
+    /// Also allow a private IPv4 address for --listen (10/8, 172.16/12, 192.168/16): for test
+    /// networks on private interfaces, such as validators in network namespaces. LocalChain
+    /// has no authentication; never expose it beyond such a network.
+    #[arg(long)]
+    listen_private: bool,
     /// Milliseconds per block.
     #[arg(long, default_value_t = 1000)]
     block_time_ms: u64,
@@ -252,7 +257,7 @@ pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let (listener, addr) = server::bind(args.listen)
+        let (listener, addr) = server::bind_within(args.listen, args.listen_private)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let url = format!("http://{addr}");

@@ -20,6 +20,7 @@ mod scaffold;
 mod scenario;
 mod sim;
 mod snapshot;
+mod status;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -75,6 +76,9 @@ enum Command {
     Devnet(node::DevnetArgs),
     /// Submit a payload to a challenge as a miner, through a validator's API.
     Submit(node::SubmitArgs),
+    /// Show a validator's status: height, epoch, view and leader, peers, the stake it hears
+    /// from, the partition alarm, finality.
+    Status(status::StatusArgs),
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
         Command::Run(args) => node::run(args),
         Command::Devnet(args) => node::devnet(args),
         Command::Submit(args) => node::submit(args),
+        Command::Status(args) => status::run(args),
         Command::Sim(args) => sim::run_sim(args),
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),

@@ -95,8 +95,9 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 0, conflicts_with = "byzantine")]
     withhold: usize,
     /// Make the last N validators gossip forged epoch anchors (a metagraph that leaves them
-    /// the only validator). Peers refuse them at ingress (`epoch_transaction` in /metrics)
-    /// and blocks keep finalizing.
+    /// the only validator). Peers refuse them at ingress (`epoch_transaction` in /metrics) and
+    /// soon ban the sender; the others keep finalizing and closing epochs without it, and
+    /// --blocks and --epochs count only them.
     #[arg(long, default_value_t = 0, conflicts_with_all = ["byzantine", "withhold"])]
     poison_anchors: usize,
     /// Committee size of the published challenges (default: every validator sits on every
@@ -664,6 +665,9 @@ async fn watch(
     let mut latencies = vec![(0u64, 0u64); apis.len()];
     let mut view = 0;
     let mut first_epoch_ms = None;
+    // Validators that gossip forged anchors are banned by their peers and cut off; the goal
+    // counts the others (the faulty ones are the last).
+    let counted = apis.len() - args.poison_anchors.min(apis.len() - 1);
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {
@@ -691,10 +695,10 @@ async fn watch(
                 last_line = line;
             }
         }
-        if first_epoch_ms.is_none() && epochs.iter().all(|e| *e >= 1) {
+        if first_epoch_ms.is_none() && epochs[..counted].iter().all(|e| *e >= 1) {
             first_epoch_ms = Some(started.elapsed().as_millis() as u64);
         }
-        let min = heights.iter().copied().min().unwrap_or(0);
+        let min = heights[..counted].iter().copied().min().unwrap_or(0);
         if min >= 1 {
             sim.step(&client, args.json).await;
         }
@@ -706,7 +710,9 @@ async fn watch(
         // With --epochs, stop once every validator has submitted the last epoch's weights.
         if let Some(n) = args.epochs
             && n > 0
-            && submitted.iter().all(|s| s.is_some_and(|e| e + 1 >= n))
+            && submitted[..counted]
+                .iter()
+                .all(|s| s.is_some_and(|e| e + 1 >= n))
         {
             break;
         }
@@ -725,7 +731,7 @@ async fn watch(
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
-    let target = heights.iter().copied().min().unwrap_or(0);
+    let target = heights[..counted].iter().copied().min().unwrap_or(0);
     let mut validators = Vec::new();
     for (i, (hotkey, api)) in apis.iter().enumerate() {
         let hash = if target > 0 {
@@ -750,11 +756,18 @@ async fn watch(
         });
     }
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
-    let all_identical =
-        target > 0 && first.is_some() && validators.iter().all(|v| v.hash_at_target == first);
+    // A validator cut off by its peers may not hold the target block; those that do agree.
+    let all_identical = target > 0
+        && first.is_some()
+        && validators[..counted]
+            .iter()
+            .all(|v| v.hash_at_target == first)
+        && validators[counted..]
+            .iter()
+            .all(|v| v.hash_at_target.is_none() || v.hash_at_target == first);
     let tally = sim.tally(&client).await;
     let leaders = sim.leaders(&client).await;
-    let epoch_list = epoch_summaries(&client, apis, args.epochs.unwrap_or(0)).await;
+    let epoch_list = epoch_summaries(&client, &apis[..counted], args.epochs.unwrap_or(0)).await;
     let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
     let chain_weights =
         get::<Vec<serde_json::Value>>(&client, &format!("{chain_url}/v1/subnets/1/weights"))

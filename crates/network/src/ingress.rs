@@ -127,12 +127,15 @@ fn penalty(reason: &str) -> i64 {
         "equivocation" => 100,
         "bad_signature" | "oversize" | "malformed" | "invalid_certificate" | "bad_snapshot" => 50,
         "invalid_proposal" => 20,
-        "wrong_netuid" | "wrong_topic" | "not_validator" | "bad_payload" => 20,
+        "wrong_netuid" | "wrong_topic" | "not_validator" => 20,
         "replayed" => 5,
         "rate_limited_peer" | "rate_limited_author" | "rate_limited" => 2,
         _ => 0,
     }
 }
+
+/// The least a refused gossip message costs its forwarder.
+const REJECT_PENALTY: i64 = 20;
 
 /// Score at or below which a peer is banned.
 pub const BAN_SCORE: i64 = -100;
@@ -355,7 +358,13 @@ impl Ingress {
         let verdict = self.run(topic, source, data, now);
         match &verdict {
             Verdict::Accept(_) => self.metrics.accepted(topic.name()),
-            Verdict::Reject(reason) | Verdict::Ignore(reason) => {
+            // A refused message costs its forwarder at least the price of an invalid payload
+            // (honest peers never forward one); the topic's own checks name their reasons.
+            Verdict::Reject(reason) => {
+                self.metrics.rejected(topic.name(), reason);
+                self.penalize_points(source, penalty(reason).max(REJECT_PENALTY), now);
+            }
+            Verdict::Ignore(reason) => {
                 self.metrics.rejected(topic.name(), reason);
                 self.penalize(source, reason, now);
             }
@@ -387,9 +396,9 @@ impl Ingress {
             return Verdict::Reject("wrong_topic");
         }
         if let Some(check) = &spec.check
-            && check(&env).is_err()
+            && let Err(reason) = check(&env)
         {
-            return Verdict::Reject("bad_payload");
+            return Verdict::Reject(reason);
         }
         // 3. Signature.
         if env.verify().is_err() {
@@ -463,7 +472,10 @@ impl Ingress {
     }
 
     fn penalize(&mut self, peer: &PeerId, reason: &str, now: Instant) {
-        let p = penalty(reason);
+        self.penalize_points(peer, penalty(reason), now);
+    }
+
+    fn penalize_points(&mut self, peer: &PeerId, p: i64, now: Instant) {
         if p == 0 {
             return;
         }
@@ -673,8 +685,11 @@ mod tests {
         let now = Instant::now();
         assert_eq!(
             ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 0, b"abc"), now),
-            Verdict::Reject("bad_payload")
+            Verdict::Reject("want four bytes")
         );
+        // Counted under the check's own reason, and charged as an invalid payload.
+        assert_eq!(ing.metrics.rejections("want four bytes"), 1);
+        assert_eq!(ing.score(&peer, now), -REJECT_PENALTY);
         assert!(matches!(
             ing.check_gossip(Topic::Consensus, &peer, &msg(&v, 0, b"abcd"), now),
             Verdict::Accept(_)

@@ -72,6 +72,7 @@ pub(crate) enum Command {
     Report(PeerId, &'static str, &'static str),
     ReportValidator(Hotkey, &'static str, &'static str),
     SyncPeers(oneshot::Sender<Vec<PeerId>>),
+    PeersOf(Hotkey, oneshot::Sender<Vec<PeerId>>),
     Status(oneshot::Sender<NetStatus>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -452,6 +453,9 @@ impl Task {
                 let mut peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 peers.sort_by_key(|p| (!self.ingress.is_validator_peer(p), *p));
                 let _ = reply.send(peers);
+            }
+            Command::PeersOf(hotkey, reply) => {
+                let _ = reply.send(self.ingress.peers_of(&hotkey));
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());

@@ -300,6 +300,10 @@ pub struct Driver {
     blocks: HashMap<Hash, Block>,
     /// Proposals waiting for their block, their parent's state, a chain anchor or a module.
     waiting: Vec<Proposal>,
+    /// This leader's build waiting for its parent's state (the parent's notarization arrived
+    /// before its block was verified here): `(generation, view, parent, height)`, retried
+    /// whenever a proposal is verified or a block arrives.
+    pending_build: Option<(u64, View, Hash, Height)>,
     /// Finalized proposals waiting for their block, with their certificate and, for an epoch's
     /// close finalized through seals, those seals ([`FinalizedBlock::seals`]).
     to_apply: VecDeque<(Proposal, Certificate<BlsSignature>, Vec<Proposal>)>,
@@ -483,6 +487,7 @@ impl Driver {
             forks: HashMap::new(),
             blocks: HashMap::new(),
             waiting: Vec::new(),
+            pending_build: None,
             to_apply: VecDeque::new(),
             sync_asked: None,
             catch_up_asked: None,
@@ -608,7 +613,14 @@ impl Driver {
                     None => return Err(anyhow!("the consensus WAL writer has stopped")),
                 },
                 _ = tick.tick() => {
-                    self.refresh_status().await;
+                    if self.refresh_status().await {
+                        // A partition healed: everyone may be waiting out a long (backed-off)
+                        // view timeout. Time out now, which re-sends our votes and the latest
+                        // certificates, so the view closes within a round trip, not a timeout.
+                        let view = self.consensus.engine.view();
+                        let effects = self.engine().handle(Input::Timeout(view));
+                        self.perform(effects).await?;
+                    }
                     self.sync_missing();
                     if self.bind_sent.is_some_and(|at| at.elapsed() > Duration::from_secs(5)) {
                         self.bind_keys_if_needed();
@@ -627,7 +639,8 @@ impl Driver {
         }
     }
 
-    async fn refresh_status(&mut self) {
+    /// Refreshes the status; true when the partition alarm just cleared.
+    async fn refresh_status(&mut self) -> bool {
         let net = self.net.status().await.ok();
         let view = self.consensus.engine.view();
         let leader =
@@ -669,8 +682,10 @@ impl Driver {
                 tracing::info!(heard_stake = heard, total_stake = total, "partition healed");
             }
         }
+        let healed = s.partitioned && !alarm;
         s.partitioned = alarm;
         s.heard_stake_bps = (heard * 10_000).checked_div(total).unwrap_or(0) as u64;
+        healed
     }
 
     async fn on_network(&mut self, ev: NetEvent) -> Result<()> {
@@ -740,8 +755,9 @@ impl Driver {
                 if !self.blocks.contains_key(&header) {
                     let net = self.net.clone();
                     let tx = self.internal_tx.clone();
+                    let author = envelope.author;
                     tokio::spawn(async move {
-                        match net.fetch_blob_from(blob, Some(from)).await {
+                        match net.fetch_announced_blob(blob, author, Some(from)).await {
                             Ok(bytes) => match Block::decode(&bytes) {
                                 Ok(block) if block.header.hash() == header => {
                                     let _ = tx.send(Internal::Block(Box::new(block))).await;
@@ -785,19 +801,20 @@ impl Driver {
                 view,
                 parent,
                 height,
-            } if g == generation => match self.build(view, parent, height).await? {
-                Some(payload) => self.engine().handle(Input::ProposalReady { view, payload }),
-                None => Vec::new(),
-            },
+            } if g == generation => self.build_now(view, parent, height).await?,
             Internal::Timeout(..) | Internal::Build { .. } => Vec::new(),
             Internal::Block(block) => {
                 self.blocks.insert(block.header.hash(), *block);
                 self.apply_finalized().await?;
-                self.retry_waiting()
+                let mut effects = self.retry_waiting();
+                effects.extend(self.retry_build().await?);
+                effects
             }
             Internal::Retry => {
                 self.apply_finalized().await?;
-                self.retry_waiting()
+                let mut effects = self.retry_waiting();
+                effects.extend(self.retry_build().await?);
+                effects
             }
             Internal::Synced(blocks) => self.apply_synced(blocks).await?,
             Internal::Snapshot(bytes, blob, peer) => {
@@ -963,6 +980,49 @@ impl Driver {
                 weights_digest: weights_digest(&weights),
             }),
         ])
+    }
+
+    /// Builds this leader's block for `view` now, or — when the parent's state is not here yet
+    /// — keeps the request until it is ([`Driver::retry_build`]); the view's timeout still
+    /// bounds the wait.
+    async fn build_now(
+        &mut self,
+        view: View,
+        parent: Hash,
+        height: Height,
+    ) -> Result<Vec<Effect<BlsSignature>>> {
+        if self.state_after(&parent).is_none() {
+            tracing::debug!(
+                view = view.0,
+                "the parent's state is not here yet; building later"
+            );
+            self.pending_build = Some((self.generation, view, parent, height));
+            return Ok(Vec::new());
+        }
+        self.pending_build = None;
+        Ok(match self.build(view, parent, height).await? {
+            Some(payload) => self.engine().handle(Input::ProposalReady { view, payload }),
+            None => Vec::new(),
+        })
+    }
+
+    /// Retries a build that waited for its parent's state, if this engine is still in its view.
+    async fn retry_build(&mut self) -> Result<Vec<Effect<BlsSignature>>> {
+        match self.pending_build {
+            Some((g, view, parent, height))
+                if g == self.generation && self.consensus.engine.view() == view =>
+            {
+                if self.state_after(&parent).is_none() {
+                    return Ok(Vec::new());
+                }
+                self.build_now(view, parent, height).await
+            }
+            Some(_) => {
+                self.pending_build = None;
+                Ok(Vec::new())
+            }
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn build(&mut self, view: View, parent: Hash, height: Height) -> Result<Option<Hash>> {
@@ -1250,6 +1310,7 @@ impl Driver {
         let mut effects = Vec::new();
         let digests: Vec<Hash> = blocks.iter().map(|f| f.proposal.digest()).collect();
         let before = self.finalized_height;
+        let mut last_certificate = None;
         for (i, f) in blocks.iter().enumerate() {
             if f.proposal.height.0 <= self.finalized_height {
                 continue;
@@ -1296,6 +1357,7 @@ impl Driver {
             if self.finalized_height != f.proposal.height.0 {
                 break; // waiting for a module; the next catch-up resumes here
             }
+            last_certificate = Some(f.certificate.clone());
             effects.extend(self.switch_epoch_if_closed().await?);
         }
         if self.finalized_height > before {
@@ -1304,6 +1366,17 @@ impl Driver {
                 to = self.finalized_height,
                 "caught up on finalized blocks from a peer"
             );
+            // The engine learns the newest finalization too (checked above), which moves it
+            // to the view after it: a validator that caught up votes again at once instead
+            // of waiting to hear certificates of views it missed. One of another epoch (the
+            // blocks crossed a close) is ignored by the new engine.
+            if let Some(cert) = last_certificate {
+                let from = self.consensus.me.unwrap_or(0);
+                effects.extend(self.engine().handle(Input::Message {
+                    from,
+                    message: Message::Certificate(cert),
+                }));
+            }
         }
         Ok(effects)
     }
@@ -1790,7 +1863,9 @@ impl Driver {
                     queue.extend(self.engine().handle(Input::Verified {
                         digest: p.digest(),
                         valid,
-                    }))
+                    }));
+                    // Our own build may have waited for this state.
+                    queue.extend(self.retry_build().await?);
                 }
                 None => self.waiting.push(p),
             },
@@ -1813,6 +1888,7 @@ impl Driver {
                 self.to_apply.push_back((proposal, certificate, seals));
                 self.apply_finalized().await?;
                 queue.extend(self.retry_waiting());
+                queue.extend(self.retry_build().await?);
                 self.sync_missing();
             }
             Effect::EnteredView(v) => {
@@ -1820,10 +1896,16 @@ impl Driver {
                 let leader = self.consensus.validators[index as usize];
                 tracing::debug!(epoch = self.epoch().0, view = v.0, %leader, "entered view");
                 self.net.set_round(Topic::Consensus, v.0).await?;
-                // A leader silent for two view timeouts is unreachable or down: nullify its
-                // view at once rather than wait the timeout out.
+                // A leader silent for two view timeouts while the others talk is unreachable
+                // or down: nullify its view at once rather than wait the timeout out.
                 if self.consensus.me.is_some_and(|me| me != index)
-                    && self.heard.silent_for(&leader, Instant::now()) >= 2 * self.view_timeout
+                    && self.heard.singled_out(
+                        &leader,
+                        &self.key.hotkey(),
+                        &self.consensus.validators,
+                        (2 * self.view_timeout, self.view_timeout),
+                        Instant::now(),
+                    )
                 {
                     tracing::debug!(view = v.0, %leader, "the leader is silent; nullifying at once");
                     self.status

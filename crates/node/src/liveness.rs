@@ -6,10 +6,12 @@
 //! validator, though, sends consensus votes in every view. So the driver records the author of
 //! every consensus message that passed the network's checks, and decides from that:
 //!
-//! - **A leader not heard from for two view timeouts is skipped**: this validator nullifies
-//!   its view at once instead of waiting out the timeout, so an unreachable validator costs the
-//!   network only its own leader views, each about as long as it takes the others to exchange
-//!   nullify votes.
+//! - **A leader not heard from for two view timeouts, while the others are heard, is
+//!   skipped**: this validator nullifies its view at once instead of waiting out the timeout,
+//!   so an unreachable validator costs the network only its own leader views, each about as
+//!   long as it takes the others to exchange nullify votes. When nobody is heard (all waiting
+//!   out a long timeout, or this node cut off) nobody is skipped: skipping every leader would
+//!   nullify every view and lengthen the timeouts further.
 //! - **The partition alarm** is up while the validators heard from within [`HEARD_WINDOW`]
 //!   (this one included) hold less than two thirds of the epoch's stake: no block can be
 //!   finalized on this side. It clears as soon as enough are heard again.
@@ -49,6 +51,26 @@ impl Heard {
     /// How long `who` has been silent (since listening began, if never heard).
     pub fn silent_for(&self, who: &Hotkey, now: Instant) -> Duration {
         now.saturating_duration_since(*self.last.get(who).unwrap_or(&self.since))
+    }
+
+    /// Whether `leader` is singled out as unreachable: silent for `silence` while another
+    /// member (not `me`) was heard from within `recent`. When nobody is heard from — every
+    /// validator waiting out a long view timeout, or this node cut off — no one is singled
+    /// out: skipping every leader then would nullify every view and lengthen the timeouts
+    /// further.
+    pub fn singled_out(
+        &self,
+        leader: &Hotkey,
+        me: &Hotkey,
+        members: &[Hotkey],
+        (silence, recent): (Duration, Duration),
+        now: Instant,
+    ) -> bool {
+        self.silent_for(leader, now) >= silence
+            && members
+                .iter()
+                .filter(|m| *m != leader && *m != me)
+                .any(|m| self.silent_for(m, now) < recent)
     }
 
     /// The stake of `members` heard from within [`HEARD_WINDOW`] (`me` always counts), and the
@@ -115,6 +137,26 @@ mod tests {
         let (s, total) = heard.heard_stake(&members, &h(1), later);
         assert_eq!(s, 9000);
         assert!(!partitioned(s, total));
+    }
+
+    #[test]
+    fn a_leader_is_singled_out_only_while_the_others_are_heard() {
+        let (me, leader, other) = (h(1), h(4), h(2));
+        let members = [me, other, h(3), leader];
+        let t0 = Instant::now();
+        let mut heard = Heard::new(t0);
+        heard.heard(leader, t0);
+        let bounds = (Duration::from_secs(4), Duration::from_secs(2));
+        let later = t0 + Duration::from_secs(5);
+        heard.heard(other, later - Duration::from_secs(1));
+        assert!(heard.singled_out(&leader, &me, &members, bounds, later));
+        // Everyone silent (a long view timeout, or this node cut off): nobody is singled out.
+        let much_later = later + Duration::from_secs(10);
+        assert!(!heard.singled_out(&leader, &me, &members, bounds, much_later));
+        // A leader heard recently is never singled out.
+        heard.heard(leader, much_later);
+        heard.heard(other, much_later);
+        assert!(!heard.singled_out(&leader, &me, &members, bounds, much_later));
     }
 
     #[test]

@@ -319,7 +319,11 @@ mod tests {
         send(1, 0, next);
         written(next);
         outcome.send(Ok(())).unwrap();
-        assert_eq!(next_ack(), Some((1, 0)), "nothing of generation 0 after the failure");
+        assert_eq!(
+            next_ack(),
+            Some((1, 0)),
+            "nothing of generation 0 after the failure"
+        );
         drop(tx);
         writer.join().unwrap();
         assert!(calls.try_recv().is_err(), "notarized(2) was never written");

@@ -219,10 +219,27 @@ pub async fn serve(
 
 /// Binds `addr` (loopback only) and returns the listener and the address actually bound.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
-    if !addr.ip().is_loopback() {
+    bind_within(addr, false).await
+}
+
+/// Binds `addr`: a loopback address, or with `private` also a private IPv4 address (10/8,
+/// 172.16/12, 192.168/16), for test networks on private interfaces such as network
+/// namespaces. LocalChain has no authentication: it must never face a public network.
+pub async fn bind_within(
+    addr: SocketAddr,
+    private: bool,
+) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let allowed = addr.ip().is_loopback()
+        || (private && matches!(addr.ip(), std::net::IpAddr::V4(v4) if v4.is_private()));
+    if !allowed {
+        let what = if private {
+            "loopback or private IPv4 addresses (10/8, 172.16/12, 192.168/16)"
+        } else {
+            "loopback addresses only (127.0.0.1 or ::1; --listen-private allows private ones)"
+        };
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("{addr}: LocalChain listens on loopback addresses only (127.0.0.1 or ::1)"),
+            format!("{addr}: LocalChain listens on {what}"),
         ));
     }
     let l = tokio::net::TcpListener::bind(addr).await?;
