@@ -612,9 +612,14 @@ fn devnet(dir: &Path, extra: &[&str]) -> Command {
     c
 }
 
-/// `platform devnet --epochs 2` (tempo 10, 500 ms chain blocks) with `extra`.
+/// `platform devnet --epochs 2` (tempo 20, 500 ms chain blocks) with `extra`.
+///
+/// Epochs of about 10 s: the first close compiles the challenges' modules on every validator,
+/// which in a debug build on a loaded machine can take several seconds; with 5 s epochs the
+/// chain was sometimes past the next boundary by the time the close was final, so the next
+/// epoch closed at once with nothing certified in it.
 fn devnet_two_epochs(dir: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["--epochs", "2", "--tempo", "10", "--chain-block-ms", "500"];
+    let mut args = vec!["--epochs", "2", "--tempo", "20", "--chain-block-ms", "500"];
     args.extend(extra);
     run_devnet(dir, &args)
 }

@@ -441,61 +441,43 @@ impl Network {
         }
     }
 
-    /// The blob with `hash`: from the local store, or from the DHT's providers in turn
-    /// (verified against the hash; then stored and announced by us too, in the background).
+    /// The blob with `hash`: from the local store, or from connected peers and then the DHT's
+    /// providers in turn (verified against the hash; then stored and announced by us too, in
+    /// the background).
     pub async fn fetch_blob(&self, hash: Hash) -> Result<Vec<u8>, NetError> {
         self.fetch_blob_from(hash, None).await
     }
 
     /// Like [`Network::fetch_blob`], asking `hint` first — a peer known to hold the blob, such as
-    /// the one that just announced it — and the DHT's providers only if that fails. Saves a
-    /// Kademlia lookup on the hot path.
+    /// the one that just announced it — then the other connected peers, and the DHT's providers
+    /// only if they all fail.
     pub async fn fetch_blob_from(
         &self,
         hash: Hash,
         hint: Option<PeerId>,
     ) -> Result<Vec<u8>, NetError> {
-        let dir = self.dir.clone();
-        let local = tokio::task::spawn_blocking(move || {
-            dir.blobs().get(&hash, wire::MAX_BLOB_BYTES as u64)
-        })
-        .await
-        .map_err(|e| NetError::Storage(e.to_string()))?
-        .map_err(|e| NetError::Storage(e.to_string()))?;
-        if let Some(bytes) = local {
-            return Ok(bytes);
-        }
-        let mut tried = 0;
-        if let Some(peer) = hint
-            && let Some(bytes) = self.try_blob(peer, hash, &mut tried).await?
-        {
-            return Ok(bytes);
-        }
-        for peer in self.providers(hash).await? {
-            if Some(peer) == hint {
-                continue;
-            }
-            if let Some(bytes) = self.try_blob(peer, hash, &mut tried).await? {
-                return Ok(bytes);
-            }
-        }
-        Err(NetError::NotFound {
-            what: format!("blob {hash}"),
-            tried,
-        })
+        self.fetch_blob_asking(hash, hint.into_iter().collect()).await
     }
 
     /// A blob its author announced (a block): asked first of the author's own connected peers
-    /// (it stored the blob before announcing it), then of `hint` (the peer that relayed the
-    /// announcement), then of every other connected peer, validators first; the DHT's
-    /// providers only after all of them. Only connected peers are asked before the DHT, so a
-    /// validator that is down or cut off costs nothing here: nothing waits on dialing it.
+    /// (it stored the blob before announcing it), then as [`Network::fetch_blob_from`] does.
     pub async fn fetch_announced_blob(
         &self,
         hash: Hash,
         author: Hotkey,
         hint: Option<PeerId>,
     ) -> Result<Vec<u8>, NetError> {
+        let mut first = self.call(|tx| Command::PeersOf(author, tx)).await?;
+        first.extend(hint);
+        self.fetch_blob_asking(hash, first).await
+    }
+
+    /// The blob from the local store, else asked of the connected peers among `first` in
+    /// order, then of every other connected peer (validators first), and only then of the
+    /// DHT's providers. Only connected peers are asked before the DHT, and the DHT only after
+    /// them, so a peer that is down or cut off costs nothing here: nothing waits on dialing it
+    /// or on a lookup that waits for it to answer.
+    async fn fetch_blob_asking(&self, hash: Hash, first: Vec<PeerId>) -> Result<Vec<u8>, NetError> {
         let dir = self.dir.clone();
         let local = tokio::task::spawn_blocking(move || {
             dir.blobs().get(&hash, wire::MAX_BLOB_BYTES as u64)
@@ -507,12 +489,10 @@ impl Network {
             return Ok(bytes);
         }
         let connected = self.sync_peers().await?;
-        let author_peers = self.call(|tx| Command::PeersOf(author, tx)).await?;
-        let mut order: Vec<PeerId> = author_peers
+        let mut order: Vec<PeerId> = first
             .into_iter()
             .filter(|p| connected.contains(p))
             .collect();
-        order.extend(hint.filter(|h| connected.contains(h)));
         order.extend(connected);
         let mut asked = std::collections::HashSet::new();
         let mut tried = 0;
