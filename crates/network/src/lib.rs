@@ -456,7 +456,8 @@ impl Network {
         hash: Hash,
         hint: Option<PeerId>,
     ) -> Result<Vec<u8>, NetError> {
-        self.fetch_blob_asking(hash, hint.into_iter().collect()).await
+        self.fetch_blob_asking(hash, hint.into_iter().collect())
+            .await
     }
 
     /// A blob its author announced (a block): asked first of the author's own connected peers
