@@ -15,13 +15,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{json, platform};
+use common::{get, json, platform};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 const NAMES: [&str; 4] = ["alice", "bob", "charlie", "dave"];
@@ -164,21 +162,11 @@ fn partitioned(lab: &Lab, n: &Node) -> Option<bool> {
 
 /// A block's hash, over the bridge (the node's link must be up).
 fn block_hash(api: &str, h: u64) -> Option<String> {
-    let mut s = TcpStream::connect(api).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        s,
-        "GET /api/v1/blocks/{h} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    Some(
+        get(api, &format!("/api/v1/blocks/{h}"))?["hash"]
+            .as_str()?
+            .to_string(),
     )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    Some(v["hash"].as_str()?.to_string())
 }
 
 fn wait_for(what: &str, nodes: &[Node], mut f: impl FnMut() -> bool) -> Duration {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{json, platform};
+use common::{get, json, platform};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -21,24 +21,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A plain HTTP GET on loopback; the body as JSON, or `None` if the node does not answer.
-fn get(api: &str, path: &str) -> Option<serde_json::Value> {
-    let mut s = TcpStream::connect(api).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
 }
 
 /// A plain HTTP POST on loopback: the status code and the body as JSON.

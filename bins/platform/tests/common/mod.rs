@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 /// Runs `platform` with `args` (and no `PLATFORM_DATA_DIR` or `PLATFORM_CHAIN` from the
 /// environment) and collects its output.
@@ -24,4 +27,23 @@ pub fn json(o: &Output) -> serde_json::Value {
             String::from_utf8_lossy(&o.stderr)
         )
     })
+}
+
+/// A plain HTTP GET of a node's API (`host:port`); the body as JSON, or `None` if the node
+/// does not answer with 200.
+pub fn get(api: &str, path: &str) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect(api).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
 }
