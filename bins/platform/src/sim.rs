@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use platform_consensus::sim::byzantine::Behavior;
 use platform_consensus::sim::keys::{BlsKeys, MacKeys};
-use platform_consensus::sim::network::NetworkConfig;
+use platform_consensus::sim::network::{NetworkConfig, Partition};
 use platform_consensus::sim::{Outcome, Partitions, Scenario, run};
 use platform_consensus::{Certificate, Proposal, Subject, VoteKind};
 use platform_crypto::BlsSignature;
@@ -32,7 +32,10 @@ pub struct SimArgs {
     #[arg(long, value_delimiter = ',')]
     stakes: Vec<u64>,
     /// Byzantine validators as KIND:COUNT[,KIND:COUNT]; kinds: equivocate, withhold, invalid,
-    /// forge, replay, nullify-spam. They take the highest indices.
+    /// forge, replay, nullify-spam, and twins (a validator running two identities with one
+    /// key, placed on opposite sides of a 10 s partition that splits the honest validators
+    /// too: with more than 1/3 of the stake in twins, both sides can finalize). They take the
+    /// highest indices.
     #[arg(long, value_delimiter = ',')]
     byzantine: Vec<String>,
     /// Seeds to run, as A..B (B excluded).
@@ -125,9 +128,15 @@ fn scenario(args: &SimArgs) -> Result<Scenario> {
     }
     let mut byzantine = Vec::new();
     let mut next = n;
+    let mut twins: Vec<u16> = Vec::new();
     for spec in &args.byzantine {
         let (kind, count) = spec.split_once(':').unwrap_or((spec, "1"));
-        let behavior: Behavior = kind.parse().map_err(anyhow::Error::msg)?;
+        let behavior: Option<Behavior> = match kind {
+            "twins" => None,
+            _ => Some(kind.parse().map_err(|e: String| {
+                anyhow::anyhow!("{e}, or twins (two identities with one key)")
+            })?),
+        };
         let count: usize = count
             .parse()
             .with_context(|| format!("count in --byzantine {spec}"))?;
@@ -136,13 +145,18 @@ fn scenario(args: &SimArgs) -> Result<Scenario> {
                 bail!("--byzantine names more validators than the {n} there are");
             }
             next -= 1;
-            byzantine.push((next as u16, behavior));
+            match behavior {
+                Some(b) => byzantine.push((next as u16, b)),
+                None => twins.push(next as u16),
+            }
         }
     }
     let total: u128 = stakes.iter().map(|&s| u128::from(s)).sum();
     let bad: u128 = byzantine
         .iter()
-        .map(|(i, _)| u128::from(stakes[*i as usize]))
+        .map(|(i, _)| *i)
+        .chain(twins.iter().copied())
+        .map(|i| u128::from(stakes[i as usize]))
         .sum();
     if 3 * bad >= total {
         eprintln!(
@@ -156,14 +170,35 @@ fn scenario(args: &SimArgs) -> Result<Scenario> {
         loss_per_mille: args.loss.min(1000),
         ..NetworkConfig::default()
     };
-    s.partitions = if args.partitions {
+    s.partitions = if !twins.is_empty() {
+        twins_split(n, &twins)
+    } else if args.partitions {
         Partitions::Random
     } else {
         Partitions::None
     };
+    s.twins = twins;
     s.crashes = args.crashes;
     s.trace = args.trace;
     Ok(s)
+}
+
+/// The partition Twins are tested under: for the first 10 simulated seconds each twinned
+/// validator's two identities sit on opposite sides, and the honest validators alternate
+/// between the sides. With twins above 1/3 of the stake both sides can reach a quorum and
+/// finalize different blocks; below it at most one side can, and after the heal the other
+/// catches up. (Actors are the validators, then the twins' second identities in order.)
+fn twins_split(n: usize, twins: &[u16]) -> Partitions {
+    let mut groups: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+    for &t in twins {
+        groups[t as usize] = 0;
+    }
+    groups.extend(twins.iter().map(|_| 1u8));
+    Partitions::Fixed(vec![Partition {
+        from_ms: 0,
+        until_ms: 10_000,
+        groups,
+    }])
 }
 
 /// Encoded sizes of a BLS finalization certificate for `n` validators.
