@@ -411,3 +411,44 @@ fn a_validator_far_behind_asks_once_and_jumps_to_a_finalization() {
     });
     assert_eq!(e.view(), View(far.0 + 1), "it joined the others' view");
 }
+
+/// A signer's nullify and finalize votes in one view (which the safety rules never both sign)
+/// are proof of equivocation, whichever comes first; the engine hands both to the node.
+#[test]
+fn a_nullify_and_a_finalize_in_one_view_are_evidence() {
+    let (me, p, _) = follower_and_proposal();
+    let signer = (me + 1) % N as u16;
+    for nullify_first in [true, false] {
+        let mut e = engine(me);
+        start(&mut e, SafetyState::default());
+        let nullify = vote(VoteKind::Nullify, Subject::View(Epoch(1), View(1)), signer);
+        let finalize = vote(VoteKind::Finalize, Subject::Proposal(p), signer);
+        let (first, second) = if nullify_first {
+            (nullify, finalize)
+        } else {
+            (finalize, nullify)
+        };
+        e.handle(Input::Message {
+            from: signer,
+            message: Message::Vote(first.clone()),
+        });
+        let effects = e.handle(Input::Message {
+            from: signer,
+            message: Message::Vote(second.clone()),
+        });
+        assert!(
+            effects.iter().any(|x| matches!(
+                x,
+                Effect::Evidence { first: a, second: b } if *a == first && *b == second
+            )),
+            "no evidence ({nullify_first}): {effects:?}"
+        );
+        assert!(effects.iter().any(|x| matches!(
+            x,
+            Effect::Penalize {
+                offence: Offence::Equivocation,
+                ..
+            }
+        )));
+    }
+}

@@ -603,28 +603,40 @@ impl State {
         Effect::Jailed { hotkey, until }
     }
 
-    /// Equivocation: both votes are of one kind (notarize or finalize), by one signer, for two
-    /// proposals of one epoch and view, and both verify under the BLS key the signer (by its
-    /// index in that epoch's validator set) bound.
+    /// Equivocation: both votes are of one kind (notarize or finalize) for two proposals of one
+    /// epoch and view, or a nullify and a finalize of one epoch and view; by one signer; and
+    /// both verify under the BLS key the signer (by its index in that epoch's validator set)
+    /// bound.
     fn equivocation(
         &mut self,
         a: &platform_consensus::Vote<platform_crypto::BlsSignature>,
         b: &platform_consensus::Vote<platform_crypto::BlsSignature>,
     ) -> Result<Effect, Reject> {
         use platform_consensus::{Subject, VoteKind, types::signing_message};
-        let (Subject::Proposal(pa), Subject::Proposal(pb)) = (&a.subject, &b.subject) else {
-            return Err(Reject::NotEvidence);
+        // Two notarize or two finalize votes on different proposals of one view, or a nullify
+        // and a finalize of one view (the safety rules sign neither pair).
+        let (epoch, view) = match (a.kind, &a.subject, b.kind, &b.subject) {
+            (ka, Subject::Proposal(pa), kb, Subject::Proposal(pb))
+                if ka == kb
+                    && ka != VoteKind::Nullify
+                    && pa.epoch == pb.epoch
+                    && pa.view == pb.view
+                    && pa != pb =>
+            {
+                (pa.epoch, pa.view)
+            }
+            (VoteKind::Nullify, Subject::View(e, v), VoteKind::Finalize, Subject::Proposal(p))
+            | (VoteKind::Finalize, Subject::Proposal(p), VoteKind::Nullify, Subject::View(e, v))
+                if p.epoch == *e && p.view == *v =>
+            {
+                (*e, *v)
+            }
+            _ => return Err(Reject::NotEvidence),
         };
-        if a.kind != b.kind
-            || a.kind == VoteKind::Nullify
-            || a.signer != b.signer
-            || pa.epoch != pb.epoch
-            || pa.view != pb.view
-            || pa == pb
-        {
+        if a.signer != b.signer {
             return Err(Reject::NotEvidence);
         }
-        let record = self.epoch(pa.epoch).ok_or(Reject::NotEvidence)?;
+        let record = self.epoch(epoch).ok_or(Reject::NotEvidence)?;
         let (hotkey, _) = *record
             .validators
             .get(a.signer as usize)
@@ -636,12 +648,12 @@ impl State {
                 .verify(&key, &signing_message(netuid, v.kind, &v.subject))
                 .map_err(|_| Reject::BadBlsSignature)?;
         }
-        let known = keys::equivocation(&hotkey, pa.epoch, pa.view);
+        let known = keys::equivocation(&hotkey, epoch, view);
         if self.store.get(&known).is_some() {
             return Err(Reject::EquivocationKnown {
                 hotkey,
-                epoch: pa.epoch,
-                view: pa.view,
+                epoch,
+                view,
             });
         }
         put(&mut self.store, known, &());

@@ -479,6 +479,63 @@ fn equivocating_consensus_votes_jail_the_validator_once() {
     ));
 }
 
+/// A validator's nullify vote for `view` of the genesis epoch, signed with its BLS key.
+fn nullify_vote(
+    net: &Net,
+    signer: usize,
+    view: u64,
+) -> platform_consensus::Vote<platform_crypto::BlsSignature> {
+    use platform_consensus::{Subject, VoteKind, types::signing_message};
+    let hotkey = net.state.current_epoch().validators[signer].0;
+    let node = net
+        .validators
+        .iter()
+        .find(|v| v.key.hotkey() == hotkey)
+        .unwrap();
+    let subject = Subject::View(Epoch(0), platform_primitives::View(view));
+    platform_consensus::Vote {
+        kind: VoteKind::Nullify,
+        signature: node.bls.sign(&signing_message(NETUID, VoteKind::Nullify, &subject)),
+        subject,
+        signer: signer as u16,
+    }
+}
+
+/// The safety rules never sign a nullify and a finalize in one view: both, verified, jail the
+/// signer, in either order; a nullify with a notarize (allowed) or of another view is not
+/// evidence.
+#[test]
+fn a_nullify_and_a_finalize_in_one_view_jail_the_validator() {
+    use platform_consensus::VoteKind::{Finalize, Notarize};
+    let mut net = Net::with_challenge(Params::default(), None);
+    let offender = net.state.current_epoch().validators[2].0;
+    let evidence = |first, second| Tx::Evidence(Evidence::Equivocation { first, second });
+    let nullify = nullify_vote(&net, 2, 5);
+    let finalize = vote(&net, 2, Finalize, 5, b"block");
+    for (x, y) in [
+        (nullify.clone(), vote(&net, 2, Notarize, 5, b"block")),
+        (nullify.clone(), vote(&net, 2, Finalize, 6, b"block")),
+        (nullify.clone(), vote(&net, 3, Finalize, 5, b"block")),
+    ] {
+        assert_eq!(
+            reject_of(net.apply(vec![evidence(x, y)])),
+            Reject::NotEvidence
+        );
+    }
+    let applied = net
+        .apply(vec![evidence(finalize.clone(), nullify.clone())])
+        .unwrap();
+    assert!(
+        matches!(applied.effects[0], Effect::Jailed { hotkey, .. } if hotkey == offender),
+        "{:?}",
+        applied.effects
+    );
+    assert!(matches!(
+        reject_of(net.apply(vec![evidence(nullify, finalize)])),
+        Reject::EquivocationKnown { .. }
+    ));
+}
+
 #[test]
 fn conflicting_attestations_jail_and_jailed_validators_are_never_drawn() {
     let params = Params {

@@ -85,6 +85,44 @@ impl<S: Scheme> Engine<S> {
         let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
         let n = self.cfg.validators.len();
 
+        // A nullify and a finalize vote of one signer in one view: the safety rules never sign
+        // both, so if both verify they prove a Byzantine signer; if the one kept first does not,
+        // it was a forgery in the signer's name and is forgotten.
+        let opposite = match vote.kind {
+            VoteKind::Nullify => Some(VoteKind::Finalize),
+            VoteKind::Finalize => Some(VoteKind::Nullify),
+            VoteKind::Notarize => None,
+        };
+        let other = opposite.and_then(|kind| {
+            self.views
+                .get(&view)
+                .and_then(|s| s.first_votes.get(&(kind, vote.signer)))
+                .cloned()
+        });
+        if let Some(other) = other {
+            if !self.verify_one(from, &vote, &message) {
+                return;
+            }
+            let other_msg = signing_message(self.cfg.netuid, other.kind, &other.subject);
+            if self
+                .scheme
+                .verify(other.signer, n, &other_msg, &other.signature)
+            {
+                self.out.push(Effect::Penalize {
+                    peer: vote.signer,
+                    offence: Offence::Equivocation,
+                });
+                self.out.push(Effect::Evidence {
+                    first: other,
+                    second: vote,
+                });
+                return;
+            }
+            if let Some(s) = self.views.get_mut(&view) {
+                s.first_votes.remove(&(other.kind, other.signer));
+            }
+        }
+
         // A second notarize or finalize vote of one signer in one view, on another proposal:
         // either equivocation (both verify) or a forgery in someone's name (one does not).
         if vote.kind != VoteKind::Nullify {
@@ -154,12 +192,10 @@ impl<S: Scheme> Engine<S> {
 
         let v = &self.cfg.validators;
         let state = self.views.entry(view).or_default();
-        if vote.kind != VoteKind::Nullify {
-            state
-                .first_votes
-                .entry((vote.kind, vote.signer))
-                .or_insert_with(|| vote.clone());
-        }
+        state
+            .first_votes
+            .entry((vote.kind, vote.signer))
+            .or_insert_with(|| vote.clone());
         let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
             return;
         };

@@ -179,7 +179,8 @@ struct ViewState<Sig> {
     notarize: BTreeMap<Hash, Bucket<Sig>>,
     nullify: Bucket<Sig>,
     finalize: BTreeMap<Hash, Bucket<Sig>>,
-    /// The first notarize and finalize vote of each signer, to catch equivocation.
+    /// The first vote of each kind of each signer, to catch equivocation (two notarize or two
+    /// finalize votes on different proposals, or a nullify and a finalize).
     first_votes: BTreeMap<(VoteKind, ValidatorIndex), Vote<Sig>>,
     notarization: Option<Certificate<Sig>>,
     nullification: Option<Certificate<Sig>>,
