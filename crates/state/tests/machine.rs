@@ -495,7 +495,9 @@ fn nullify_vote(
     let subject = Subject::View(Epoch(0), platform_primitives::View(view));
     platform_consensus::Vote {
         kind: VoteKind::Nullify,
-        signature: node.bls.sign(&signing_message(NETUID, VoteKind::Nullify, &subject)),
+        signature: node
+            .bls
+            .sign(&signing_message(NETUID, VoteKind::Nullify, &subject)),
         subject,
         signer: signer as u16,
     }
