@@ -405,7 +405,30 @@ fn with_no_single_largest_digest_every_member_is_replaced_and_then_the_submissio
     ));
 }
 
-/// A validator's consensus vote in the genesis epoch, signed with its BLS key.
+/// A vote of `kind` on `subject` by the genesis epoch's validator `signer`, signed with its BLS
+/// key.
+fn signed_vote(
+    net: &Net,
+    signer: usize,
+    kind: platform_consensus::VoteKind,
+    subject: platform_consensus::Subject,
+) -> platform_consensus::Vote<platform_crypto::BlsSignature> {
+    let hotkey = net.state.current_epoch().validators[signer].0;
+    let node = net
+        .validators
+        .iter()
+        .find(|v| v.key.hotkey() == hotkey)
+        .unwrap();
+    let message = platform_consensus::types::signing_message(NETUID, kind, &subject);
+    platform_consensus::Vote {
+        kind,
+        signature: node.bls.sign(&message),
+        subject,
+        signer: signer as u16,
+    }
+}
+
+/// A validator's vote on a proposal in view `view` of the genesis epoch.
 fn vote(
     net: &Net,
     signer: usize,
@@ -413,26 +436,14 @@ fn vote(
     view: u64,
     payload: &[u8],
 ) -> platform_consensus::Vote<platform_crypto::BlsSignature> {
-    use platform_consensus::{Proposal, Subject, types::signing_message};
-    let hotkey = net.state.current_epoch().validators[signer].0;
-    let node = net
-        .validators
-        .iter()
-        .find(|v| v.key.hotkey() == hotkey)
-        .unwrap();
-    let subject = Subject::Proposal(Proposal {
+    let subject = platform_consensus::Subject::Proposal(platform_consensus::Proposal {
         epoch: Epoch(0),
         view: platform_primitives::View(view),
         height: Height(1),
         parent: Hash::of(b"parent"),
         payload: Hash::of(payload),
     });
-    platform_consensus::Vote {
-        kind,
-        signature: node.bls.sign(&signing_message(NETUID, kind, &subject)),
-        subject,
-        signer: signer as u16,
-    }
+    signed_vote(net, signer, kind, subject)
 }
 
 #[test]
@@ -479,28 +490,14 @@ fn equivocating_consensus_votes_jail_the_validator_once() {
     ));
 }
 
-/// A validator's nullify vote for `view` of the genesis epoch, signed with its BLS key.
+/// A validator's nullify vote for `view` of the genesis epoch.
 fn nullify_vote(
     net: &Net,
     signer: usize,
     view: u64,
 ) -> platform_consensus::Vote<platform_crypto::BlsSignature> {
-    use platform_consensus::{Subject, VoteKind, types::signing_message};
-    let hotkey = net.state.current_epoch().validators[signer].0;
-    let node = net
-        .validators
-        .iter()
-        .find(|v| v.key.hotkey() == hotkey)
-        .unwrap();
-    let subject = Subject::View(Epoch(0), platform_primitives::View(view));
-    platform_consensus::Vote {
-        kind: VoteKind::Nullify,
-        signature: node
-            .bls
-            .sign(&signing_message(NETUID, VoteKind::Nullify, &subject)),
-        subject,
-        signer: signer as u16,
-    }
+    let subject = platform_consensus::Subject::View(Epoch(0), platform_primitives::View(view));
+    signed_vote(net, signer, platform_consensus::VoteKind::Nullify, subject)
 }
 
 /// The safety rules never sign a nullify and a finalize in one view: both, verified, jail the

@@ -50,6 +50,39 @@ impl<S: Scheme> Engine<S> {
         }
     }
 
+    /// Two votes of one signer that it may not both sign (`first`, kept earlier, and `vote`,
+    /// arriving with `message` as its signing message from peer `from`): both verify — proof
+    /// of equivocation, penalized and handed to the node as evidence; `vote` does not — its
+    /// sender is penalized; only `first` does not — it was forged in the signer's name.
+    fn conflict(
+        &mut self,
+        from: ValidatorIndex,
+        first: Vote<S::Signature>,
+        vote: &Vote<S::Signature>,
+        message: &[u8],
+    ) -> Conflict<Vote<S::Signature>> {
+        if !self.verify_one(from, vote, message) {
+            return Conflict::SecondForged;
+        }
+        let n = self.cfg.validators.len();
+        let first_msg = signing_message(self.cfg.netuid, first.kind, &first.subject);
+        if !self
+            .scheme
+            .verify(first.signer, n, &first_msg, &first.signature)
+        {
+            return Conflict::FirstForged(first);
+        }
+        self.out.push(Effect::Penalize {
+            peer: vote.signer,
+            offence: Offence::Equivocation,
+        });
+        self.out.push(Effect::Evidence {
+            first,
+            second: vote.clone(),
+        });
+        Conflict::Proven
+    }
+
     pub(super) fn add_own_vote(&mut self, vote: &Vote<S::Signature>) {
         let state = self.views.entry(vote.subject.view()).or_default();
         state
@@ -83,7 +116,6 @@ impl<S: Scheme> Engine<S> {
             return;
         }
         let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
-        let n = self.cfg.validators.len();
 
         // A nullify and a finalize vote of one signer in one view: the safety rules never sign
         // both, so if both verify they prove a Byzantine signer; if the one kept first does not,
@@ -100,26 +132,13 @@ impl<S: Scheme> Engine<S> {
                 .cloned()
         });
         if let Some(other) = other {
-            if !self.verify_one(from, &vote, &message) {
-                return;
-            }
-            let other_msg = signing_message(self.cfg.netuid, other.kind, &other.subject);
-            if self
-                .scheme
-                .verify(other.signer, n, &other_msg, &other.signature)
-            {
-                self.out.push(Effect::Penalize {
-                    peer: vote.signer,
-                    offence: Offence::Equivocation,
-                });
-                self.out.push(Effect::Evidence {
-                    first: other,
-                    second: vote,
-                });
-                return;
-            }
-            if let Some(s) = self.views.get_mut(&view) {
-                s.first_votes.remove(&(other.kind, other.signer));
+            match self.conflict(from, other, &vote, &message) {
+                Conflict::Proven | Conflict::SecondForged => return,
+                Conflict::FirstForged(other) => {
+                    if let Some(s) = self.views.get_mut(&view) {
+                        s.first_votes.remove(&(other.kind, other.signer));
+                    }
+                }
             }
         }
 
@@ -132,24 +151,10 @@ impl<S: Scheme> Engine<S> {
                 .and_then(|s| s.first_votes.get(&(vote.kind, vote.signer)))
                 .cloned();
             if let Some(first) = first.filter(|f| f.subject != vote.subject) {
-                if !self.verify_one(from, &vote, &message) {
-                    return;
-                }
-                let first_msg = signing_message(self.cfg.netuid, first.kind, &first.subject);
-                if self
-                    .scheme
-                    .verify(first.signer, n, &first_msg, &first.signature)
-                {
-                    self.out.push(Effect::Penalize {
-                        peer: vote.signer,
-                        offence: Offence::Equivocation,
-                    });
-                    self.out.push(Effect::Evidence {
-                        first,
-                        second: vote,
-                    });
-                    return;
-                }
+                let first = match self.conflict(from, first, &vote, &message) {
+                    Conflict::Proven | Conflict::SecondForged => return,
+                    Conflict::FirstForged(first) => first,
+                };
                 // The first was forged: forget it and count this one.
                 let v = &self.cfg.validators;
                 let state = self.views.entry(view).or_default();
@@ -256,4 +261,14 @@ impl<S: Scheme> Engine<S> {
             self.out.push(Effect::Broadcast(Message::Certificate(cert)));
         }
     }
+}
+
+/// What two conflicting votes of one signer turned out to be.
+pub(super) enum Conflict<V> {
+    /// Both verify: equivocation, reported.
+    Proven,
+    /// The arriving vote does not verify (its sender was penalized).
+    SecondForged,
+    /// Only the vote kept first does not verify: a forgery in the signer's name, handed back.
+    FirstForged(V),
 }
