@@ -74,6 +74,10 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A long devnet run sampled throughout: throughput, finalization p99, memory, disk and
+    /// DHT records at the end against early in the run, and whether every validator agrees
+    /// on every block. Exit 0 only if they do.
+    Soak(crate::soak::SoakArgs),
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -212,6 +216,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
                 crate::bench_mempool::print(&figures);
             }
         }
+        BenchCommand::Soak(args) => return crate::soak::run(args),
         BenchCommand::Audit { quick, json } => {
             let figures = audit(quick)?;
             if json {

@@ -20,6 +20,7 @@ mod scaffold;
 mod scenario;
 mod sim;
 mod snapshot;
+mod soak;
 mod status;
 
 const VERSION: &str = concat!(

@@ -127,6 +127,11 @@ pub struct DevnetArgs {
     /// Where the simulated miners' payloads are (`tsp-a.bin` … `classifier-f.bin`).
     #[arg(long, default_value = "scenarios/payloads")]
     payloads: PathBuf,
+    /// Miners submit again every epoch (fresh TSP tours of the same quality: the same cycle
+    /// from another starting city) until --blocks or --epochs is reached, so a long run keeps
+    /// the whole pipeline busy. Without it each miner submits once.
+    #[arg(long)]
+    resubmit: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -293,6 +298,10 @@ struct DevnetValidator {
     finalization_ms_p99: u64,
     /// Gossip and requests its network refused, by `channel/reason` (from its `/metrics`).
     refused: BTreeMap<String, u64>,
+    /// Blobs its garbage collection deleted (blocks past the kept depth, settled payloads).
+    blobs_collected: u64,
+    /// The most DHT provider records it held at the end (its own and others').
+    dht_provider_records: u64,
 }
 
 /// The network's refusals in a node's `/metrics` text
@@ -345,7 +354,7 @@ struct EpochSummary {
 }
 
 #[derive(Serialize)]
-struct DevnetSummary {
+pub(crate) struct DevnetSummary {
     /// One entry per closed epoch (with --epochs).
     epochs: Vec<EpochSummary>,
     /// Epochs in which validators' submitted weights differ (or one is missing).
@@ -360,21 +369,35 @@ struct DevnetSummary {
     jailed: Vec<String>,
     validators: Vec<DevnetValidator>,
     challenges_active: usize,
-    submissions_admitted: usize,
+    pub(crate) submissions_admitted: usize,
     submissions_in_blocks: usize,
-    submissions_evaluated: usize,
+    pub(crate) submissions_evaluated: usize,
     /// Submissions the state gave up on (no certificate before every draw was used up).
-    submissions_expired: usize,
+    pub(crate) submissions_expired: usize,
     /// Submissions whose committee had members replaced: who was dropped, the committee
     /// that certified, and its signers.
     replacements: Vec<serde_json::Value>,
     leaders: Vec<serde_json::Value>,
-    blocks_finalized: u64,
-    all_identical: bool,
-    data_dir: String,
+    pub(crate) blocks_finalized: u64,
+    pub(crate) all_identical: bool,
+    pub(crate) data_dir: String,
 }
 
 pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
+    let summary = run_devnet(&args, None)?;
+    print_summary(&args, &summary);
+    Ok(if summary.all_identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs the devnet until its goal (or Ctrl-C); `sampler` is shown every poll.
+pub(crate) fn run_devnet(
+    args: &DevnetArgs,
+    sampler: Option<&mut crate::soak::Sampler>,
+) -> Result<DevnetSummary> {
     let started = Instant::now();
     if args.tempo < 2 {
         bail!("--tempo must be at least 2 chain blocks");
@@ -468,6 +491,9 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
         cfg.block_interval_ms = args.block_ms;
         cfg.view_timeout_ms = (args.block_ms * 4).max(2000);
         cfg.chain = Some(chain_url.clone());
+        // A dev network keeps little, so that collection shows in short runs.
+        cfg.retention.block_depth = 32;
+        cfg.retention.payload_epochs = 1;
         if i + args.byzantine >= args.validators {
             cfg.fault = Some("wrong-scores".into());
         }
@@ -513,11 +539,25 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let summary = rt.block_on(watch(&args, &apis, &root, &chain_url, started))?;
+    let mut sampler = sampler;
+    if let Some(s) = sampler.as_deref_mut() {
+        s.watch(
+            children.0[1..].iter().map(Child::id).collect(),
+            uris[..args.validators]
+                .iter()
+                .map(|u| root.join(u.trim_start_matches("//").to_lowercase()))
+                .collect(),
+        );
+    }
+    let summary = rt.block_on(watch(args, &apis, &root, &chain_url, started, sampler))?;
     drop(children);
+    Ok(summary)
+}
+
+fn print_summary(args: &DevnetArgs, summary: &DevnetSummary) {
     let ok = summary.all_identical;
     if args.json {
-        output::json(&summary);
+        output::json(summary);
     } else if args.blocks.is_some() || args.epochs.is_some() {
         for e in &summary.epochs {
             println!(
@@ -568,11 +608,6 @@ pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
             }
         );
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 #[derive(serde::Deserialize)]
@@ -632,6 +667,13 @@ struct BlockInfo {
     hash: String,
 }
 
+/// The hash of the block a validator finalized at `height`.
+pub(crate) async fn block_hash(client: &reqwest::Client, api: &str, height: u64) -> Option<String> {
+    get::<BlockInfo>(client, &format!("{api}/api/v1/blocks/{height}"))
+        .await
+        .map(|b| b.hash)
+}
+
 async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> Option<T> {
     client.get(url).send().await.ok()?.json().await.ok()
 }
@@ -644,6 +686,7 @@ async fn watch(
     root: &Path,
     chain_url: &str,
     started: Instant,
+    mut sampler: Option<&mut crate::soak::Sampler>,
 ) -> Result<DevnetSummary> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -695,12 +738,24 @@ async fn watch(
                 last_line = line;
             }
         }
+        if let Some(s) = sampler.as_deref_mut() {
+            let p99s: Vec<u64> = latencies.iter().map(|l| l.1).collect();
+            s.observe(
+                &client,
+                &apis[..counted],
+                &heights[..counted],
+                &p99s[..counted],
+            )
+            .await;
+        }
         if first_epoch_ms.is_none() && epochs[..counted].iter().all(|e| *e >= 1) {
             first_epoch_ms = Some(started.elapsed().as_millis() as u64);
         }
         let min = heights[..counted].iter().copied().min().unwrap_or(0);
         if min >= 1 {
-            sim.step(&client, args.json).await;
+            let reached = args.blocks.is_some_and(|target| min >= target)
+                || args.epochs.is_some_and(|n| epochs[0] >= n);
+            sim.step(&client, args.json, epochs[0], reached).await;
         }
         // With --blocks, stop once that many are final everywhere and every submission the
         // miners made is settled (certified or expired).
@@ -735,16 +790,18 @@ async fn watch(
     let mut validators = Vec::new();
     for (i, (hotkey, api)) in apis.iter().enumerate() {
         let hash = if target > 0 {
-            get::<BlockInfo>(&client, &format!("{api}/api/v1/blocks/{target}"))
-                .await
-                .map(|b| b.hash)
+            block_hash(&client, api, target).await
         } else {
             None
         };
-        let refused = match client.get(format!("{api}/metrics")).send().await {
-            Ok(r) => refusals(&r.text().await.unwrap_or_default()),
-            Err(_) => BTreeMap::new(),
+        let text = match client.get(format!("{api}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
         };
+        let refused = refusals(&text);
+        let blobs_collected = crate::soak::metric(&text, "platform_blobs_collected_total");
+        let dht_provider_records = crate::soak::metric(&text, "platform_dht_provider_records")
+            + crate::soak::metric(&text, "platform_dht_provided_keys");
         validators.push(DevnetValidator {
             hotkey: hotkey.clone(),
             api: api.clone(),
@@ -753,6 +810,8 @@ async fn watch(
             finalization_ms_p50: latencies[i].0,
             finalization_ms_p99: latencies[i].1,
             refused,
+            blobs_collected,
+            dht_provider_records,
         });
     }
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
@@ -972,6 +1031,18 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
     })
 }
 
+/// A TSP submission (a Borsh `Vec<u16>` tour) started `by` cities later: the same cycle, so the
+/// same length and score, in different bytes.
+fn rotate_tour(payload: &[u8], by: usize) -> Result<Vec<u8>> {
+    let mut tour: Vec<u16> = platform_primitives::decode("tour", payload, payload.len())
+        .context("a TSP payload is not a Borsh Vec<u16>")?;
+    if !tour.is_empty() {
+        let n = tour.len();
+        tour.rotate_left(by % n);
+    }
+    Ok(platform_primitives::encode(&tour))
+}
+
 /// What became of the devnet's submissions.
 #[derive(Default)]
 struct Tally {
@@ -998,6 +1069,11 @@ struct Simulation {
     admitted: Vec<String>,
     miners: u8,
     committee_size: Option<u16>,
+    /// Submit again every epoch (`--resubmit`).
+    resubmit: bool,
+    /// The epoch of the last round of submissions, and how many rounds there were.
+    mined_epoch: Option<u64>,
+    rounds: usize,
 }
 
 impl Simulation {
@@ -1029,6 +1105,9 @@ impl Simulation {
             admitted: Vec::new(),
             miners: args.miners,
             committee_size: args.committee_size,
+            resubmit: args.resubmit,
+            mined_epoch: None,
+            rounds: 0,
         })
     }
 
@@ -1078,8 +1157,9 @@ impl Simulation {
             .collect()
     }
 
-    /// Advances: publish → wait → activate → wait → miners submit.
-    async fn step(&mut self, client: &reqwest::Client, quiet: bool) {
+    /// Advances: publish → wait → activate → wait → miners submit (and, with --resubmit,
+    /// submit again in each later `epoch` until the run's goal is `reached`).
+    async fn step(&mut self, client: &reqwest::Client, quiet: bool, epoch: u64, reached: bool) {
         if self.modules.is_empty() {
             return;
         }
@@ -1088,7 +1168,10 @@ impl Simulation {
             1 => self.wait_for(client, "draft", 2).await,
             2 => self.activate(client).await,
             3 => self.wait_for(client, "active", 4).await,
-            4 => self.mine(client, quiet).await,
+            4 => self.mine(client, quiet, epoch).await,
+            5 if self.resubmit && !reached && self.mined_epoch.is_some_and(|e| epoch > e) => {
+                self.mine(client, quiet, epoch).await
+            }
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -1096,6 +1179,7 @@ impl Simulation {
                 println!("devnet: {e:#}");
             }
             self.stage = 5;
+            self.resubmit = false;
         }
     }
 
@@ -1170,16 +1254,25 @@ impl Simulation {
         Ok(())
     }
 
-    async fn mine(&mut self, client: &reqwest::Client, quiet: bool) -> Result<()> {
+    async fn mine(&mut self, client: &reqwest::Client, quiet: bool, epoch: u64) -> Result<()> {
         const QUALITIES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+        let round = self.rounds;
+        let before = self.admitted.len();
         for i in 0..usize::from(self.miners) {
             let letter = QUALITIES[i % QUALITIES.len()];
             let miner = parse_suri(&format!("//Miner{}", i + 1))?;
             for (name, _) in self.modules.clone() {
+                // Later rounds resubmit only what has variants of the same quality.
+                if round > 0 && name != "tsp" {
+                    continue;
+                }
                 let path = self.payloads.join(format!("{name}-{letter}.bin"));
-                let Ok(payload) = std::fs::read(&path) else {
+                let Ok(mut payload) = std::fs::read(&path) else {
                     continue;
                 };
+                if round > 0 {
+                    payload = rotate_tour(&payload, round)?;
+                }
                 let body = submission_request(&miner, 1, &name, payload)?;
                 let (code, v) = post(
                     client,
@@ -1198,10 +1291,17 @@ impl Simulation {
         }
         if !quiet {
             println!(
-                "devnet: challenges active; miners submitted {} payloads",
-                self.admitted.len()
+                "devnet: {}miners submitted {} payloads in epoch {epoch}",
+                if round == 0 {
+                    "challenges active; "
+                } else {
+                    ""
+                },
+                self.admitted.len() - before
             );
         }
+        self.rounds += 1;
+        self.mined_epoch = Some(epoch);
         self.stage = 5;
         Ok(())
     }
@@ -1265,6 +1365,18 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotated_tour_is_the_same_cycle_in_other_bytes() {
+        let tour: Vec<u16> = vec![3, 1, 4, 0, 2];
+        let bytes = platform_primitives::encode(&tour);
+        let rotated = rotate_tour(&bytes, 2).unwrap();
+        assert_ne!(rotated, bytes);
+        let back: Vec<u16> = platform_primitives::decode("tour", &rotated, 100).unwrap();
+        assert_eq!(back, vec![4, 0, 2, 3, 1]);
+        assert_eq!(rotate_tour(&bytes, 5).unwrap(), bytes);
+        assert!(rotate_tour(&[1, 2], 1).is_err());
+    }
 
     #[test]
     fn refusals_are_read_from_the_metrics_text() {

@@ -565,6 +565,43 @@ fn devnet_runs_four_validators_that_agree() {
     assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
 }
 
+#[test]
+fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs() {
+    // Miners resubmit each epoch (5 s epochs); the devnet keeps 32 heights of block blobs and
+    // settled payloads for one epoch, and collects every 64 heights.
+    let tmp = tempfile::tempdir().unwrap();
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &[
+            "--resubmit",
+            "--blocks",
+            "160",
+            "--tempo",
+            "10",
+            "--chain-block-ms",
+            "500",
+            "--miners",
+            "2",
+        ],
+    );
+    assert_eq!(v["all_identical"], true, "{v}");
+    // Two miners, both challenges once, then the TSP again in later epochs.
+    let admitted = v["submissions_admitted"].as_u64().unwrap();
+    assert!(admitted > 4, "the miners submitted only once: {v}");
+    assert_eq!(v["submissions_in_blocks"].as_u64(), Some(admitted), "{v}");
+    assert_eq!(v["submissions_expired"], 0, "{v}");
+    for x in v["validators"].as_array().unwrap() {
+        // At height 128, blocks 1..=96 are past the kept depth: the blobs of those it stored
+        // (nearly all: most blocks arrive by announcement) are gone.
+        assert!(x["blobs_collected"].as_u64().unwrap() >= 32, "{x}");
+        // Blocks are never announced in the DHT: its records are payloads and modules.
+        assert!(
+            x["dht_provider_records"].as_u64().unwrap() <= 4 * (admitted + 2),
+            "{x}"
+        );
+    }
+}
+
 /// `platform devnet` with the example challenges and payloads, 200 ms blocks and `extra`;
 /// checks that it succeeded and left no process behind; its JSON summary.
 fn run_devnet(dir: &Path, extra: &[&str]) -> serde_json::Value {

@@ -14,14 +14,19 @@
 //!   enough of them get it banned for a period.
 //! - **Request-response**: `hello` (binding), `sync` (certified blocks by height range),
 //!   `blob` (content by hash, verified on receipt), `snapshot` (the latest snapshot's
-//!   description; the snapshot itself is a blob). Kademlia provider records announce blobs.
-//!   Fetches try providers in turn, with a circuit breaker for peers that keep failing.
+//!   description; the snapshot itself is a blob).
+//! - **Discovery**: Kademlia provider records announce only blobs that need discovery (miners'
+//!   payloads, challenge modules), in a bounded, expiring store ([`providers`]). Blocks and
+//!   snapshots never touch the DHT: they are fetched from the peer that announced or described
+//!   them and from the other connected peers. Fetches try peers in turn, with a circuit breaker
+//!   for peers that keep failing.
 //! - **Partition detection**: connected validators holding less than two thirds of the stake for
 //!   `partition_alarm` raise [`Event::Partitioned`]; [`Event::Healed`] when it clears.
 
 pub mod ingress;
 pub mod loopback;
 pub mod metrics;
+pub mod providers;
 pub mod seen;
 mod service;
 pub mod wire;
@@ -39,6 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use ingress::{Membership, PayloadCheck, Rate, TopicSpec};
 pub use libp2p;
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use providers::{ProviderLimits, ProviderStats};
 pub use wire::{Envelope, PeerBinding, SnapshotInfo, Topic};
 
 use service::{Command, Task};
@@ -68,6 +74,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Capacity of the event channel; accepted messages beyond it are dropped and counted.
     pub event_buffer: usize,
+    /// The DHT's provider store: its limits and announcement cadence.
+    pub providers: ProviderLimits,
 }
 
 impl Config {
@@ -90,6 +98,7 @@ impl Config {
             max_connections: 256,
             request_timeout: Duration::from_secs(10),
             event_buffer: 4096,
+            providers: ProviderLimits::default(),
         }
     }
 }
@@ -115,6 +124,15 @@ impl Provider for NothingToServe {
     fn latest_snapshot(&self) -> Option<SnapshotInfo> {
         None
     }
+}
+
+/// Where a fetch may look for a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Connected peers only (blocks, snapshots: someone told us they hold it).
+    Peers,
+    /// Connected peers, then the DHT's providers (payloads, modules).
+    PeersThenDht,
 }
 
 /// What the network tells the node.
@@ -374,20 +392,32 @@ impl Network {
         self.call(|tx| Command::Publish(env, tx)).await?
     }
 
-    /// Stores `bytes` in the blob store and announces it in the DHT. Returns its hash.
+    /// Stores `bytes` in the blob store and announces it in the DHT (a blob that needs
+    /// discovery: a payload, a module). Returns its hash.
     pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<Hash, NetError> {
-        let dir = self.dir.clone();
-        let hash = tokio::task::spawn_blocking(move || dir.blobs().put(&bytes))
-            .await
-            .map_err(|e| NetError::Storage(e.to_string()))?
-            .map_err(|e| NetError::Storage(e.to_string()))?;
+        let hash = self.store_blob(bytes).await?;
         self.tell(Command::Provide(hash)).await?;
         Ok(hash)
+    }
+
+    /// Stores `bytes` in the blob store without announcing them (a block: peers fetch it from
+    /// the announcer and each other). Returns its hash.
+    pub async fn store_blob(&self, bytes: Vec<u8>) -> Result<Hash, NetError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || dir.blobs().put(&bytes))
+            .await
+            .map_err(|e| NetError::Storage(e.to_string()))?
+            .map_err(|e| NetError::Storage(e.to_string()))
     }
 
     /// Announces a blob already in the blob store (after a restart).
     pub async fn provide(&self, hash: Hash) -> Result<(), NetError> {
         self.tell(Command::Provide(hash)).await
+    }
+
+    /// Stops announcing a blob (it was collected). Peers forget the record when it expires.
+    pub async fn unprovide(&self, hash: Hash) -> Result<(), NetError> {
+        self.tell(Command::Unprovide(hash)).await
     }
 
     /// Peers the DHT lists as providers of `hash`.
@@ -441,27 +471,28 @@ impl Network {
         }
     }
 
-    /// The blob with `hash`: from the local store, or from connected peers and then the DHT's
-    /// providers in turn (verified against the hash; then stored and announced by us too, in
-    /// the background).
+    /// A blob that needs discovery (a payload, a module): from the local store, else from the
+    /// connected peers and then the DHT's providers in turn (verified against the hash; then
+    /// stored and announced by us too, in the background).
     pub async fn fetch_blob(&self, hash: Hash) -> Result<Vec<u8>, NetError> {
-        self.fetch_blob_from(hash, None).await
+        self.fetch_blob_asking(hash, Vec::new(), Reach::PeersThenDht)
+            .await
     }
 
-    /// Like [`Network::fetch_blob`], asking `hint` first — a peer known to hold the blob, such as
-    /// the one that just announced it — then the other connected peers, and the DHT's providers
-    /// only if they all fail.
+    /// A blob a peer described to us (a snapshot): asked of `hint` first, then of the other
+    /// connected peers. Never looked up in the DHT, and the copy is stored but not announced.
     pub async fn fetch_blob_from(
         &self,
         hash: Hash,
         hint: Option<PeerId>,
     ) -> Result<Vec<u8>, NetError> {
-        self.fetch_blob_asking(hash, hint.into_iter().collect())
+        self.fetch_blob_asking(hash, hint.into_iter().collect(), Reach::Peers)
             .await
     }
 
     /// A blob its author announced (a block): asked first of the author's own connected peers
-    /// (it stored the blob before announcing it), then as [`Network::fetch_blob_from`] does.
+    /// (it stored the blob before announcing it) and `hint`, then of the other connected peers.
+    /// Never looked up in the DHT, and the copy is stored but not announced.
     pub async fn fetch_announced_blob(
         &self,
         hash: Hash,
@@ -470,15 +501,20 @@ impl Network {
     ) -> Result<Vec<u8>, NetError> {
         let mut first = self.call(|tx| Command::PeersOf(author, tx)).await?;
         first.extend(hint);
-        self.fetch_blob_asking(hash, first).await
+        self.fetch_blob_asking(hash, first, Reach::Peers).await
     }
 
     /// The blob from the local store, else asked of the connected peers among `first` in
-    /// order, then of every other connected peer (validators first), and only then of the
-    /// DHT's providers. Only connected peers are asked before the DHT, and the DHT only after
-    /// them, so a peer that is down or cut off costs nothing here: nothing waits on dialing it
-    /// or on a lookup that waits for it to answer.
-    async fn fetch_blob_asking(&self, hash: Hash, first: Vec<PeerId>) -> Result<Vec<u8>, NetError> {
+    /// order, then of every other connected peer (validators first), and only then — for
+    /// [`Reach::PeersThenDht`] — of the DHT's providers. Only connected peers are asked before
+    /// the DHT, so a peer that is down or cut off costs nothing here: nothing waits on dialing
+    /// it or on a lookup that waits for it to answer.
+    async fn fetch_blob_asking(
+        &self,
+        hash: Hash,
+        first: Vec<PeerId>,
+        reach: Reach,
+    ) -> Result<Vec<u8>, NetError> {
         let dir = self.dir.clone();
         let local = tokio::task::spawn_blocking(move || {
             dir.blobs().get(&hash, wire::MAX_BLOB_BYTES as u64)
@@ -499,16 +535,18 @@ impl Network {
         let mut tried = 0;
         for peer in order {
             if asked.insert(peer)
-                && let Some(bytes) = self.try_blob(peer, hash, &mut tried).await?
+                && let Some(bytes) = self.try_blob(peer, hash, reach, &mut tried).await?
             {
                 return Ok(bytes);
             }
         }
-        for peer in self.providers(hash).await? {
-            if asked.insert(peer)
-                && let Some(bytes) = self.try_blob(peer, hash, &mut tried).await?
-            {
-                return Ok(bytes);
+        if reach == Reach::PeersThenDht {
+            for peer in self.providers(hash).await? {
+                if asked.insert(peer)
+                    && let Some(bytes) = self.try_blob(peer, hash, reach, &mut tried).await?
+                {
+                    return Ok(bytes);
+                }
             }
         }
         Err(NetError::NotFound {
@@ -522,6 +560,7 @@ impl Network {
         &self,
         peer: PeerId,
         hash: Hash,
+        reach: Reach,
         tried: &mut usize,
     ) -> Result<Option<Vec<u8>>, NetError> {
         if self.breaker_open(&peer) {
@@ -531,12 +570,17 @@ impl Network {
         match self.request(peer, Request::Blob(hash)).await {
             Ok(Response::Blob(Some(bytes))) if Hash::of(&bytes) == hash => {
                 self.breaker_result(peer, true);
-                // Store and announce it in the background: the caller has verified bytes now,
-                // and the synced write stays off its path (a verifier waiting for a block).
+                // Store it (and announce a discoverable one) in the background: the caller has
+                // verified bytes now, and the synced write stays off its path (a verifier
+                // waiting for a block).
                 let this = self.clone();
                 let copy = bytes.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = this.put_blob(copy).await {
+                    let stored = match reach {
+                        Reach::PeersThenDht => this.put_blob(copy).await,
+                        Reach::Peers => this.store_blob(copy).await,
+                    };
+                    if let Err(e) = stored {
                         tracing::warn!("storing fetched blob {hash}: {e}");
                     }
                 });

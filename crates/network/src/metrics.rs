@@ -23,6 +23,8 @@ pub struct MetricsSnapshot {
     pub bans: u64,
     /// Accepted messages dropped because the consumer was not keeping up.
     pub dropped_backpressure: u64,
+    /// The DHT provider store, as of the network task's last tick.
+    pub dht: crate::ProviderStats,
 }
 
 fn pairs<S: serde::Serializer>(
@@ -64,6 +66,11 @@ impl Metrics {
     /// Counts a message dropped under back-pressure.
     pub fn dropped(&self) {
         self.with(|m| m.dropped_backpressure += 1);
+    }
+
+    /// Records the provider store's figures.
+    pub fn set_dht(&self, stats: crate::ProviderStats) {
+        self.with(|m| m.dht = stats);
     }
 
     /// A copy of the counters.
@@ -108,6 +115,17 @@ impl Metrics {
             out,
             "# TYPE platform_network_dropped_total counter\nplatform_network_dropped_total {}",
             m.dropped_backpressure
+        );
+        let d = m.dht;
+        let _ = writeln!(
+            out,
+            "# TYPE platform_dht_provided_keys gauge\nplatform_dht_provided_keys {}\n\
+             # TYPE platform_dht_provider_records gauge\nplatform_dht_provider_records {}\n\
+             # TYPE platform_dht_evicted_total counter\n\
+             platform_dht_evicted_total{{whose=\"own\"}} {}\n\
+             platform_dht_evicted_total{{whose=\"remote\"}} {}\n\
+             # TYPE platform_dht_expired_total counter\nplatform_dht_expired_total {}",
+            d.provided, d.remote, d.evicted_own, d.evicted_remote, d.expired
         );
         out
     }

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ingress::{Ingress, Membership, Verdict};
 use crate::metrics::Metrics;
+use crate::providers::ProviderStore;
 use crate::seen::SeenStore;
 use crate::wire::{
     Codec, Envelope, MAX_BLOB_BYTES, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE, PeerBinding, Protocol,
@@ -38,7 +39,7 @@ pub(crate) struct Behaviour {
     limits: connection_limits::Behaviour,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     gossip: gossipsub::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    kad: kad::Behaviour<ProviderStore>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     hello: request_response::Behaviour<Codec>,
@@ -67,6 +68,7 @@ pub(crate) enum Command {
     SetRound(Topic, u64),
     Publish(Envelope, oneshot::Sender<Result<Hash, NetError>>),
     Provide(Hash),
+    Unprovide(Hash),
     Providers(Hash, oneshot::Sender<Vec<PeerId>>),
     Request(PeerId, Request, oneshot::Sender<Result<Response, NetError>>),
     Report(PeerId, &'static str, &'static str),
@@ -148,6 +150,7 @@ impl Task {
         let gossip_cfg = gossip_config(max_transmit)?;
         let request_timeout = cfg.request_timeout;
         let max_connections = cfg.max_connections;
+        let dht = cfg.providers;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
             .with_tokio()
             .with_tcp(
@@ -171,10 +174,14 @@ impl Task {
                     libp2p::StreamProtocol::try_from_owned(format!("/platform/{}/kad/1", netuid.0))
                         .expect("starts with a slash"),
                 );
-                kad_cfg.set_provider_publication_interval(Some(Duration::from_secs(60)));
+                kad_cfg.set_provider_publication_interval(Some(dht.republish));
+                kad_cfg.set_provider_record_ttl(Some(dht.record_ttl));
+                kad_cfg.set_record_ttl(Some(dht.record_ttl));
+                kad_cfg.set_replication_interval(None);
+                kad_cfg.set_publication_interval(None);
                 kad_cfg.set_query_timeout(Duration::from_secs(10));
                 let mut kad =
-                    kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_cfg);
+                    kad::Behaviour::with_config(peer, ProviderStore::new(peer, dht), kad_cfg);
                 kad.set_mode(Some(kad::Mode::Server));
                 let gossip = gossipsub::Behaviour::new(
                     gossipsub::MessageAuthenticity::Anonymous,
@@ -323,6 +330,9 @@ impl Task {
                     let now = Instant::now();
                     self.enforce_bans(now);
                     self.watch_partition(now);
+                    let store = self.swarm.behaviour_mut().kad.store_mut();
+                    store.sweep(now);
+                    self.metrics.set_dht(store.stats());
                     if now.duration_since(last_redial) >= Duration::from_secs(2) {
                         last_redial = now;
                         self.redial_bootstrap();
@@ -427,6 +437,12 @@ impl Task {
                 {
                     tracing::warn!("could not announce blob {hash}: {e}");
                 }
+            }
+            Command::Unprovide(hash) => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&kad::RecordKey::new(&hash.0));
             }
             Command::Providers(hash, reply) => {
                 let id = self

@@ -241,6 +241,55 @@ async fn a_blob_published_by_one_node_is_fetched_by_another_through_the_dht() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcing_past_the_provider_stores_capacity_keeps_blobs_fetchable() {
+    // A network that has run for a long time has announced far more blobs than any store
+    // holds. Small limits make that cheap: 4 own keys, 6 remote records per node, 60 blobs.
+    let mut cfg = Config::new(NETUID);
+    cfg.providers = platform_network::ProviderLimits {
+        max_provided: 4,
+        max_remote: 6,
+        ..Default::default()
+    };
+    let nodes = start_four(cfg).await;
+    let (a, d) = (&nodes[0].net, &nodes[3].net);
+    let mut hashes = Vec::new();
+    for i in 0..60u32 {
+        hashes.push(
+            a.put_blob(format!("payload {i}").into_bytes())
+                .await
+                .unwrap(),
+        );
+    }
+    let newest = *hashes.last().unwrap();
+    // The newest announcement still reaches the DHT: nothing is refused for lack of room.
+    until("the newest provider record", async || {
+        d.providers(newest).await.unwrap().contains(&a.peer_id())
+    })
+    .await;
+    until("A's store to report its figures", async || {
+        a.metrics().snapshot().dht.evicted_own == 56
+    })
+    .await;
+    for node in &nodes {
+        let dht = node.net.metrics().snapshot().dht;
+        assert!(dht.provided <= 4 && dht.remote <= 6, "{dht:?}");
+    }
+    // Every blob, the first included, is still fetched (from the connected holder).
+    for (i, hash) in [(0, hashes[0]), (30, hashes[30]), (59, newest)] {
+        assert_eq!(
+            d.fetch_blob(hash).await.unwrap(),
+            format!("payload {i}").into_bytes()
+        );
+    }
+    // A withdrawn announcement leaves the store.
+    a.unprovide(newest).await.unwrap();
+    until("the withdrawal", async || {
+        a.metrics().snapshot().dht.provided == 3
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_node_syncs_certified_blocks_and_the_latest_snapshot() {
     let snapshot_bytes = b"state at height 8".to_vec();
     let mut early = Vec::new();

@@ -479,12 +479,14 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
          # TYPE platform_partitioned gauge\nplatform_partitioned {}\n\
          # TYPE platform_heard_stake_bps gauge\nplatform_heard_stake_bps {}\n\
          # TYPE platform_leader_views_skipped_total counter\n\
-         platform_leader_views_skipped_total {}\n",
+         platform_leader_views_skipped_total {}\n\
+         # TYPE platform_blobs_collected_total counter\nplatform_blobs_collected_total {}\n",
         s.height,
         s.view,
         u8::from(s.partitioned),
         s.heard_stake_bps,
         s.leader_views_skipped,
+        s.blobs_collected,
     ));
     out
 }

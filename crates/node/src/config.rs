@@ -63,6 +63,88 @@ pub struct NodeConfig {
     /// Default `true`.
     #[serde(default = "default_true")]
     pub snapshot_catch_up: bool,
+    /// The DHT's provider records (announcements of miners' payloads and challenge modules).
+    #[serde(default)]
+    pub dht: DhtConfig,
+    /// How long blobs the validator no longer needs are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: when blobs are collected (see `platform_node::collect`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Epochs a settled submission's payload is kept after the epoch that ordered it.
+    /// Default 2.
+    pub payload_epochs: u64,
+    /// Finalized heights a block's blob is kept (the block stays in the database).
+    /// Default 256.
+    pub block_depth: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let d = crate::collect::Retention::default();
+        RetentionConfig {
+            payload_epochs: d.payload_epochs,
+            block_depth: d.block_depth,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The collector's settings.
+    pub fn get(&self) -> crate::collect::Retention {
+        crate::collect::Retention {
+            payload_epochs: self.payload_epochs,
+            block_depth: self.block_depth,
+        }
+    }
+}
+
+/// `[dht]`: limits of the provider store. Blocks and snapshots never use the DHT; these bound
+/// the announcements of payloads and modules however long the network runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhtConfig {
+    /// Most blobs this validator announces at once; past it the oldest announcement is
+    /// withdrawn. Default 16,384.
+    pub max_provided: usize,
+    /// Most provider records of other peers kept; past it expired ones go first, then those
+    /// closest to expiry. Default 65,536.
+    pub max_remote: usize,
+    /// How long another peer's record lives without being re-announced, in seconds.
+    /// Default 3,600.
+    pub record_ttl_secs: u64,
+    /// How often this validator re-announces its records, in seconds (well under the TTL).
+    /// Default 600.
+    pub republish_secs: u64,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        let d = platform_network::ProviderLimits::default();
+        DhtConfig {
+            max_provided: d.max_provided,
+            max_remote: d.max_remote,
+            record_ttl_secs: d.record_ttl.as_secs(),
+            republish_secs: d.republish.as_secs(),
+        }
+    }
+}
+
+impl DhtConfig {
+    /// The network's limits.
+    pub fn limits(&self) -> platform_network::ProviderLimits {
+        platform_network::ProviderLimits {
+            max_provided: self.max_provided,
+            max_remote: self.max_remote,
+            record_ttl: std::time::Duration::from_secs(self.record_ttl_secs),
+            republish: std::time::Duration::from_secs(self.republish_secs),
+            ..Default::default()
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -129,6 +211,8 @@ impl NodeConfig {
             mempool_capacity: default_mempool(),
             mempool_per_sender: default_per_sender(),
             snapshot_catch_up: true,
+            dht: DhtConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 
@@ -161,6 +245,22 @@ impl NodeConfig {
                 path.display(),
                 cfg.view_timeout_ms,
                 cfg.block_interval_ms
+            );
+        }
+        let dht = cfg.dht;
+        if dht.max_provided == 0 || dht.max_remote == 0 || dht.republish_secs == 0 {
+            anyhow::bail!(
+                "config {}: [dht] max_provided, max_remote and republish_secs must be positive",
+                path.display()
+            );
+        }
+        if dht.republish_secs * 2 > dht.record_ttl_secs {
+            anyhow::bail!(
+                "config {}: [dht] republish_secs ({}) must be at most half of record_ttl_secs \
+                 ({}), or peers forget this validator's records between announcements",
+                path.display(),
+                dht.republish_secs,
+                dht.record_ttl_secs
             );
         }
         Ok(cfg)
@@ -225,5 +325,28 @@ mod tests {
         .unwrap();
         let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
         assert!(err.contains("must exceed"), "{err}");
+    }
+
+    #[test]
+    fn dht_limits_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\n[dht]\nmax_provided = 8\nrecord_ttl_secs = 100\n\
+             republish_secs = 50\n",
+        )
+        .unwrap();
+        let limits = NodeConfig::load(&path).unwrap().dht.limits();
+        assert_eq!(limits.max_provided, 8);
+        assert_eq!(limits.max_remote, DhtConfig::default().max_remote);
+        assert_eq!(limits.republish, std::time::Duration::from_secs(50));
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\n[dht]\nrecord_ttl_secs = 100\nrepublish_secs = 60\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("at most half"), "{err}");
     }
 }

@@ -88,6 +88,8 @@ pub struct Status {
     pub weights_submitted_epoch: Option<u64>,
     /// The height of this node's newest snapshot.
     pub snapshot_height: Option<u64>,
+    /// Blobs deleted by garbage collection since this process started (`crate::collect`).
+    pub blobs_collected: u64,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
@@ -315,6 +317,10 @@ pub struct Driver {
     refused_snapshots: HashSet<Hash>,
     /// Whether catch-up across epochs may start from a peer's snapshot.
     snapshot_catch_up: bool,
+    /// How long collected blobs are kept ([`crate::collect`]).
+    retention: crate::collect::Retention,
+    /// Whether a collection is running (one at a time).
+    collecting: Arc<std::sync::atomic::AtomicBool>,
     /// The deliberate fault [`Fault::NullifyCloses`] (tests only), and the WAL write of a
     /// notarize vote for a close after which this validator times out (its token and view).
     nullify_closes: bool,
@@ -493,6 +499,8 @@ impl Driver {
             catch_up_asked: None,
             refused_snapshots: HashSet::new(),
             snapshot_catch_up: true,
+            retention: crate::collect::Retention::default(),
+            collecting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             nullify_closes: fault == Some(Fault::NullifyCloses),
             close_timeout: None,
             poison_anchors: fault == Some(Fault::PoisonAnchors),
@@ -512,6 +520,12 @@ impl Driver {
             internal_rx,
             status,
         })
+    }
+
+    /// How long blocks' and settled payloads' blobs are kept.
+    pub fn with_retention(mut self, retention: crate::collect::Retention) -> Driver {
+        self.retention = retention;
+        self
     }
 
     /// Whether catch-up across epochs may start from a peer's snapshot (default on).
@@ -894,7 +908,7 @@ impl Driver {
             tokio::spawn(async move {
                 let hash = meta.wasm_hash;
                 if !dir.blobs().contains(&hash) {
-                    match net.fetch_blob_from(hash, None).await {
+                    match net.fetch_blob(hash).await {
                         Ok(bytes) => {
                             let d = dir.clone();
                             let stored =
@@ -1091,7 +1105,7 @@ impl Driver {
         };
         self.forks
             .insert(proposal.digest(), (height.0, fork, added));
-        let blob = self.net.put_blob(encode(&block)).await?;
+        let blob = self.net.store_blob(encode(&block)).await?;
         self.blocks.insert(header, block);
         if let Err(e) = self
             .net
@@ -1470,7 +1484,17 @@ impl Driver {
                 seals,
             };
             let dir = self.dir.clone();
-            tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record)).await??;
+            let held = crate::collect::rows_for(
+                height,
+                record.proposal.epoch.0,
+                Hash::of(&encode(&record.block)),
+                &record.block,
+            );
+            tokio::task::spawn_blocking(move || store::save_finalized(dir.db(), &record, &held))
+                .await??;
+            if height.is_multiple_of(crate::collect::EVERY_HEIGHTS) {
+                self.collect_blobs(height);
+            }
             // Announcements, transactions and attestations carry a height as their round: keep
             // their replay windows on the finalized height.
             for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
@@ -1492,6 +1516,43 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Deletes the blobs that are no longer needed ([`crate::collect`]) on a blocking thread,
+    /// then withdraws the payloads' DHT announcements. One collection at a time.
+    fn collect_blobs(&self, height: u64) {
+        use std::sync::atomic::Ordering;
+        if self.collecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (dir, pool, net) = (self.dir.clone(), self.pool.clone(), self.net.clone());
+        let (retention, collecting, status) =
+            (self.retention, self.collecting.clone(), self.status.clone());
+        tokio::spawn(async move {
+            let done = tokio::task::spawn_blocking(move || {
+                let due = {
+                    let state = pool.state();
+                    let epoch = state.meta().epoch.0;
+                    crate::collect::due(dir.db(), &state, height, epoch, retention)?
+                };
+                let deleted = crate::collect::collect(&dir, &due)?;
+                Ok::<_, anyhow::Error>((due.payloads, deleted))
+            })
+            .await;
+            match done {
+                Ok(Ok((payloads, deleted))) => {
+                    status.lock().expect("status lock poisoned").blobs_collected += deleted as u64;
+                    for hash in payloads {
+                        if net.unprovide(hash).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(height, "collecting blobs: {e:#}"),
+                Err(e) => tracing::warn!(height, "collecting blobs: {e}"),
+            }
+            collecting.store(false, Ordering::Release);
+        });
     }
 
     /// Snapshots: the state after an epoch's close waits for a certified block after it (whose

@@ -11,6 +11,7 @@
 //! snapshot and peers' certified blocks.
 
 pub mod api;
+pub mod collect;
 pub mod config;
 pub mod driver;
 pub mod epochs;
@@ -92,6 +93,7 @@ pub async fn run(
         .iter()
         .map(|a| a.parse().with_context(|| format!("bootstrap address {a}")))
         .collect::<Result<_>>()?;
+    net_cfg.providers = cfg.dht.limits();
     for (topic, check) in driver::payload_checks() {
         if let Some(spec) = net_cfg.topics.get_mut(&topic) {
             spec.check = Some(check);
@@ -159,7 +161,8 @@ pub async fn run(
         chain,
         cfg.fault()?,
     )?
-    .with_snapshot_catch_up(cfg.snapshot_catch_up);
+    .with_snapshot_catch_up(cfg.snapshot_catch_up)
+    .with_retention(cfg.retention.get());
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;

@@ -69,9 +69,25 @@ pub fn journaled_certificates(
         .collect())
 }
 
-/// Stores a finalized block.
-pub fn save_finalized(db: &Db, f: &FinalizedBlock) -> Result<(), DbError> {
-    db.write(|tx| tx.put(&FINALIZED, &f.proposal.height.0, f))
+/// Stores a finalized block and, in the same commit, the blobs it brought that are collected
+/// later ([`crate::collect`]).
+pub fn save_finalized(
+    db: &Db,
+    f: &FinalizedBlock,
+    held: &[crate::collect::Row],
+) -> Result<(), DbError> {
+    let height = f.proposal.height.0;
+    db.write(|tx| {
+        tx.put(&FINALIZED, &height, f)?;
+        for (i, row) in held.iter().enumerate() {
+            tx.put(
+                &crate::collect::HELD,
+                &crate::collect::row_key(height, i),
+                row,
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// Finalized blocks from `from` to `to` (inclusive), in height order.

@@ -150,6 +150,24 @@ impl BlobStore {
         }
         Ok(Some(bytes))
     }
+
+    /// Deletes a blob; `false` if it was not stored. The directory is synced, so a deletion
+    /// that returned stays done.
+    pub fn remove(&self, hash: &Hash) -> Result<bool, BlobError> {
+        let path = self.path(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(BlobError::Io { path, source }),
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| BlobError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +186,9 @@ mod tests {
             Some(&b"module bytes"[..])
         );
         assert_eq!(store.get(&Hash::of(b"absent"), 1024).unwrap(), None);
+        assert!(store.remove(&h).unwrap());
+        assert!(!store.contains(&h));
+        assert!(!store.remove(&h).unwrap());
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
             1,
