@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use platform_state::fixtures::{filled_store, update_and_root};
+use platform_state::fixtures::{filled_store, fork_update_and_root, update_and_root};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -10,6 +10,9 @@ pub struct SizeFigures {
     entries: u64,
     build_s: f64,
     root_update_100_changes_us: f64,
+    /// Fork the committed state, change 100 entries on the fork and compute its root: a
+    /// block's build or verification.
+    fork_update_100_changes_us: f64,
 }
 
 #[derive(Serialize)]
@@ -18,6 +21,8 @@ pub struct StateFigures {
     /// Cost at 10⁶ entries over cost at 10⁵: 1.0 would be perfectly size-independent; 10 would
     /// be proportional to the state size.
     scaling_1m_over_100k: f64,
+    /// The same ratio for fork + 100 changes + root.
+    fork_scaling_1m_over_100k: f64,
 }
 
 pub fn run(quick: bool) -> StateFigures {
@@ -34,31 +39,47 @@ pub fn run(quick: bool) -> StateFigures {
                 t.elapsed()
             })
             .collect();
-        samples.sort();
+        let mut forks: Vec<Duration> = (0..rounds)
+            .map(|round| {
+                let t = Instant::now();
+                std::hint::black_box(fork_update_and_root(&store, n, 100, rounds + round + 1));
+                t.elapsed()
+            })
+            .collect();
         sizes.push(SizeFigures {
             entries: n,
             build_s: (build.as_secs_f64() * 100.0).round() / 100.0,
-            root_update_100_changes_us: (samples[samples.len() / 2].as_secs_f64() * 1e7).round()
-                / 10.0,
+            root_update_100_changes_us: median_us(&mut samples),
+            fork_update_100_changes_us: median_us(&mut forks),
         });
     }
-    let scaling =
-        sizes[1].root_update_100_changes_us / sizes[0].root_update_100_changes_us.max(0.001);
+    let ratio = |f: fn(&SizeFigures) -> f64| {
+        let r = f(&sizes[1]) / f(&sizes[0]).max(0.001);
+        (r * 100.0).round() / 100.0
+    };
     StateFigures {
+        scaling_1m_over_100k: ratio(|s| s.root_update_100_changes_us),
+        fork_scaling_1m_over_100k: ratio(|s| s.fork_update_100_changes_us),
         sizes,
-        scaling_1m_over_100k: (scaling * 100.0).round() / 100.0,
     }
+}
+
+fn median_us(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    (samples[samples.len() / 2].as_secs_f64() * 1e7).round() / 10.0
 }
 
 pub fn print(f: &StateFigures) {
     for s in &f.sizes {
         println!(
-            "{:>9} entries: 100 changed entries + root {:>8} µs (median; state built in {} s)",
-            s.entries, s.root_update_100_changes_us, s.build_s
+            "{:>9} entries: 100 changed entries + root {:>8} µs; fork + the same {:>9} µs \
+             (medians; state built in {} s)",
+            s.entries, s.root_update_100_changes_us, s.fork_update_100_changes_us, s.build_s
         );
     }
     println!(
-        "10⁶ / 10⁵ cost ratio: {} (1.0 = independent of state size, 10 = proportional)",
-        f.scaling_1m_over_100k
+        "10⁶ / 10⁵ cost ratio: {} in place, {} with a fork (1.0 = independent of state size, \
+         10 = proportional)",
+        f.scaling_1m_over_100k, f.fork_scaling_1m_over_100k
     );
 }

@@ -128,8 +128,10 @@ pub struct DevnetArgs {
     #[arg(long, default_value = "scenarios/payloads")]
     payloads: PathBuf,
     /// Miners submit again every epoch (fresh TSP tours of the same quality: the same cycle
-    /// from another starting city) until --blocks or --epochs is reached, so a long run keeps
-    /// the whole pipeline busy. Without it each miner submits once.
+    /// from another starting city or backwards) until --blocks or --epochs is reached, so a
+    /// long run keeps the whole pipeline busy. A payload can be submitted once, and a 112-city
+    /// tour has 224 such variants: each miner resubmits for 224 / --miners epochs. Without it
+    /// each miner submits once.
     #[arg(long)]
     resubmit: bool,
     /// Print the summary as JSON.
@@ -370,7 +372,7 @@ pub(crate) struct DevnetSummary {
     validators: Vec<DevnetValidator>,
     challenges_active: usize,
     pub(crate) submissions_admitted: usize,
-    submissions_in_blocks: usize,
+    pub(crate) submissions_in_blocks: usize,
     pub(crate) submissions_evaluated: usize,
     /// Submissions the state gave up on (no certificate before every draw was used up).
     pub(crate) submissions_expired: usize,
@@ -1031,16 +1033,21 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
     })
 }
 
-/// A TSP submission (a Borsh `Vec<u16>` tour) started `by` cities later: the same cycle, so the
-/// same length and score, in different bytes.
-fn rotate_tour(payload: &[u8], by: usize) -> Result<Vec<u8>> {
+/// Variant `k` of a TSP submission (a Borsh `Vec<u16>` tour): the same cycle started `k`
+/// cities later (`k < n`), or traversed backwards from city `k - n` (`n ≤ k < 2n`) — the same
+/// length and score in different bytes. `None` once the 2n variants are used up.
+fn tour_variant(payload: &[u8], k: usize) -> Result<Option<Vec<u8>>> {
     let mut tour: Vec<u16> = platform_primitives::decode("tour", payload, payload.len())
         .context("a TSP payload is not a Borsh Vec<u16>")?;
-    if !tour.is_empty() {
-        let n = tour.len();
-        tour.rotate_left(by % n);
+    let n = tour.len();
+    if k >= 2 * n {
+        return Ok(None);
     }
-    Ok(platform_primitives::encode(&tour))
+    if k >= n {
+        tour.reverse();
+    }
+    tour.rotate_left(k % n);
+    Ok(Some(platform_primitives::encode(&tour)))
 }
 
 /// What became of the devnet's submissions.
@@ -1271,7 +1278,12 @@ impl Simulation {
                     continue;
                 };
                 if round > 0 {
-                    payload = rotate_tour(&payload, round)?;
+                    // Miners sharing a payload letter take distinct variants each round.
+                    let variant = (round - 1) * usize::from(self.miners) + i;
+                    match tour_variant(&payload, variant)? {
+                        Some(v) => payload = v,
+                        None => continue,
+                    }
                 }
                 let body = submission_request(&miner, 1, &name, payload)?;
                 let (code, v) = post(
@@ -1367,15 +1379,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rotated_tour_is_the_same_cycle_in_other_bytes() {
+    fn tour_variants_are_the_same_cycle_in_distinct_bytes() {
         let tour: Vec<u16> = vec![3, 1, 4, 0, 2];
         let bytes = platform_primitives::encode(&tour);
-        let rotated = rotate_tour(&bytes, 2).unwrap();
-        assert_ne!(rotated, bytes);
-        let back: Vec<u16> = platform_primitives::decode("tour", &rotated, 100).unwrap();
-        assert_eq!(back, vec![4, 0, 2, 3, 1]);
-        assert_eq!(rotate_tour(&bytes, 5).unwrap(), bytes);
-        assert!(rotate_tour(&[1, 2], 1).is_err());
+        let decode =
+            |b: &[u8]| -> Vec<u16> { platform_primitives::decode("tour", b, 100).unwrap() };
+        let variants: Vec<Vec<u8>> = (0..10)
+            .map(|k| tour_variant(&bytes, k).unwrap().unwrap())
+            .collect();
+        assert_eq!(variants[0], bytes);
+        assert_eq!(decode(&variants[2]), vec![4, 0, 2, 3, 1]);
+        assert_eq!(decode(&variants[5]), vec![2, 0, 4, 1, 3]);
+        let distinct: std::collections::BTreeSet<_> = variants.iter().collect();
+        assert_eq!(distinct.len(), 10);
+        assert_eq!(tour_variant(&bytes, 10).unwrap(), None);
+        assert!(tour_variant(&[1, 2], 1).is_err());
     }
 
     #[test]

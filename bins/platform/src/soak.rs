@@ -193,6 +193,9 @@ pub struct SoakFigures {
     disk_mb_at_20pct: u64,
     disk_mb_end: u64,
     submissions_admitted: usize,
+    /// Admitted and ordered into a block (a duplicate payload is admitted by one validator's
+    /// mempool and refused by the block that would carry it).
+    submissions_in_blocks: usize,
     submissions_evaluated: usize,
     submissions_expired: usize,
     /// The most provider records any validator's DHT store held at any sample.
@@ -267,6 +270,7 @@ fn figures(
         disk_mb_at_20pct: at20.disk_mb,
         disk_mb_end: end.disk_mb,
         submissions_admitted: summary.submissions_admitted,
+        submissions_in_blocks: summary.submissions_in_blocks,
         submissions_evaluated: summary.submissions_evaluated,
         submissions_expired: summary.submissions_expired,
         dht_provider_records_max: samples.iter().map(|s| s.dht_records).max().unwrap_or(0),
@@ -355,8 +359,11 @@ fn print(f: &SoakFigures) {
         f.disk_mb_at_20pct, f.disk_mb_end
     );
     println!(
-        "submissions: {} admitted, {} evaluated, {} expired",
-        f.submissions_admitted, f.submissions_evaluated, f.submissions_expired
+        "submissions: {} admitted, {} in blocks, {} evaluated, {} expired",
+        f.submissions_admitted,
+        f.submissions_in_blocks,
+        f.submissions_evaluated,
+        f.submissions_expired
     );
     println!(
         "DHT provider records, most held by one validator: {}",

@@ -37,3 +37,15 @@ pub fn update_and_root(
     s.commit();
     s.root()
 }
+
+/// What a validator does per block: fork the committed store (to build or verify a block on),
+/// rewrite `changes` entries on the fork and compute its root. The fork is then dropped.
+pub fn fork_update_and_root(
+    s: &Store,
+    n: u64,
+    changes: u64,
+    round: u64,
+) -> platform_primitives::Hash {
+    let mut fork = s.clone();
+    update_and_root(&mut fork, n, changes, round)
+}

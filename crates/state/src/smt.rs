@@ -10,6 +10,11 @@
 //! Changing one entry touches the nodes on one root-to-leaf path (about log₂ n of them) and
 //! clears their cached hashes; [`Trie::root`] rehashes only those. The cost of a block is
 //! therefore proportional to what it changed, not to the size of the state.
+//!
+//! Branches hold their children behind an `Arc`: a clone of the trie shares every node, and a
+//! change to one copy clones only the shared nodes on its path (`Arc::make_mut`).
+
+use std::sync::Arc;
 
 use platform_primitives::Hash;
 
@@ -23,7 +28,7 @@ enum Node {
         hash: Hash,
     },
     Branch {
-        children: Box<[Node; 2]>,
+        children: Arc<[Node; 2]>,
         /// `None` after a change below; recomputed by `hash()`.
         cached: Option<Hash>,
     },
@@ -57,7 +62,7 @@ impl Node {
             Node::Leaf { .. } => {
                 let existing = std::mem::take(self);
                 let mut branch = Node::Branch {
-                    children: Box::default(),
+                    children: Arc::default(),
                     cached: None,
                 };
                 branch.place(existing, depth);
@@ -66,7 +71,7 @@ impl Node {
             }
             Node::Branch { children, cached } => {
                 *cached = None;
-                children[bit(&path, depth)].insert(path, hash, depth + 1);
+                Arc::make_mut(children)[bit(&path, depth)].insert(path, hash, depth + 1);
             }
         }
     }
@@ -77,7 +82,7 @@ impl Node {
             unreachable!("only leaves are re-placed")
         };
         if let Node::Branch { children, .. } = self {
-            children[bit(&path, depth)].insert(path, hash, depth + 1);
+            Arc::make_mut(children)[bit(&path, depth)].insert(path, hash, depth + 1);
         }
     }
 
@@ -94,6 +99,9 @@ impl Node {
                 }
             }
             Node::Branch { children, cached } => {
+                // Callers remove only present paths ([`Trie::remove`] checks), so this copies
+                // a shared node only when something below it really changes.
+                let children = Arc::make_mut(children);
                 if !children[bit(path, depth)].remove(path, depth + 1) {
                     return false;
                 }
@@ -118,7 +126,9 @@ impl Node {
                 if let Some(h) = cached {
                     return *h;
                 }
-                let [left, right] = &mut **children;
+                // A branch without a cached hash was changed since the last root, so its
+                // children are already this copy's own: `make_mut` copies nothing here.
+                let [left, right] = Arc::make_mut(children);
                 let h = branch_hash(&left.hash(), &right.hash());
                 *cached = Some(h);
                 h
@@ -145,7 +155,7 @@ impl Trie {
 
     /// Removes the leaf at `path`, if present.
     pub fn remove(&mut self, path: &[u8; 32]) {
-        if self.root.remove(path, 0) {
+        if self.contains(path) && self.root.remove(path, 0) {
             self.len -= 1;
         }
     }
@@ -231,6 +241,49 @@ mod tests {
         assert_eq!(t.root(), u.root());
         t.insert(b, v);
         assert_eq!(t.root(), three);
+    }
+
+    #[test]
+    fn a_clone_shares_nodes_and_diverges_independently() {
+        let v = Hash::of(b"v");
+        let mut a = Trie::default();
+        for i in 0..1_000 {
+            a.insert(path(i), v);
+        }
+        let root = a.root();
+        let mut b = a.clone();
+        b.insert(path(5), Hash::of(b"changed"));
+        b.remove(&path(7));
+        b.insert(path(5_000), v);
+        assert_eq!(a.root(), root, "the original is untouched");
+        let mut fresh = Trie::default();
+        for i in (0..1_000).filter(|i| *i != 7).chain([5_000]) {
+            fresh.insert(path(i), if i == 5 { Hash::of(b"changed") } else { v });
+        }
+        assert_eq!(b.root(), fresh.root());
+        assert_eq!(b.len(), 1_000);
+        // Of the 8 subtrees at depth 3, the (at most 3) on changed paths were copied; the
+        // others are still the same allocations.
+        let (xs, ys) = (branches_at(&a.root, 3), branches_at(&b.root, 3));
+        assert_eq!((xs.len(), ys.len()), (8, 8));
+        let shared = xs
+            .iter()
+            .zip(&ys)
+            .filter(|(x, y)| Arc::ptr_eq(x, y))
+            .count();
+        assert!(shared >= 5, "only {shared} of 8 subtrees shared");
+    }
+
+    /// The children arrays of the branches `depth` levels down, left to right.
+    fn branches_at(node: &Node, depth: usize) -> Vec<Arc<[Node; 2]>> {
+        match node {
+            Node::Branch { children, .. } if depth == 0 => vec![children.clone()],
+            Node::Branch { children, .. } => children
+                .iter()
+                .flat_map(|c| branches_at(c, depth - 1))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     proptest! {

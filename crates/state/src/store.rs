@@ -3,9 +3,15 @@
 //!
 //! Keys are `tag ‖ key bytes` (see [`crate::keys`]); values are Borsh. The state root is the
 //! trie root over `(blake3(key), blake3(value))` for every entry.
+//!
+//! Both the entries (an `imbl::OrdMap`, a persistent B-tree) and the trie share their
+//! unchanged parts between clones: cloning a store — forking the state to build or verify a
+//! block on — costs O(1), and a write to the clone copies only the O(log n) nodes on its
+//! path. A block's cost is thus proportional to what it changes, whatever the state's size.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
+
+use imbl::OrdMap;
 
 use platform_primitives::Hash;
 
@@ -14,7 +20,7 @@ use crate::smt::Trie;
 /// Entries, their trie and the undo journal.
 #[derive(Clone, Default)]
 pub struct Store {
-    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    entries: OrdMap<Vec<u8>, Vec<u8>>,
     trie: Trie,
     /// Previous values of every key written since the journal was last cleared, oldest first.
     journal: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -55,7 +61,7 @@ impl Store {
     /// Entries whose key starts with `prefix`, in key order.
     pub fn scan<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
         self.entries
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
