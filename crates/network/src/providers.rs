@@ -107,12 +107,23 @@ impl ProviderStore {
 
     /// Drops other peers' records that expired by `now`.
     pub fn sweep(&mut self, now: Instant) {
-        while let Some(first) = self.by_expiry.first()
-            && first.0 <= now
-        {
-            let (_, key, peer) = first.clone();
-            self.drop_remote(&RecordKey::new(&key), &peer);
+        while self.by_expiry.first().is_some_and(|first| first.0 <= now) {
+            self.pop_soonest();
             self.stats.expired += 1;
+        }
+    }
+
+    /// Drops the record closest to expiry. The index entry goes first, so every call shrinks
+    /// it and loops over it end.
+    fn pop_soonest(&mut self) {
+        if let Some((_, key, peer)) = self.by_expiry.pop_first() {
+            let key = RecordKey::new(&key);
+            if let Some(list) = self.remote.get_mut(&key) {
+                list.retain(|p| p.provider != peer);
+                if list.is_empty() {
+                    self.remote.remove(&key);
+                }
+            }
         }
     }
 
@@ -186,10 +197,7 @@ impl ProviderStore {
             self.sweep(now);
         }
         while self.by_expiry.len() >= self.limits.max_remote.max(1) {
-            let Some((_, k, p)) = self.by_expiry.first().cloned() else {
-                break;
-            };
-            self.drop_remote(&RecordKey::new(&k), &p);
+            self.pop_soonest();
             self.stats.evicted_remote += 1;
         }
         self.by_expiry.insert((expiry(&record), key.to_vec(), peer));

@@ -112,17 +112,20 @@ pub struct Due {
     pub payloads: Vec<Hash>,
 }
 
+/// Every row held. All of them are read (their number is bounded by the retention), so that
+/// [`due`] never deletes a blob another row still needs.
+pub fn held(db: &Db) -> Result<Vec<(u64, Row)>, DbError> {
+    db.range(&HELD, .., usize::MAX)
+}
+
 /// The rows that may be collected at `height` in `epoch`, as `state` settles submissions.
-/// Every row is read (their number is bounded by the retention), so a blob another row still
-/// needs is never deleted.
 pub fn due(
-    db: &Db,
+    rows: Vec<(u64, Row)>,
     state: &State,
     height: u64,
     epoch: u64,
     retention: Retention,
-) -> Result<Due, DbError> {
-    let rows = db.range(&HELD, .., usize::MAX)?;
+) -> Due {
     let mut keep = BTreeSet::new();
     let mut gone = Vec::new();
     for (key, row) in rows {
@@ -155,7 +158,7 @@ pub fn due(
             }
         }
     }
-    Ok(due)
+    due
 }
 
 /// Deletes the blobs, then the rows. Returns how many blobs were deleted.
@@ -178,7 +181,7 @@ mod tests {
     use super::*;
     use platform_storage::DataDir;
 
-    fn held(dir: &DataDir, height: u64, rows: &[Row]) {
+    fn hold(dir: &DataDir, height: u64, rows: &[Row]) {
         dir.db()
             .write(|tx| {
                 for (i, row) in rows.iter().enumerate() {
@@ -200,7 +203,7 @@ mod tests {
         };
         let blob = |b: &[u8]| dir.blobs().put(b).unwrap();
         let (b1, b2, p) = (blob(b"block 1"), blob(b"block 2"), blob(b"payload"));
-        held(
+        hold(
             &dir,
             1,
             &[Row {
@@ -208,7 +211,7 @@ mod tests {
                 blob: b1,
             }],
         );
-        held(
+        hold(
             &dir,
             2,
             &[Row {
@@ -220,7 +223,7 @@ mod tests {
         // gone), and another row naming the same bytes that is not due yet.
         let gone = SubmissionId(Hash::of(b"gone"));
         let later = SubmissionId(Hash::of(b"later"));
-        held(
+        hold(
             &dir,
             3,
             &[Row {
@@ -231,7 +234,7 @@ mod tests {
                 blob: p,
             }],
         );
-        held(
+        hold(
             &dir,
             4,
             &[Row {
@@ -245,7 +248,7 @@ mod tests {
 
         // Height 11, epoch 1: block 1 is 10 deep, block 2 is not; the first payload row is due
         // but its bytes are still named by the second.
-        let due = due(dir.db(), &state, 11, 1, retention).unwrap();
+        let due = due(super::held(dir.db()).unwrap(), &state, 11, 1, retention);
         assert_eq!(due.rows, vec![row_key(1, 0), row_key(3, 0)]);
         assert_eq!(due.blobs, vec![b1]);
         assert!(due.payloads.is_empty());
@@ -265,7 +268,7 @@ mod tests {
     }
 
     fn due_all(dir: &DataDir, state: &State, retention: Retention) -> Due {
-        due(dir.db(), state, 1_000, 100, retention).unwrap()
+        due(super::held(dir.db()).unwrap(), state, 1_000, 100, retention)
     }
 
     #[test]

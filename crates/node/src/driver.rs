@@ -1530,10 +1530,13 @@ impl Driver {
             (self.retention, self.collecting.clone(), self.status.clone());
         tokio::spawn(async move {
             let done = tokio::task::spawn_blocking(move || {
+                // The database is read before the state is locked: the lock is held only to
+                // look up the submissions' statuses.
+                let rows = crate::collect::held(dir.db())?;
                 let due = {
                     let state = pool.state();
                     let epoch = state.meta().epoch.0;
-                    crate::collect::due(dir.db(), &state, height, epoch, retention)?
+                    crate::collect::due(rows, &state, height, epoch, retention)
                 };
                 let deleted = crate::collect::collect(&dir, &due)?;
                 Ok::<_, anyhow::Error>((due.payloads, deleted))
