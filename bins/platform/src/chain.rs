@@ -24,7 +24,7 @@ use crate::output;
 #[derive(clap::Args, Debug)]
 pub struct LocalChainArgs {
     /// Use the built-in dev genesis: validators //Alice (owner), //Bob, //Charlie, //Dave with
-    /// different stakes, miners //Miner1 … //Miner8, netuid 1, tempo 20.
+    /// different stakes, miners //Miner1 … //Miner8 (see --miners), netuid 1, tempo 20.
     #[arg(long, conflicts_with = "genesis", required_unless_present = "genesis")]
     dev: bool,
     /// A genesis file (TOML: netuid, owner, [hyperparameters], [[neurons]]).
@@ -35,6 +35,10 @@ pub struct LocalChainArgs {
     /// permitted validators the genesis does not bind join later by binding their keys.
     #[arg(long, default_value_t = 4, requires = "dev")]
     validators: usize,
+    /// With --dev: how many miners //Miner1 … //MinerN are registered (1 to 252: the subnet's
+    /// 256 UIDs less the four validators). Must match the validators' genesis.
+    #[arg(long, default_value_t = 8, requires = "dev")]
+    miners: usize,
     /// With --dev: blocks per epoch (the weights rate limit becomes at most half of it).
     #[arg(long, requires = "dev")]
     tempo: Option<u16>,
@@ -238,7 +242,10 @@ pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
             if tempo < 2 {
                 bail!("--tempo must be at least 2 blocks");
             }
-            genesis::dev_network(args.validators, tempo)
+            if args.miners == 0 || args.miners > genesis::MAX_DEV_MINERS {
+                bail!("--miners must be 1 to {}", genesis::MAX_DEV_MINERS);
+            }
+            genesis::dev_network(args.validators, args.miners, tempo)
         }
     };
     let netuid = genesis.netuid;

@@ -80,10 +80,12 @@ pub struct DevnetArgs {
     /// Milliseconds per chain block.
     #[arg(long, default_value_t = 1000)]
     chain_block_ms: u64,
-    /// Simulated miners (1 to 8: //Miner1 … //Miner8). Miner i submits the payloads of quality
-    /// a, b, c, … (best to worst, `scenarios/payloads`); miners 7 and 8 repeat a and b.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=8))]
-    miners: u8,
+    /// Simulated miners (1 to 252: //Miner1 … //Miner252, registered in LocalChain's dev
+    /// genesis). Miner i submits the payloads of quality a, b, c, … (best to worst,
+    /// `scenarios/payloads`); from miner 7 on, letters repeat with other TSP tours of the same
+    /// quality (the same cycle from another city), and the classifier is left to miners 1–6.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=252))]
+    miners: u16,
     /// Make the last N validators Byzantine: they attest forged results as committee members.
     /// The honest ones out-vote them, report the contradiction as evidence and jail them.
     /// Their stake must stay below a third of the total.
@@ -130,8 +132,8 @@ pub struct DevnetArgs {
     /// Miners submit again every epoch (fresh TSP tours of the same quality: the same cycle
     /// from another starting city or backwards) until --blocks or --epochs is reached, so a
     /// long run keeps the whole pipeline busy. A payload can be submitted once, and a 112-city
-    /// tour has 224 such variants: each miner resubmits for 224 / --miners epochs. Without it
-    /// each miner submits once.
+    /// tour has 224 such variants shared by the miners of one letter: with M miners they last
+    /// about 224 / ⌈M / 6⌉ epochs. Without it each miner submits once.
     #[arg(long)]
     resubmit: bool,
     /// Print the summary as JSON.
@@ -416,7 +418,11 @@ pub(crate) fn run_devnet(
     if args.validators == 0 || args.validators > uris.len() {
         bail!("--validators must be 1 to {}", uris.len());
     }
-    let mut genesis = genesis::dev(args.validators, now_ms(), args.block_ms)?;
+    // At least //Miner1 … //Miner8 are registered, so a miner outside the simulation (such as
+    // `platform submit --hotkey //Miner8`) can take part.
+    let registered = usize::from(args.miners).max(platform_chain::local::genesis::DEV_MINERS);
+    let mut genesis =
+        genesis::dev_with_miners(args.validators, registered, now_ms(), args.block_ms)?;
     if let Some(blocks) = args.attest_timeout_blocks {
         genesis.params.attest_timeout_blocks = blocks;
     }
@@ -464,6 +470,8 @@ pub(crate) fn run_devnet(
             .arg(format!("127.0.0.1:{chain_port}"))
             .arg("--validators")
             .arg(args.validators.to_string())
+            .arg("--miners")
+            .arg(registered.to_string())
             .arg("--tempo")
             .arg(args.tempo.to_string())
             .arg("--block-time-ms")
@@ -1074,7 +1082,7 @@ struct Simulation {
     nonce: u64,
     active: usize,
     admitted: Vec<String>,
-    miners: u8,
+    miners: u16,
     committee_size: Option<u16>,
     /// Submit again every epoch (`--resubmit`).
     resubmit: bool,
@@ -1265,25 +1273,27 @@ impl Simulation {
         const QUALITIES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
         let round = self.rounds;
         let before = self.admitted.len();
-        for i in 0..usize::from(self.miners) {
+        let miners = usize::from(self.miners);
+        // Miners i, i + 6, i + 12, … share payload letter i % 6; each takes its own variant
+        // (`slot`), and each round moves every miner to variants not used before.
+        let per_letter = miners.div_ceil(QUALITIES.len());
+        for i in 0..miners {
             let letter = QUALITIES[i % QUALITIES.len()];
+            let slot = i / QUALITIES.len();
             let miner = parse_suri(&format!("//Miner{}", i + 1))?;
             for (name, _) in self.modules.clone() {
-                // Later rounds resubmit only what has variants of the same quality.
-                if round > 0 && name != "tsp" {
-                    continue;
-                }
                 let path = self.payloads.join(format!("{name}-{letter}.bin"));
                 let Ok(mut payload) = std::fs::read(&path) else {
                     continue;
                 };
-                if round > 0 {
-                    // Miners sharing a payload letter take distinct variants each round.
-                    let variant = (round - 1) * usize::from(self.miners) + i;
-                    match tour_variant(&payload, variant)? {
+                if name == "tsp" {
+                    match tour_variant(&payload, round * per_letter + slot)? {
                         Some(v) => payload = v,
                         None => continue,
                     }
+                } else if round > 0 || slot > 0 {
+                    // No variants of the same quality: submitted once, by one miner a letter.
+                    continue;
                 }
                 let body = submission_request(&miner, 1, &name, payload)?;
                 let (code, v) = post(

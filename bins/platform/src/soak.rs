@@ -24,7 +24,7 @@ pub struct SoakArgs {
     block_ms: u64,
     /// Simulated miners; each submits every epoch (see `platform devnet --resubmit`).
     #[arg(long, default_value_t = 8)]
-    miners: u8,
+    miners: u16,
     /// Validators (1 to 4).
     #[arg(long, default_value_t = 4)]
     validators: usize,

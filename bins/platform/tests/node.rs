@@ -566,6 +566,35 @@ fn devnet_runs_four_validators_that_agree() {
 }
 
 #[test]
+fn a_devnet_registers_and_evaluates_a_full_subnet_of_miners() {
+    // 4 validators and 252 miners fill the subnet's 256 UIDs. Every miner submits a TSP tour
+    // of its letter's quality (miners sharing a letter send the same cycle from different
+    // cities); miners 1-6 also submit a classifier.
+    let tmp = tempfile::tempdir().unwrap();
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &["--miners", "252", "--blocks", "30"],
+    );
+    assert_eq!(v["all_identical"], true, "{v}");
+    let tsp_letters =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/payloads"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("tsp-")
+            })
+            .count() as u64;
+    // Miners whose letter has a TSP payload (42 per letter), plus six classifiers.
+    let expected = 42 * tsp_letters + 6;
+    assert_eq!(v["submissions_admitted"].as_u64(), Some(expected), "{v}");
+    assert_eq!(v["submissions_in_blocks"].as_u64(), Some(expected), "{v}");
+    assert_eq!(v["submissions_evaluated"].as_u64(), Some(expected), "{v}");
+}
+
+#[test]
 fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs() {
     // Miners resubmit each epoch (5 s epochs); the devnet keeps 32 heights of block blobs and
     // settled payloads for one epoch, and collects every 64 heights.

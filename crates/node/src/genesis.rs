@@ -1,5 +1,5 @@
 //! The dev network's genesis: the LocalChain dev metagraph (`//Alice` … `//Dave` as validators,
-//! `//Miner1` … `//Miner8`), with the validators' BLS keys and libp2p identities bound.
+//! `//Miner1` … `//MinerN`), with the validators' BLS keys and libp2p identities bound.
 
 use anyhow::{Context, Result, bail};
 use platform_chain::local::genesis as chain_genesis;
@@ -49,6 +49,28 @@ pub fn binding(key: &Keypair, netuid: NetUid) -> Result<BindKeysTx> {
 /// attest before it is replaced: about 20 seconds' worth, and at least 30 blocks (evaluations
 /// compile the module first).
 pub fn dev(validators: usize, timestamp_ms: u64, block_ms: u64) -> Result<Genesis> {
+    dev_with_miners(
+        validators,
+        chain_genesis::DEV_MINERS,
+        timestamp_ms,
+        block_ms,
+    )
+}
+
+/// [`dev`] with `miners` registered miners (1 to `MAX_DEV_MINERS`, 252); LocalChain must be
+/// started with the same number (`platform localchain --dev --miners`).
+pub fn dev_with_miners(
+    validators: usize,
+    miners: usize,
+    timestamp_ms: u64,
+    block_ms: u64,
+) -> Result<Genesis> {
+    if miners == 0 || miners > chain_genesis::MAX_DEV_MINERS {
+        bail!(
+            "the dev genesis registers 1 to {} miners; asked for {miners}",
+            chain_genesis::MAX_DEV_MINERS
+        );
+    }
     let uris = dev_validator_uris();
     if validators == 0 || validators > uris.len() {
         bail!(
@@ -56,7 +78,11 @@ pub fn dev(validators: usize, timestamp_ms: u64, block_ms: u64) -> Result<Genesi
             uris.len()
         );
     }
-    let chain = chain_genesis::dev_network(validators, chain_genesis::dev_hyperparameters().tempo);
+    let chain = chain_genesis::dev_network(
+        validators,
+        miners,
+        chain_genesis::dev_hyperparameters().tempo,
+    );
     let netuid = NetUid(chain.netuid);
     let metagraph: Vec<Neuron> = chain
         .neurons

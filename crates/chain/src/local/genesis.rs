@@ -38,13 +38,19 @@ pub struct GenesisNeuron {
 }
 
 /// The dev accounts: validators `//Alice` (owner, 4000 TAO), `//Bob` (3000), `//Charlie` (2000),
-/// `//Dave` (1000), then miners `//Miner1` … `//Miner8`.
+/// `//Dave` (1000), then miners `//Miner1` … `//MinerN` (8 by default, up to [`MAX_DEV_MINERS`]).
 pub const DEV_VALIDATORS: [(&str, u64); 4] = [
     ("//Alice", 4_000),
     ("//Bob", 3_000),
     ("//Charlie", 2_000),
     ("//Dave", 1_000),
 ];
+
+/// Miners in the dev genesis unless asked otherwise.
+pub const DEV_MINERS: usize = 8;
+
+/// The most dev miners: the subnet's 256 UIDs less the four dev validators.
+pub const MAX_DEV_MINERS: usize = super::sim::MAX_UIDS as usize - DEV_VALIDATORS.len();
 
 /// Rao per TAO.
 pub const RAO: u64 = 1_000_000_000;
@@ -66,13 +72,18 @@ pub fn dev_hyperparameters() -> Hyperparameters {
 
 /// The built-in dev genesis (netuid 1).
 pub fn dev() -> GenesisFile {
-    dev_network(DEV_VALIDATORS.len(), dev_hyperparameters().tempo)
+    dev_network(
+        DEV_VALIDATORS.len(),
+        DEV_MINERS,
+        dev_hyperparameters().tempo,
+    )
 }
 
 /// The dev genesis with validator permits for the first `validators` dev validators only (the
-/// others keep their stake) and the given tempo. The weights rate limit is at most half the
-/// tempo, so a validator can set weights once per epoch whatever the tempo.
-pub fn dev_network(validators: usize, tempo: u16) -> GenesisFile {
+/// others keep their stake), `miners` miners `//Miner1` … (at most [`MAX_DEV_MINERS`]; more
+/// are left out) and the given tempo. The weights rate limit is at most half the tempo, so a
+/// validator can set weights once per epoch whatever the tempo.
+pub fn dev_network(validators: usize, miners: usize, tempo: u16) -> GenesisFile {
     let hk = |s: &str| parse_suri(s).expect("dev URIs parse").hotkey();
     let mut neurons: Vec<GenesisNeuron> = DEV_VALIDATORS
         .iter()
@@ -84,7 +95,7 @@ pub fn dev_network(validators: usize, tempo: u16) -> GenesisFile {
             validator_permit: i < validators,
         })
         .collect();
-    for i in 1..=8 {
+    for i in 1..=miners.min(MAX_DEV_MINERS) {
         neurons.push(GenesisNeuron {
             hotkey: hk(&format!("//Miner{i}")),
             coldkey: None,
