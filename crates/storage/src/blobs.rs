@@ -186,14 +186,15 @@ mod tests {
             Some(&b"module bytes"[..])
         );
         assert_eq!(store.get(&Hash::of(b"absent"), 1024).unwrap(), None);
-        assert!(store.remove(&h).unwrap());
-        assert!(!store.contains(&h));
-        assert!(!store.remove(&h).unwrap());
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temporary files left"
         );
+        assert!(store.remove(&h).unwrap());
+        assert!(!store.contains(&h));
+        assert!(!store.remove(&h).unwrap());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
