@@ -228,12 +228,8 @@ fn within(end: u64, early: u64, pct: u64) -> bool {
 }
 
 /// The figures from the samples of a run of `blocks` blocks.
-fn figures(
-    samples: &[Sample],
-    blocks: u64,
-    summary: &node::DevnetSummary,
-    sampler: &Sampler,
-) -> Result<SoakFigures> {
+fn figures(sampler: &Sampler, blocks: u64, summary: &node::DevnetSummary) -> Result<SoakFigures> {
+    let samples = &sampler.samples;
     let tenth = (blocks / 10).max(1);
     let (Some(start), Some(first_end), Some(last_start), Some(end), Some(at20)) = (
         samples.iter().find(|s| s.height >= 1),
@@ -327,7 +323,7 @@ pub fn run(a: SoakArgs) -> Result<ExitCode> {
     }
     let mut sampler = Sampler::new();
     let summary = node::run_devnet(&args, Some(&mut sampler))?;
-    let figures = figures(&sampler.samples, a.blocks, &summary, &sampler)?;
+    let figures = figures(&sampler, a.blocks, &summary)?;
     if a.json {
         output::json(&figures);
     } else {
