@@ -306,6 +306,10 @@ struct DevnetValidator {
     blobs_collected: u64,
     /// The most DHT provider records it held at the end (its own and others').
     dht_provider_records: u64,
+    /// Entries in its replicated state at the end.
+    state_entries: u64,
+    /// State records epoch closes removed since genesis.
+    state_pruned: u64,
 }
 
 /// The network's refusals in a node's `/metrics` text
@@ -812,6 +816,8 @@ async fn watch(
         let blobs_collected = crate::soak::metric(&text, "platform_blobs_collected_total");
         let dht_provider_records = crate::soak::metric(&text, "platform_dht_provider_records")
             + crate::soak::metric(&text, "platform_dht_provided_keys");
+        let state_entries = crate::soak::metric(&text, "platform_state_entries");
+        let state_pruned = crate::soak::metric(&text, "platform_state_pruned_total");
         validators.push(DevnetValidator {
             hotkey: hotkey.clone(),
             api: api.clone(),
@@ -822,6 +828,8 @@ async fn watch(
             refused,
             blobs_collected,
             dht_provider_records,
+            state_entries,
+            state_pruned,
         });
     }
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
@@ -1082,6 +1090,11 @@ struct Simulation {
     nonce: u64,
     active: usize,
     admitted: Vec<String>,
+    /// The records of admitted submissions last seen settled (certified or expired), kept
+    /// because the state prunes settled records `retain_epochs` epochs later.
+    outcomes: BTreeMap<String, serde_json::Value>,
+    /// When `outcomes` was last brought up to date.
+    followed: Option<Instant>,
     miners: u16,
     committee_size: Option<u16>,
     /// Submit again every epoch (`--resubmit`).
@@ -1118,6 +1131,8 @@ impl Simulation {
             nonce: 0,
             active: 0,
             admitted: Vec::new(),
+            outcomes: BTreeMap::new(),
+            followed: None,
             miners: args.miners,
             committee_size: args.committee_size,
             resubmit: args.resubmit,
@@ -1186,6 +1201,10 @@ impl Simulation {
             4 => self.mine(client, quiet, epoch).await,
             5 if self.resubmit && !reached && self.mined_epoch.is_some_and(|e| epoch > e) => {
                 self.mine(client, quiet, epoch).await
+            }
+            5 => {
+                self.follow(client, false).await;
+                Ok(())
             }
             _ => Ok(()),
         };
@@ -1328,14 +1347,48 @@ impl Simulation {
         Ok(())
     }
 
-    /// What became of the admitted submissions, as the first validator's state holds it.
-    async fn tally(&self, client: &reqwest::Client) -> Tally {
-        let mut t = Tally::default();
+    /// Reads the record of every admitted submission not yet seen settled and keeps those now
+    /// settled. At most once a second unless `now`.
+    async fn follow(&mut self, client: &reqwest::Client, now: bool) {
+        if !now
+            && self
+                .followed
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.followed = Some(Instant::now());
         for id in &self.admitted {
+            if self.outcomes.contains_key(id) {
+                continue;
+            }
             if let Some(v) =
                 get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
                     .await
+                && v["status"] != "pending"
             {
+                self.outcomes.insert(id.clone(), v);
+            }
+        }
+    }
+
+    /// What became of the admitted submissions, as the first validator's state holds it (or
+    /// held it when they settled).
+    async fn tally(&mut self, client: &reqwest::Client) -> Tally {
+        self.follow(client, true).await;
+        let mut t = Tally::default();
+        for id in &self.admitted {
+            let current = match self.outcomes.get(id) {
+                Some(v) => Some(v.clone()),
+                None => {
+                    get::<serde_json::Value>(
+                        client,
+                        &format!("{}/api/v1/submissions/{id}", self.api),
+                    )
+                    .await
+                }
+            };
+            if let Some(v) = current {
                 t.ordered += usize::from(v["in_block"] == true);
                 t.certified += usize::from(v["status"] == "certified");
                 t.expired += usize::from(v["status"] == "expired");
@@ -1355,22 +1408,15 @@ impl Simulation {
 
     /// Whether the simulation is done: nothing to publish, or every admitted submission is
     /// certified or expired.
-    async fn settled(&self, client: &reqwest::Client) -> bool {
+    async fn settled(&mut self, client: &reqwest::Client) -> bool {
         if self.modules.is_empty() || self.stage == 5 && self.admitted.is_empty() {
             return true;
         }
         if self.stage != 5 {
             return false;
         }
-        for id in &self.admitted {
-            let v =
-                get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
-                    .await;
-            if v.is_none_or(|v| v["status"] == "pending") {
-                return false;
-            }
-        }
-        true
+        self.follow(client, true).await;
+        self.outcomes.len() == self.admitted.len()
     }
 
     /// The leading miner of each challenge, as the state holds it.

@@ -57,6 +57,8 @@ struct Sample {
     disk_mb: u64,
     /// The most provider records (own plus others') any validator's DHT store holds.
     dht_records: u64,
+    /// The most entries any validator's replicated state holds.
+    state_entries: u64,
 }
 
 /// What the devnet's watch loop tells the soak run on every poll.
@@ -106,7 +108,7 @@ impl Sampler {
         }
         self.last = Some(Instant::now());
         let height = heights.iter().copied().min().unwrap_or(0);
-        let mut dht_records = 0;
+        let (mut dht_records, mut state_entries) = (0, 0);
         for (_, api) in apis {
             if let Ok(r) = client.get(format!("{api}/metrics")).send().await {
                 let text = r.text().await.unwrap_or_default();
@@ -114,6 +116,7 @@ impl Sampler {
                     metric(&text, "platform_dht_provider_records")
                         + metric(&text, "platform_dht_provided_keys"),
                 );
+                state_entries = state_entries.max(metric(&text, "platform_state_entries"));
             }
         }
         if height > 0 {
@@ -135,6 +138,7 @@ impl Sampler {
             rss_mb: self.pids.iter().map(|p| rss_kib(*p)).max().unwrap_or(0) / 1024,
             disk_mb: self.dirs.iter().map(|d| dir_bytes(d)).max().unwrap_or(0) >> 20,
             dht_records,
+            state_entries,
         });
     }
 }
@@ -192,6 +196,10 @@ pub struct SoakFigures {
     rss_mb_end: u64,
     disk_mb_at_20pct: u64,
     disk_mb_end: u64,
+    /// Entries in the largest replicated state at 20 % of the run and at its end (bounded by
+    /// the genesis parameter `retain_epochs`).
+    state_entries_at_20pct: u64,
+    state_entries_end: u64,
     submissions_admitted: usize,
     /// Admitted and ordered into a block (a duplicate payload is admitted by one validator's
     /// mempool and refused by the block that would carry it).
@@ -265,6 +273,8 @@ fn figures(sampler: &Sampler, blocks: u64, summary: &node::DevnetSummary) -> Res
         rss_mb_end: end.rss_mb,
         disk_mb_at_20pct: at20.disk_mb,
         disk_mb_end: end.disk_mb,
+        state_entries_at_20pct: at20.state_entries,
+        state_entries_end: end.state_entries,
         submissions_admitted: summary.submissions_admitted,
         submissions_in_blocks: summary.submissions_in_blocks,
         submissions_evaluated: summary.submissions_evaluated,
@@ -353,6 +363,10 @@ fn print(f: &SoakFigures) {
     println!(
         "disk (largest)    at 20 % {:>6} MiB  end {:>6} MiB",
         f.disk_mb_at_20pct, f.disk_mb_end
+    );
+    println!(
+        "state entries     at 20 % {:>6}      end {:>6}",
+        f.state_entries_at_20pct, f.state_entries_end
     );
     println!(
         "submissions: {} admitted, {} in blocks, {} evaluated, {} expired",

@@ -597,7 +597,8 @@ fn a_devnet_registers_and_evaluates_a_full_subnet_of_miners() {
 #[test]
 fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs() {
     // Miners resubmit each epoch (5 s epochs); the devnet keeps 32 heights of block blobs and
-    // settled payloads for one epoch, and collects every 64 heights.
+    // settled payloads for one epoch, and collects every 64 heights; its genesis keeps settled
+    // records in the state for two closed epochs.
     let tmp = tempfile::tempdir().unwrap();
     let v = run_devnet(
         &tmp.path().join("net"),
@@ -623,6 +624,8 @@ fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs(
         // At height 128, blocks 1..=96 are past the kept depth: the blobs of those it stored
         // (nearly all: most blocks arrive by announcement) are gone.
         assert!(x["blobs_collected"].as_u64().unwrap() >= 32, "{x}");
+        // Epoch closes pruned the state, identically everywhere (the hashes agree too).
+        assert!(x["state_pruned"].as_u64().unwrap() > 0, "{x}");
         // Blocks are never announced in the DHT: its records are payloads and modules.
         assert!(
             x["dht_provider_records"].as_u64().unwrap() <= 4 * (admitted + 2),

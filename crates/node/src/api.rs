@@ -480,13 +480,19 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
          # TYPE platform_heard_stake_bps gauge\nplatform_heard_stake_bps {}\n\
          # TYPE platform_leader_views_skipped_total counter\n\
          platform_leader_views_skipped_total {}\n\
-         # TYPE platform_blobs_collected_total counter\nplatform_blobs_collected_total {}\n",
+         # TYPE platform_blobs_collected_total counter\nplatform_blobs_collected_total {}\n\
+         # HELP platform_state_entries Entries in the replicated state.\n\
+         # TYPE platform_state_entries gauge\nplatform_state_entries {}\n\
+         # HELP platform_state_pruned_total State records removed by epoch closes since genesis.\n\
+         # TYPE platform_state_pruned_total counter\nplatform_state_pruned_total {}\n",
         s.height,
         s.view,
         u8::from(s.partitioned),
         s.heard_stake_bps,
         s.leader_views_skipped,
         s.blobs_collected,
+        s.state_entries,
+        s.state_pruned,
     ));
     out
 }

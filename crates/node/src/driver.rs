@@ -90,6 +90,11 @@ pub struct Status {
     pub snapshot_height: Option<u64>,
     /// Blobs deleted by garbage collection since this process started (`crate::collect`).
     pub blobs_collected: u64,
+    /// Entries in the replicated state after the last finalized block (bounded by the
+    /// genesis parameter `retain_epochs`).
+    pub state_entries: u64,
+    /// State records removed by epoch closes since genesis (the same on every validator).
+    pub state_pruned: u64,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
@@ -1421,7 +1426,7 @@ impl Driver {
                 }
             }
             self.to_apply.pop_front();
-            let (block_hash, root, added) = {
+            let (block_hash, root, added, entries, pruned) = {
                 let mut canonical = self.pool.state();
                 let added = match fork {
                     Some((_, state, added)) => {
@@ -1436,7 +1441,15 @@ impl Driver {
                     })?,
                 };
                 self.evaluator.record_inputs(&canonical, &block);
-                (canonical.last_block(), canonical.root(), added)
+                let entries = canonical.entry_count() as u64;
+                let pruned = canonical.meta().pruned;
+                (
+                    canonical.last_block(),
+                    canonical.root(),
+                    added,
+                    entries,
+                    pruned,
+                )
             };
             self.pool
                 .mempool()
@@ -1506,6 +1519,8 @@ impl Driver {
             s.pending_transactions = pending;
             s.block_hash = block_hash.to_hex();
             s.state_root = root.to_hex();
+            s.state_entries = entries;
+            s.state_pruned = pruned;
             s.finalized_since_start += 1;
             s.finalization_ms_p50 = p50;
             s.finalization_ms_p99 = p99;

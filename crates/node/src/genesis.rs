@@ -106,6 +106,8 @@ pub fn dev_with_miners(
         owner: chain.owner,
         params: Params {
             attest_timeout_blocks: (20_000 / block_ms.max(1)).max(30),
+            // Short devnet epochs: keep two closed epochs of settled records.
+            retain_epochs: 2,
             ..Params::default()
         },
         chain_block: 0,

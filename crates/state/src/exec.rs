@@ -728,11 +728,20 @@ impl State {
         for k in stale {
             self.store.delete(&k);
         }
+        let pruned = match self.params().retain_epochs {
+            0 => 0,
+            r => meta
+                .epoch
+                .0
+                .checked_sub(r)
+                .map_or(0, |last| self.prune_through(Epoch(last))),
+        };
         put(
             &mut self.store,
             keys::meta(),
             &Meta {
                 epoch: next,
+                pruned: meta.pruned + u64::from(pruned),
                 ..meta
             },
         );
@@ -740,7 +749,52 @@ impl State {
             epoch: c.epoch,
             uids: weights.uids().iter().map(|u| u.0).collect(),
             weights: weights.weights().to_vec(),
+            pruned,
         })
+    }
+
+    /// Removes what epochs up to `last` left behind: settled submission records and their
+    /// payload index entries (except each miner's best certified submission, which its score
+    /// names), the epochs' records and credits, and equivocation records of those epochs (their
+    /// evidence can no longer be checked without the epoch's validator set). Every validator
+    /// removes the same keys at the same close, so roots stay identical. Returns how many
+    /// records went.
+    fn prune_through(&mut self, last: Epoch) -> u32 {
+        let mut gone: Vec<Vec<u8>> = Vec::new();
+        for (k, v) in self.store.scan(&[keys::SUBMISSION]) {
+            let r: SubmissionRecord =
+                decode("submission", v, MAX_VALUE_BYTES).expect("written by us");
+            if r.epoch > last || r.status == SubmissionStatus::Pending {
+                continue;
+            }
+            let s = &r.submission;
+            let id = SubmissionId(Hash(k[1..].try_into().expect("32-byte id")));
+            let best = get::<ScoreEntry>(&self.store, &keys::score(&s.challenge, &s.miner))
+                .is_some_and(|e| e.submission == id);
+            if !best {
+                gone.push(k.to_vec());
+                gone.push(keys::payload(&s.challenge, &s.payload_hash));
+            }
+        }
+        for table in [keys::EPOCH, keys::CREDIT] {
+            for (k, _) in self.store.scan(&[table]) {
+                let epoch = u64::from_be_bytes(k[1..9].try_into().expect("8-byte epoch"));
+                if epoch > last.0 {
+                    break;
+                }
+                gone.push(k.to_vec());
+            }
+        }
+        for (k, _) in self.store.scan(&[keys::EQUIVOCATION]) {
+            let epoch = u64::from_be_bytes(k[33..41].try_into().expect("8-byte epoch"));
+            if epoch <= last.0 {
+                gone.push(k.to_vec());
+            }
+        }
+        for k in &gone {
+            self.store.delete(k);
+        }
+        gone.len() as u32
     }
 
     /// Replaces committee members who missed their deadline, before a block's transactions.

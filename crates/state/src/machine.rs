@@ -101,6 +101,8 @@ pub enum Effect {
         uids: Vec<u16>,
         /// Weights, aligned with `uids`.
         weights: Vec<u16>,
+        /// Records the close removed (see [`crate::Params::retain_epochs`]).
+        pruned: u32,
     },
 }
 
@@ -187,6 +189,7 @@ impl State {
                 epoch: Epoch(0),
                 sudo_nonce: None,
                 certified: 0,
+                pruned: 0,
             },
         );
         put(&mut s.store, keys::params(), &g.params);
@@ -266,6 +269,11 @@ impl State {
     /// The state root (rehashes only what changed since the last call).
     pub fn root(&mut self) -> Hash {
         self.store.root()
+    }
+
+    /// How many entries the state holds (what retention keeps bounded).
+    pub fn entry_count(&self) -> usize {
+        self.store.entry_count()
     }
 
     /// A challenge.

@@ -27,6 +27,8 @@ pub struct Meta {
     pub sudo_nonce: Option<u64>,
     /// Certificates applied so far (orders ties in scoring).
     pub certified: u64,
+    /// Records removed by epoch closes so far (see [`crate::Params::retain_epochs`]).
+    pub pruned: u64,
 }
 
 /// A challenge and where it is in its lifecycle.

@@ -76,6 +76,7 @@ pub struct ParamsFile {
     attest_timeout_blocks: Option<u64>,
     max_submissions_per_epoch: Option<u32>,
     burn_uid: Option<u16>,
+    retain_epochs: Option<u64>,
 }
 
 /// A validator.
@@ -416,6 +417,7 @@ impl Runner {
             .max_submissions_per_epoch
             .unwrap_or(params.max_submissions_per_epoch);
         params.burn_uid = Uid(p.burn_uid.unwrap_or(0));
+        params.retain_epochs = p.retain_epochs.unwrap_or(params.retain_epochs);
 
         let mut validators = Vec::new();
         let mut metagraph = Vec::new();
@@ -599,6 +601,7 @@ impl Runner {
                 epoch,
                 uids,
                 weights,
+                ..
             } => self.report.epochs.push(EpochWeights {
                 epoch: epoch.0,
                 uids: uids.clone(),

@@ -98,6 +98,11 @@ impl Store {
         self.journal.clear();
     }
 
+    /// How many entries there are.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Every entry, in key order (for snapshots).
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries

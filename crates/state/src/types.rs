@@ -55,6 +55,10 @@ pub struct Params {
     pub max_submissions_per_epoch: u32,
     /// The UID that receives unassigned emission.
     pub burn_uid: Uid,
+    /// Closed epochs a settled submission's record, an epoch's record and its credits stay in
+    /// the state before the close of a later epoch removes them (0 = never). A miner's best
+    /// certified submission stays as long as its score does.
+    pub retain_epochs: u64,
 }
 
 impl Default for Params {
@@ -67,6 +71,7 @@ impl Default for Params {
             attest_timeout_blocks: 10,
             max_submissions_per_epoch: 8,
             burn_uid: Uid(0),
+            retain_epochs: 8,
         }
     }
 }

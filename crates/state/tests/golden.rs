@@ -148,7 +148,7 @@ fn transactions() {
     );
     check(
         SudoAction::SetParams(Params::default()),
-        "c2c5b9152d0c15ae8891ce7e67859c975768f9a0b9116535984fcd59faffc6d7",
+        "29a7ac750a69ec73835fb9c1520b74ad8d61bc81b4d142c032708f22141fb136",
     );
     check(
         SudoAction::SetEmission {
@@ -232,7 +232,7 @@ fn blocks_and_records() {
             bindings: vec![],
             timestamp_ms: 0,
         },
-        "8a9017336b7cd03d649c140f33282103235b8dcd23f1dbc9f6ba9c2aa15583df",
+        "23dcaaf447d77d9aece524ecdca41f5142c4f0884ddadc62731df633ab84a70b",
     );
     check(
         ScoreEntry {
@@ -267,8 +267,9 @@ fn state_records() {
             epoch: Epoch(3),
             sudo_nonce: Some(9),
             certified: 17,
+            pruned: 3,
         },
-        "e287d73b2cbfc5c43d5e7bf3d710247b463a58b03559738b66dc391e9264b6c4",
+        "a166623d41105c55370ae687bc579e10d964409df9ab802f8dff317b112b9d61",
     );
     check(
         ChallengeRecord {

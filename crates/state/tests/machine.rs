@@ -748,3 +748,86 @@ fn epoch_transactions_never_enter_a_mempool_or_an_ordinary_block() {
     // On its own, in an epoch block, the anchor applies.
     net.apply(vec![anchor]).unwrap();
 }
+
+/// Anchors the next epoch and closes the current one with its computed weights.
+fn close_epoch(net: &mut Net) {
+    let anchor = net.anchor();
+    net.apply(vec![anchor]).unwrap();
+    let weights = net.state.compute_weights(&NoModules).unwrap();
+    let epoch = net.state.meta().epoch;
+    net.apply(vec![Tx::EpochClose(EpochClose {
+        epoch,
+        weights_digest: weights_digest(&weights),
+    })])
+    .unwrap();
+}
+
+/// Settled records leave the state at the close `retain_epochs` epochs after theirs; a miner's
+/// best certified submission, pending submissions and recent epochs stay; a replica replaying
+/// the blocks and a snapshot of the pruned state agree on the root.
+#[test]
+fn closes_prune_settled_records_past_the_retention_and_keep_the_best() {
+    let mut net = Net::with_challenge(
+        Params {
+            retain_epochs: 1,
+            ..Params::default()
+        },
+        None,
+    );
+    let certified = |net: &mut Net, score: u64| {
+        let payload = score_payload(score);
+        let (tx, sid) = net.submit(0, &payload);
+        net.apply(vec![tx]).unwrap();
+        let (body, attests) = net.evaluate(&sid, &payload);
+        let cert = net.certify(&sid, &body, &attests, &[0, 1, 2, 3]);
+        net.apply(vec![cert]).unwrap();
+        sid
+    };
+    let best = certified(&mut net, 10);
+    let worse = certified(&mut net, 5);
+    let (tx, pending) = net.submit(1, &score_payload(7));
+    net.apply(vec![tx]).unwrap();
+    assert_eq!(net.state.credits(Epoch(0)).len(), 4);
+
+    // The close of epoch 0 keeps everything: epoch 0 is within the retention.
+    close_epoch(&mut net);
+    assert!(net.state.submission(&worse).is_some());
+    assert!(net.state.epoch(Epoch(0)).is_some());
+
+    // The close of epoch 1 removes what epoch 0 settled, except the best.
+    close_epoch(&mut net);
+    assert_eq!(net.state.meta().epoch, Epoch(2));
+    assert!(net.state.submission(&worse).is_none());
+    assert!(net.state.submission(&best).is_some());
+    assert!(net.state.submission(&pending).is_some());
+    assert_eq!(
+        net.state.scores(&id("score"))[&net.miners[0].hotkey()].submission,
+        best
+    );
+    assert!(net.state.epoch(Epoch(0)).is_none());
+    assert!(net.state.epoch(Epoch(1)).is_some() && net.state.epoch(Epoch(2)).is_some());
+    assert!(net.state.credits(Epoch(0)).is_empty());
+    // The worse record and its payload entry, epoch 0's record and its four credits.
+    assert_eq!(net.state.meta().pruned, 7);
+    // The pruned payload's index entry went with it; the best one's did not.
+    let (again, _) = net.submit(0, &score_payload(5));
+    net.state.admit(&again, &NoModules).unwrap();
+    let (copy, _) = net.submit(0, &score_payload(10));
+    assert_eq!(
+        net.state.admit(&copy, &NoModules).unwrap_err(),
+        Reject::DuplicatePayload { first: best }
+    );
+
+    let mut replica = State::genesis(&net.genesis).unwrap();
+    for block in &net.log {
+        replica.apply_block(block, &NoModules).unwrap();
+    }
+    assert_eq!(replica.root(), net.state.root());
+    let snap = net.state.export_snapshot(b"c".to_vec()).to_bytes();
+    let mut imported =
+        Snapshot::import(&snap, 1 << 24, |_: &Hash, _: Height, _: &Hash, _: &[u8]| {
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(imported.root(), net.state.root());
+}
