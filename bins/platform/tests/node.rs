@@ -391,6 +391,13 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     // Epochs of 7 chain blocks of 400 ms: Dave stays down across an epoch close.
     let chain = LocalChain::start(&tmp.path().join("chain"), 6, 400);
     let mut vs = init_four(tmp.path(), &chain.url);
+    // Each keeps three snapshots and deletes the blocks behind the oldest: enough for Dave's
+    // second restart below (one close missed, caught up block by block) to find his blocks.
+    for v in &vs {
+        let config = std::fs::read_to_string(&v.config).unwrap();
+        assert!(config.contains("snapshots = 2"), "{config}");
+        std::fs::write(&v.config, config.replace("snapshots = 2", "snapshots = 3")).unwrap();
+    }
     for v in &mut vs {
         v.start();
     }
@@ -409,12 +416,15 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     wait_or_show("an epoch to close without Dave", &vs, || {
         epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
     });
-    // The others snapshot the state after that close once a block after it is certified.
-    wait_or_show("the others' snapshots of the new epoch", &vs, || {
+    // The others snapshot the state after each close once a block after it is certified, and
+    // delete the blocks behind their oldest kept snapshot: wait until none of them holds the
+    // block after Dave's last any more, so he can only catch up from a snapshot.
+    wait_or_show("the others to prune the blocks Dave lacks", &vs, || {
         vs[..dave].iter().all(|v| {
             get(&v.api, "/api/v1/status")
-                .and_then(|s| s["snapshot_height"].as_u64())
-                .is_some_and(|h| h >= at_kill + 3)
+                .is_some_and(|s| s["blocks_pruned"].as_u64().is_some_and(|n| n > 0))
+                && block_hash(&v.api, at_kill + 1).is_none()
+                && height(&v.api).is_some_and(|h| h > at_kill + 1)
         })
     });
     vs[dave].start();
@@ -470,8 +480,9 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     );
 
     // Again, with snapshot catch-up off: Dave restarts from his own newest snapshot (the one
-    // he took from the peer) and crosses the close he missed block by block, each block
-    // checked against its epoch's validator set.
+    // he took from the peer, or a later one of his own, after which he deleted the blocks
+    // behind his oldest) and crosses the close he missed block by block, each block checked
+    // against its epoch's validator set.
     vs[dave].kill9();
     let config = std::fs::read_to_string(&vs[dave].config).unwrap();
     assert!(config.contains("snapshot_catch_up = true"), "{config}");

@@ -319,7 +319,13 @@ async fn get_submission(
                 }))
                 .into_response()
             } else {
-                refuse(StatusCode::NOT_FOUND, format!("no submission {id}"))
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no submission {id} (never ordered, or settled more than the network's \
+                         retain_epochs ago and pruned; a miner's best result stays in its score)"
+                    ),
+                )
             }
         }
         Err(_) => refuse(
@@ -484,7 +490,9 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
          # HELP platform_state_entries Entries in the replicated state.\n\
          # TYPE platform_state_entries gauge\nplatform_state_entries {}\n\
          # HELP platform_state_pruned_total State records removed by epoch closes since genesis.\n\
-         # TYPE platform_state_pruned_total counter\nplatform_state_pruned_total {}\n",
+         # TYPE platform_state_pruned_total counter\nplatform_state_pruned_total {}\n\
+         # HELP platform_blocks_pruned_total Finalized blocks deleted behind the oldest kept snapshot.\n\
+         # TYPE platform_blocks_pruned_total counter\nplatform_blocks_pruned_total {}\n",
         s.height,
         s.view,
         u8::from(s.partitioned),
@@ -493,6 +501,7 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
         s.blobs_collected,
         s.state_entries,
         s.state_pruned,
+        s.blocks_pruned,
     ));
     out
 }

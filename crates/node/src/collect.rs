@@ -3,7 +3,8 @@
 //! Two kinds of blob would otherwise pile up for as long as the network runs:
 //!
 //! - **Block blobs**: each proposal's block, stored so peers can fetch it after its
-//!   announcement. Once finalized the block lives in the database (and is served by `sync`);
+//!   announcement. Once finalized the block lives in the database (and is served by `sync`
+//!   until a snapshot passes it);
 //!   the blob is only needed by peers still catching up on announcements, so it is collected
 //!   [`Retention::block_depth`] heights after it was finalized.
 //! - **Payload blobs**: miners' submissions. Once a submission is settled (certified or
@@ -15,8 +16,9 @@
 //! What is held is recorded in the database in the same write as the finalized block that
 //! brought it ([`crate::store::save_finalized`]), so a restart forgets nothing. A crash between
 //! deleting a blob and deleting its row only repeats the deletion. Module blobs, snapshots
-//! (the newest two are kept by [`crate::snapshots`]) and blobs never ordered into a block are
-//! not collected here.
+//! (the newest [`Retention::snapshots`] are kept by [`crate::snapshots`]) and blobs never ordered into a block are
+//! not collected here; finalized blocks behind the oldest kept snapshot are deleted when a
+//! snapshot is stored (unless [`Retention::archive`]).
 
 use std::collections::BTreeSet;
 
@@ -36,6 +38,12 @@ pub struct Retention {
     pub payload_epochs: u64,
     /// Finalized heights a block's blob is kept.
     pub block_depth: u64,
+    /// Snapshots kept (at least 1); older ones are deleted ([`crate::snapshots::save`]).
+    pub snapshots: usize,
+    /// Keep every finalized block in the database. Otherwise the blocks at or below the
+    /// oldest kept snapshot's height are deleted when a snapshot is stored: a restart starts
+    /// from a snapshot, and a peer behind it catches up from a snapshot too.
+    pub archive: bool,
 }
 
 impl Default for Retention {
@@ -43,6 +51,8 @@ impl Default for Retention {
         Retention {
             payload_epochs: 2,
             block_depth: 256,
+            snapshots: 2,
+            archive: false,
         }
     }
 }
@@ -200,6 +210,7 @@ mod tests {
         let retention = Retention {
             payload_epochs: 1,
             block_depth: 10,
+            ..Retention::default()
         };
         let blob = |b: &[u8]| dir.blobs().put(b).unwrap();
         let (b1, b2, p) = (blob(b"block 1"), blob(b"block 2"), blob(b"payload"));

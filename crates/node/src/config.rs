@@ -78,9 +78,15 @@ pub struct RetentionConfig {
     /// Epochs a settled submission's payload is kept after the epoch that ordered it.
     /// Default 2.
     pub payload_epochs: u64,
-    /// Finalized heights a block's blob is kept (the block stays in the database).
-    /// Default 256.
+    /// Finalized heights a block's blob is kept (the block stays in the database until
+    /// a snapshot passes it). Default 256.
     pub block_depth: u64,
+    /// Snapshots kept (at least 1). Default 2.
+    pub snapshots: usize,
+    /// Keep every finalized block in the database, for peers that catch up without
+    /// snapshots and for history. Default `false`: blocks at or below the oldest kept
+    /// snapshot are deleted when a newer snapshot is stored.
+    pub archive: bool,
 }
 
 impl Default for RetentionConfig {
@@ -89,6 +95,8 @@ impl Default for RetentionConfig {
         RetentionConfig {
             payload_epochs: d.payload_epochs,
             block_depth: d.block_depth,
+            snapshots: d.snapshots,
+            archive: d.archive,
         }
     }
 }
@@ -99,6 +107,8 @@ impl RetentionConfig {
         crate::collect::Retention {
             payload_epochs: self.payload_epochs,
             block_depth: self.block_depth,
+            snapshots: self.snapshots,
+            archive: self.archive,
         }
     }
 }
@@ -247,6 +257,13 @@ impl NodeConfig {
                 cfg.block_interval_ms
             );
         }
+        if cfg.retention.snapshots == 0 {
+            anyhow::bail!(
+                "config {}: [retention] snapshots must be at least 1 (a restart starts from the \
+                 newest one)",
+                path.display()
+            );
+        }
         let dht = cfg.dht;
         if dht.max_provided == 0 || dht.max_remote == 0 || dht.republish_secs == 0 {
             anyhow::bail!(
@@ -348,5 +365,27 @@ mod tests {
         .unwrap();
         let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
         assert!(err.contains("at most half"), "{err}");
+    }
+
+    #[test]
+    fn retention_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let cfg = NodeConfig::load(&{
+            std::fs::write(&path, "hotkey = \"//Alice\"\n").unwrap();
+            path.clone()
+        })
+        .unwrap();
+        assert_eq!(cfg.retention.get(), crate::collect::Retention::default());
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\n[retention]\nsnapshots = 4\narchive = true\n",
+        )
+        .unwrap();
+        let r = NodeConfig::load(&path).unwrap().retention.get();
+        assert_eq!((r.snapshots, r.archive), (4, true));
+        std::fs::write(&path, "hotkey = \"//Alice\"\n[retention]\nsnapshots = 0\n").unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("snapshots must be at least 1"), "{err}");
     }
 }

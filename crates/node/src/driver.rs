@@ -95,6 +95,9 @@ pub struct Status {
     pub state_entries: u64,
     /// State records removed by epoch closes since genesis (the same on every validator).
     pub state_pruned: u64,
+    /// Finalized blocks deleted behind the oldest kept snapshot since this process started
+    /// (`[retention] snapshots`, `archive`).
+    pub blocks_pruned: u64,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
@@ -1594,14 +1597,23 @@ impl Driver {
             Some((mut state, proof)) => {
                 self.pending_snapshot = None;
                 let (dir, status) = (self.dir.clone(), self.status.clone());
+                let retention = self.retention;
                 tokio::task::spawn_blocking(move || {
                     let height = proof.anchor.height.0;
                     let bytes = snapshots::encode_snapshot(&mut state, &proof);
-                    match snapshots::save(&dir, &bytes, proof) {
-                        Ok(blob) => {
-                            status.lock().expect("status lock poisoned").snapshot_height =
-                                Some(height);
-                            tracing::info!(height, bytes = bytes.len(), %blob, "snapshot stored")
+                    match snapshots::save(&dir, &bytes, proof, &retention) {
+                        Ok(saved) => {
+                            let mut s = status.lock().expect("status lock poisoned");
+                            s.snapshot_height = Some(height);
+                            s.blocks_pruned += saved.blocks_pruned as u64;
+                            drop(s);
+                            tracing::info!(
+                                height,
+                                bytes = bytes.len(),
+                                blob = %saved.blob,
+                                blocks_pruned = saved.blocks_pruned,
+                                "snapshot stored"
+                            )
                         }
                         Err(e) => tracing::warn!(height, "storing a snapshot: {e}"),
                     }
@@ -1663,8 +1675,14 @@ impl Driver {
         }
         let (state, proof): (State, SnapshotProof) = opened.expect("verified above");
         // Stored first: after a restart the node starts from it.
-        let (dir, p) = (self.dir.clone(), proof.clone());
-        tokio::task::spawn_blocking(move || snapshots::save(&dir, &bytes, p)).await??;
+        let (dir, p, retention) = (self.dir.clone(), proof.clone(), self.retention);
+        let saved =
+            tokio::task::spawn_blocking(move || snapshots::save(&dir, &bytes, p, &retention))
+                .await??;
+        self.status
+            .lock()
+            .expect("status lock poisoned")
+            .blocks_pruned += saved.blocks_pruned as u64;
         let from = self.finalized_height;
         let (block_hash, root) = {
             let mut canonical = self.pool.state();

@@ -40,9 +40,6 @@ pub const MAX_PROOF_BYTES: usize = 32 * 1024;
 /// The largest snapshot stored, served or accepted (the network's blob limit).
 pub const MAX_SNAPSHOT_BYTES: usize = platform_network::wire::MAX_BLOB_BYTES;
 
-/// How many of its own snapshots a node keeps.
-pub const KEEP: usize = 2;
-
 /// Binds a snapshot to consensus (module docs).
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct SnapshotProof {
@@ -170,9 +167,25 @@ pub fn encode_snapshot(state: &mut State, proof: &SnapshotProof) -> Vec<u8> {
     state.export_snapshot(encode(proof)).to_bytes()
 }
 
-/// Stores snapshot bytes with their proof, then drops all but the newest [`KEEP`] snapshots
-/// (rows first, then their blobs, so a crash leaves at worst an unreferenced blob).
-pub fn save(dir: &DataDir, bytes: &[u8], proof: SnapshotProof) -> Result<Hash, StoreError> {
+/// What [`save`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    /// The snapshot's blob.
+    pub blob: Hash,
+    /// Finalized blocks deleted behind the oldest kept snapshot.
+    pub blocks_pruned: usize,
+}
+
+/// Stores snapshot bytes with their proof, then drops all but the newest `retention.snapshots`
+/// (rows first, then their blobs, so a crash leaves at worst an unreferenced blob), and,
+/// unless `retention.archive`, the finalized blocks at or below the oldest kept one: a restart
+/// starts from the newest snapshot and replays the blocks after it, which stay.
+pub fn save(
+    dir: &DataDir,
+    bytes: &[u8],
+    proof: SnapshotProof,
+    retention: &crate::collect::Retention,
+) -> Result<Saved, StoreError> {
     if bytes.len() > MAX_SNAPSHOT_BYTES {
         return Err(StoreError::TooLarge(bytes.len()));
     }
@@ -181,7 +194,7 @@ pub fn save(dir: &DataDir, bytes: &[u8], proof: SnapshotProof) -> Result<Hash, S
     dir.db()
         .write(|tx| tx.put(&SNAPSHOTS, &height, &SnapshotRecord { blob, proof }))?;
     let all = list(dir.db())?;
-    let old = &all[..all.len().saturating_sub(KEEP)];
+    let old = &all[..all.len().saturating_sub(retention.snapshots.max(1))];
     if !old.is_empty() {
         dir.db().write(|tx| {
             for (h, _) in old {
@@ -195,7 +208,15 @@ pub fn save(dir: &DataDir, bytes: &[u8], proof: SnapshotProof) -> Result<Hash, S
             }
         }
     }
-    Ok(blob)
+    let mut blocks_pruned = 0;
+    if !retention.archive && all.len() > old.len() {
+        let (oldest_kept, _) = &all[old.len()];
+        blocks_pruned = crate::store::prune_finalized(dir.db(), *oldest_kept)?;
+    }
+    Ok(Saved {
+        blob,
+        blocks_pruned,
+    })
 }
 
 /// Loads this node's newest snapshot (its own data: the root and the proof's links are
@@ -576,25 +597,66 @@ mod tests {
         let dir = DataDir::open(tmp.path()).unwrap();
         assert!(load_latest(&dir).unwrap().is_none());
         let (mut state, proof, bytes) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
-        save(&dir, &bytes, proof.clone()).unwrap();
+        let retention = crate::collect::Retention::default();
+        // Finalized blocks 1..=8 (one block standing in for each).
+        for h in 1..=8u64 {
+            let mut p = proof.chain[0].0;
+            p.height = Height(h);
+            let block = platform_state::Block {
+                header: proof.chain[0].1.clone(),
+                txs: Vec::new(),
+            };
+            let f = crate::store::FinalizedBlock {
+                proposal: p,
+                block,
+                certificate: proof.certificate.clone(),
+                seals: Vec::new(),
+            };
+            crate::store::save_finalized(dir.db(), &f, &[]).unwrap();
+        }
+        let stored = |dir: &DataDir| -> Vec<u64> {
+            crate::store::finalized_range(dir.db(), 0, 100)
+                .unwrap()
+                .iter()
+                .map(|f| f.proposal.height.0)
+                .collect()
+        };
+        let saved = save(&dir, &bytes, proof.clone(), &retention).unwrap();
+        assert_eq!(saved.blocks_pruned, 0);
         let (mut loaded, loaded_proof) = load_latest(&dir).unwrap().unwrap();
         assert_eq!(loaded_proof, proof);
         assert_eq!(loaded.root(), state.root());
         // Two newer rows (standing in for two later epochs) push the first one out; the blob
         // they share stays.
         let mut blob = Hash::of(b"");
+        let mut pruned = Vec::new();
         for h in [5, 6] {
             let mut p = proof.clone();
             p.anchor.height = Height(h);
-            blob = save(&dir, &bytes, p).unwrap();
+            let saved = save(&dir, &bytes, p, &retention).unwrap();
+            blob = saved.blob;
+            pruned.push(saved.blocks_pruned);
         }
         let heights: Vec<u64> = list(dir.db()).unwrap().iter().map(|(h, _)| *h).collect();
         assert_eq!(heights, vec![5, 6]);
         assert!(dir.blobs().contains(&blob));
+        // With snapshots at 0 and 5 nothing is behind the oldest; with 5 and 6 kept, blocks
+        // up to 5 go and those a restart from either snapshot replays stay.
+        assert_eq!(pruned, vec![0, 5]);
+        assert_eq!(stored(&dir), vec![6, 7, 8]);
         // Their proofs name height 6 for a state at height 0: loading refuses it.
         let Err(err) = load_latest(&dir) else {
             panic!("a snapshot whose proof names another height loaded");
         };
         assert!(err.to_string().contains("height 6"), "{err}");
+        // An archive keeps every block.
+        let archive = crate::collect::Retention {
+            archive: true,
+            ..retention
+        };
+        let mut p = proof.clone();
+        p.anchor.height = Height(7);
+        assert_eq!(save(&dir, &bytes, p, &archive).unwrap().blocks_pruned, 0);
+        assert_eq!(stored(&dir), vec![6, 7, 8]);
     }
 }

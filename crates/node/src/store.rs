@@ -90,6 +90,29 @@ pub fn save_finalized(
     })
 }
 
+/// Deletes the finalized blocks at or below `through`, in batches. Returns how many went.
+pub fn prune_finalized(db: &Db, through: u64) -> Result<usize, DbError> {
+    const BATCH: usize = 4096;
+    let mut pruned = 0;
+    loop {
+        let heights: Vec<u64> = db
+            .range(&FINALIZED, ..=through, BATCH)?
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect();
+        if heights.is_empty() {
+            return Ok(pruned);
+        }
+        db.write(|tx| {
+            for h in &heights {
+                tx.delete(&FINALIZED, h)?;
+            }
+            Ok::<_, DbError>(())
+        })?;
+        pruned += heights.len();
+    }
+}
+
 /// Finalized blocks from `from` to `to` (inclusive), in height order.
 pub fn finalized_range(db: &Db, from: u64, to: u64) -> Result<Vec<FinalizedBlock>, DbError> {
     Ok(db
