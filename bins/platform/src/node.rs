@@ -508,6 +508,9 @@ pub(crate) fn run_devnet(
         // A dev network keeps little, so that collection shows in short runs.
         cfg.retention.block_depth = 32;
         cfg.retention.payload_epochs = 1;
+        // Every miner, the owner and the watch loop reach the API from 127.0.0.1.
+        cfg.http_limits.per_ip_requests_per_sec = 0;
+        cfg.http_limits.per_ip_connections = cfg.http_limits.max_connections;
         if i + args.byzantine >= args.validators {
             cfg.fault = Some("wrong-scores".into());
         }

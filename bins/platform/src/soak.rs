@@ -53,8 +53,10 @@ struct Sample {
     p99_ms: u64,
     /// The largest resident set, MiB.
     rss_mb: u64,
-    /// The largest data directory, MiB.
+    /// The largest data directory without its logs, MiB.
     disk_mb: u64,
+    /// The largest validator log (`node.log`), KiB.
+    log_kib: u64,
     /// The most provider records (own plus others') any validator's DHT store holds.
     dht_records: u64,
     /// The most entries any validator's replicated state holds.
@@ -137,6 +139,13 @@ impl Sampler {
             p99_ms: p99s.iter().copied().max().unwrap_or(0),
             rss_mb: self.pids.iter().map(|p| rss_kib(*p)).max().unwrap_or(0) / 1024,
             disk_mb: self.dirs.iter().map(|d| dir_bytes(d)).max().unwrap_or(0) >> 20,
+            log_kib: self
+                .dirs
+                .iter()
+                .map(|d| std::fs::metadata(d.join("node.log")).map_or(0, |m| m.len()))
+                .max()
+                .unwrap_or(0)
+                >> 10,
             dht_records,
             state_entries,
         });
@@ -162,7 +171,8 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Bytes under a directory (files only, symlinks not followed).
+/// Bytes under a directory (files only, symlinks not followed), logs (`*.log`) left out: they
+/// grow with the run by design, and rotating them is the operator's (or journald's) job.
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -171,7 +181,9 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .flatten()
         .map(|e| match e.file_type() {
             Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Ok(t) if t.is_file() && e.path().extension().is_none_or(|x| x != "log") => {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
             _ => 0,
         })
         .sum()
@@ -194,8 +206,14 @@ pub struct SoakFigures {
     /// end.
     rss_mb_at_20pct: u64,
     rss_mb_end: u64,
+    /// The largest resident set and data directory at 10 %, 20 %, … 100 % of the run (is the
+    /// growth levelling off?).
+    rss_mb_by_tenth: Vec<u64>,
+    disk_mb_by_tenth: Vec<u64>,
     disk_mb_at_20pct: u64,
     disk_mb_end: u64,
+    /// The largest validator log at the end (not in `disk_mb_*`), KiB.
+    log_kib_end: u64,
     /// Entries in the largest replicated state at 20 % of the run and at its end (bounded by
     /// the genesis parameter `retain_epochs`).
     state_entries_at_20pct: u64,
@@ -221,6 +239,13 @@ pub struct SoakFigures {
 /// The first sample at or past `height`.
 fn at_height(samples: &[Sample], height: u64) -> Option<&Sample> {
     samples.iter().find(|s| s.height >= height)
+}
+
+/// `f` of the first sample at each tenth of `blocks` (the last sample for the last tenth).
+fn tenths(samples: &[Sample], blocks: u64, end: &Sample, f: impl Fn(&Sample) -> u64) -> Vec<u64> {
+    (1..=10)
+        .map(|i| at_height(samples, blocks * i / 10).map_or(f(end), &f))
+        .collect()
 }
 
 fn rate(from: &Sample, to: &Sample) -> f64 {
@@ -271,8 +296,11 @@ fn figures(sampler: &Sampler, blocks: u64, summary: &node::DevnetSummary) -> Res
         finalization_p99_ms_last: end.p99_ms,
         rss_mb_at_20pct: at20.rss_mb,
         rss_mb_end: end.rss_mb,
+        rss_mb_by_tenth: tenths(samples, blocks, end, |s| s.rss_mb),
+        disk_mb_by_tenth: tenths(samples, blocks, end, |s| s.disk_mb),
         disk_mb_at_20pct: at20.disk_mb,
         disk_mb_end: end.disk_mb,
+        log_kib_end: end.log_kib,
         state_entries_at_20pct: at20.state_entries,
         state_entries_end: end.state_entries,
         submissions_admitted: summary.submissions_admitted,
@@ -357,12 +385,16 @@ fn print(f: &SoakFigures) {
         f.finalization_p99_ms_first, f.finalization_p99_ms_last
     );
     println!(
-        "RSS (largest)     at 20 % {:>6} MiB  end {:>6} MiB",
-        f.rss_mb_at_20pct, f.rss_mb_end
+        "RSS (largest)     at 20 % {:>6} MiB  end {:>6} MiB   by tenth {:?}",
+        f.rss_mb_at_20pct, f.rss_mb_end, f.rss_mb_by_tenth
     );
     println!(
         "disk (largest)    at 20 % {:>6} MiB  end {:>6} MiB",
         f.disk_mb_at_20pct, f.disk_mb_end
+    );
+    println!(
+        "log (largest)     end {:>6} KiB (not counted above)",
+        f.log_kib_end
     );
     println!(
         "state entries     at 20 % {:>6}      end {:>6}",

@@ -542,6 +542,148 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     }
 }
 
+/// `GET /metrics` as text (`None` unless 200).
+fn metrics_text(api: &str) -> Option<String> {
+    let mut s = TcpStream::connect(api).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// The API listener's refusals for `reason`, from its `/metrics`.
+fn http_refused(api: &str, reason: &str) -> Option<u64> {
+    let needle = format!("platform_http_refused_total{{reason=\"{reason}\"}} ");
+    metrics_text(api)?
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle)?.trim().parse().ok())
+}
+
+/// Whether the server closed `s` (end of file or reset) within its read timeout.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A response (a 408 for a stalled body) may come before the close.
+            Ok(_) => continue,
+            Err(e) => {
+                return matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                );
+            }
+        }
+    }
+}
+
+/// Alice's API, with small `[http_limits]`, under slow clients (headers never finished, a
+/// large body that stalls), more connections than one address may hold and a GET flood: each
+/// is refused and counted, the slow connections are closed by the server, and all four
+/// validators keep finalizing throughout.
+#[test]
+fn the_api_refuses_slow_and_flooding_clients_while_the_network_finalizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = LocalChain::start(&tmp.path().join("chain"), 6, 400);
+    let mut vs = init_four(tmp.path(), &chain.url);
+    let config = std::fs::read_to_string(&vs[0].config).unwrap();
+    let limited: String = config
+        .lines()
+        .map(|l| match l.split(" = ").next() {
+            Some("header_timeout_ms") => "header_timeout_ms = 1000".to_string(),
+            Some("request_timeout_ms") => "request_timeout_ms = 2000".to_string(),
+            Some("per_ip_connections") => "per_ip_connections = 40".to_string(),
+            Some("per_ip_requests_per_sec") => "per_ip_requests_per_sec = 20".to_string(),
+            Some("per_ip_burst") => "per_ip_burst = 40".to_string(),
+            _ => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert!(limited.contains("per_ip_burst = 40"), "{limited}");
+    std::fs::write(&vs[0].config, limited).unwrap();
+    for v in &mut vs {
+        v.start();
+    }
+    wait_or_show("three finalized blocks everywhere", &vs, || {
+        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+    });
+    let api = vs[0].api.clone();
+    let start = height(&vs[1].api).unwrap();
+
+    // Slowloris: 30 connections whose headers never end, 5 that send nothing.
+    let mut slow: Vec<TcpStream> = (0..35)
+        .map(|i| {
+            let mut s = TcpStream::connect(&api).unwrap();
+            if i < 30 {
+                s.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
+                    .unwrap();
+            }
+            s
+        })
+        .collect();
+    // A large body that stalls after its first kilobyte.
+    let mut stalled = TcpStream::connect(&api).unwrap();
+    write!(
+        stalled,
+        "POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 8000000\r\n\r\n"
+    )
+    .unwrap();
+    stalled.write_all(&[0u8; 1024]).unwrap();
+    // Past 40 connections from this address, the next are closed as they are accepted.
+    let mut extra: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(&api).unwrap()).collect();
+    assert!(
+        extra.iter_mut().any(closed_by_server),
+        "no connection over the per-address cap was closed"
+    );
+    // The server closes every slow connection (the headers' deadline) and the stalled body
+    // (the request's deadline).
+    for s in &mut slow {
+        assert!(closed_by_server(s), "a slow connection was left open");
+    }
+    assert!(closed_by_server(&mut stalled));
+    drop((slow, extra, stalled));
+    // A GET flood: more than the burst, faster than the rate.
+    let answered: Vec<bool> = (0..120)
+        .map(|_| get(&api, "/api/v1/challenges").is_some())
+        .collect();
+    assert!(answered.iter().any(|a| *a) && answered.iter().any(|a| !*a));
+
+    // All the while, and after, every validator finalizes.
+    wait_or_show("five more blocks everywhere", &vs, || {
+        vs.iter()
+            .all(|v| height(&v.api).is_some_and(|h| h >= start + 5))
+    });
+    // Alice counted each refusal (her metrics answer once her bucket refills).
+    let mut counts = Vec::new();
+    wait_or_show("Alice's metrics", &vs, || {
+        counts = [
+            "header_timeout",
+            "request_timeout",
+            "ip_connections",
+            "rate",
+        ]
+        .iter()
+        .map(|r| http_refused(&api, r))
+        .collect();
+        counts.iter().all(Option::is_some)
+    });
+    let [header, request, connections, rate] = counts[..] else {
+        unreachable!()
+    };
+    assert!(header >= Some(35), "{counts:?}");
+    assert!(request >= Some(1), "{counts:?}");
+    assert!(connections >= Some(1), "{counts:?}");
+    assert!(rate >= Some(1), "{counts:?}");
+}
+
 #[test]
 fn devnet_runs_four_validators_that_agree() {
     let tmp = tempfile::tempdir().unwrap();

@@ -30,6 +30,8 @@ struct Ctx {
     pool: Arc<Pool>,
     /// The operator token (see [`crate::token`]).
     token: Arc<str>,
+    /// The listener's refusals ([`crate::http`]).
+    http: Arc<crate::http::HttpStats>,
 }
 
 /// What a miner posts to `/api/v1/submissions` (Borsh, `application/octet-stream`): the signed
@@ -52,6 +54,7 @@ pub fn router(
     dir: Arc<DataDir>,
     pool: Arc<Pool>,
     token: String,
+    http: Arc<crate::http::HttpStats>,
 ) -> Router {
     Router::new()
         .route(
@@ -79,6 +82,7 @@ pub fn router(
             dir,
             pool,
             token: token.into(),
+            http,
         })
 }
 
@@ -479,6 +483,7 @@ async fn ready(State(ctx): State<Ctx>) -> impl IntoResponse {
 async fn metrics(State(ctx): State<Ctx>) -> String {
     let s = snapshot(&ctx);
     let mut out = ctx.net.metrics().render_prometheus();
+    out.push_str(&ctx.http.render_prometheus());
     out.push_str(&format!(
         "# TYPE platform_finalized_height gauge\nplatform_finalized_height {}\n\
          # TYPE platform_consensus_view gauge\nplatform_consensus_view {}\n\

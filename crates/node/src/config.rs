@@ -69,6 +69,9 @@ pub struct NodeConfig {
     /// How long blobs the validator no longer needs are kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// The HTTP API listener's limits (connections, timeouts, per-address rates).
+    #[serde(default)]
+    pub http_limits: crate::http::HttpLimits,
 }
 
 /// `[retention]`: when blobs are collected (see `platform_node::collect`).
@@ -223,6 +226,7 @@ impl NodeConfig {
             snapshot_catch_up: true,
             dht: DhtConfig::default(),
             retention: RetentionConfig::default(),
+            http_limits: crate::http::HttpLimits::default(),
         }
     }
 
@@ -257,6 +261,9 @@ impl NodeConfig {
                 cfg.block_interval_ms
             );
         }
+        cfg.http_limits
+            .check()
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         if cfg.retention.snapshots == 0 {
             anyhow::bail!(
                 "config {}: [retention] snapshots must be at least 1 (a restart starts from the \

@@ -17,6 +17,7 @@ pub mod driver;
 pub mod epochs;
 pub mod evaluator;
 pub mod genesis;
+pub mod http;
 pub mod liveness;
 pub mod mempool;
 pub mod snapshots;
@@ -168,15 +169,20 @@ pub async fn run(
         .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
     let token = token::load_or_create(cfg.data_dir())?;
-    let api = api::router(status, net.clone(), dir.clone(), driver.pool(), token);
+    let stats = Arc::new(http::HttpStats::default());
+    let api = api::router(
+        status,
+        net.clone(),
+        dir.clone(),
+        driver.pool(),
+        token,
+        stats.clone(),
+    );
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, api)
-            .with_graceful_shutdown(async {
-                let _ = api_stop_rx.await;
-            })
-            .await
-    });
+    let limits = cfg.http_limits;
+    let server = tokio::spawn(http::serve(listener, api, limits, stats, async {
+        let _ = api_stop_rx.await;
+    }));
     let result = driver.run(events, stop).await;
     let _ = api_stop_tx.send(());
     let _ = server.await;

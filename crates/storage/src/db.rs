@@ -110,6 +110,9 @@ impl<K: StoreKey, V: BorshSerialize + BorshDeserialize> TableSpec<K, V> {
     }
 }
 
+/// redb's page cache (its default is 1 GiB, which a long run would slowly fill).
+const CACHE_BYTES: usize = 32 << 20;
+
 /// The node's redb database.
 pub struct Db {
     inner: redb::Database,
@@ -118,7 +121,11 @@ pub struct Db {
 impl Db {
     /// Opens or creates the database at `path`. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let inner = redb::Database::create(path).map_err(|e| DbError::Open {
+        let inner = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
+                DbError::Open {
             path: path.display().to_string(),
             reason: match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -127,7 +134,8 @@ impl Db {
                 }
                 other => other.to_string(),
             },
-        })?;
+        }
+            })?;
         Ok(Db { inner })
     }
 
