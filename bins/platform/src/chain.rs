@@ -197,9 +197,19 @@ fn local_only<'a>(chain: &'a AnyChain, what: &str) -> Result<&'a LocalChainClien
         .ok_or_else(|| anyhow!("{what} exists on a LocalChain only; subtensor does not offer it"))
 }
 
-/// Resolves `--hotkey`: a secret URI, a wallet hotkey file, or a keystore name.
+/// Whether a `--hotkey` value is itself a secret (a mnemonic, a raw seed, or a URI with a
+/// `///password`), as opposed to a dev URI, a file or a keystore name.
+pub fn is_secret(spec: &str) -> bool {
+    spec.contains(' ') || spec.starts_with("0x") || spec.contains("///")
+}
+
+/// Resolves `--hotkey`: a secret URI, a wallet hotkey file, or a keystore name. Errors never
+/// repeat a secret.
 pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
-    if spec.starts_with("//") || spec.starts_with("0x") || spec.contains(' ') {
+    if is_secret(spec) {
+        return parse_suri(spec).map_err(|e| anyhow!("--hotkey (a secret, not shown): {e}"));
+    }
+    if spec.starts_with("//") {
         return parse_suri(spec).map_err(|e| anyhow!("--hotkey {spec}: {e}"));
     }
     let path = Path::new(spec);

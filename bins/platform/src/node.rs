@@ -159,6 +159,12 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
              `platform keys generate` creates one)"
         ),
     };
+    if crate::chain::is_secret(&hotkey) {
+        bail!(
+            "--hotkey: a mnemonic or seed would be written into config.toml; import it first \
+             (`platform keys import --data-dir D --name N --mnemonic`) and pass --hotkey N"
+        );
+    }
     let key = crate::chain::load_hotkey(&hotkey, Some(&args.data_dir))?;
     let genesis_path = args.data_dir.join("genesis.bin");
     let genesis = match (&args.genesis, args.dev) {
@@ -222,6 +228,14 @@ fn now_ms() -> u64 {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let cfg = NodeConfig::load(&args.config)?;
+    if crate::chain::is_secret(&cfg.hotkey) {
+        bail!(
+            "config {}: `hotkey` holds a secret (a mnemonic or seed), which a config file must \
+             not: import it into the keystore (`platform keys import --data-dir D --name N \
+             --mnemonic`, reading it from standard input) and set hotkey = \"N\"",
+            args.config.display()
+        );
+    }
     let key = crate::chain::load_hotkey(&cfg.hotkey, Some(cfg.data_dir()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

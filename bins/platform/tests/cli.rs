@@ -134,6 +134,34 @@ fn bad_inputs_get_their_own_errors() {
     );
 }
 
+/// A mnemonic or seed never goes into config.toml, and no error repeats one.
+#[test]
+fn secrets_stay_out_of_configs_and_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let dd = dir_arg(d.path());
+    let phrase = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
+    let o = platform(&["init", "--dev", "--data-dir", &dd, "--hotkey", phrase]);
+    assert_user_error(&o, "import it first");
+    assert!(!stderr(&o).contains("curtain"), "{}", stderr(&o));
+    assert!(!d.path().join("config.toml").exists());
+    // A config written by hand with a seed in it is refused at start, without the seed.
+    let seed = format!("0x{}", "4d".repeat(32));
+    let config = d.path().join("config.toml");
+    std::fs::write(&config, format!("hotkey = \"{seed}\"\n")).unwrap();
+    let o = platform(&["run", "--config", &config.display().to_string()]);
+    assert_user_error(&o, "holds a secret");
+    assert!(!stderr(&o).contains("4d4d"), "{}", stderr(&o));
+    // A malformed seed: the parser's complaint, not the seed.
+    let o = platform(&["init", "--data-dir", &dd, "--hotkey", "0x4d4d"]);
+    assert!(!o.status.success());
+    assert!(!stderr(&o).contains("4d4d"), "{}", stderr(&o));
+    // The written config is the owner's alone.
+    std::fs::remove_file(&config).unwrap();
+    json(&platform(&["init", "--dev", "--data-dir", &dd, "--json"]));
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
 #[test]
 fn generate_list_and_audit() {
     let d = tempfile::tempdir().unwrap();

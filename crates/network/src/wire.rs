@@ -326,10 +326,21 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io
             "frame of {len} bytes exceeds the limit of {limit}"
         )));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Memory grows with what arrives, not with what the length prefix claims: a peer that
+    // declares 32 MiB and sends nothing costs nothing.
+    let mut buf = Vec::with_capacity(len.min(FRAME_CHUNK));
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }
+
+/// The most a frame's buffer is given before its bytes arrive.
+const FRAME_CHUNK: usize = 64 * 1024;
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
     let len = u32::try_from(bytes.len()).map_err(|_| invalid("frame too large"))?;
@@ -437,6 +448,24 @@ mod tests {
         let mut other = e;
         other.netuid = NetUid(2);
         assert!(other.verify().is_err());
+    }
+
+    #[test]
+    fn a_frame_shorter_than_its_prefix_fails_without_taking_the_claimed_memory() {
+        // Claims 30 MiB (under the limit), sends 5 bytes, then the stream ends.
+        let mut bytes = (30u32 << 20).to_le_bytes().to_vec();
+        bytes.extend(b"hello");
+        let mut io = futures::io::Cursor::new(bytes);
+        let err = block_on(read_frame(&mut io, 32 << 20)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("after 5 of"), "{err}");
+        // A whole frame reads back; a frame over the limit is refused before any read.
+        let mut whole = 5u32.to_le_bytes().to_vec();
+        whole.extend(b"hello");
+        let mut io = futures::io::Cursor::new(whole);
+        assert_eq!(block_on(read_frame(&mut io, 16)).unwrap(), b"hello");
+        let mut io = futures::io::Cursor::new(100u32.to_le_bytes().to_vec());
+        assert!(block_on(read_frame(&mut io, 16)).is_err());
     }
 
     #[test]

@@ -173,11 +173,8 @@ async fn post_transaction(
     if !crate::token::authorizes(auth, &ctx.token) {
         return refuse(
             StatusCode::UNAUTHORIZED,
-            format!(
-                "this method needs the operator token: send 'Authorization: Bearer <token>' \
-                 with the token from {}",
-                crate::token::path(ctx.dir.root()).display()
-            ),
+            "this method needs the operator token: send 'Authorization: Bearer <token>' with \
+             the token from operator.token in the validator's data directory",
         );
     }
     let req: TransactionRequest = match decode("transaction request", &body, MAX_SUBMISSION_REQUEST)
@@ -203,7 +200,7 @@ async fn post_transaction(
 async fn get_challenges(State(ctx): State<Ctx>) -> axum::response::Response {
     let pool = ctx.pool.clone();
     let read = tokio::task::spawn_blocking(move || {
-        let state = pool.state();
+        let state = pool.latest();
         state
             .challenges()
             .into_iter()
@@ -284,7 +281,7 @@ async fn get_submission(
     };
     let pool = ctx.pool.clone();
     let found =
-        tokio::task::spawn_blocking(move || pool.state().submission(&SubmissionId(hash))).await;
+        tokio::task::spawn_blocking(move || pool.latest().submission(&SubmissionId(hash))).await;
     match found {
         Ok(Some(record)) => {
             use platform_state::records::SubmissionStatus;
@@ -398,7 +395,7 @@ struct ValidatorView {
 
 /// The current epoch's validators, with stake and jail status.
 async fn get_validators(State(ctx): State<Ctx>) -> Json<Vec<ValidatorView>> {
-    let state = ctx.pool.state();
+    let state = ctx.pool.latest();
     let epoch = state.meta().epoch;
     Json(
         state
@@ -432,7 +429,7 @@ struct EpochWeightsView {
 }
 
 async fn get_epoch_weights(State(ctx): State<Ctx>, Path(epoch): Path<u64>) -> impl IntoResponse {
-    let record = ctx.pool.state().epoch(platform_primitives::Epoch(epoch));
+    let record = ctx.pool.latest().epoch(platform_primitives::Epoch(epoch));
     let Some(record) = record else {
         return refuse(StatusCode::NOT_FOUND, format!("epoch {epoch} is unknown"));
     };

@@ -234,8 +234,18 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<NodeConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut cfg: NodeConfig = toml::from_str(&text)
-            .with_context(|| format!("config {} is invalid", path.display()))?;
+        // The parser's own message quotes the offending line, which may hold a secret: name
+        // the line and the problem only.
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
+            anyhow::anyhow!(
+                "config {} is invalid at line {line}: {}",
+                path.display(),
+                e.message()
+            )
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Option<PathBuf>, default: &str| -> PathBuf {
             match p {
@@ -293,7 +303,9 @@ impl NodeConfig {
     /// Writes the configuration as TOML.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string(self).context("serializing the config")?;
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        // Owner-only: it names the validator's key and its operator settings.
+        platform_storage::write_atomic(path, text.as_bytes(), 0o600)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The configured fault, if any.
@@ -372,6 +384,20 @@ mod tests {
         .unwrap();
         let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
         assert!(err.contains("at most half"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_names_the_line_but_never_quotes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let secret = "0xdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+        std::fs::write(&path, format!("listen = \"x\"\nhotkey = \"{secret}\n")).unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("line 2"), "{err}");
+        assert!(
+            !err.contains("deadbeef"),
+            "the error repeats the secret: {err}"
+        );
     }
 
     #[test]

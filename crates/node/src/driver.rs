@@ -1454,6 +1454,7 @@ impl Driver {
                     pruned,
                 )
             };
+            self.pool.publish();
             self.pool
                 .mempool()
                 .remove(block.txs.iter().map(|t| t.hash()));
@@ -1689,6 +1690,7 @@ impl Driver {
             *canonical = state;
             (canonical.last_block(), canonical.root())
         };
+        self.pool.publish();
         self.finalized_digest = proof.anchor.digest();
         self.finalized_height = proof.anchor.height.0;
         self.finalized_view = proof.anchor.view;

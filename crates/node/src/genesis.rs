@@ -130,7 +130,7 @@ pub fn load(path: &std::path::Path) -> Result<Genesis> {
 
 /// Writes a genesis file.
 pub fn save(genesis: &Genesis, path: &std::path::Path) -> Result<()> {
-    std::fs::write(path, encode(genesis))
+    platform_storage::write_atomic(path, &encode(genesis), 0o644)
         .with_context(|| format!("cannot write genesis {}", path.display()))
 }
 

@@ -13,7 +13,7 @@
 //! state, run by the caller; the mempool only holds what passed.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use platform_primitives::{Hash, Hotkey, SubmissionId};
 use platform_state::{NoModules, Reject, State, Tx};
@@ -31,19 +31,39 @@ pub enum AdmitError {
 
 /// The canonical state (after the last finalized block) and the mempool, shared by the
 /// consensus driver and the API. Each lock is held for one short, synchronous step — never
-/// across an `.await` — and callers on the async runtime go through `spawn_blocking`.
+/// across an `.await` — and callers on the async runtime go through `spawn_blocking`. Readers
+/// that only look (the API's GET routes) take [`Pool::latest`], an immutable copy the driver
+/// publishes after each finalized block, and never wait on the driver.
 pub struct Pool {
     state: Mutex<State>,
     mempool: Mutex<Mempool>,
+    latest: RwLock<Arc<State>>,
 }
 
 impl Pool {
     /// A pool over `state`.
     pub fn new(state: State, mempool: Mempool) -> Pool {
         Pool {
+            latest: RwLock::new(Arc::new(state.fork())),
             state: Mutex::new(state),
             mempool: Mutex::new(mempool),
         }
+    }
+
+    /// The state as of the last [`Pool::publish`]: a copy that shares the canonical state's
+    /// unchanged parts, taken without waiting on the driver.
+    pub fn latest(&self) -> Arc<State> {
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Publishes a copy of the canonical state for [`Pool::latest`] (O(1): the state's maps
+    /// are persistent). The driver calls it whenever the canonical state changes.
+    pub fn publish(&self) {
+        let copy = Arc::new(self.state().fork());
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = copy;
     }
 
     /// The canonical state.
@@ -257,6 +277,29 @@ mod tests {
     use platform_crypto::Keypair;
     use platform_primitives::{ChallengeId, Submission};
     use platform_state::SubmitTx;
+
+    /// A reader gets the published copy while the driver holds the canonical state's lock,
+    /// and sees a change only once it is published.
+    #[test]
+    fn readers_take_the_published_state_without_waiting_on_the_lock() {
+        let genesis = |n| State::genesis(&crate::genesis::dev(n, 0, 1000).unwrap()).unwrap();
+        let pool = Arc::new(Pool::new(genesis(4), Mempool::new(10, 10)));
+        let held = pool.state();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = pool.clone();
+        std::thread::spawn(move || tx.send(reader.latest().current_epoch().validators.len()));
+        let read = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(
+            read,
+            Ok(4),
+            "the reader waited on the canonical state's lock"
+        );
+        drop(held);
+        *pool.state() = genesis(3);
+        assert_eq!(pool.latest().current_epoch().validators.len(), 4);
+        pool.publish();
+        assert_eq!(pool.latest().current_epoch().validators.len(), 3);
+    }
 
     fn submit(miner: u8, nonce: u64) -> Tx {
         let key = Keypair::from_seed(&[miner; 32]);

@@ -96,17 +96,36 @@ impl ArtifactCache {
                 File::open("/dev/urandom")
                     .and_then(|mut f| f.read_exact(&mut key))
                     .map_err(|e| io_err(&key_path, e))?;
+                // Whole or not at all: a torn key would void every cached artifact, and two
+                // processes opening the cache at once must not see each other's half key.
+                let tmp = key_path.with_extension(format!("tmp{}", std::process::id()));
+                let _ = fs::remove_file(&tmp);
                 let mut f = OpenOptions::new()
                     .write(true)
-                    .create(true)
-                    .truncate(true)
+                    .create_new(true)
                     .mode(0o600)
-                    .open(&key_path)
-                    .map_err(|e| io_err(&key_path, e))?;
+                    .open(&tmp)
+                    .map_err(|e| io_err(&tmp, e))?;
                 f.write_all(&key)
                     .and_then(|()| f.sync_all())
-                    .map_err(|e| io_err(&key_path, e))?;
-                key
+                    .map_err(|e| io_err(&tmp, e))?;
+                // Published only if no other process published one first (a torn file from
+                // before is replaced); otherwise theirs is the key.
+                if fs::read(&key_path).is_ok_and(|b| b.len() != 32) {
+                    let _ = fs::remove_file(&key_path);
+                }
+                let linked = fs::hard_link(&tmp, &key_path);
+                let _ = fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => key,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let theirs = fs::read(&key_path).map_err(|e| io_err(&key_path, e))?;
+                        theirs.try_into().map_err(|_| {
+                            LoadError::Compile(format!("{}: not a 32-byte key", key_path.display()))
+                        })?
+                    }
+                    Err(e) => return Err(io_err(&key_path, e)),
+                }
             }
         };
         Ok(ArtifactCache {

@@ -12,11 +12,13 @@
 //! renamed into place, audit appends return only after `fdatasync`, and redb commits are
 //! durable when they return.
 
+mod atomic;
 pub mod audit;
 pub mod blobs;
 mod datadir;
 pub mod db;
 
+pub use atomic::write_atomic;
 pub use audit::{AuditEntry, AuditError, AuditLog, AuditRecord, VerifyReport};
 pub use blobs::{BlobError, BlobStore};
 pub use datadir::{DataDir, DataDirError};
