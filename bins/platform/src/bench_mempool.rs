@@ -9,13 +9,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use platform_crypto::{Domain, Keypair};
+use platform_crypto::Keypair;
 use platform_node::mempool::{Mempool, Pool};
-use platform_primitives::{ChallengeId, Hash, NetUid, Submission, Uid};
-use platform_state::{
-    ChallengeMeta, Genesis, Lifecycle, Neuron, NoModules, Params, Resources, ScoringRule, State,
-    SubmitTx, SudoAction, SudoTx, Tx,
-};
+use platform_node::workload::{state_with_active_challenge, submission};
+use platform_state::Tx;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -29,109 +26,6 @@ pub struct MempoolFigures {
     admit_p95_target_met: bool,
 }
 
-const NETUID: NetUid = NetUid(1);
-
-fn sudo(owner: &Keypair, nonce: u64, action: SudoAction) -> Tx {
-    let signature = owner.sign(Domain::Sudo, &SudoTx::signing_bytes(NETUID, nonce, &action));
-    Tx::Sudo(SudoTx {
-        action,
-        nonce,
-        signer: owner.hotkey(),
-        signature: Some(signature),
-    })
-}
-
-fn submission(miner: &Keypair, nonce: u64) -> Tx {
-    let payload = nonce.to_le_bytes();
-    let submission = Submission {
-        challenge: ChallengeId::new("bench").expect("valid id"),
-        miner: miner.hotkey(),
-        payload_hash: Hash::of(&payload),
-        payload_len: payload.len() as u64,
-        nonce,
-    };
-    let signature = miner.sign(
-        Domain::Submission,
-        &SubmitTx::signing_bytes(NETUID, &submission),
-    );
-    Tx::Submit(SubmitTx {
-        submission,
-        signature: Some(signature),
-    })
-}
-
-fn state_with_active_challenge(owner: &Keypair, miners: &[Keypair]) -> Result<State> {
-    let mut metagraph = vec![Neuron {
-        uid: Uid(0),
-        hotkey: owner.hotkey(),
-        coldkey: owner.hotkey().0,
-        stake: 1_000,
-        validator_permit: true,
-    }];
-    for (i, m) in miners.iter().enumerate() {
-        metagraph.push(Neuron {
-            uid: Uid(i as u16 + 1),
-            hotkey: m.hotkey(),
-            coldkey: m.hotkey().0,
-            stake: 0,
-            validator_permit: false,
-        });
-    }
-    let genesis = Genesis {
-        netuid: NETUID,
-        owner: owner.hotkey(),
-        params: Params {
-            max_submissions_per_epoch: 1_000,
-            ..Params::default()
-        },
-        chain_block: 0,
-        chain_hash: Hash::of(b"bench"),
-        metagraph,
-        bindings: Vec::new(),
-        timestamp_ms: 0,
-    };
-    let mut state = State::genesis(&genesis).map_err(|e| anyhow!("bench genesis: {e}"))?;
-    let meta = ChallengeMeta {
-        id: ChallengeId::new("bench").expect("valid id"),
-        name: "bench".into(),
-        version: 1,
-        wasm_hash: Hash::of(b"module"),
-        abi_version: platform_runtime::abi::ABI_VERSION,
-        resources: Resources::default(),
-        committee_size: None,
-        emission_bps: 10_000,
-        scoring: ScoringRule::WinnerTakesAll,
-        assets: Vec::new(),
-    };
-    let steps = [
-        sudo(owner, 1, SudoAction::Publish(meta)),
-        sudo(
-            owner,
-            2,
-            SudoAction::Transition {
-                challenge: ChallengeId::new("bench").expect("valid id"),
-                to: Lifecycle::Active,
-            },
-        ),
-    ];
-    for (i, tx) in steps.into_iter().enumerate() {
-        let (block, outcomes) = state.build_block(
-            owner,
-            platform_primitives::View(i as u64 + 1),
-            0,
-            vec![tx],
-            &NoModules,
-        );
-        if let Some((_, Err(e))) = outcomes.first() {
-            return Err(anyhow!("setting up the challenge: {e}"));
-        }
-        state
-            .apply_block(&block, &NoModules)
-            .map_err(|e| anyhow!("setting up the challenge: {e:?}"))?;
-    }
-    Ok(state)
-}
-
 pub fn run(quick: bool) -> Result<MempoolFigures> {
     let (pending, timed) = if quick { (5_000, 500) } else { (50_000, 2_000) };
     let owner = Keypair::from_seed(&[1; 32]);
@@ -143,7 +37,7 @@ pub fn run(quick: bool) -> Result<MempoolFigures> {
             Keypair::from_seed(&seed)
         })
         .collect();
-    let state = state_with_active_challenge(&owner, &miners)?;
+    let state = state_with_active_challenge(&owner, &miners, 1_000)?;
     let pool = Pool::new(state, Mempool::new(pending + timed, 256));
     let per_miner = pending.div_ceil(miners.len());
     let mut filled = 0;

@@ -328,6 +328,15 @@ pub enum ChainError {
     },
 }
 
+impl ChainError {
+    /// Whether a transaction that failed with this error may still be on chain: the endpoint
+    /// went away, or did not report finality in time, after the transaction may have left.
+    /// Every other error is the chain's (or our) definite refusal.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, ChainError::Unreachable { .. })
+    }
+}
+
 /// What a validator needs from a chain. Implemented by [`local::LocalChainClient`] (over HTTP)
 /// and by [`local::LocalChain`] itself (in process).
 pub trait Chain: Send + Sync {

@@ -210,7 +210,12 @@ pub async fn submit_weights<C: Chain>(
     {
         Ok(inc) => inc,
         Err(e) => {
-            pending.remove(&hash)?;
+            // A refusal leaves nothing on chain to reveal. An unknown outcome (a lost
+            // connection, no finality in time) may have: keep the reveal data, and the next
+            // `reveal_due` reveals it or learns from the chain that there is no such commit.
+            if !e.outcome_unknown() {
+                pending.remove(&hash)?;
+            }
             return Err(e);
         }
     };

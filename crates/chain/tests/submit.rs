@@ -143,3 +143,110 @@ async fn an_unreachable_chain_is_retried_a_bounded_number_of_times() {
     let r = submit_weights(&dead, &alice, 1, &[4], &[1], 0, None, FAST).await;
     assert!(matches!(r, Err(ChainError::Unreachable { .. })), "{r:?}");
 }
+
+/// LocalChain whose `commit_weights` commits, then loses the answer (a connection dropped
+/// before finality was reported): the outcome is unknown to the caller.
+struct LostAnswer(LocalChain);
+
+impl Chain for LostAnswer {
+    async fn head(&self) -> Result<platform_chain::BlockRef, ChainError> {
+        self.0.head().await
+    }
+    async fn block(&self, number: u64) -> Result<platform_chain::BlockRef, ChainError> {
+        self.0.block(number).await
+    }
+    async fn hyperparameters(
+        &self,
+        netuid: u16,
+    ) -> Result<platform_chain::Hyperparameters, ChainError> {
+        self.0.hyperparameters(netuid).await
+    }
+    async fn metagraph(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<platform_chain::NeuronInfo>, ChainError> {
+        self.0.metagraph(netuid, block).await
+    }
+    async fn epoch_schedule(
+        &self,
+        netuid: u16,
+    ) -> Result<platform_chain::EpochSchedule, ChainError> {
+        self.0.epoch_schedule(netuid).await
+    }
+    async fn set_weights(
+        &self,
+        signer: &platform_crypto::Keypair,
+        netuid: u16,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<platform_chain::Included, ChainError> {
+        self.0
+            .set_weights(signer, netuid, uids, weights, version_key)
+            .await
+    }
+    async fn commit_weights(
+        &self,
+        signer: &platform_crypto::Keypair,
+        netuid: u16,
+        hash: [u8; 32],
+    ) -> Result<platform_chain::Included, ChainError> {
+        self.0.commit_weights(signer, netuid, hash).await?;
+        Err(ChainError::Unreachable {
+            url: "test".into(),
+            reason: "the transaction was not finalized within 180 s".into(),
+        })
+    }
+    async fn reveal_weights(
+        &self,
+        signer: &platform_crypto::Keypair,
+        netuid: u16,
+        reveal: &platform_chain::Reveal,
+    ) -> Result<platform_chain::Included, ChainError> {
+        self.0.reveal_weights(signer, netuid, reveal).await
+    }
+    async fn weights(
+        &self,
+        netuid: u16,
+    ) -> Result<Vec<platform_chain::ValidatorWeights>, ChainError> {
+        self.0.weights(netuid).await
+    }
+}
+
+/// A commit whose outcome is unknown keeps its reveal data, and is revealed once its window
+/// opens; a commit the chain refuses leaves nothing behind.
+#[tokio::test]
+async fn a_commit_with_an_unknown_outcome_is_kept_and_revealed() {
+    let d = tempfile::tempdir().unwrap();
+    let store = PendingStore::open(&d.path().join("p.redb")).unwrap();
+    let c = LostAnswer(chain(Some(2)));
+    let alice = parse_suri("//Alice").unwrap();
+    let r = submit_weights(&c, &alice, 1, &[4, 6], &[2, 5], 0, Some(&store), FAST).await;
+    assert!(matches!(r, Err(ChainError::Unreachable { .. })), "{r:?}");
+    assert_eq!(store.all().unwrap().len(), 1, "the reveal data was dropped");
+    // The window is unknown (never confirmed): reveal attempts go to the chain, which says
+    // "not yet" until the commit's window opens, then takes the reveal.
+    let mut revealed = false;
+    for _ in 0..64 {
+        let out = reveal_due(&c, &alice, &store, FAST).await.unwrap();
+        if matches!(out.as_slice(), [RevealOutcome::Revealed { .. }]) {
+            revealed = true;
+            break;
+        }
+        assert!(
+            matches!(out.as_slice(), [RevealOutcome::NotYet { .. }]),
+            "{out:?}"
+        );
+        c.0.produce_block().unwrap();
+    }
+    assert!(revealed, "the commit was never revealed");
+    assert!(store.all().unwrap().is_empty());
+    assert_eq!(c.0.weights(1).await.unwrap()[0].uids, vec![4, 6]);
+
+    // A definite refusal (//Nobody is not registered) leaves no reveal data.
+    let nobody = parse_suri("//Nobody").unwrap();
+    let r = submit_weights(&c.0, &nobody, 1, &[4], &[1], 0, Some(&store), FAST).await;
+    assert!(r.is_err() && !r.unwrap_err().outcome_unknown());
+    assert!(store.all().unwrap().is_empty());
+}

@@ -307,9 +307,19 @@ impl Ingress {
     }
 
     /// Moves a topic's current round forward and forgets messages that fell out of its window.
+    /// A round lower than the current one starts the topic's rounds afresh (consensus views
+    /// restart with each epoch): every message of the topic is forgotten, since the old
+    /// rounds' window would otherwise keep the previous epoch's last views for good.
     pub fn set_round(&mut self, topic: Topic, round: u64) {
-        self.rounds.insert(topic, round);
-        let floor = round.saturating_sub(self.specs[&topic].rounds_back);
+        let restarted = self
+            .rounds
+            .insert(topic, round)
+            .is_some_and(|old| round < old);
+        let floor = if restarted {
+            u64::MAX
+        } else {
+            round.saturating_sub(self.specs[&topic].rounds_back)
+        };
         let evicted = &mut self.evicted;
         self.seen.retain(|id, (t, r)| {
             let keep = *t != topic || *r >= floor;
@@ -754,6 +764,28 @@ mod tests {
         assert!(ing.seen.is_empty());
         let (fresh, evicted) = ing.take_changes();
         assert_eq!((fresh.len(), evicted.len()), (1, 1));
+    }
+
+    /// Views restart with each epoch: the previous epoch's last views leave the cache when the
+    /// round goes back, instead of staying above every later floor (which made the cache, on
+    /// disk and in memory, grow with every epoch).
+    #[test]
+    fn a_round_that_starts_afresh_forgets_the_previous_rounds() {
+        let (mut ing, peer, v) = pipeline();
+        let now = Instant::now();
+        ing.set_round(Topic::Consensus, 120);
+        for (i, round) in [100u64, 118, 120].into_iter().enumerate() {
+            assert!(matches!(
+                ing.check_gossip(Topic::Consensus, &peer, &msg(&v, round, &[i as u8]), now),
+                Verdict::Accept(_)
+            ));
+        }
+        ing.set_round(Topic::Consensus, 121);
+        assert_eq!(ing.seen.len(), 3);
+        ing.set_round(Topic::Consensus, 1);
+        assert!(ing.seen.is_empty());
+        assert_eq!(ing.take_changes().1.len(), 3);
+        assert_eq!(ing.round(Topic::Consensus), 1);
     }
 
     #[test]

@@ -139,6 +139,26 @@ async fn admit_and_gossip(
             ));
         }
     }
+    let height = ctx.status.lock().expect("status lock poisoned").height;
+    if let Tx::Submit(t) = &tx {
+        // The payload waits in quarantine until it is ordered (`crate::collect`).
+        let (dir, id, payload) = (
+            ctx.dir.clone(),
+            t.submission.id(),
+            t.submission.payload_hash,
+        );
+        let held = tokio::task::spawn_blocking(move || {
+            crate::collect::hold_admitted(dir.db(), id, height, payload)
+        })
+        .await;
+        if !matches!(held, Ok(Ok(()))) {
+            ctx.pool.mempool().remove([tx.hash()]);
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not record the payload",
+            ));
+        }
+    }
     for blob in blobs {
         if let Err(e) = ctx.net.put_blob(blob).await {
             tracing::warn!("storing a blob of a {} transaction: {e}", tx.kind());
@@ -149,10 +169,9 @@ async fn admit_and_gossip(
             ));
         }
     }
-    let round = ctx.status.lock().expect("status lock poisoned").height;
     if let Err(e) = ctx
         .net
-        .publish(Topic::Submissions, round, encode(&tx))
+        .publish(Topic::Submissions, height, encode(&tx))
         .await
     {
         // Alone on the network, or peers not subscribed yet: our own proposals still carry it.

@@ -20,7 +20,7 @@
 //! not collected here; finalized blocks behind the oldest kept snapshot are deleted when a
 //! snapshot is stored (unless [`Retention::archive`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_primitives::{Hash, SubmissionId};
@@ -38,6 +38,9 @@ pub struct Retention {
     pub payload_epochs: u64,
     /// Finalized heights a block's blob is kept.
     pub block_depth: u64,
+    /// Finalized heights the payload of an admitted submission is kept while it is neither
+    /// pending in the mempool nor ordered (evicted, refused by a block, or never gossiped on).
+    pub unordered_depth: u64,
     /// Snapshots kept (at least 1); older ones are deleted ([`crate::snapshots::save`]).
     pub snapshots: usize,
     /// Keep every finalized block in the database. Otherwise the blocks at or below the
@@ -51,6 +54,7 @@ impl Default for Retention {
         Retention {
             payload_epochs: 2,
             block_depth: 256,
+            unordered_depth: 256,
             snapshots: 2,
             archive: false,
         }
@@ -66,6 +70,12 @@ pub enum Held {
     Payload {
         submission: SubmissionId,
         epoch: u64,
+    },
+    /// The payload of a submission this validator's API admitted at finalized `height`, not
+    /// (yet) ordered: in quarantine until it is ordered or given up.
+    Admitted {
+        submission: SubmissionId,
+        height: u64,
     },
 }
 
@@ -83,6 +93,27 @@ pub(crate) const HELD: TableSpec<u64, Row> = TableSpec::new("held_blobs", 256);
 /// fewer than 2^20 rows.
 pub(crate) fn row_key(height: u64, index: usize) -> u64 {
     (height << 20) | (index as u64 & ((1 << 20) - 1))
+}
+
+/// Rows of admitted payloads live above every block row: the top bit, then 63 bits of the
+/// submission id (so one submission has one row, however often it is admitted).
+pub fn admitted_key(submission: &SubmissionId) -> u64 {
+    let low = u64::from_le_bytes(submission.0.0[..8].try_into().expect("8 bytes"));
+    (1 << 63) | (low >> 1)
+}
+
+/// Records the payload of a submission the API admitted at finalized `height`.
+pub fn hold_admitted(
+    db: &Db,
+    submission: SubmissionId,
+    height: u64,
+    payload: Hash,
+) -> Result<(), DbError> {
+    let row = Row {
+        held: Held::Admitted { submission, height },
+        blob: payload,
+    };
+    db.write(|tx| tx.put(&HELD, &admitted_key(&submission), &row))
 }
 
 /// The rows a finalized block adds: its own blob, and the payload of each submission it
@@ -128,10 +159,12 @@ pub fn held(db: &Db) -> Result<Vec<(u64, Row)>, DbError> {
     db.range(&HELD, .., usize::MAX)
 }
 
-/// The rows that may be collected at `height` in `epoch`, as `state` settles submissions.
+/// The rows that may be collected at `height` in `epoch`, as `state` settles submissions and
+/// with the submissions `pending` in the mempool.
 pub fn due(
     rows: Vec<(u64, Row)>,
     state: &State,
+    pending: &HashSet<SubmissionId>,
     height: u64,
     epoch: u64,
     retention: Retention,
@@ -150,6 +183,17 @@ pub fn due(
                         .submission(submission)
                         .is_none_or(|r| !matches!(r.status, SubmissionStatus::Pending))
             }
+            // Ordered, its `Payload` row keeps the blob; never ordered, it goes.
+            Held::Admitted {
+                submission,
+                height: h,
+            } => {
+                h.saturating_add(retention.unordered_depth) <= height
+                    && !pending.contains(submission)
+                    && state
+                        .submission(submission)
+                        .is_none_or(|r| !matches!(r.status, SubmissionStatus::Pending))
+            }
         };
         if collectable {
             gone.push((key, row));
@@ -163,7 +207,7 @@ pub fn due(
         due.rows.push(key);
         if !keep.contains(&row.blob) && blobs.insert(row.blob) {
             due.blobs.push(row.blob);
-            if matches!(row.held, Held::Payload { .. }) {
+            if matches!(row.held, Held::Payload { .. } | Held::Admitted { .. }) {
                 due.payloads.push(row.blob);
             }
         }
@@ -259,7 +303,15 @@ mod tests {
 
         // Height 11, epoch 1: block 1 is 10 deep, block 2 is not; the first payload row is due
         // but its bytes are still named by the second.
-        let due = due(super::held(dir.db()).unwrap(), &state, 11, 1, retention);
+        let none = HashSet::new();
+        let due = due(
+            super::held(dir.db()).unwrap(),
+            &state,
+            &none,
+            11,
+            1,
+            retention,
+        );
         assert_eq!(due.rows, vec![row_key(1, 0), row_key(3, 0)]);
         assert_eq!(due.blobs, vec![b1]);
         assert!(due.payloads.is_empty());
@@ -279,7 +331,53 @@ mod tests {
     }
 
     fn due_all(dir: &DataDir, state: &State, retention: Retention) -> Due {
-        due(super::held(dir.db()).unwrap(), state, 1_000, 100, retention)
+        due(
+            super::held(dir.db()).unwrap(),
+            state,
+            &HashSet::new(),
+            1_000,
+            100,
+            retention,
+        )
+    }
+
+    /// A payload the API admitted stays while its submission is pending in the mempool, and
+    /// goes once it is neither pending nor ordered past the quarantine depth; admitting the
+    /// same submission again keeps one row.
+    #[test]
+    fn admitted_payloads_never_ordered_are_collected_after_their_quarantine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let state = State::genesis(&crate::genesis::dev(4, 0, 1000).unwrap()).unwrap();
+        let retention = Retention {
+            unordered_depth: 10,
+            ..Retention::default()
+        };
+        let p = dir.blobs().put(b"parked payload").unwrap();
+        let id = SubmissionId(Hash::of(b"parked"));
+        hold_admitted(dir.db(), id, 5, p).unwrap();
+        hold_admitted(dir.db(), id, 5, p).unwrap();
+        assert_eq!(super::held(dir.db()).unwrap().len(), 1);
+        let at = |height, pending: &HashSet<SubmissionId>| {
+            due(
+                super::held(dir.db()).unwrap(),
+                &state,
+                pending,
+                height,
+                0,
+                retention,
+            )
+        };
+        // Not deep enough yet; then deep enough but still pending in the mempool.
+        assert!(at(14, &HashSet::new()).rows.is_empty());
+        assert!(at(15, &HashSet::from([id])).rows.is_empty());
+        // Neither pending nor ordered: it goes, announcement and all.
+        let due = at(15, &HashSet::new());
+        assert_eq!(due.rows, vec![admitted_key(&id)]);
+        assert_eq!(due.payloads, vec![p]);
+        assert_eq!(collect(&dir, &due).unwrap(), 1);
+        assert!(!dir.blobs().contains(&p));
+        assert!(admitted_key(&id) > row_key(u64::MAX >> 21, 0));
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct RetentionConfig {
     /// Finalized heights a block's blob is kept (the block stays in the database until
     /// a snapshot passes it). Default 256.
     pub block_depth: u64,
+    /// Finalized heights the payload of a submission this validator's API admitted is kept
+    /// while it is neither pending nor ordered. Default 256.
+    pub unordered_depth: u64,
     /// Snapshots kept (at least 1). Default 2.
     pub snapshots: usize,
     /// Keep every finalized block in the database, for peers that catch up without
@@ -98,6 +101,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             payload_epochs: d.payload_epochs,
             block_depth: d.block_depth,
+            unordered_depth: d.unordered_depth,
             snapshots: d.snapshots,
             archive: d.archive,
         }
@@ -110,6 +114,7 @@ impl RetentionConfig {
         crate::collect::Retention {
             payload_epochs: self.payload_epochs,
             block_depth: self.block_depth,
+            unordered_depth: self.unordered_depth,
             snapshots: self.snapshots,
             archive: self.archive,
         }

@@ -1552,10 +1552,11 @@ impl Driver {
                 // The database is read before the state is locked: the lock is held only to
                 // look up the submissions' statuses.
                 let rows = crate::collect::held(dir.db())?;
+                let pending = pool.mempool().pending_submissions();
                 let due = {
-                    let state = pool.state();
+                    let state = pool.latest();
                     let epoch = state.meta().epoch.0;
-                    crate::collect::due(rows, &state, height, epoch, retention)
+                    crate::collect::due(rows, &state, &pending, height, epoch, retention)
                 };
                 let deleted = crate::collect::collect(&dir, &due)?;
                 Ok::<_, anyhow::Error>((due.payloads, deleted))

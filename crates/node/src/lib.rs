@@ -24,6 +24,7 @@ pub mod snapshots;
 pub mod store;
 pub mod token;
 pub mod wal;
+pub mod workload;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

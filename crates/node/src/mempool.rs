@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use platform_primitives::{Hash, Hotkey, SubmissionId};
+use platform_primitives::{ChallengeId, Hash, Hotkey, SubmissionId};
 use platform_state::{NoModules, Reject, State, Tx};
 
 /// Why a transaction was not admitted.
@@ -77,10 +77,39 @@ impl Pool {
     }
 
     /// Admits `tx` if the state would accept it in the next block and the mempool has room.
-    /// Returns a transaction evicted to make room, with the reason.
+    /// A submission also counts against its miner's per-epoch quota together with the
+    /// miner's submissions already pending, so a miner cannot park more payloads here than it
+    /// may have ordered. Returns a transaction evicted to make room, with the reason.
     pub fn admit(&self, tx: Tx) -> Result<Option<(Tx, &'static str)>, AdmitError> {
-        if self.mempool().contains(&tx.hash()) {
-            return Err(MempoolError::Duplicate.into());
+        let pending = {
+            let mempool = self.mempool();
+            if mempool.contains(&tx.hash()) {
+                return Err(MempoolError::Duplicate.into());
+            }
+            match &tx {
+                Tx::Submit(t) => {
+                    let s = &t.submission;
+                    if mempool.pending_submission(&s.id()) {
+                        return Err(MempoolError::Duplicate.into());
+                    }
+                    Some(mempool.pending_for(&s.miner, &s.challenge))
+                }
+                _ => None,
+            }
+        };
+        if let (Some(pending), Tx::Submit(t)) = (pending, &tx) {
+            let s = &t.submission;
+            let state = self.state();
+            let ordered = state.submissions_this_epoch(&s.challenge, &s.miner) as usize;
+            let limit = state.params().max_submissions_per_epoch as usize;
+            if ordered + pending >= limit {
+                return Err(MempoolError::QuotaFull {
+                    ordered,
+                    pending,
+                    limit,
+                }
+                .into());
+            }
         }
         self.state()
             .admit(&tx, &NoModules)
@@ -98,6 +127,20 @@ pub enum MempoolError {
     /// The signer holds its whole share.
     #[error("the sender already has {0} pending transactions, the most one sender may hold")]
     SenderFull(usize),
+    /// The miner's submissions to the challenge, ordered this epoch and pending, reach the
+    /// network's per-epoch quota.
+    #[error(
+        "the miner has {ordered} submissions to this challenge ordered this epoch and {pending} \
+         pending, and may have {limit} per epoch"
+    )]
+    QuotaFull {
+        /// Ordered this epoch.
+        ordered: usize,
+        /// Waiting in the mempool.
+        pending: usize,
+        /// `max_submissions_per_epoch`.
+        limit: usize,
+    },
 }
 
 /// The sender a transaction is accounted to for fairness: its signer, or for unsigned kinds
@@ -152,6 +195,22 @@ impl Mempool {
     /// Whether a submission with this id is pending.
     pub fn pending_submission(&self, id: &SubmissionId) -> bool {
         self.submissions.contains(id)
+    }
+
+    /// The ids of every pending submission.
+    pub fn pending_submissions(&self) -> HashSet<SubmissionId> {
+        self.submissions.clone()
+    }
+
+    /// How many submissions of `miner` to `challenge` are pending.
+    pub fn pending_for(&self, miner: &Hotkey, challenge: &ChallengeId) -> usize {
+        self.queues.get(miner).map_or(0, |q| {
+            q.iter()
+                .filter(
+                    |(_, tx)| matches!(tx, Tx::Submit(t) if t.submission.challenge == *challenge),
+                )
+                .count()
+        })
     }
 
     /// Keeps the submission-id index in step with the pool.
@@ -277,6 +336,40 @@ mod tests {
     use platform_crypto::Keypair;
     use platform_primitives::{ChallengeId, Submission};
     use platform_state::SubmitTx;
+
+    /// A miner may park no more submissions than it may have ordered in the epoch: pending
+    /// ones count against the quota (before, a miner with a quota of 3 could fill its whole
+    /// mempool share, and the disk with their payloads), and a re-signed copy of a pending
+    /// submission is a duplicate.
+    #[test]
+    fn pending_submissions_count_against_the_miners_quota() {
+        use crate::workload::{state_with_active_challenge, submission};
+        let owner = Keypair::from_seed(&[1; 32]);
+        let miners = [Keypair::from_seed(&[2; 32]), Keypair::from_seed(&[3; 32])];
+        let state = state_with_active_challenge(&owner, &miners, 3).unwrap();
+        let pool = Pool::new(state, Mempool::new(100, 100));
+        let parked: Vec<Tx> = (1..=3).map(|n| submission(&miners[0], n)).collect();
+        for tx in &parked {
+            pool.admit(tx.clone()).unwrap();
+        }
+        assert_eq!(
+            pool.admit(submission(&miners[0], 4)).unwrap_err(),
+            AdmitError::Mempool(MempoolError::QuotaFull {
+                ordered: 0,
+                pending: 3,
+                limit: 3
+            })
+        );
+        // Another miner has its own quota; the same submission signed again is a duplicate.
+        pool.admit(submission(&miners[1], 1)).unwrap();
+        assert_eq!(
+            pool.admit(submission(&miners[1], 1)).unwrap_err(),
+            AdmitError::Mempool(MempoolError::Duplicate)
+        );
+        // Once one leaves the pool (refused by a block, say), the miner may submit again.
+        pool.mempool().remove([parked[0].hash()]);
+        pool.admit(submission(&miners[0], 5)).unwrap();
+    }
 
     /// A reader gets the published copy while the driver holds the canonical state's lock,
     /// and sees a change only once it is published.

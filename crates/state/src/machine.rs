@@ -254,6 +254,16 @@ impl State {
             .and_then(|v| decode("meta", v, MAX_VALUE_BYTES).ok())
     }
 
+    /// Submissions of `miner` to `challenge` ordered in the current epoch (the per-epoch quota
+    /// counts these).
+    pub fn submissions_this_epoch(&self, challenge: &ChallengeId, miner: &Hotkey) -> u32 {
+        get(
+            &self.store,
+            &keys::miner_count(self.meta().epoch, challenge, miner),
+        )
+        .unwrap_or(0)
+    }
+
     /// Network parameters.
     pub fn params(&self) -> Params {
         get(&self.store, &keys::params()).expect("params are written at genesis")
