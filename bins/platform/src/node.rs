@@ -131,9 +131,10 @@ pub struct DevnetArgs {
     payloads: PathBuf,
     /// Miners submit again every epoch (fresh TSP tours of the same quality: the same cycle
     /// from another starting city or backwards) until --blocks or --epochs is reached, so a
-    /// long run keeps the whole pipeline busy. A payload can be submitted once, and a 112-city
-    /// tour has 224 such variants shared by the miners of one letter: with M miners they last
-    /// about 224 / ⌈M / 6⌉ epochs. Without it each miner submits once.
+    /// long run keeps the whole pipeline busy. A payload can be submitted once while the state
+    /// remembers it: a 112-city tour has 224 such variants shared by the miners of one letter,
+    /// and once they are used up the ones the state has pruned (all but each miner's first,
+    /// which stays its best) are used again in turn. Without it each miner submits once.
     #[arg(long)]
     resubmit: bool,
     /// Print the summary as JSON.
@@ -1068,14 +1069,22 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
 
 /// Variant `k` of a TSP submission (a Borsh `Vec<u16>` tour): the same cycle started `k`
 /// cities later (`k < n`), or traversed backwards from city `k - n` (`n ≤ k < 2n`) — the same
-/// length and score in different bytes. `None` once the 2n variants are used up.
-fn tour_variant(payload: &[u8], k: usize) -> Result<Option<Vec<u8>>> {
+/// length and score in different bytes. Past the 2n variants the ones from `keep` on are used
+/// again in turn (the first `keep` are the miners' first submissions, which stay their best
+/// results and so stay known to the state; the others have been pruned from it by then, see
+/// the genesis parameter `retain_epochs`), so the miners never run out. `None` when there is
+/// nothing to reuse.
+fn tour_variant(payload: &[u8], k: usize, keep: usize) -> Result<Option<Vec<u8>>> {
     let mut tour: Vec<u16> = platform_primitives::decode("tour", payload, payload.len())
         .context("a TSP payload is not a Borsh Vec<u16>")?;
     let n = tour.len();
-    if k >= 2 * n {
+    let k = if k < 2 * n {
+        k
+    } else if keep < 2 * n {
+        keep + (k - keep) % (2 * n - keep)
+    } else {
         return Ok(None);
-    }
+    };
     if k >= n {
         tour.reverse();
     }
@@ -1112,6 +1121,8 @@ struct Simulation {
     outcomes: BTreeMap<String, serde_json::Value>,
     /// When `outcomes` was last brought up to date.
     followed: Option<Instant>,
+    /// Submissions the API did not know, since when.
+    missing: BTreeMap<String, Instant>,
     miners: u16,
     committee_size: Option<u16>,
     /// Submit again every epoch (`--resubmit`).
@@ -1150,6 +1161,7 @@ impl Simulation {
             admitted: Vec::new(),
             outcomes: BTreeMap::new(),
             followed: None,
+            missing: BTreeMap::new(),
             miners: args.miners,
             committee_size: args.committee_size,
             resubmit: args.resubmit,
@@ -1323,7 +1335,7 @@ impl Simulation {
                     continue;
                 };
                 if name == "tsp" {
-                    match tour_variant(&payload, round * per_letter + slot)? {
+                    match tour_variant(&payload, round * per_letter + slot, per_letter)? {
                         Some(v) => payload = v,
                         None => continue,
                     }
@@ -1379,10 +1391,23 @@ impl Simulation {
             if self.outcomes.contains_key(id) {
                 continue;
             }
-            if let Some(v) =
-                get::<serde_json::Value>(client, &format!("{}/api/v1/submissions/{id}", self.api))
-                    .await
-                && v["status"] != "pending"
+            let url = format!("{}/api/v1/submissions/{id}", self.api);
+            let Ok(r) = client.get(&url).send().await else {
+                continue;
+            };
+            // Gone from the mempool without being ordered (refused by a block) for 15 s:
+            // settled too.
+            if r.status() == reqwest::StatusCode::NOT_FOUND {
+                let since = *self.missing.entry(id.clone()).or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(15) {
+                    let gone = serde_json::json!({ "status": "dropped", "in_block": false });
+                    self.outcomes.insert(id.clone(), gone);
+                }
+                continue;
+            }
+            self.missing.remove(id);
+            if let Ok(v) = r.json::<serde_json::Value>().await
+                && (v["status"] == "certified" || v["status"] == "expired")
             {
                 self.outcomes.insert(id.clone(), v);
             }
@@ -1458,15 +1483,29 @@ mod tests {
         let decode =
             |b: &[u8]| -> Vec<u16> { platform_primitives::decode("tour", b, 100).unwrap() };
         let variants: Vec<Vec<u8>> = (0..10)
-            .map(|k| tour_variant(&bytes, k).unwrap().unwrap())
+            .map(|k| tour_variant(&bytes, k, 2).unwrap().unwrap())
             .collect();
         assert_eq!(variants[0], bytes);
         assert_eq!(decode(&variants[2]), vec![4, 0, 2, 3, 1]);
         assert_eq!(decode(&variants[5]), vec![2, 0, 4, 1, 3]);
         let distinct: std::collections::BTreeSet<_> = variants.iter().collect();
         assert_eq!(distinct.len(), 10);
-        assert_eq!(tour_variant(&bytes, 10).unwrap(), None);
-        assert!(tour_variant(&[1, 2], 1).is_err());
+        // Past the ten, variants 2..10 come round again; the first two (the miners' firsts,
+        // kept by the state for good) never do.
+        assert_eq!(
+            tour_variant(&bytes, 10, 2).unwrap().as_ref(),
+            Some(&variants[2])
+        );
+        assert_eq!(
+            tour_variant(&bytes, 17, 2).unwrap().as_ref(),
+            Some(&variants[9])
+        );
+        assert_eq!(
+            tour_variant(&bytes, 18, 2).unwrap().as_ref(),
+            Some(&variants[2])
+        );
+        assert_eq!(tour_variant(&bytes, 10, 10).unwrap(), None);
+        assert!(tour_variant(&[1, 2], 1, 0).is_err());
     }
 
     #[test]

@@ -299,6 +299,10 @@ async fn get_submission(
         return refuse(StatusCode::BAD_REQUEST, "the id is not a 64-digit hex hash");
     };
     let pool = ctx.pool.clone();
+    // The mempool first: the driver publishes a block's state before it removes the block's
+    // transactions from the mempool, so a submission that has left the mempool is in the
+    // published state (or was never ordered).
+    let pending = ctx.pool.mempool().pending_submission(&SubmissionId(hash));
     let found =
         tokio::task::spawn_blocking(move || pool.latest().submission(&SubmissionId(hash))).await;
     match found {
@@ -330,7 +334,6 @@ async fn get_submission(
             .into_response()
         }
         Ok(None) => {
-            let pending = ctx.pool.mempool().pending_submission(&SubmissionId(hash));
             if pending {
                 Json(serde_json::json!({
                     "submission_id": id,

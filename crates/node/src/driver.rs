@@ -1079,14 +1079,23 @@ impl Driver {
         let host = self.host.clone();
         let (block, outcomes) = fork.build_block(&self.key, view, now_ms(), candidates, &*host);
         // Transactions the state refuses now (a nonce used meanwhile, a challenge retired)
-        // leave the mempool with the reason.
+        // leave the mempool with the reason. Built on a block not yet final, a refusal may
+        // come from that block itself (it already carries the transaction): such a
+        // transaction stays until its block is final, and is proposed again if that block is
+        // abandoned — it leaves only if the finalized state refuses it too.
+        let on_fork = parent != self.finalized_digest || !self.to_apply.is_empty();
+        let mut finalized = on_fork.then(|| self.pool.latest().fork());
         let refused: Vec<Hash> = outcomes
             .iter()
             .filter_map(|(tx, r)| {
-                r.as_ref().err().map(|reason| {
-                    tracing::info!(kind = tx.kind(), "dropping a pending transaction: {reason}");
-                    tx.hash()
-                })
+                let reason = r.as_ref().err()?;
+                if let Some(state) = finalized.as_mut()
+                    && state.admit(tx, &platform_state::NoModules).is_ok()
+                {
+                    return None;
+                }
+                tracing::info!(kind = tx.kind(), "dropping a pending transaction: {reason}");
+                Some(tx.hash())
             })
             .collect();
         if closing && !refused.is_empty() {
