@@ -277,6 +277,8 @@ fn start_network(lab: &Lab, root: &Path) -> (Vec<Node>, Vec<Process>) {
                 Some("view_timeout_ms") => "view_timeout_ms = 2000".to_string(),
                 // Every block stays, so the whole chain can be compared at the end.
                 Some("archive") => "archive = true".to_string(),
+                // The test reads every block from one address: no per-address rate limit.
+                Some("per_ip_requests_per_sec") => "per_ip_requests_per_sec = 0".to_string(),
                 _ => l.to_string(),
             })
             .map(|l| l + "\n")
