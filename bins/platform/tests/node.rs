@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get, json, platform};
+use common::{get, get_text, json, platform};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -542,25 +542,10 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     }
 }
 
-/// `GET /metrics` as text (`None` unless 200).
-fn metrics_text(api: &str) -> Option<String> {
-    let mut s = TcpStream::connect(api).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
 /// The API listener's refusals for `reason`, from its `/metrics`.
 fn http_refused(api: &str, reason: &str) -> Option<u64> {
     let needle = format!("platform_http_refused_total{{reason=\"{reason}\"}} ");
-    metrics_text(api)?
+    get_text(api, "/metrics")?
         .lines()
         .find_map(|l| l.strip_prefix(&needle)?.trim().parse().ok())
 }

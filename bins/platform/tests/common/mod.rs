@@ -32,6 +32,12 @@ pub fn json(o: &Output) -> serde_json::Value {
 /// A plain HTTP GET of a node's API (`host:port`); the body as JSON, or `None` if the node
 /// does not answer with 200.
 pub fn get(api: &str, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&get_text(api, path)?).ok()
+}
+
+/// A plain HTTP GET of a node's API (`host:port`); the body as text, or `None` if the node
+/// does not answer with 200.
+pub fn get_text(api: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(api).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -42,8 +48,5 @@ pub fn get(api: &str, path: &str) -> Option<serde_json::Value> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
