@@ -17,6 +17,7 @@ pub mod rules;
 pub mod scale;
 pub mod submit;
 pub mod subtensor;
+pub mod timelock;
 
 use std::future::Future;
 

@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod keystore;
 pub mod sr25519;
 pub mod suri;
+pub mod timelock;
 pub mod vrf;
 pub mod wallet;
 

@@ -1,0 +1,311 @@
+//! Timelocked weight commits (subtensor's commit-reveal versions 3 and 4).
+//!
+//! The validator SCALE-encodes its weights as subtensor's `WeightsTlockPayload`, encrypts them
+//! to a future round of the drand beacon the chain ingests ([`platform_crypto::timelock`]), and
+//! sends the ciphertext with `commit_timelocked_weights`. Nothing is revealed afterwards: during
+//! the reveal epoch the chain decrypts every commit whose round it has a beacon signature for
+//! and applies the weights itself.
+//!
+//! The reveal round is picked as the reference client (`bittensor-drand` 1.x, subtensor spec
+//! 393's modulo epochs) picks it: the round whose beacon time is three blocks into the reveal
+//! epoch, estimated from the chain's clock and block time. Aim later and the chain may not have
+//! the signature yet when the epoch ends; earlier and the weights would be readable too soon.
+//! Cross-implementation vectors: `crates/chain/tests/vectors/tlock.json`.
+
+use platform_crypto::timelock::{self, BeaconKey, Randomness, TimelockError};
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{epoch_index, epoch_start};
+use crate::scale::{compact, vec_u16};
+use crate::{ChainError, Hyperparameters};
+
+/// Subtensor's cap on a timelocked commit (`MAX_CRV3_COMMIT_SIZE_BYTES`).
+pub const MAX_COMMIT_BYTES: usize = 5000;
+/// Blocks into the reveal epoch the reference client aims the beacon round at.
+pub const SECURITY_BLOCK_OFFSET: u64 = 3;
+
+/// The beacon a chain ingests, and the clocks needed to aim at one of its rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beacon {
+    /// The beacon's public key (BLS12-381 G2, compressed), hex.
+    pub public_key: String,
+    /// When round 1 was signed, Unix milliseconds (on the chain's clock).
+    pub genesis_ms: u64,
+    /// Milliseconds between rounds.
+    pub period_ms: u64,
+    /// The chain's block time, milliseconds.
+    pub block_time_ms: u64,
+    /// The chain's present, Unix milliseconds on the same clock as `genesis_ms`.
+    pub now_ms: u64,
+}
+
+impl Beacon {
+    /// Drand quicknet, which subtensor ingests, with subtensor's 12 s blocks, at `now_ms`.
+    pub fn quicknet(now_ms: u64) -> Beacon {
+        Beacon {
+            public_key: timelock::QUICKNET_PUBLIC_KEY_HEX.into(),
+            genesis_ms: timelock::QUICKNET_GENESIS_SECS * 1000,
+            period_ms: timelock::QUICKNET_PERIOD_SECS * 1000,
+            block_time_ms: 12_000,
+            now_ms,
+        }
+    }
+
+    /// The decoded public key.
+    pub fn key(&self) -> Result<BeaconKey, ChainError> {
+        let bytes = hex::decode(&self.public_key).map_err(|_| ChainError::Malformed {
+            reason: "the beacon public key is not hex".into(),
+        })?;
+        BeaconKey::from_bytes(&bytes).map_err(|e| ChainError::Malformed {
+            reason: e.to_string(),
+        })
+    }
+
+    /// The newest round signed by `at_ms` (0 before genesis): round 1 at genesis, then one
+    /// per period.
+    pub fn latest_round(&self, at_ms: u64) -> u64 {
+        if at_ms < self.genesis_ms {
+            return 0;
+        }
+        (at_ms - self.genesis_ms) / self.period_ms.max(1) + 1
+    }
+}
+
+/// Where the chain is, for picking a reveal round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitAt {
+    /// The subnet.
+    pub netuid: u16,
+    /// Its tempo.
+    pub tempo: u16,
+    /// `RevealPeriodEpochs`.
+    pub reveal_period_epochs: u64,
+    /// The chain's current block.
+    pub current_block: u64,
+}
+
+/// The reveal round for a commit made now: the beacon round due [`SECURITY_BLOCK_OFFSET`]
+/// blocks into the reveal epoch, rounded down, at least 1 (`bittensor-drand` 1.x's
+/// `generate_commit`, in integer milliseconds).
+pub fn reveal_round(at: &CommitAt, beacon: &Beacon) -> u64 {
+    let reveal_epoch = epoch_index(at.current_block, at.netuid, at.tempo) + at.reveal_period_epochs;
+    let first_reveal_block = epoch_start(reveal_epoch, at.netuid, at.tempo);
+    let target_block = first_reveal_block + SECURITY_BLOCK_OFFSET;
+    let blocks = target_block.saturating_sub(at.current_block);
+    let target_ms = beacon
+        .now_ms
+        .saturating_add(blocks.saturating_mul(beacon.block_time_ms));
+    // One round behind the newest signed at the target instant, so it is surely published.
+    (target_ms.saturating_sub(beacon.genesis_ms) / beacon.period_ms.max(1)).max(1)
+}
+
+/// Subtensor's `WeightsTlockPayload`: what a timelocked commit hides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsPayload {
+    /// The committing hotkey (the chain refuses a payload naming another).
+    pub hotkey: [u8; 32],
+    /// Target UIDs.
+    pub uids: Vec<u16>,
+    /// Weights.
+    pub values: Vec<u16>,
+    /// Version key.
+    pub version_key: u64,
+}
+
+impl WeightsPayload {
+    /// SCALE: `hotkey: Vec<u8>, uids: Vec<u16>, values: Vec<u16>, version_key: u64`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(1 + 32 + 8 + 2 * (self.uids.len() + self.values.len()) + 8);
+        compact(32, &mut out);
+        out.extend(self.hotkey);
+        vec_u16(&self.uids, &mut out);
+        vec_u16(&self.values, &mut out);
+        out.extend(self.version_key.to_le_bytes());
+        out
+    }
+
+    /// Decodes exactly one payload (trailing bytes refused), as the chain does at reveal.
+    pub fn decode(bytes: &[u8]) -> Result<WeightsPayload, ChainError> {
+        let bad = |what: &str| ChainError::Malformed {
+            reason: format!("timelocked weights payload: {what}"),
+        };
+        let mut r = bytes;
+        if read_compact(&mut r).ok_or_else(|| bad("hotkey length"))? != 32 {
+            return Err(bad("the hotkey is not 32 bytes"));
+        }
+        let hotkey: [u8; 32] = take(&mut r, 32)
+            .ok_or_else(|| bad("hotkey"))?
+            .try_into()
+            .expect("32 bytes");
+        let uids = read_vec_u16(&mut r).ok_or_else(|| bad("uids"))?;
+        let values = read_vec_u16(&mut r).ok_or_else(|| bad("values"))?;
+        let version_key = u64::from_le_bytes(
+            take(&mut r, 8)
+                .ok_or_else(|| bad("version key"))?
+                .try_into()
+                .expect("8 bytes"),
+        );
+        if !r.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(WeightsPayload {
+            hotkey,
+            uids,
+            values,
+            version_key,
+        })
+    }
+}
+
+/// A commit ready to send: the ciphertext and the round it opens at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelockedCommit {
+    /// The exact bytes `commit_timelocked_weights` carries, hex in JSON.
+    #[serde(with = "hex_bytes")]
+    pub commit: Vec<u8>,
+    /// The beacon round the chain decrypts it with.
+    pub reveal_round: u64,
+}
+
+/// Encrypts `payload` to `round` of `beacon`.
+pub fn seal(
+    beacon: &Beacon,
+    round: u64,
+    payload: &WeightsPayload,
+    randomness: &Randomness,
+) -> Result<TimelockedCommit, ChainError> {
+    let commit =
+        timelock::encrypt(&beacon.key()?, round, &payload.encode(), randomness).map_err(|e| {
+            ChainError::Malformed {
+                reason: e.to_string(),
+            }
+        })?;
+    if commit.len() > MAX_COMMIT_BYTES {
+        return Err(ChainError::Malformed {
+            reason: format!(
+                "the timelocked commit is {} bytes; subtensor accepts at most {MAX_COMMIT_BYTES} \
+                 ({} weights is too many)",
+                commit.len(),
+                payload.uids.len()
+            ),
+        });
+    }
+    Ok(TimelockedCommit {
+        commit,
+        reveal_round: round,
+    })
+}
+
+/// Opens a commit with the beacon's signature of its round, as the chain does.
+pub fn open(
+    commit: &[u8],
+    signature: &timelock::RoundSignature,
+) -> Result<WeightsPayload, ChainError> {
+    let plain =
+        timelock::decrypt(commit, signature).map_err(|e: TimelockError| ChainError::Malformed {
+            reason: e.to_string(),
+        })?;
+    WeightsPayload::decode(&plain)
+}
+
+/// Whether a subnet takes timelocked commits, and which version the commit must name.
+pub fn timelocked_version(hyper: &Hyperparameters) -> Option<u16> {
+    (hyper.commit_reveal_weights_enabled && matches!(hyper.commit_reveal_version, 3 | 4))
+        .then_some(hyper.commit_reveal_version)
+}
+
+fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if r.len() < n {
+        return None;
+    }
+    let (head, rest) = r.split_at(n);
+    *r = rest;
+    Some(head)
+}
+
+fn read_compact(r: &mut &[u8]) -> Option<u64> {
+    let first = *r.first()?;
+    match first & 0b11 {
+        0b00 => take(r, 1).map(|b| u64::from(b[0] >> 2)),
+        0b01 => take(r, 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]]) >> 2)),
+        0b10 => take(r, 4).map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 2)),
+        _ => None, // lengths of 2^30 and more are never a weight vector
+    }
+}
+
+fn read_vec_u16(r: &mut &[u8]) -> Option<Vec<u16>> {
+    let n = usize::try_from(read_compact(r)?).ok()?;
+    let bytes = take(r, n.checked_mul(2)?)?;
+    Some(
+        bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+    )
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_survives_its_encoding_and_nothing_else_decodes() {
+        let p = WeightsPayload {
+            hotkey: [7; 32],
+            uids: (0..70).collect(),
+            values: (0..70).map(|i| i * 900).collect(),
+            version_key: u64::MAX,
+        };
+        let bytes = p.encode();
+        assert_eq!(WeightsPayload::decode(&bytes).unwrap(), p);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(WeightsPayload::decode(&trailing).is_err());
+        for cut in 0..bytes.len() {
+            assert!(
+                WeightsPayload::decode(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reveal_round_aims_three_blocks_into_the_reveal_epoch() {
+        // tempo 9, netuid 0: epochs start at blocks 9, 19, 29, … (epoch e at 10e - 1).
+        let beacon = Beacon {
+            public_key: String::new(),
+            genesis_ms: 0,
+            period_ms: 3000,
+            block_time_ms: 12_000,
+            now_ms: 120_000, // block 10
+        };
+        let at = CommitAt {
+            netuid: 0,
+            tempo: 9,
+            reveal_period_epochs: 1,
+            current_block: 10,
+        };
+        // Block 10 is in epoch 1; reveal epoch 2 starts at block 19; target block 22, 12 blocks
+        // away: 120 s + 144 s = 264 s, round 88.
+        assert_eq!(reveal_round(&at, &beacon), 88);
+        // Before genesis the round is 1, never 0.
+        let early = Beacon {
+            genesis_ms: 10_000_000,
+            ..beacon
+        };
+        assert_eq!(reveal_round(&at, &early), 1);
+    }
+}
