@@ -5,6 +5,7 @@ use platform_crypto::Keypair;
 
 use crate::local::LocalChainClient;
 use crate::subtensor::SubtensorChain;
+use crate::timelock::{Beacon, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -110,5 +111,19 @@ impl Chain for AnyChain {
 
     async fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
         forward!(self, c => c.weights(netuid))
+    }
+
+    async fn beacon(&self) -> Result<Beacon, ChainError> {
+        forward!(self, c => c.beacon())
+    }
+
+    async fn commit_timelocked_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        commit: &TimelockedCommit,
+        version: u16,
+    ) -> Result<Included, ChainError> {
+        forward!(self, c => c.commit_timelocked_weights(signer, netuid, commit, version))
     }
 }

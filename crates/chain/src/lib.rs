@@ -1,8 +1,8 @@
 //! Platform's view of the chain: the metagraph it reads and the weights it writes.
 //!
 //! - [`Chain`]: what a validator needs from a chain — head, subnet hyperparameters, the
-//!   metagraph at a block, the epoch schedule, `set_weights`, CRv2 commit and reveal, and the
-//!   weights as stored.
+//!   metagraph at a block, the epoch schedule, `set_weights`, CRv2 commit and reveal,
+//!   timelocked commits ([`timelock`]), and the weights as stored.
 //! - [`local`]: **LocalChain**, an embedded, persisted *simulation* of the parts of subtensor
 //!   Platform uses, served over loopback HTTP so several processes share one chain
 //!   (`platform localchain`). It is the devnet's chain. It is not subtensor.
@@ -239,11 +239,11 @@ pub enum ChainError {
         /// The subnet.
         netuid: u16,
     },
-    /// The subnet accepts only timelocked (v4) commits.
+    /// A version-2 hash commit or reveal on a chain that takes only timelocked commits.
     #[error(
-        "subnet {netuid} uses commit-reveal version {version} (timelocked, drand-encrypted \
-         commits); Platform submits version-2 hash commits. Ask the subnet owner to set \
-         CommitRevealWeightsVersion to 2 or disable commit-reveal"
+        "subnet {netuid} uses commit-reveal version {version}: weights go in as timelocked \
+         commits (commit_timelocked_weights, revealed by the chain), not version-2 hash \
+         commits and reveals"
     )]
     TimelockedOnly {
         /// The subnet.
@@ -389,6 +389,17 @@ pub trait Chain: Send + Sync {
         &self,
         netuid: u16,
     ) -> impl Future<Output = Result<Vec<ValidatorWeights>, ChainError>> + Send;
+    /// The drand beacon the chain opens timelocked commits with, and the chain's clocks.
+    fn beacon(&self) -> impl Future<Output = Result<timelock::Beacon, ChainError>> + Send;
+    /// Sends a timelocked weight commit (`commit_timelocked_weights`, commit-reveal v3/v4);
+    /// the chain reveals it itself once the beacon signs its round.
+    fn commit_timelocked_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        commit: &timelock::TimelockedCommit,
+        version: u16,
+    ) -> impl Future<Output = Result<Included, ChainError>> + Send;
 }
 
 /// The data revealed for a CRv2 commit.

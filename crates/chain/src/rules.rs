@@ -130,6 +130,28 @@ pub fn check_crv2(netuid: u16, hyper: &Hyperparameters) -> Result<(), ChainError
     Ok(())
 }
 
+/// subtensor's checks on a timelocked commit (`commit_timelocked_weights`): commit-reveal on,
+/// and the version the commit names is the chain's, 3 or 4.
+pub fn check_timelocked(
+    netuid: u16,
+    hyper: &Hyperparameters,
+    version: u16,
+) -> Result<(), ChainError> {
+    if !hyper.commit_reveal_weights_enabled {
+        return Err(ChainError::CommitRevealDisabled { netuid });
+    }
+    if version != hyper.commit_reveal_version || !matches!(version, 3 | 4) {
+        return Err(ChainError::Rejected {
+            reason: format!(
+                "commit-reveal version {version} given; subnet {netuid} takes timelocked commits \
+                 of version {} only (IncorrectCommitRevealVersion)",
+                hyper.commit_reveal_version
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// subtensor's max-upscale: scale so the largest weight becomes 65535 (all-zero stays zero).
 pub fn max_upscale(weights: &[u16]) -> Vec<u16> {
     let max = weights.iter().copied().max().unwrap_or(0);

@@ -1,8 +1,10 @@
 //! Submitting a validator's weights the way the subnet requires, on any [`Chain`]:
-//! `set_weights` when commit-reveal is off; a CRv2 commit (its reveal data persisted *before*
-//! the commit is sent, so a crash cannot lose it) and a later reveal when it is on; a clear
-//! error for timelocked (v4) subnets. Transient failures (an unreachable endpoint) are retried
-//! with exponential backoff a bounded number of times; the chain's verdicts are not retried.
+//! `set_weights` when commit-reveal is off; with commit-reveal version 2, a hash commit (its
+//! reveal data persisted *before* the commit is sent, so a crash cannot lose it) and a later
+//! reveal; with versions 3 and 4 (subtensor's default), a commit timelocked to the chain's drand
+//! beacon ([`crate::timelock`]) that the chain reveals itself. Transient failures (an
+//! unreachable endpoint) are retried with exponential backoff a bounded number of times; the
+//! chain's verdicts are not retried.
 
 use std::future::Future;
 use std::path::Path;
@@ -14,8 +16,11 @@ use platform_primitives::Hotkey;
 use platform_storage::{Db, TableSpec};
 use serde::Serialize;
 
-use crate::local::sim::{epoch_index, epoch_start};
+use platform_crypto::timelock::Randomness;
+
+use crate::rules::{epoch_index, epoch_start};
 use crate::scale::commit_hash;
+use crate::timelock::{self, CommitAt, WeightsPayload};
 use crate::{Chain, ChainError, Reveal};
 
 /// How transient failures are retried.
@@ -140,6 +145,60 @@ pub enum Submitted {
         /// Last block of the reveal window.
         reveal_until: u64,
     },
+    /// Committed timelocked; the chain reveals it once its beacon signs `reveal_round`.
+    Timelocked {
+        /// Block.
+        block: u64,
+        /// The beacon round the commit opens at.
+        reveal_round: u64,
+        /// Size of the commit, bytes.
+        commit_bytes: usize,
+    },
+}
+
+impl Submitted {
+    /// The mode's name (`set`, `commit`, `timelocked`) and the block it landed in.
+    pub fn mode_and_block(&self) -> (&'static str, u64) {
+        match *self {
+            Submitted::Set { block } => ("set", block),
+            Submitted::Committed { block, .. } => ("commit", block),
+            Submitted::Timelocked { block, .. } => ("timelocked", block),
+        }
+    }
+}
+
+/// Seals weights for a timelocked commit made now: the reveal round from the chain's head and
+/// beacon, the payload encrypted to it. Nothing is sent.
+pub async fn seal_timelocked<C: Chain>(
+    chain: &C,
+    signer: &Keypair,
+    netuid: u16,
+    tempo: u16,
+    reveal_period_epochs: u64,
+    payload: (&[u16], &[u16], u64),
+    retry: Retry,
+) -> Result<timelock::TimelockedCommit, ChainError> {
+    let beacon = retry.run(|| chain.beacon()).await?;
+    let head = retry.run(|| chain.head()).await?;
+    let at = CommitAt {
+        netuid,
+        tempo,
+        reveal_period_epochs,
+        current_block: head.number,
+    };
+    let (uids, values, version_key) = payload;
+    let payload = WeightsPayload {
+        hotkey: signer.hotkey().0,
+        uids: uids.to_vec(),
+        values: values.to_vec(),
+        version_key,
+    };
+    timelock::seal(
+        &beacon,
+        timelock::reveal_round(&at, &beacon),
+        &payload,
+        &Randomness::fresh(),
+    )
 }
 
 /// Submits weights as the subnet's hyperparameters require.
@@ -161,11 +220,38 @@ pub async fn submit_weights<C: Chain>(
             .await?;
         return Ok(Submitted::Set { block: inc.block });
     }
-    if hyper.commit_reveal_version != 2 {
-        return Err(ChainError::TimelockedOnly {
+    if let Some(version) = timelock::timelocked_version(&hyper) {
+        if uids.len() != weights.len() {
+            return Err(ChainError::LengthMismatch {
+                uids: uids.len(),
+                weights: weights.len(),
+            });
+        }
+        let sealed = seal_timelocked(
+            chain,
+            signer,
             netuid,
-            version: hyper.commit_reveal_version,
+            hyper.tempo,
+            hyper.reveal_period_epochs,
+            (uids, weights, version_key),
+            retry,
+        )
+        .await?;
+        let inc = retry
+            .run(|| chain.commit_timelocked_weights(signer, netuid, &sealed, version))
+            .await?;
+        return Ok(Submitted::Timelocked {
+            block: inc.block,
+            reveal_round: sealed.reveal_round,
+            commit_bytes: sealed.commit.len(),
         });
+    }
+    if hyper.commit_reveal_version != 2 {
+        return Err(ChainError::Unsupported(format!(
+            "subnet {netuid} uses commit-reveal version {}, which Platform does not know \
+             (it submits version 2 hash commits and version 3/4 timelocked commits)",
+            hyper.commit_reveal_version
+        )));
     }
     let Some(pending) = pending else {
         return Err(ChainError::Unsupported(format!(

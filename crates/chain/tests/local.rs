@@ -100,7 +100,7 @@ async fn timelocked_subnets_get_an_error_that_says_what_to_do() {
         .unwrap_err();
     assert!(matches!(e, ChainError::TimelockedOnly { version: 4, .. }));
     let text = e.to_string();
-    assert!(text.contains("timelocked") && text.contains("CommitRevealWeightsVersion"));
+    assert!(text.contains("timelocked") && text.contains("commit_timelocked_weights"));
 }
 
 #[test]

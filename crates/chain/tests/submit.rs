@@ -1,5 +1,6 @@
 //! Weight submission in the mode the subnet requires, against LocalChain: direct, CRv2 with
-//! the reveal data persisted across a restart, timelocked refusal, bounded retries.
+//! the reveal data persisted across a restart, timelocked commits revealed by the chain,
+//! bounded retries.
 
 use std::time::Duration;
 
@@ -7,9 +8,9 @@ use platform_chain::local::LocalChain;
 use platform_chain::local::LocalChainClient;
 use platform_chain::local::genesis;
 use platform_chain::submit::{
-    PendingStore, Retry, RevealOutcome, Submitted, reveal_due, submit_weights,
+    PendingStore, Retry, RevealOutcome, Submitted, reveal_due, seal_timelocked, submit_weights,
 };
-use platform_chain::{Chain, ChainError};
+use platform_chain::{Chain, ChainError, rules, timelock};
 use platform_crypto::parse_suri;
 
 fn chain(cr: Option<u16>) -> LocalChain {
@@ -111,27 +112,106 @@ async fn a_passed_window_drops_the_commit() {
     assert!(store.all().unwrap().is_empty());
 }
 
+/// Commit-reveal version 4: the weights go in sealed to a beacon round and the chain itself
+/// applies them once it has that round's signature, in the reveal epoch and not before.
 #[tokio::test]
-async fn timelocked_subnets_are_refused_before_anything_is_sent() {
+async fn timelocked_commits_are_revealed_by_the_chain_at_their_round() {
     let d = tempfile::tempdir().unwrap();
     let store = PendingStore::open(&d.path().join("p.redb")).unwrap();
     let c = chain(Some(4));
-    let r = submit_weights(
-        &c,
-        &parse_suri("//Alice").unwrap(),
-        1,
-        &[4],
-        &[1],
-        0,
-        Some(&store),
-        FAST,
-    )
-    .await;
+    let alice = parse_suri("//Alice").unwrap();
+    let r = submit_weights(&c, &alice, 1, &[4, 6], &[2, 5], 7, Some(&store), FAST)
+        .await
+        .unwrap();
+    let Submitted::Timelocked {
+        block,
+        reveal_round,
+        commit_bytes,
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    assert!(store.all().unwrap().is_empty(), "nothing to reveal later");
+    assert!(commit_bytes > 0 && commit_bytes <= timelock::MAX_COMMIT_BYTES);
+    let hyper = c.hyperparameters(1).await.unwrap();
+    let reveal_epoch = rules::epoch_index(block, 1, hyper.tempo) + hyper.reveal_period_epochs;
+    let beacon = c.beacon().await.unwrap();
+    // The commit is still sealed: no weights, and the beacon has not reached its round.
+    assert!(c.weights(1).await.unwrap().is_empty());
+    assert!(beacon.latest_round(beacon.now_ms) < reveal_round);
+
+    let mut revealed_at = None;
+    for _ in 0..200 {
+        let b = c.produce_block().unwrap();
+        if !c.weights(1).await.unwrap().is_empty() {
+            revealed_at = Some(b);
+            break;
+        }
+    }
+    let at = revealed_at.expect("the chain never revealed the commit");
+    assert_eq!(rules::epoch_index(at, 1, hyper.tempo), reveal_epoch);
+    let beacon = c.beacon().await.unwrap();
+    assert!(beacon.latest_round(beacon.now_ms) >= reveal_round);
+    let stored = &c.weights(1).await.unwrap()[0];
+    assert_eq!(
+        (stored.hotkey, stored.uids.clone()),
+        (alice.hotkey(), vec![4, 6])
+    );
+    assert_eq!(
+        c.read(|s| (
+            s.subnets[&1].timelocked_revealed,
+            s.subnets[&1].timelocked_failed
+        )),
+        (1, 0)
+    );
+}
+
+/// A timelocked commit that names another hotkey, or another version, gets nowhere.
+#[tokio::test]
+async fn timelocked_commits_for_someone_else_or_another_version_are_refused() {
+    let c = chain(Some(4));
+    let alice = parse_suri("//Alice").unwrap();
+    let bob = parse_suri("//Bob").unwrap();
+    // Bob sends a payload in Alice's name: stored (sealed), dropped at reveal.
+    let sealed = seal_timelocked(&c, &alice, 1, 20, 1, (&[4], &[9], 0), FAST)
+        .await
+        .unwrap();
+    c.commit_timelocked_weights(&bob, 1, &sealed, 4)
+        .await
+        .unwrap();
+    let e = c
+        .commit_timelocked_weights(&bob, 1, &sealed, 3)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("IncorrectCommitRevealVersion"),
+        "{e}"
+    );
+    let garbage = timelock::TimelockedCommit {
+        commit: vec![1, 2, 3],
+        reveal_round: sealed.reveal_round,
+    };
     assert!(matches!(
-        r,
-        Err(ChainError::TimelockedOnly { version: 4, .. })
+        c.commit_timelocked_weights(&bob, 1, &garbage, 4).await,
+        Err(ChainError::Malformed { .. })
     ));
-    assert!(store.all().unwrap().is_empty());
+    for _ in 0..200 {
+        c.produce_block().unwrap();
+        if c.read(|s| s.subnets[&1].timelocked_failed) > 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        c.read(|s| (
+            s.subnets[&1].timelocked_revealed,
+            s.subnets[&1].timelocked_failed
+        )),
+        (0, 1)
+    );
+    assert!(c.weights(1).await.unwrap().is_empty());
+    // A version Platform does not know is a clear error before anything is sent.
+    let r = submit_weights(&chain(Some(5)), &alice, 1, &[4], &[1], 0, None, FAST).await;
+    assert!(matches!(r, Err(ChainError::Unsupported(_))), "{r:?}");
 }
 
 #[tokio::test]
@@ -211,6 +291,20 @@ impl Chain for LostAnswer {
         netuid: u16,
     ) -> Result<Vec<platform_chain::ValidatorWeights>, ChainError> {
         self.0.weights(netuid).await
+    }
+    async fn beacon(&self) -> Result<platform_chain::timelock::Beacon, ChainError> {
+        self.0.beacon().await
+    }
+    async fn commit_timelocked_weights(
+        &self,
+        signer: &platform_crypto::Keypair,
+        netuid: u16,
+        commit: &platform_chain::timelock::TimelockedCommit,
+        version: u16,
+    ) -> Result<platform_chain::Included, ChainError> {
+        self.0
+            .commit_timelocked_weights(signer, netuid, commit, version)
+            .await
     }
 }
 

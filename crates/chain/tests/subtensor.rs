@@ -149,7 +149,7 @@ async fn timelocked_subnets_and_bad_endpoints_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(matches!(e, ChainError::TimelockedOnly { version: 4, .. }));
-    assert!(e.to_string().contains("CommitRevealWeightsVersion to 2"));
+    assert!(e.to_string().contains("commit_timelocked_weights"));
     assert!(fake.received().is_empty());
 
     // Nothing listens on port 1.

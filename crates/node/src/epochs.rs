@@ -416,10 +416,7 @@ async fn submit_one(
         .await;
         match result {
             Ok(done) => {
-                let (mode, block) = match done {
-                    Submitted::Set { block } => ("set", block),
-                    Submitted::Committed { block, .. } => ("commit", block),
-                };
+                let (mode, block) = done.mode_and_block();
                 let record = WeightSubmission {
                     epoch: epoch.0,
                     uids: uids.clone(),

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::server::{Extrinsic, Info};
 use super::sim::Call;
+use crate::timelock::{Beacon, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -191,5 +192,20 @@ impl Chain for LocalChainClient {
 
     async fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
         self.get(&format!("/v1/subnets/{netuid}/weights")).await
+    }
+
+    async fn beacon(&self) -> Result<Beacon, ChainError> {
+        self.get("/v1/beacon").await
+    }
+
+    async fn commit_timelocked_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        commit: &TimelockedCommit,
+        version: u16,
+    ) -> Result<Included, ChainError> {
+        self.submit(signer, super::timelocked_call(netuid, commit, version))
+            .await
     }
 }

@@ -167,6 +167,9 @@ impl GenesisFile {
             neurons,
             weights: Default::default(),
             commits: Default::default(),
+            timelocked: Default::default(),
+            timelocked_revealed: 0,
+            timelocked_failed: 0,
         };
         let genesis_hash = *blake3::hash(&platform_primitives::encode(&subnet)).as_bytes();
         Ok(ChainState {

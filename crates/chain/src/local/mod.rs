@@ -18,6 +18,7 @@ use platform_storage::{Db, TableSpec};
 pub use client::LocalChainClient;
 use sim::{Call, ChainState, SignedCall};
 
+use crate::timelock::{Beacon, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -197,5 +198,30 @@ impl Chain for LocalChain {
 
     async fn weights(&self, netuid: u16) -> Result<Vec<ValidatorWeights>, ChainError> {
         self.read(|s| s.weights(netuid))
+    }
+
+    async fn beacon(&self) -> Result<Beacon, ChainError> {
+        Ok(self.read(|s| s.beacon()))
+    }
+
+    async fn commit_timelocked_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        commit: &TimelockedCommit,
+        version: u16,
+    ) -> Result<Included, ChainError> {
+        let tx = self.sign(signer, timelocked_call(netuid, commit, version));
+        self.submit(&tx)
+    }
+}
+
+/// The LocalChain call for a timelocked commit.
+pub(crate) fn timelocked_call(netuid: u16, commit: &TimelockedCommit, version: u16) -> Call {
+    Call::CommitTimelocked {
+        netuid,
+        commit: commit.commit.clone(),
+        reveal_round: commit.reveal_round,
+        version,
     }
 }

@@ -84,6 +84,7 @@ pub fn router(chain: Shared) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/head", get(head))
+        .route("/v1/beacon", get(beacon))
         .route("/v1/blocks/{number}", get(block))
         .route("/v1/subnets/{netuid}/hyperparameters", get(hyperparameters))
         .route("/v1/subnets/{netuid}/metagraph", get(metagraph))
@@ -110,6 +111,10 @@ async fn head(State(c): State<Shared>) -> Json<crate::BlockRef> {
         number: s.block,
         hash: s.block_hash(s.block),
     }))
+}
+
+async fn beacon(State(c): State<Shared>) -> Json<crate::timelock::Beacon> {
+    Json(c.read(|s| s.beacon()))
 }
 
 async fn block(

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_crypto::Signature;
 use platform_crypto::sr25519::verify_substrate;
+use platform_crypto::timelock::BeaconSecret;
 use platform_primitives::{Hotkey, encode};
 
 use crate::rules;
@@ -17,6 +18,10 @@ use crate::{ChainError, EpochSchedule, Hyperparameters, NeuronInfo, Reveal, Vali
 pub const MAX_UIDS: u16 = 256;
 /// Most pending commits per hotkey (subtensor keeps a bounded queue).
 pub const MAX_COMMITS: usize = 10;
+/// The chain's clock advances this much per block (subtensor's block time).
+pub const BLOCK_TIME_MS: u64 = 12_000;
+/// The test beacon signs a round this often on the chain's clock (drand quicknet's period).
+pub const BEACON_PERIOD_MS: u64 = 3_000;
 
 /// A pending CRv2 commit.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -55,6 +60,26 @@ pub struct Subnet {
     pub weights: BTreeMap<u16, Vec<(u16, u16)>>,
     /// Pending commits by hotkey.
     pub commits: BTreeMap<Hotkey, Vec<Commit>>,
+    /// Timelocked commits by the epoch they were made in (subtensor's
+    /// `TimelockedWeightCommits`), revealed by the chain itself during the reveal epoch.
+    pub timelocked: BTreeMap<u64, Vec<TimelockedEntry>>,
+    /// Timelocked commits opened and applied.
+    pub timelocked_revealed: u64,
+    /// Timelocked commits dropped at reveal (did not open, wrong hotkey, refused weights).
+    pub timelocked_failed: u64,
+}
+
+/// One timelocked commit waiting for its beacon round.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TimelockedEntry {
+    /// Who committed.
+    pub hotkey: Hotkey,
+    /// Block of the commit.
+    pub block: u64,
+    /// The ciphertext.
+    pub commit: Vec<u8>,
+    /// The beacon round that opens it.
+    pub reveal_round: u64,
 }
 
 /// A call a hotkey signs.
@@ -89,6 +114,17 @@ pub enum Call {
         netuid: u16,
         /// The revealed data.
         reveal: Reveal,
+    },
+    /// `commit_timelocked_weights` (commit-reveal v3/v4).
+    CommitTimelocked {
+        /// The subnet.
+        netuid: u16,
+        /// The ciphertext.
+        commit: Vec<u8>,
+        /// The beacon round that opens it.
+        reveal_round: u64,
+        /// The commit-reveal version the sender targets (must be the subnet's).
+        version: u16,
     },
 }
 
@@ -259,7 +295,8 @@ impl ChainState {
         Ok(out)
     }
 
-    /// Advances one block.
+    /// Advances one block: drops CRv2 commits whose window passed, then reveals the timelocked
+    /// commits whose beacon round has arrived (as subtensor does at the start of each block).
     pub fn produce_block(&mut self) {
         self.block += 1;
         // Drop commits whose reveal window has passed.
@@ -268,6 +305,78 @@ impl ChainState {
                 list.retain(|c| c.last_reveal >= self.block);
             }
             s.commits.retain(|_, l| !l.is_empty());
+        }
+        let netuids: Vec<u16> = self.subnets.keys().copied().collect();
+        for netuid in netuids {
+            self.reveal_timelocked(netuid);
+        }
+    }
+
+    /// The test beacon this chain signs rounds with: its key is derived from the genesis hash,
+    /// and its clock is the chain's own (12 s per block from time 0, a round every 3 s), so the
+    /// devnet's timelocked commits open at the same block however fast its blocks really are.
+    pub fn beacon(&self) -> crate::timelock::Beacon {
+        crate::timelock::Beacon {
+            public_key: hex::encode(self.beacon_secret().public().to_bytes()),
+            genesis_ms: 0,
+            period_ms: BEACON_PERIOD_MS,
+            block_time_ms: BLOCK_TIME_MS,
+            now_ms: self.block * BLOCK_TIME_MS,
+        }
+    }
+
+    fn beacon_secret(&self) -> BeaconSecret {
+        let mut seed = *blake3::hash(b"localchain test beacon").as_bytes();
+        for (s, g) in seed.iter_mut().zip(self.genesis_hash) {
+            *s ^= g;
+        }
+        BeaconSecret::from_seed(&seed)
+    }
+
+    /// Subtensor's `reveal_crv3_commits_for_subnet`: commits of epoch `now − reveal period` are
+    /// opened when the beacon has signed their round (kept for the next block otherwise);
+    /// older epochs' commits are dropped. A commit that does not open, names another hotkey or
+    /// fails the weight rules is dropped and counted.
+    fn reveal_timelocked(&mut self, netuid: u16) {
+        let Some(s) = self.subnets.get(&netuid) else {
+            return;
+        };
+        let (tempo, period) = (s.hyper.tempo, s.hyper.reveal_period_epochs);
+        let current = rules::epoch_index(self.block, netuid, tempo);
+        let Some(reveal_epoch) = current.checked_sub(period) else {
+            return;
+        };
+        let latest = self.beacon().latest_round(self.block * BLOCK_TIME_MS);
+        let s = self.subnets.get_mut(&netuid).expect("checked above");
+        s.timelocked.retain(|&epoch, _| epoch >= reveal_epoch);
+        let Some(entries) = s.timelocked.remove(&reveal_epoch) else {
+            return;
+        };
+        let secret = self.beacon_secret();
+        let mut waiting = Vec::new();
+        for e in entries {
+            if e.reveal_round > latest {
+                waiting.push(e);
+                continue;
+            }
+            let signature = secret.sign_round(e.reveal_round);
+            let applied = crate::timelock::open(&e.commit, &signature).and_then(|p| {
+                if p.hotkey != e.hotkey.0 {
+                    return Err(ChainError::Malformed {
+                        reason: "the payload names another hotkey".into(),
+                    });
+                }
+                self.store_weights(netuid, e.hotkey, &p.uids, &p.values, p.version_key)
+            });
+            let s = self.subnets.get_mut(&netuid).expect("checked above");
+            match applied {
+                Ok(()) => s.timelocked_revealed += 1,
+                Err(_) => s.timelocked_failed += 1,
+            }
+        }
+        if !waiting.is_empty() {
+            let s = self.subnets.get_mut(&netuid).expect("checked above");
+            s.timelocked.insert(reveal_epoch, waiting);
         }
     }
 
@@ -312,6 +421,12 @@ impl ChainState {
             }
             Call::CommitWeights { netuid, hash } => self.commit(*netuid, signer, *hash)?,
             Call::RevealWeights { netuid, reveal } => self.reveal(*netuid, signer, reveal)?,
+            Call::CommitTimelocked {
+                netuid,
+                commit,
+                reveal_round,
+                version,
+            } => self.commit_timelocked(*netuid, signer, commit, *reveal_round, *version)?,
         }
         Ok(block)
     }
@@ -418,6 +533,60 @@ impl ChainState {
                 block,
                 first_reveal,
                 last_reveal,
+            });
+        Ok(())
+    }
+
+    /// Subtensor's `commit_timelocked_weights`: commit-reveal on, the subnet's version, a
+    /// registered hotkey, fewer than [`MAX_COMMITS`] unrevealed commits, at most
+    /// [`crate::timelock::MAX_COMMIT_BYTES`]. The ciphertext's framing is checked too (subtensor
+    /// stores anything and fails at reveal; refusing early is kinder to the sender).
+    fn commit_timelocked(
+        &mut self,
+        netuid: u16,
+        hotkey: Hotkey,
+        commit: &[u8],
+        reveal_round: u64,
+        version: u16,
+    ) -> Result<(), ChainError> {
+        let block = self.block;
+        let s = self.subnet(netuid)?;
+        rules::check_timelocked(netuid, &s.hyper, version)?;
+        if commit.len() > crate::timelock::MAX_COMMIT_BYTES {
+            return Err(ChainError::Malformed {
+                reason: format!(
+                    "a timelocked commit of {} bytes exceeds {}",
+                    commit.len(),
+                    crate::timelock::MAX_COMMIT_BYTES
+                ),
+            });
+        }
+        platform_crypto::timelock::check_framing(commit).map_err(|e| ChainError::Malformed {
+            reason: e.to_string(),
+        })?;
+        self.registered(netuid, &hotkey)?;
+        let epoch = rules::epoch_index(block, netuid, s.hyper.tempo);
+        let mine = s
+            .timelocked
+            .values()
+            .flatten()
+            .filter(|e| e.hotkey == hotkey)
+            .count();
+        if mine >= MAX_COMMITS {
+            return Err(ChainError::TooManyCommits {
+                hotkey: ss58(&hotkey),
+                max: MAX_COMMITS,
+            });
+        }
+        self.subnet_mut(netuid)?
+            .timelocked
+            .entry(epoch)
+            .or_default()
+            .push(TimelockedEntry {
+                hotkey,
+                block,
+                commit: commit.to_vec(),
+                reveal_round,
             });
         Ok(())
     }

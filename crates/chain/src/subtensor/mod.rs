@@ -7,7 +7,8 @@
 //! - Reads: the metagraph through the `NeuronInfoRuntimeApi.get_neurons_lite` runtime API at a
 //!   block; hyperparameters from `SubtensorModule` storage; the epoch schedule from `Tempo` and
 //!   subtensor's formula ([`crate::rules::next_epoch_start`]).
-//! - Writes: `set_weights`, and CRv2 `commit_weights` / `reveal_weights`, signed with the
+//! - Writes: `set_weights`, CRv2 `commit_weights` / `reveal_weights`, and timelocked
+//!   `commit_timelocked_weights` (encrypted to drand quicknet, revealed by the chain), signed with the
 //!   hotkey (sr25519, Substrate context). Every call is first checked with subtensor's rules
 //!   ([`crate::rules`]) against the chain's current state, so a refused call gets an error that
 //!   names the rule and no fee is paid; the chain's own refusal (a dispatch error) is mapped to
@@ -38,11 +39,13 @@ use subxt::utils::{AccountId32, H256, MultiSignature};
 
 use crate::rules::{self, WeightsContext};
 use crate::scale::commit_hash;
+use crate::timelock::{Beacon, MAX_COMMIT_BYTES, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
 };
 use runtime::api;
+use runtime::api::runtime_types::bounded_collections::bounded_vec::BoundedVec;
 
 /// Reads one storage value at a block (the chain's default when unset), mapping errors.
 macro_rules! fetch {
@@ -394,6 +397,10 @@ fn module_error(e: &DispatchError) -> ChainError {
         "SubtensorModule::RevealTooEarly" => "the reveal window has not opened",
         "SubtensorModule::ExpiredWeightCommit" => "the commit expired",
         "SubtensorModule::TooManyUnrevealedCommits" => "too many unrevealed commits",
+        "SubtensorModule::IncorrectCommitRevealVersion" => {
+            "the commit names another commit-reveal version than the chain's"
+        }
+        "SubtensorModule::CommittingWeightsTooFast" => "weights committed too fast",
         _ => "",
     };
     ChainError::Rejected {
@@ -610,6 +617,44 @@ impl Chain for SubtensorChain {
             Ok(out)
         })
         .await
+    }
+
+    /// Drand quicknet (which subtensor ingests through `pallet_drand`), aimed with this
+    /// machine's clock, as the reference client does.
+    async fn beacon(&self) -> Result<Beacon, ChainError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ChainError::Unsupported("the system clock is before 1970".into()))?;
+        Ok(Beacon::quicknet(now.as_millis() as u64))
+    }
+
+    async fn commit_timelocked_weights(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        commit: &TimelockedCommit,
+        version: u16,
+    ) -> Result<Included, ChainError> {
+        let (at, hyper, neurons) = self.weights_context(netuid).await?;
+        rules::check_timelocked(netuid, &hyper, version)?;
+        rules::registered(netuid, &neurons, &signer.hotkey())?;
+        if commit.commit.len() > MAX_COMMIT_BYTES {
+            return Err(ChainError::Malformed {
+                reason: format!(
+                    "a timelocked commit of {} bytes exceeds subtensor's {MAX_COMMIT_BYTES}",
+                    commit.commit.len()
+                ),
+            });
+        }
+        let call = api::transactions()
+            .subtensor_module()
+            .commit_timelocked_weights(
+                netuid,
+                BoundedVec(commit.commit.clone()),
+                commit.reveal_round,
+                version,
+            );
+        self.submit(&at, signer, &call).await
     }
 }
 
