@@ -42,6 +42,12 @@ pub struct LocalChainArgs {
     /// With --dev: blocks per epoch (the weights rate limit becomes at most half of it).
     #[arg(long, requires = "dev")]
     tempo: Option<u16>,
+    /// With --dev: the subnet's commit-reveal mode. 0: off (weights are set directly); 2:
+    /// hash commits revealed by the validator; 3 or 4: commits timelocked to LocalChain's own
+    /// test beacon, revealed by the chain in the next epoch (subtensor's default is 4, with
+    /// drand quicknet as the beacon).
+    #[arg(long, default_value_t = 0, requires = "dev", value_parser = parse_commit_reveal)]
+    commit_reveal: u16,
     /// Loopback address to serve on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:9944")]
     listen: SocketAddr,
@@ -80,11 +86,19 @@ pub enum ChainCommand {
         json: bool,
     },
     /// Set weights with a validator hotkey (the chain's rules apply: permit, rate limit, …).
-    /// On a subnet with commit-reveal (v2) the weights are committed and their reveal data kept
-    /// in --data-dir; reveal them with `platform chain reveal`.
+    /// On a subnet with commit-reveal version 2 the weights are committed and their reveal
+    /// data kept in --data-dir; reveal them with `platform chain reveal`. With versions 3 and 4
+    /// (subtensor's default) they are committed timelocked to the chain's drand beacon, and the
+    /// chain reveals them itself an epoch later.
     SetWeights {
-        #[command(flatten)]
-        chain: ChainArg,
+        /// `http://…` for a LocalChain; `ws://…`/`wss://…` for subtensor. Optional with
+        /// --dry-run.
+        #[arg(
+            long = "chain",
+            env = "PLATFORM_CHAIN",
+            required_unless_present = "dry_run"
+        )]
+        chain: Option<String>,
         /// The subnet.
         #[arg(long)]
         netuid: u16,
@@ -104,8 +118,19 @@ pub enum ChainCommand {
         /// Weights version key.
         #[arg(long, default_value_t = 0)]
         version_key: u64,
-        /// Print JSON: `mode` (`set` or `committed`), `block`, and for commits `reveal_from`,
-        /// `reveal_until`.
+        /// Print what would be sent instead of sending it: `mode` (`set`, `commit`,
+        /// `timelocked`), `call`, `pallet_index`, `call_index`, the arguments, and for a
+        /// timelocked commit `reveal_round` and `commit` (hex of the exact bytes the extrinsic
+        /// carries). Without --chain: a direct `set_weights`, or with --reveal-round a commit
+        /// timelocked to that drand quicknet round. With --chain the subnet decides the mode.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: seal a timelocked commit to this drand quicknet round (instead of
+        /// the round the chain's clock gives).
+        #[arg(long, requires = "dry_run")]
+        reveal_round: Option<u64>,
+        /// Print JSON: `mode` (`set`, `commit` or `timelocked`), `block`, and for commits
+        /// `reveal_from`, `reveal_until`; for timelocked commits `reveal_round`.
         #[arg(long)]
         json: bool,
     },
@@ -184,6 +209,122 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// What `platform chain set-weights --dry-run` would send.
+#[derive(Serialize)]
+struct DryRun {
+    mode: &'static str,
+    call: &'static str,
+    pallet_index: u8,
+    call_index: u8,
+    netuid: u16,
+    hotkey: String,
+    uids: Vec<u16>,
+    weights: Vec<u16>,
+    version_key: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reveal_round: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit_reveal_version: Option<u16>,
+    /// Hex of the bytes the call carries (the ciphertext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit_bytes: Option<usize>,
+}
+
+/// Builds what `set-weights` would send, without sending it.
+async fn dry_run_weights(
+    chain: Option<&ChainArg>,
+    key: &Keypair,
+    netuid: u16,
+    (uids, weights, version_key): (&[u16], &[u16], u64),
+    reveal_round: Option<u64>,
+) -> Result<DryRun> {
+    use platform_chain::subtensor::call_index;
+    use platform_chain::timelock::{self, Beacon, WeightsPayload};
+    if uids.len() != weights.len() {
+        bail!("{} uids but {} weights", uids.len(), weights.len());
+    }
+    let mut plan = DryRun {
+        mode: "set",
+        call: "set_weights",
+        pallet_index: call_index::SUBTENSOR_PALLET,
+        call_index: call_index::SET_WEIGHTS,
+        netuid,
+        hotkey: key.hotkey().to_ss58(),
+        uids: uids.to_vec(),
+        weights: weights.to_vec(),
+        version_key,
+        reveal_round: None,
+        commit_reveal_version: None,
+        commit: None,
+        commit_bytes: None,
+    };
+    let payload = WeightsPayload {
+        hotkey: key.hotkey().0,
+        uids: uids.to_vec(),
+        values: weights.to_vec(),
+        version_key,
+    };
+    let randomness = platform_crypto::timelock::Randomness::fresh();
+    let sealed = match (chain, reveal_round) {
+        (None, None) => return Ok(plan),
+        (None, Some(round)) => {
+            plan.commit_reveal_version = Some(4);
+            timelock::seal(&Beacon::quicknet(0), round, &payload, &randomness)?
+        }
+        (Some(arg), round) => {
+            let c = AnyChain::connect(&arg.url)
+                .await
+                .with_context(|| format!("cannot use chain {}", arg.url))?;
+            let hyper = c.hyperparameters(netuid).await?;
+            let Some(version) = timelock::timelocked_version(&hyper) else {
+                if hyper.commit_reveal_weights_enabled {
+                    bail!(
+                        "subnet {netuid} uses commit-reveal version {}: --dry-run shows direct \
+                         and timelocked submissions only (a hash commit depends on a fresh salt)",
+                        hyper.commit_reveal_version
+                    );
+                }
+                return Ok(plan);
+            };
+            plan.commit_reveal_version = Some(version);
+            match round {
+                Some(round) => timelock::seal(&c.beacon().await?, round, &payload, &randomness)?,
+                None => {
+                    platform_chain::submit::seal_timelocked(
+                        &c,
+                        key,
+                        netuid,
+                        hyper.tempo,
+                        hyper.reveal_period_epochs,
+                        (uids, weights, version_key),
+                        Retry::default(),
+                    )
+                    .await?
+                }
+            }
+        }
+    };
+    plan.mode = "timelocked";
+    plan.call = "commit_timelocked_weights";
+    plan.call_index = call_index::COMMIT_TIMELOCKED_WEIGHTS;
+    plan.reveal_round = Some(sealed.reveal_round);
+    plan.commit_bytes = Some(sealed.commit.len());
+    plan.commit = Some(hex::encode(sealed.commit));
+    Ok(plan)
+}
+
+/// `--commit-reveal`: 0 (off), 2, 3 or 4.
+pub fn parse_commit_reveal(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(v @ (0 | 2 | 3 | 4)) => Ok(v),
+        _ => Err(format!(
+            "{s}: 0 (off), 2 (hash commits) or 3/4 (timelocked commits)"
+        )),
+    }
+}
+
 /// Connects to the chain `--chain` names (LocalChain or subtensor).
 fn connect(rt: &tokio::runtime::Runtime, arg: &ChainArg) -> Result<AnyChain> {
     rt.block_on(AnyChain::connect(&arg.url))
@@ -255,7 +396,12 @@ pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
             if args.miners == 0 || args.miners > genesis::MAX_DEV_MINERS {
                 bail!("--miners must be 1 to {}", genesis::MAX_DEV_MINERS);
             }
-            genesis::dev_network(args.validators, args.miners, tempo)
+            let mut g = genesis::dev_network(args.validators, args.miners, tempo);
+            g.hyperparameters.commit_reveal_weights_enabled = args.commit_reveal != 0;
+            if args.commit_reveal != 0 {
+                g.hyperparameters.commit_reveal_version = args.commit_reveal;
+            }
+            g
         }
     };
     let netuid = genesis.netuid;
@@ -356,9 +502,30 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             uids,
             weights,
             version_key,
+            dry_run,
+            reveal_round,
             json,
         } => {
             let key = load_hotkey(&hotkey, data_dir.as_deref())?;
+            if dry_run {
+                let chain = chain.map(|url| ChainArg { url });
+                let plan = rt.block_on(dry_run_weights(
+                    chain.as_ref(),
+                    &key,
+                    netuid,
+                    (&uids, &weights, version_key),
+                    reveal_round,
+                ))?;
+                if json {
+                    output::json(&plan);
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let chain = ChainArg {
+                url: chain.expect("--chain is required without --dry-run"),
+            };
             let c = connect(&rt, &chain)?;
             let pending = data_dir.as_deref().map(pending_store).transpose()?;
             let r = rt.block_on(submit_weights(
@@ -383,6 +550,14 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
                     } => println!(
                         "weights committed in block {block}; reveal between blocks \
                          {reveal_from} and {reveal_until} with `platform chain reveal`"
+                    ),
+                    Submitted::Timelocked {
+                        block,
+                        reveal_round,
+                        commit_bytes,
+                    } => println!(
+                        "weights committed timelocked in block {block} ({commit_bytes} bytes); \
+                         the chain reveals them once the beacon signs round {reveal_round}"
                     ),
                 }
             }

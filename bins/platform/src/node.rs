@@ -7,6 +7,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use platform_chain::local::server::TimelockedStatus;
 use platform_crypto::parse_suri;
 use platform_node::{NodeConfig, genesis};
 use serde::Serialize;
@@ -77,6 +78,13 @@ pub struct DevnetArgs {
     /// Chain blocks per epoch (LocalChain's tempo).
     #[arg(long, default_value_t = 10)]
     tempo: u16,
+    /// The subnet's commit-reveal mode on LocalChain. 0: weights are set directly; 2: hash
+    /// commits the validators reveal; 3 or 4: commits timelocked to LocalChain's test beacon,
+    /// which the chain reveals itself an epoch later (subtensor's default is 4). With --epochs
+    /// and 3 or 4, the run ends once the chain has revealed every validator's commit of every
+    /// epoch, and succeeds only if each one opened and the revealed weights are identical.
+    #[arg(long, default_value_t = 0, value_parser = crate::chain::parse_commit_reveal)]
+    commit_reveal: u16,
     /// Milliseconds per chain block.
     #[arg(long, default_value_t = 1000)]
     chain_block_ms: u64,
@@ -384,6 +392,9 @@ pub(crate) struct DevnetSummary {
     disagreements: usize,
     /// The weights the chain stores per validator at the end (max-upscaled by the chain).
     chain_weights: Vec<serde_json::Value>,
+    /// With --commit-reveal 3 or 4: the chain's timelocked commits (pending, revealed,
+    /// failed) at the end.
+    timelocked: Option<TimelockedStatus>,
     /// Milliseconds from the devnet's start (keys, genesis, chain and validator processes
     /// included) until every validator had finalized the first epoch's close.
     first_epoch_closed_ms: Option<u64>,
@@ -404,6 +415,16 @@ pub(crate) struct DevnetSummary {
     pub(crate) blocks_finalized: u64,
     pub(crate) all_identical: bool,
     pub(crate) data_dir: String,
+}
+
+/// Whether the devnet's subnet takes timelocked commits.
+fn timelocked_mode(args: &DevnetArgs) -> bool {
+    matches!(args.commit_reveal, 3 | 4)
+}
+
+/// LocalChain's count of the subnet's timelocked commits.
+async fn timelocked_status(client: &reqwest::Client, chain_url: &str) -> Option<TimelockedStatus> {
+    get(client, &format!("{chain_url}/v1/subnets/1/timelocked")).await
 }
 
 pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
@@ -493,6 +514,8 @@ pub(crate) fn run_devnet(
             .arg(registered.to_string())
             .arg("--tempo")
             .arg(args.tempo.to_string())
+            .arg("--commit-reveal")
+            .arg(args.commit_reveal.to_string())
             .arg("--block-time-ms")
             .arg(args.chain_block_ms.to_string())
             .stdin(Stdio::null())
@@ -740,6 +763,7 @@ async fn watch(
     let mut latencies = vec![(0u64, 0u64); apis.len()];
     let mut view = 0;
     let mut first_epoch_ms = None;
+    let mut epoch_list = None;
     // Validators that gossip forged anchors are banned by their peers and cut off; the goal
     // counts the others (the faulty ones are the last).
     let counted = apis.len() - args.poison_anchors.min(apis.len() - 1);
@@ -794,14 +818,26 @@ async fn watch(
         if args.blocks.is_some_and(|target| min >= target) && sim.settled(&client).await {
             break;
         }
-        // With --epochs, stop once every validator has submitted the last epoch's weights.
+        // With --epochs, stop once every validator has submitted the last epoch's weights
+        // (and, with timelocked commits, once the chain has revealed every one of them).
         if let Some(n) = args.epochs
             && n > 0
             && submitted[..counted]
                 .iter()
                 .all(|s| s.is_some_and(|e| e + 1 >= n))
         {
-            break;
+            // Read the submissions now: waiting for the reveals lets another epoch close, and
+            // the state prunes the oldest epochs' records as they age.
+            if epoch_list.is_none() {
+                epoch_list = Some(epoch_summaries(&client, &apis[..counted], n).await);
+            }
+            if !timelocked_mode(args)
+                || timelocked_status(&client, chain_url)
+                    .await
+                    .is_some_and(|t| t.revealed + t.failed >= counted as u64 * n)
+            {
+                break;
+            }
         }
         if (args.blocks.is_some() || args.epochs.is_some())
             && start.elapsed() > Duration::from_secs(args.timeout_secs)
@@ -862,13 +898,31 @@ async fn watch(
             .all(|v| v.hash_at_target.is_none() || v.hash_at_target == first);
     let tally = sim.tally(&client).await;
     let leaders = sim.leaders(&client).await;
-    let epoch_list = epoch_summaries(&client, &apis[..counted], args.epochs.unwrap_or(0)).await;
+    let epoch_list = match epoch_list {
+        Some(list) => list,
+        None => epoch_summaries(&client, &apis[..counted], args.epochs.unwrap_or(0)).await,
+    };
     let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
     let chain_weights =
         get::<Vec<serde_json::Value>>(&client, &format!("{chain_url}/v1/subnets/1/weights"))
             .await
             .unwrap_or_default();
-    let all_identical = all_identical && disagreements == 0;
+    let timelocked = if timelocked_mode(args) {
+        timelocked_status(&client, chain_url).await
+    } else {
+        None
+    };
+    // Timelocked commits: every one opened, and the chain holds the same row for every
+    // validator (they committed the same weights).
+    let revealed_identical = timelocked.as_ref().is_none_or(|t| {
+        t.failed == 0
+            && chain_weights.len() >= counted
+            && chain_weights.iter().all(|w| {
+                (&w["uids"], &w["weights"])
+                    == (&chain_weights[0]["uids"], &chain_weights[0]["weights"])
+            })
+    });
+    let all_identical = all_identical && disagreements == 0 && revealed_identical;
     let jailed =
         get::<Vec<serde_json::Value>>(&client, &format!("{}/api/v1/validators", apis[0].1))
             .await
@@ -881,6 +935,7 @@ async fn watch(
         epochs: epoch_list,
         disagreements,
         chain_weights,
+        timelocked,
         first_epoch_closed_ms: first_epoch_ms,
         jailed,
         validators,

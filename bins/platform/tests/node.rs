@@ -866,6 +866,35 @@ fn devnet_over_two_epochs_submits_identical_weights() {
     assert_eq!(v["jailed"], serde_json::json!([]), "{v}");
 }
 
+/// Commit-reveal version 4, subtensor's default: every validator commits its weights
+/// timelocked to LocalChain's beacon, and the chain itself opens each commit in the next
+/// epoch, once the beacon has signed its round. Every commit of both epochs opens, and the
+/// chain ends up with the same row for every validator: the last epoch's weights.
+#[test]
+fn timelocked_commits_are_revealed_by_the_chain_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = devnet_two_epochs(&tmp.path().join("net"), &["--commit-reveal", "4"]);
+    assert_identical_and_ranked(&v);
+    let t = &v["timelocked"];
+    assert!(t["revealed"].as_u64().unwrap() >= 8, "{v}");
+    assert_eq!(t["failed"], 0, "{v}");
+    let last = &v["epochs"][1]["validators"][0];
+    let mut submitted: Vec<u64> = last["uids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_u64().unwrap())
+        .collect();
+    submitted.sort();
+    let on_chain: Vec<u64> = v["chain_weights"][0]["uids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_u64().unwrap())
+        .collect();
+    assert_eq!(on_chain, submitted, "{v}");
+}
+
 /// Dave attests forged results: the three honest validators certify the real ones, Dave's
 /// contradicting attestations become evidence, Dave is jailed, and the weights are the same
 /// as without him misbehaving.

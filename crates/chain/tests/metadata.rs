@@ -20,7 +20,8 @@ fn pallet_and_call_indexes() {
         .iter()
         .find(|p| p.name == "SubtensorModule")
         .expect("SubtensorModule pallet");
-    assert_eq!(pallet.index, 7);
+    use platform_chain::subtensor::call_index;
+    assert_eq!(pallet.index, call_index::SUBTENSOR_PALLET);
     let calls_ty = pallet.calls.as_ref().expect("the pallet has calls").ty.id;
     let ty = md.types.resolve(calls_ty).expect("call type");
     let scale_info::TypeDef::Variant(v) = &ty.type_def else {
@@ -33,10 +34,13 @@ fn pallet_and_call_indexes() {
             .unwrap_or_else(|| panic!("no call {name}"))
             .index
     };
-    assert_eq!(index("set_weights"), 0);
-    assert_eq!(index("commit_weights"), 96);
-    assert_eq!(index("reveal_weights"), 97);
-    assert_eq!(index("commit_timelocked_weights"), 113);
+    assert_eq!(index("set_weights"), call_index::SET_WEIGHTS);
+    assert_eq!(index("commit_weights"), call_index::COMMIT_WEIGHTS);
+    assert_eq!(index("reveal_weights"), call_index::REVEAL_WEIGHTS);
+    assert_eq!(
+        index("commit_timelocked_weights"),
+        call_index::COMMIT_TIMELOCKED_WEIGHTS
+    );
     assert_eq!(index("set_mechanism_weights"), 119);
     // set_weights(netuid, dests, weights, version_key): the argument names Platform fills.
     let set_weights = v.variants.iter().find(|x| x.name == "set_weights").unwrap();
@@ -46,6 +50,20 @@ fn pallet_and_call_indexes() {
         .map(|f| f.name.clone().unwrap_or_default())
         .collect();
     assert_eq!(args, ["netuid", "dests", "weights", "version_key"]);
+    let timelocked = v
+        .variants
+        .iter()
+        .find(|x| x.name == "commit_timelocked_weights")
+        .unwrap();
+    let args: Vec<_> = timelocked
+        .fields
+        .iter()
+        .map(|f| f.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        args,
+        ["netuid", "commit", "reveal_round", "commit_reveal_version"]
+    );
 
     let api = |api: &str, method: &str| {
         md.apis

@@ -16,7 +16,7 @@ use anyhow::{Result, bail};
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_chain::local::sim::{epoch_index, epoch_start};
 use platform_chain::submit::{
-    PENDING_COMMITS_FILE, PendingStore, Retry, Submitted, reveal_due, submit_weights,
+    PENDING_COMMITS_FILE, PendingStore, Retry, reveal_due, submit_weights,
 };
 use platform_chain::{AnyChain, Chain, ChainError, NeuronInfo};
 use platform_crypto::Keypair;

@@ -84,6 +84,14 @@ impl LocalChainClient {
     }
 
     /// Yuma's consensus step over the stored weights.
+    /// The subnet's timelocked commits: pending, revealed, failed.
+    pub async fn timelocked(
+        &self,
+        netuid: u16,
+    ) -> Result<super::server::TimelockedStatus, ChainError> {
+        self.get(&format!("/v1/subnets/{netuid}/timelocked")).await
+    }
+
     pub async fn consensus(&self, netuid: u16) -> Result<Vec<(u16, u16)>, ChainError> {
         self.get(&format!("/v1/subnets/{netuid}/consensus")).await
     }

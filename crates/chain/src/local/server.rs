@@ -67,6 +67,17 @@ pub struct Info {
     pub netuids: Vec<u16>,
 }
 
+/// A subnet's timelocked commits (`GET /v1/subnets/{netuid}/timelocked`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TimelockedStatus {
+    /// Committed, not yet revealed.
+    pub pending: usize,
+    /// Opened and applied by the chain.
+    pub revealed: u64,
+    /// Dropped at reveal: did not open, named another hotkey, or the weights were refused.
+    pub failed: u64,
+}
+
 #[derive(Deserialize)]
 struct At {
     block: Option<u64>,
@@ -91,6 +102,7 @@ pub fn router(chain: Shared) -> Router {
         .route("/v1/subnets/{netuid}/schedule", get(schedule))
         .route("/v1/subnets/{netuid}/weights", get(weights))
         .route("/v1/subnets/{netuid}/consensus", get(consensus))
+        .route("/v1/subnets/{netuid}/timelocked", get(timelocked))
         .route("/v1/accounts/{account}/nonce", get(nonce))
         .route("/v1/extrinsics", post(extrinsic))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -158,6 +170,19 @@ async fn consensus(
     Path(netuid): Path<u16>,
 ) -> Result<Json<Vec<(u16, u16)>>, ApiError> {
     Ok(Json(c.read(|s| s.consensus(netuid))?))
+}
+
+async fn timelocked(
+    State(c): State<Shared>,
+    Path(netuid): Path<u16>,
+) -> Result<Json<TimelockedStatus>, ApiError> {
+    Ok(Json(c.read(|s| {
+        s.subnet(netuid).map(|n| TimelockedStatus {
+            pending: n.timelocked.values().map(Vec::len).sum(),
+            revealed: n.timelocked_revealed,
+            failed: n.timelocked_failed,
+        })
+    })?))
 }
 
 async fn nonce(

@@ -47,6 +47,21 @@ use crate::{
 use runtime::api;
 use runtime::api::runtime_types::bounded_collections::bounded_vec::BoundedVec;
 
+/// The pallet and call indexes of the calls Platform sends, in the checked-in runtime's
+/// metadata (asserted against it by `tests/metadata.rs`).
+pub mod call_index {
+    /// `SubtensorModule`.
+    pub const SUBTENSOR_PALLET: u8 = 7;
+    /// `set_weights`.
+    pub const SET_WEIGHTS: u8 = 0;
+    /// `commit_weights` (CRv2).
+    pub const COMMIT_WEIGHTS: u8 = 96;
+    /// `reveal_weights` (CRv2).
+    pub const REVEAL_WEIGHTS: u8 = 97;
+    /// `commit_timelocked_weights`.
+    pub const COMMIT_TIMELOCKED_WEIGHTS: u8 = 113;
+}
+
 /// Reads one storage value at a block (the chain's default when unset), mapping errors.
 macro_rules! fetch {
     ($chain:expr, $at:expr, $entry:expr, $key:expr) => {
