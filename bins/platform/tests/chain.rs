@@ -336,6 +336,98 @@ hotkey = "{miner}"
     assert_eq!(w[0]["weights"], serde_json::json!([21845, 65535]));
 }
 
+/// `set-weights --dry-run`: without a chain, the exact `commit_timelocked_weights` a
+/// subtensor subnet would get for a drand quicknet round (here 1000, whose signature is public,
+/// so the test can open it) or a plain `set_weights`; with a LocalChain taking timelocked
+/// commits, the round its clock gives, and then the real thing.
+#[test]
+fn timelocked_weights_through_the_cli() {
+    use platform_chain::timelock::{WeightsPayload, open};
+    use platform_crypto::timelock::RoundSignature;
+    let dry = |extra: &[&str]| {
+        let args = [
+            "chain",
+            "set-weights",
+            "--hotkey",
+            "//Alice",
+            "--netuid",
+            "1",
+            "--uids",
+            "0,3",
+            "--weights",
+            "100,200",
+            "--version-key",
+            "9",
+            "--dry-run",
+            "--json",
+        ];
+        json(&platform(&[&args[..], extra].concat()))
+    };
+    let plan = dry(&["--reveal-round", "1000"]);
+    assert_eq!(
+        (
+            &plan["mode"],
+            &plan["pallet_index"],
+            &plan["call_index"],
+            &plan["reveal_round"]
+        ),
+        (&"timelocked".into(), &7.into(), &113.into(), &1000.into()),
+        "{plan}"
+    );
+    let commit = hex::decode(plan["commit"].as_str().unwrap()).unwrap();
+    assert_eq!(plan["commit_bytes"], commit.len());
+    // Drand quicknet's signature of round 1000 opens it.
+    let sig = RoundSignature::from_bytes(&hex::decode("b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39").unwrap()).unwrap();
+    let alice = platform_crypto::parse_suri("//Alice").unwrap().hotkey().0;
+    assert_eq!(
+        open(&commit, &sig).unwrap(),
+        WeightsPayload {
+            hotkey: alice,
+            uids: vec![0, 3],
+            values: vec![100, 200],
+            version_key: 9
+        }
+    );
+    let plain = dry(&[]);
+    assert_eq!(
+        (&plain["mode"], &plain["call_index"]),
+        (&"set".into(), &0.into())
+    );
+    assert!(plain.get("commit").is_none());
+
+    let chain = LocalChainProcess::start(&["--commit-reveal", "4", "--block-time-ms", "100"]);
+    let planned = dry(&["--chain", &chain.url]);
+    assert_eq!(planned["mode"], "timelocked", "{planned}");
+    assert_eq!(planned["commit_reveal_version"], 4);
+    assert!(planned["reveal_round"].as_u64().unwrap() > 1);
+    let sent = json(&set_weights(
+        &chain.url,
+        "1",
+        "//Alice",
+        "4,5",
+        "1,2",
+        &["--json"],
+    ));
+    assert_eq!(sent["mode"], "timelocked", "{sent}");
+    assert!(sent["reveal_round"].as_u64().unwrap() >= planned["reveal_round"].as_u64().unwrap());
+    // Refused before anything is built: mismatched lists.
+    let out = platform(&[
+        "chain",
+        "set-weights",
+        "--hotkey",
+        "//Alice",
+        "--netuid",
+        "1",
+        "--uids",
+        "0,3",
+        "--weights",
+        "1",
+        "--dry-run",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 uids but 1 weights"));
+}
+
 /// `platform chain metagraph|set-weights|weights` against a subtensor node (the fake node of
 /// the chain tests, over a loopback WebSocket).
 #[test]

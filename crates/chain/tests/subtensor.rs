@@ -8,6 +8,7 @@ use std::sync::Arc;
 use platform_chain::local::genesis;
 use platform_chain::local::sim::ChainState;
 use platform_chain::scale::commit_hash;
+use platform_chain::submit::{Retry, Submitted, submit_weights};
 use platform_chain::subtensor::SubtensorChain;
 use platform_chain::{AnyChain, Chain, ChainError};
 
@@ -138,6 +139,61 @@ async fn the_chains_own_refusal_is_named() {
     );
     // Nothing was stored.
     assert!(chain.weights(1).await.unwrap().is_empty());
+}
+
+/// On a commit-reveal v4 subnet the submitter sends `commit_timelocked_weights` (call 113):
+/// the SCALE payload sealed to a drand quicknet round ahead of this machine's clock.
+#[tokio::test]
+async fn timelocked_commits_reach_subtensor_as_commit_timelocked_weights() {
+    let fake = FakeSubtensor::new(dev_state(Some(4)));
+    let chain = over_mock(&fake).await;
+    let r = submit_weights(
+        &chain,
+        &key("//Alice"),
+        1,
+        &[4, 7],
+        &[100, 300],
+        0,
+        None,
+        Retry::default(),
+    )
+    .await
+    .unwrap();
+    let Submitted::Timelocked {
+        reveal_round,
+        commit_bytes,
+        ..
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    let received = fake.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!((received[0].pallet, received[0].call_index), (7, 113));
+    assert_eq!(received[0].signer, key("//Alice").hotkey().0);
+    let SubtensorCall::CommitTimelockedWeights {
+        netuid,
+        commit,
+        reveal_round: sent_round,
+        commit_reveal_version,
+    } = &received[0].call
+    else {
+        panic!("{:?}", received[0].call)
+    };
+    assert_eq!(
+        (*netuid, *sent_round, *commit_reveal_version, commit.len()),
+        (1, reveal_round, 4, commit_bytes)
+    );
+    platform_crypto::timelock::check_framing(commit).unwrap();
+    let now = chain.beacon().await.unwrap();
+    assert_eq!(
+        now.public_key,
+        platform_crypto::timelock::QUICKNET_PUBLIC_KEY_HEX
+    );
+    assert!(
+        reveal_round > now.latest_round(now.now_ms),
+        "aimed at a future round"
+    );
 }
 
 #[tokio::test]

@@ -185,6 +185,14 @@ pub enum SubtensorCall {
         salt: Vec<u16>,
         version_key: u64,
     },
+    /// `commit_timelocked_weights(netuid, commit, reveal_round, commit_reveal_version)`.
+    #[codec(index = 113)]
+    CommitTimelockedWeights {
+        netuid: u16,
+        commit: Vec<u8>,
+        reveal_round: u64,
+        commit_reveal_version: u16,
+    },
 }
 
 /// An extrinsic the fake accepted: signer and decoded call (its signature verified).
@@ -699,6 +707,17 @@ impl Inner {
                     salt: salt.clone(),
                     version_key: *version_key,
                 },
+            },
+            SubtensorCall::CommitTimelockedWeights {
+                netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version,
+            } => Call::CommitTimelocked {
+                netuid: *netuid,
+                commit: commit.clone(),
+                reveal_round: *reveal_round,
+                version: *commit_reveal_version,
             },
         };
         let outcome = match self.refuse_next.take() {
