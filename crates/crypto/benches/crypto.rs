@@ -94,9 +94,28 @@ fn blake3(c: &mut Criterion) {
     g.finish();
 }
 
+/// Sealing a weight commit to a drand round and opening it (one pairing each).
+fn timelock(c: &mut Criterion) {
+    use platform_crypto::timelock::{BeaconSecret, Randomness, decrypt, encrypt};
+    let beacon = BeaconSecret::from_seed(&[5; 32]);
+    let key = beacon.public();
+    let sig = beacon.sign_round(1000);
+    // About the payload of 256 weights.
+    let payload = vec![7u8; 1100];
+    let mut g = c.benchmark_group("timelock");
+    g.bench_function("encrypt_1100B", |b| {
+        b.iter(|| encrypt(&key, 1000, black_box(&payload), &Randomness::fresh()).unwrap())
+    });
+    let ct = encrypt(&key, 1000, &payload, &Randomness::fresh()).unwrap();
+    g.bench_function("decrypt_1100B", |b| {
+        b.iter(|| decrypt(black_box(&ct), &sig).unwrap())
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(30);
-    targets = sr25519, bls, vrf, blake3
+    targets = sr25519, bls, vrf, blake3, timelock
 }
 criterion_main!(benches);
