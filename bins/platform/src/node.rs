@@ -110,6 +110,17 @@ pub struct DevnetArgs {
     /// --blocks and --epochs count only them.
     #[arg(long, default_value_t = 0, conflicts_with_all = ["byzantine", "withhold"])]
     poison_anchors: usize,
+    /// Make the last N validators announce made-up blocks for views they do not lead (and a
+    /// second block for the views they do) every tick. Peers follow one announcement per view,
+    /// from its leader only, count the rest (`announce/not_leader`,
+    /// `announce/duplicate_announcement` in /metrics) and soon ban the sender; --blocks and
+    /// --epochs count only the others.
+    #[arg(
+        long,
+        default_value_t = 0,
+        conflicts_with_all = ["byzantine", "withhold", "poison_anchors"]
+    )]
+    flood_announces: usize,
     /// Committee size of the published challenges (default: every validator sits on every
     /// committee). With fewer members than validators, silent members can be replaced.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
@@ -558,6 +569,9 @@ pub(crate) fn run_devnet(
         if i + args.poison_anchors >= args.validators {
             cfg.fault = Some("poison-anchors".into());
         }
+        if i + args.flood_announces >= args.validators {
+            cfg.fault = Some("flood-announces".into());
+        }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
         let peer = platform_network::identity_from_hotkey(&key)
@@ -766,7 +780,7 @@ async fn watch(
     let mut epoch_list = None;
     // Validators that gossip forged anchors are banned by their peers and cut off; the goal
     // counts the others (the faulty ones are the last).
-    let counted = apis.len() - args.poison_anchors.min(apis.len() - 1);
+    let counted = apis.len() - (args.poison_anchors + args.flood_announces).min(apis.len() - 1);
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {

@@ -895,6 +895,30 @@ fn timelocked_commits_are_revealed_by_the_chain_identically() {
     assert_eq!(on_chain, submitted, "{v}");
 }
 
+/// Dave announces made-up blocks for views he does not lead, and second blocks for his own,
+/// every tick. Before, every validator fetched each announced blob from every connected peer
+/// and wrote it to disk before decoding it. Now the honest three follow one announcement per
+/// view from its leader only, count and penalize the rest, and finalize as before.
+#[test]
+fn a_validator_flooding_block_announcements_stops_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &["--blocks", "40", "--flood-announces", "1"],
+    );
+    assert_eq!(v["all_identical"], true, "{v}");
+    let validators = v["validators"].as_array().unwrap();
+    for honest in &validators[..3] {
+        let refused = &honest["refused"];
+        let not_leader = refused["announce/not_leader"].as_u64().unwrap_or(0);
+        assert!(
+            not_leader > 0,
+            "no flooded announcement was refused: {honest}"
+        );
+        assert!(honest["height"].as_u64().unwrap() >= 40, "{honest}");
+    }
+}
+
 /// Dave attests forged results: the three honest validators certify the real ones, Dave's
 /// contradicting attestations become evidence, Dave is jailed, and the weights are the same
 /// as without him misbehaving.

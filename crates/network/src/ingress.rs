@@ -126,7 +126,7 @@ fn penalty(reason: &str) -> i64 {
         // conflicting vote is proof of a Byzantine validator and bans it at once.
         "equivocation" => 100,
         "bad_signature" | "oversize" | "malformed" | "invalid_certificate" | "bad_snapshot" => 50,
-        "invalid_proposal" => 20,
+        "invalid_proposal" | "not_leader" | "duplicate_announcement" => 20,
         "wrong_netuid" | "wrong_topic" | "not_validator" => 20,
         "replayed" => 5,
         "rate_limited_peer" | "rate_limited_author" | "rate_limited" => 2,

@@ -129,8 +129,11 @@ impl Provider for NothingToServe {
 /// Where a fetch may look for a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reach {
-    /// Connected peers only (blocks, snapshots: someone told us they hold it).
+    /// Connected peers only (snapshots: someone told us they hold it).
     Peers,
+    /// Connected peers only, and the bytes are not stored: an announced block is kept in
+    /// memory until the node has checked it, and stored by the node only then.
+    Unverified,
     /// Connected peers, then the DHT's providers (payloads, modules).
     PeersThenDht,
 }
@@ -492,7 +495,8 @@ impl Network {
 
     /// A blob its author announced (a block): asked first of the author's own connected peers
     /// (it stored the blob before announcing it) and `hint`, then of the other connected peers.
-    /// Never looked up in the DHT, and the copy is stored but not announced.
+    /// Never looked up in the DHT, and not stored: the caller stores it once it has checked
+    /// the block (`store_blob`).
     pub async fn fetch_announced_blob(
         &self,
         hash: Hash,
@@ -501,7 +505,7 @@ impl Network {
     ) -> Result<Vec<u8>, NetError> {
         let mut first = self.call(|tx| Command::PeersOf(author, tx)).await?;
         first.extend(hint);
-        self.fetch_blob_asking(hash, first, Reach::Peers).await
+        self.fetch_blob_asking(hash, first, Reach::Unverified).await
     }
 
     /// The blob from the local store, else asked of the connected peers among `first` in
@@ -573,17 +577,19 @@ impl Network {
                 // Store it (and announce a discoverable one) in the background: the caller has
                 // verified bytes now, and the synced write stays off its path (a verifier
                 // waiting for a block).
-                let this = self.clone();
-                let copy = bytes.clone();
-                tokio::spawn(async move {
-                    let stored = match reach {
-                        Reach::PeersThenDht => this.put_blob(copy).await,
-                        Reach::Peers => this.store_blob(copy).await,
-                    };
-                    if let Err(e) = stored {
-                        tracing::warn!("storing fetched blob {hash}: {e}");
-                    }
-                });
+                if reach != Reach::Unverified {
+                    let this = self.clone();
+                    let copy = bytes.clone();
+                    tokio::spawn(async move {
+                        let stored = match reach {
+                            Reach::PeersThenDht => this.put_blob(copy).await,
+                            _ => this.store_blob(copy).await,
+                        };
+                        if let Err(e) = stored {
+                            tracing::warn!("storing fetched blob {hash}: {e}");
+                        }
+                    });
+                }
                 Ok(Some(bytes))
             }
             Ok(Response::Blob(Some(_))) => {

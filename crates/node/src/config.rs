@@ -40,7 +40,8 @@ pub struct NodeConfig {
     /// cannot finalize it (the close is then finalized through a seal when the others are no
     /// quorum alone); `"withhold-attestations"` makes it evaluate nothing as a committee
     /// member (the state replaces it in each committee once the attestation time is up);
-    /// `"poison-anchors"` makes it gossip forged epoch anchors (peers refuse them at ingress).
+    /// `"poison-anchors"` makes it gossip forged epoch anchors (peers refuse them at ingress);
+    /// `"flood-announces"` makes it announce made-up blocks for views it does not lead.
     /// Default: none.
     #[serde(default)]
     pub fault: Option<String>,
@@ -210,6 +211,10 @@ pub enum Fault {
     /// Byzantine validator trying to get honest leaders to put it in their blocks would. Peers
     /// refuse it at ingress (`epoch_transaction`) and it never reaches a mempool.
     PoisonAnchors,
+    /// Announce made-up blocks for views this validator does not lead (and a second block for
+    /// the views it does) every tick, as a Byzantine validator trying to make its peers fetch
+    /// junk would. Peers follow one announcement per view, from its leader only.
+    FloodAnnounces,
 }
 
 impl NodeConfig {
@@ -321,9 +326,10 @@ impl NodeConfig {
             Some("nullify-closes") => Ok(Some(Fault::NullifyCloses)),
             Some("withhold-attestations") => Ok(Some(Fault::WithholdAttestations)),
             Some("poison-anchors") => Ok(Some(Fault::PoisonAnchors)),
+            Some("flood-announces") => Ok(Some(Fault::FloodAnnounces)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
-                 \"withhold-attestations\", \"poison-anchors\")"
+                 \"withhold-attestations\", \"poison-anchors\", \"flood-announces\")"
             ),
         }
     }

@@ -232,8 +232,26 @@ pub fn timestamp_acceptable(timestamp_ms: u64, now_ms: u64) -> bool {
 /// The most transactions a block carries.
 const MAX_BLOCK_TXS: usize = 512;
 
-/// Largest announcement accepted: two hashes.
-const ANNOUNCE_BYTES: usize = 64;
+/// A leader's announcement of its block for a view: peers fetch the block blob from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct Announcement {
+    /// The epoch of the view.
+    pub epoch: Epoch,
+    /// The view the block is proposed in: only its leader's announcement is fetched.
+    pub view: View,
+    /// The block header's hash (the proposal's payload).
+    pub header: Hash,
+    /// The blob holding the encoded block.
+    pub blob: Hash,
+}
+
+/// Largest announcement accepted: [`Announcement`].
+const ANNOUNCE_BYTES: usize = 8 + 8 + 32 + 32;
+
+/// Views around this node's current view whose announcements it follows: a block for a view
+/// further ahead or behind comes by sync instead, and an author cannot make it fetch blobs for
+/// views it will never reach.
+const ANNOUNCE_WINDOW: u64 = 64;
 
 /// Payload checks the network runs before a message is accepted (strict decoding of each kind).
 pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
@@ -265,7 +283,7 @@ pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
         (
             Topic::Announce,
             Arc::new(|e: &platform_network::Envelope| {
-                decode::<(Hash, Hash)>("block announcement", &e.payload, ANNOUNCE_BYTES)
+                decode::<Announcement>("block announcement", &e.payload, ANNOUNCE_BYTES)
                     .map(|_| ())
                     .map_err(|_| "bad_announcement")
             }),
@@ -335,6 +353,10 @@ pub struct Driver {
     close_timeout: Option<(u64, View)>,
     /// The deliberate fault [`Fault::PoisonAnchors`] (tests only).
     poison_anchors: bool,
+    /// The deliberate fault [`Fault::FloodAnnounces`] (tests only).
+    flood_announces: bool,
+    /// The block header announced for each recent view (one per view is followed).
+    announced: HashMap<(Epoch, View), Hash>,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
     bind_sent: Option<Instant>,
     /// Consensus messages of the next epoch, held until this node enters it.
@@ -512,6 +534,8 @@ impl Driver {
             nullify_closes: fault == Some(Fault::NullifyCloses),
             close_timeout: None,
             poison_anchors: fault == Some(Fault::PoisonAnchors),
+            flood_announces: fault == Some(Fault::FloodAnnounces),
+            announced: HashMap::new(),
             bind_sent: None,
             early: VecDeque::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
@@ -650,6 +674,9 @@ impl Driver {
                     if self.poison_anchors {
                         self.gossip_forged_anchor().await;
                     }
+                    if self.flood_announces {
+                        self.flood_announcements().await;
+                    }
                     // Nothing finalized for three view timeouts: a peer may hold a
                     // finalization this node missed (an epoch's close cannot be finalized
                     // through a later block of its epoch), so ask for finalized blocks.
@@ -772,21 +799,51 @@ impl Driver {
                 self.perform(effects).await
             }
             Topic::Announce => {
-                let (header, blob): (Hash, Hash) =
-                    decode("block announcement", &envelope.payload, ANNOUNCE_BYTES)?;
-                if !self.blocks.contains_key(&header) {
+                let Ok(a) =
+                    decode::<Announcement>("block announcement", &envelope.payload, ANNOUNCE_BYTES)
+                else {
+                    // Ingress decoded it already; never reached.
+                    return Ok(());
+                };
+                match self.accept_announcement(&a, &envelope.author) {
+                    Ok(()) => {}
+                    Err("stale_announcement") => return Ok(()),
+                    Err(reason) => {
+                        tracing::debug!(view = a.view.0, reason, "refused a block announcement");
+                        let _ = self
+                            .net
+                            .report_validator(envelope.author, "announce", reason)
+                            .await;
+                        return Ok(());
+                    }
+                }
+                if !self.blocks.contains_key(&a.header) {
                     let net = self.net.clone();
                     let tx = self.internal_tx.clone();
                     let author = envelope.author;
                     tokio::spawn(async move {
-                        match net.fetch_announced_blob(blob, author, Some(from)).await {
+                        // Held in memory only until it decodes to the announced leader's block
+                        // for that view; only then is it stored (and served to peers).
+                        match net.fetch_announced_blob(a.blob, author, Some(from)).await {
                             Ok(bytes) => match Block::decode(&bytes) {
-                                Ok(block) if block.header.hash() == header => {
+                                Ok(block)
+                                    if block.header.hash() == a.header
+                                        && block.header.proposer == author
+                                        && block.header.view == a.view =>
+                                {
+                                    if let Err(e) = net.store_blob(bytes).await {
+                                        tracing::warn!("storing block {}: {e}", a.header);
+                                    }
                                     let _ = tx.send(Internal::Block(Box::new(block))).await;
                                 }
-                                _ => tracing::warn!("announced block {header} did not match"),
+                                _ => {
+                                    tracing::warn!("announced block {} did not match", a.header);
+                                    let _ = net
+                                        .report_validator(author, "announce", "invalid_proposal")
+                                        .await;
+                                }
                             },
-                            Err(e) => tracing::warn!("fetching block {header}: {e}"),
+                            Err(e) => tracing::warn!("fetching block {}: {e}", a.header),
                         }
                     });
                 }
@@ -1126,7 +1183,16 @@ impl Driver {
         self.blocks.insert(header, block);
         if let Err(e) = self
             .net
-            .publish(Topic::Announce, height.0, encode(&(header, blob)))
+            .publish(
+                Topic::Announce,
+                height.0,
+                encode(&Announcement {
+                    epoch: self.epoch(),
+                    view,
+                    header,
+                    blob,
+                }),
+            )
             .await
         {
             tracing::warn!("announcing block {header}: {e}");
@@ -1783,6 +1849,58 @@ impl Driver {
             }
             let _ = net.publish(Topic::Submissions, round, encode(&tx)).await;
         });
+    }
+
+    /// Whether to fetch the block an announcement names: it must come from the leader of a
+    /// view of this epoch near this node's own, and be the first for that view. The error is
+    /// the reason counted (`stale_announcement` is counted nowhere: a slow network delivers
+    /// those honestly).
+    fn accept_announcement(
+        &mut self,
+        a: &Announcement,
+        author: &Hotkey,
+    ) -> Result<(), &'static str> {
+        let current = self.consensus.engine.view().0;
+        if a.epoch != self.epoch()
+            || a.view.0 + ANNOUNCE_WINDOW < current
+            || a.view.0 > current + ANNOUNCE_WINDOW
+        {
+            return Err("stale_announcement");
+        }
+        let leader = self.consensus.validators[self.consensus.engine.leader(a.view) as usize];
+        if leader != *author {
+            return Err("not_leader");
+        }
+        self.announced
+            .retain(|(e, v), _| *e == a.epoch && v.0 + ANNOUNCE_WINDOW >= current);
+        match self.announced.get(&(a.epoch, a.view)) {
+            Some(header) if *header == a.header => Err("stale_announcement"),
+            Some(_) => Err("duplicate_announcement"),
+            None => {
+                self.announced.insert((a.epoch, a.view), a.header);
+                Ok(())
+            }
+        }
+    }
+
+    /// The deliberate fault [`Fault::FloodAnnounces`]: announces made-up blocks for the next
+    /// views, most of which this validator does not lead, and a second block for its own.
+    async fn flood_announcements(&self) {
+        let view = self.consensus.engine.view();
+        let epoch = self.epoch();
+        for i in 0..16u64 {
+            let junk = Hash::of(&encode(&(self.finalized_height, view.0, i)));
+            let a = Announcement {
+                epoch,
+                view: View(view.0 + i),
+                header: junk,
+                blob: Hash::of(&encode(&junk)),
+            };
+            let _ = self
+                .net
+                .publish(Topic::Announce, self.finalized_height + 1, encode(&a))
+                .await;
+        }
     }
 
     /// The deliberate fault [`Fault::PoisonAnchors`]: gossips an anchor for the next epoch
