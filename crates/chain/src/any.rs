@@ -5,7 +5,7 @@ use platform_crypto::Keypair;
 
 use crate::local::LocalChainClient;
 use crate::subtensor::SubtensorChain;
-use crate::timelock::{Beacon, TimelockedCommit};
+use crate::timelock::{Beacon, EpochState, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -115,6 +115,10 @@ impl Chain for AnyChain {
 
     async fn beacon(&self) -> Result<Beacon, ChainError> {
         forward!(self, c => c.beacon())
+    }
+
+    async fn epoch_state(&self, netuid: u16) -> Result<Option<EpochState>, ChainError> {
+        forward!(self, c => c.epoch_state(netuid))
     }
 
     async fn commit_timelocked_weights(

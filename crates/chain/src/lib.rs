@@ -391,6 +391,12 @@ pub trait Chain: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ValidatorWeights>, ChainError>> + Send;
     /// The drand beacon the chain opens timelocked commits with, and the chain's clocks.
     fn beacon(&self) -> impl Future<Output = Result<timelock::Beacon, ChainError>> + Send;
+    /// The subnet's stateful epoch schedule when the runtime has one (`SubnetEpochIndex` and
+    /// friends, newer than spec 393); `None` on runtimes with modulo epochs.
+    fn epoch_state(
+        &self,
+        netuid: u16,
+    ) -> impl Future<Output = Result<Option<timelock::EpochState>, ChainError>> + Send;
     /// Sends a timelocked weight commit (`commit_timelocked_weights`, commit-reveal v3/v4);
     /// the chain reveals it itself once the beacon signs its round.
     fn commit_timelocked_weights(

@@ -179,12 +179,25 @@ pub async fn seal_timelocked<C: Chain>(
     retry: Retry,
 ) -> Result<timelock::TimelockedCommit, ChainError> {
     let beacon = retry.run(|| chain.beacon()).await?;
-    let head = retry.run(|| chain.head()).await?;
-    let at = CommitAt {
-        netuid,
-        tempo,
-        reveal_period_epochs,
-        current_block: head.number,
+    let round = match retry.run(|| chain.epoch_state(netuid)).await? {
+        // Newer runtimes: the stateful schedule.
+        Some(state) => timelock::reveal_round_stateful(&state, reveal_period_epochs, &beacon)
+            .ok_or_else(|| {
+                ChainError::Unsupported(format!(
+                    "subnet {netuid} runs no epochs (tempo 0): a timelocked commit would never \
+                     be revealed"
+                ))
+            })?,
+        None => {
+            let head = retry.run(|| chain.head()).await?;
+            let at = CommitAt {
+                netuid,
+                tempo,
+                reveal_period_epochs,
+                current_block: head.number,
+            };
+            timelock::reveal_round(&at, &beacon)
+        }
     };
     let (uids, values, version_key) = payload;
     let payload = WeightsPayload {
@@ -193,12 +206,7 @@ pub async fn seal_timelocked<C: Chain>(
         values: values.to_vec(),
         version_key,
     };
-    timelock::seal(
-        &beacon,
-        timelock::reveal_round(&at, &beacon),
-        &payload,
-        &Randomness::fresh(),
-    )
+    timelock::seal(&beacon, round, &payload, &Randomness::fresh())
 }
 
 /// Submits weights as the subnet's hyperparameters require.

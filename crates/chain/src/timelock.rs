@@ -84,19 +84,117 @@ pub struct CommitAt {
     pub current_block: u64,
 }
 
-/// The reveal round for a commit made now: the beacon round due [`SECURITY_BLOCK_OFFSET`]
-/// blocks into the reveal epoch, rounded down, at least 1 (`bittensor-drand` 1.x's
-/// `generate_commit`, in integer milliseconds).
+/// The reveal round for a commit made now under the modulo epochs of subtensor spec 393: the
+/// beacon round due [`SECURITY_BLOCK_OFFSET`] blocks into the reveal epoch, rounded down, at
+/// least 1 (`bittensor-drand` 1.x's `generate_commit`, in integer milliseconds).
 pub fn reveal_round(at: &CommitAt, beacon: &Beacon) -> u64 {
     let reveal_epoch = epoch_index(at.current_block, at.netuid, at.tempo) + at.reveal_period_epochs;
     let first_reveal_block = epoch_start(reveal_epoch, at.netuid, at.tempo);
+    round_for_reveal_block(first_reveal_block, at.current_block, beacon)
+}
+
+/// The beacon round due [`SECURITY_BLOCK_OFFSET`] blocks after `first_reveal_block`, estimated
+/// from `current_block` at the beacon's `now_ms`.
+pub fn round_for_reveal_block(first_reveal_block: u64, current_block: u64, beacon: &Beacon) -> u64 {
     let target_block = first_reveal_block + SECURITY_BLOCK_OFFSET;
-    let blocks = target_block.saturating_sub(at.current_block);
+    let blocks = target_block.saturating_sub(current_block);
     let target_ms = beacon
         .now_ms
         .saturating_add(blocks.saturating_mul(beacon.block_time_ms));
     // One round behind the newest signed at the target instant, so it is surely published.
     (target_ms.saturating_sub(beacon.genesis_ms) / beacon.period_ms.max(1)).max(1)
+}
+
+/// A subnet's epoch state in runtimes with stateful epochs (newer than spec 393): epochs run
+/// when `tempo` blocks have passed since the last one or when the owner triggered one, and
+/// commits are filed under the counter `SubnetEpochIndex` rather than a block formula.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochState {
+    /// `LastEpochBlock`.
+    pub last_epoch_block: u64,
+    /// `PendingEpochAt`: an owner-triggered epoch due at this block (0: none).
+    pub pending_epoch_at: u64,
+    /// `SubnetEpochIndex`.
+    pub subnet_epoch_index: u64,
+    /// `Tempo`.
+    pub tempo: u16,
+    /// `BlocksSinceLastStep`.
+    pub blocks_since_last_step: u64,
+    /// The chain's head.
+    pub current_block: u64,
+}
+
+/// Subtensor's `MaxTempo`: past this many blocks without a step an epoch runs regardless.
+const MAX_TEMPO: u64 = 50_400;
+/// A commit sent now lands in the next block.
+const COMMIT_INCLUSION_BLOCK_OFFSET: u64 = 1;
+
+impl EpochState {
+    /// Whether an epoch runs at `block` (subtensor's `should_run_epoch`).
+    fn runs_at(&self, block: u64) -> bool {
+        if self.tempo == 0 {
+            return false;
+        }
+        (self.pending_epoch_at > 0 && block >= self.pending_epoch_at)
+            || self.blocks_since_last_step > MAX_TEMPO
+            || block.saturating_sub(self.last_epoch_block) >= u64::from(self.tempo)
+    }
+
+    /// The epoch a commit or reveal at `block` belongs to: the counter, plus one when an epoch
+    /// runs in that block (reveals and commits are judged before the block's epoch step).
+    fn epoch_at(&self, block: u64) -> u64 {
+        self.subnet_epoch_index + u64::from(self.runs_at(block))
+    }
+
+    /// The state after `block`'s epoch step.
+    fn after(mut self, block: u64) -> EpochState {
+        self.blocks_since_last_step += 1;
+        self.current_block = block;
+        if self.runs_at(block) {
+            self.last_epoch_block = block;
+            self.pending_epoch_at = 0;
+            self.subnet_epoch_index += 1;
+            self.blocks_since_last_step = 0;
+        }
+        self
+    }
+
+    /// The first block of the epoch `reveal_period_epochs` after the one a commit sent now
+    /// lands in, found by stepping the schedule forward (at most `(period + 1) × MaxTempo`
+    /// blocks); `None` when the subnet runs no epochs or the bound is passed.
+    pub fn first_reveal_block(&self, reveal_period_epochs: u64) -> Option<u64> {
+        if self.tempo == 0 {
+            return None;
+        }
+        let inclusion = self.current_block + COMMIT_INCLUSION_BLOCK_OFFSET;
+        let mut state = *self;
+        for b in self.current_block + 1..inclusion {
+            state = state.after(b);
+        }
+        let target = state.epoch_at(inclusion) + reveal_period_epochs;
+        let bound = inclusion
+            + reveal_period_epochs
+                .saturating_add(1)
+                .saturating_mul(MAX_TEMPO);
+        for b in inclusion..=bound {
+            if state.epoch_at(b) == target {
+                return Some(b);
+            }
+            state = state.after(b);
+        }
+        None
+    }
+}
+
+/// The reveal round for a commit made now under stateful epochs (`bittensor-drand` 2.x's
+/// `generate_commit_v2`); `None` when the subnet runs no epochs.
+pub fn reveal_round_stateful(
+    state: &EpochState,
+    reveal_period_epochs: u64,
+    beacon: &Beacon,
+) -> Option<u64> {
+    let first = state.first_reveal_block(reveal_period_epochs)?;
+    Some(round_for_reveal_block(first, state.current_block, beacon))
 }
 
 /// Subtensor's `WeightsTlockPayload`: what a timelocked commit hides.

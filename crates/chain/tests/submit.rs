@@ -295,6 +295,12 @@ impl Chain for LostAnswer {
     async fn beacon(&self) -> Result<platform_chain::timelock::Beacon, ChainError> {
         self.0.beacon().await
     }
+    async fn epoch_state(
+        &self,
+        netuid: u16,
+    ) -> Result<Option<platform_chain::timelock::EpochState>, ChainError> {
+        self.0.epoch_state(netuid).await
+    }
     async fn commit_timelocked_weights(
         &self,
         signer: &platform_crypto::Keypair,

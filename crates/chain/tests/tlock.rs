@@ -1,7 +1,9 @@
 //! Timelocked commits against the reference implementation, `bittensor-drand` (vectors made by
 //! `tests/vectors/make_tlock_vectors.py` with versions 1.3.0 and 2.0.0).
 
-use platform_chain::timelock::{Beacon, CommitAt, WeightsPayload, open, reveal_round};
+use platform_chain::timelock::{
+    Beacon, CommitAt, EpochState, WeightsPayload, open, reveal_round, reveal_round_stateful,
+};
 use platform_crypto::timelock::{BeaconKey, Randomness, RoundSignature, decrypt, encrypt};
 use serde_json::Value;
 
@@ -118,4 +120,33 @@ fn reveal_rounds_match_the_spec_393_reference_on_every_chain_state() {
             "{r}"
         );
     }
+}
+
+#[test]
+fn reveal_rounds_match_the_stateful_reference_on_every_chain_state() {
+    let v = vectors();
+    let rows = v["bittensor_drand"]["2.0.0"]["reveal_rounds"]
+        .as_array()
+        .unwrap();
+    assert!(rows.len() >= 100);
+    let n = |r: &Value, k: &str| r[k].as_u64().unwrap();
+    let mut pending_cases = 0;
+    for r in rows {
+        let state = EpochState {
+            last_epoch_block: n(r, "last_epoch_block"),
+            pending_epoch_at: n(r, "pending_epoch_at"),
+            subnet_epoch_index: n(r, "subnet_epoch_index"),
+            tempo: n(r, "tempo") as u16,
+            blocks_since_last_step: n(r, "blocks_since_last_step"),
+            current_block: n(r, "current_block"),
+        };
+        pending_cases += usize::from(state.pending_epoch_at > 0);
+        let beacon = Beacon {
+            block_time_ms: n(r, "block_time_ms"),
+            ..Beacon::quicknet(n(r, "now_secs") * 1000)
+        };
+        let round = reveal_round_stateful(&state, n(r, "reveal_period_epochs"), &beacon);
+        assert_eq!(round, Some(n(r, "reveal_round")), "{r}");
+    }
+    assert!(pending_cases >= 6, "owner-triggered epochs are covered");
 }

@@ -53,6 +53,8 @@ fn voter() {
     rt.block_on(async {
         let mut wal = WalWriter::spawn(data.clone()).unwrap();
         let mut token = 0u64;
+        // The newest acknowledged token seen.
+        let mut seen = 0u64;
         // Votes waiting for their acknowledgement: (token, what to print).
         let mut unreleased: Vec<(u64, String)> = Vec::new();
         let mut view = start.view.0 + 1;
@@ -81,6 +83,7 @@ fn voter() {
                 let Some((_, acked)) = wal.acknowledged().await else {
                     panic!("the WAL writer stopped");
                 };
+                seen = acked;
                 let mut out = std::io::stdout().lock();
                 for (_, line) in unreleased.iter().filter(|(t, _)| *t <= acked) {
                     writeln!(out, "{line}").unwrap();
@@ -89,6 +92,17 @@ fn voter() {
                 unreleased.retain(|(t, _)| *t > acked);
             }
             view += 1;
+        }
+        // On its own: wait until the last write is durable before reading the record back
+        // (the writer acknowledges asynchronously; the loop above waits only on even views).
+        if bounded.is_some() {
+            let last = token - 1;
+            while seen < last {
+                let Some((_, acked)) = wal.acknowledged().await else {
+                    panic!("the WAL writer stopped");
+                };
+                seen = acked;
+            }
         }
     });
     if bounded.is_some() {

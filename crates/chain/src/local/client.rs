@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::server::{Extrinsic, Info};
 use super::sim::Call;
-use crate::timelock::{Beacon, TimelockedCommit};
+use crate::timelock::{Beacon, EpochState, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -204,6 +204,11 @@ impl Chain for LocalChainClient {
 
     async fn beacon(&self) -> Result<Beacon, ChainError> {
         self.get("/v1/beacon").await
+    }
+
+    /// LocalChain runs spec 393's modulo epochs: there is no stateful schedule.
+    async fn epoch_state(&self, netuid: u16) -> Result<Option<EpochState>, ChainError> {
+        self.hyperparameters(netuid).await.map(|_| None)
     }
 
     async fn commit_timelocked_weights(

@@ -18,7 +18,7 @@ use platform_storage::{Db, TableSpec};
 pub use client::LocalChainClient;
 use sim::{Call, ChainState, SignedCall};
 
-use crate::timelock::{Beacon, TimelockedCommit};
+use crate::timelock::{Beacon, EpochState, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -202,6 +202,11 @@ impl Chain for LocalChain {
 
     async fn beacon(&self) -> Result<Beacon, ChainError> {
         Ok(self.read(|s| s.beacon()))
+    }
+
+    /// LocalChain runs spec 393's modulo epochs: there is no stateful schedule.
+    async fn epoch_state(&self, netuid: u16) -> Result<Option<EpochState>, ChainError> {
+        self.read(|s| s.subnet(netuid).map(|_| None))
     }
 
     async fn commit_timelocked_weights(

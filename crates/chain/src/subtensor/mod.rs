@@ -39,7 +39,7 @@ use subxt::utils::{AccountId32, H256, MultiSignature};
 
 use crate::rules::{self, WeightsContext};
 use crate::scale::commit_hash;
-use crate::timelock::{Beacon, MAX_COMMIT_BYTES, TimelockedCommit};
+use crate::timelock::{Beacon, EpochState, MAX_COMMIT_BYTES, TimelockedCommit};
 use crate::{
     BlockRef, Chain, ChainError, EpochSchedule, Hyperparameters, Included, NeuronInfo, Reveal,
     ValidatorWeights,
@@ -643,6 +643,30 @@ impl Chain for SubtensorChain {
         Ok(Beacon::quicknet(now.as_millis() as u64))
     }
 
+    /// Read dynamically: the checked-in spec-393 metadata predates these storage items, so a
+    /// runtime without `SubtensorModule.SubnetEpochIndex` has modulo epochs (`None`).
+    async fn epoch_state(&self, netuid: u16) -> Result<Option<EpochState>, ChainError> {
+        self.read("epoch state", || async {
+            let at = self.at(None).await?;
+            self.subnet_exists(&at, netuid).await?;
+            if at.storage().entry(epoch_item("SubnetEpochIndex")).is_err() {
+                return Ok(None);
+            }
+            let tempo = self.hyperparameters_at(&at, netuid).await?.tempo;
+            Ok(Some(EpochState {
+                last_epoch_block: self.epoch_value(&at, "LastEpochBlock", netuid).await?,
+                pending_epoch_at: self.epoch_value(&at, "PendingEpochAt", netuid).await?,
+                subnet_epoch_index: self.epoch_value(&at, "SubnetEpochIndex", netuid).await?,
+                tempo,
+                blocks_since_last_step: self
+                    .epoch_value(&at, "BlocksSinceLastStep", netuid)
+                    .await?,
+                current_block: at.block_number(),
+            }))
+        })
+        .await
+    }
+
     async fn commit_timelocked_weights(
         &self,
         signer: &Keypair,
@@ -673,7 +697,27 @@ impl Chain for SubtensorChain {
     }
 }
 
+/// A `u64` storage map of `SubtensorModule` keyed by netuid, addressed dynamically.
+fn epoch_item(name: &'static str) -> subxt::storage::DynamicAddress<[u16; 1], u64> {
+    subxt::dynamic::storage::<[u16; 1], u64>("SubtensorModule", name)
+}
+
 impl SubtensorChain {
+    /// One of the stateful epoch items (`LastEpochBlock`, …) for `netuid` at `at`.
+    async fn epoch_value(
+        &self,
+        at: &AtBlock,
+        name: &'static str,
+        netuid: u16,
+    ) -> Result<u64, ChainError> {
+        at.storage()
+            .fetch(epoch_item(name), [netuid])
+            .await
+            .map_err(|e| self.error(e))?
+            .decode()
+            .map_err(|e| self.error(e))
+    }
+
     /// `WeightCommits(netuid, hotkey)`: `(hash, commit block, first reveal, last reveal)`.
     async fn commits(
         &self,
