@@ -16,6 +16,7 @@ mod challenge;
 mod keys;
 mod node;
 mod output;
+mod owner;
 mod scaffold;
 mod scenario;
 mod sim;
@@ -48,6 +49,11 @@ enum Command {
     /// Create, import and inspect sr25519 hotkeys (Bittensor wallet compatible).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The subnet owner's actions: publish, activate, deprecate, retire a challenge; set its
+    /// emission share; set the network parameters. Signed with the owner's key and sent to any
+    /// validator's public API (no operator token); each prints its finalized outcome.
+    #[command(subcommand)]
+    Owner(owner::OwnerCommand),
     /// Check and read a data directory's hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -155,6 +161,7 @@ fn main() -> ExitCode {
         Command::Snapshot(cmd) => snapshot::run(cmd),
         Command::Localchain(args) => chain::run_localchain(args),
         Command::Chain(cmd) => chain::run(cmd),
+        Command::Owner(cmd) => owner::run(cmd),
         Command::RuntimeCompileWorker {
             cpu_seconds,
             memory_bytes,

@@ -1247,20 +1247,7 @@ impl Simulation {
     ) -> Result<()> {
         let owner = parse_suri("//Alice")?;
         self.nonce += 1;
-        let signature = owner.sign(
-            platform_crypto::Domain::Sudo,
-            &platform_state::SudoTx::signing_bytes(
-                platform_primitives::NetUid(1),
-                self.nonce,
-                &action,
-            ),
-        );
-        let tx = platform_state::Tx::Sudo(platform_state::SudoTx {
-            action,
-            nonce: self.nonce,
-            signer: owner.hotkey(),
-            signature: Some(signature),
-        });
+        let tx = crate::owner::sudo_tx(&owner, platform_primitives::NetUid(1), self.nonce, action);
         let body =
             platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
         let url = format!("{}/api/v1/transactions", self.api);

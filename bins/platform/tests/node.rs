@@ -1140,13 +1140,10 @@ fn a_committee_member_restarted_mid_evaluation_evaluates_again() {
     );
 }
 
-/// A miner submits to a running devnet and waits for its certified score.
-#[test]
-fn a_miner_submits_and_waits_for_the_certified_score() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut devnet = devnet(&dir, &[])
+/// A devnet running until stopped, once its example challenges are active: the process and
+/// the first validator's API (`host:port`).
+fn running_devnet(dir: &Path) -> (Child, String) {
+    let mut devnet = devnet(dir, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1170,19 +1167,35 @@ fn a_miner_submits_and_waits_for_the_certified_score() {
     wait_until("both challenges to be active", || {
         get(&api, "/api/v1/challenges")
             .and_then(|v| v.as_array().cloned())
-            .is_some_and(|c| c.len() == 2 && c.iter().all(|c| c["lifecycle"] == "active"))
+            .is_some_and(|c| c.len() >= 2 && c.iter().all(|c| c["lifecycle"] == "active"))
     });
+    (devnet, api)
+}
+
+/// SIGTERM stops the devnet and its validators.
+fn stop_devnet(mut devnet: Child, dir: &Path) {
+    Command::new("kill")
+        .args(["-TERM", &devnet.id().to_string()])
+        .status()
+        .unwrap();
+    devnet.wait().unwrap();
+    assert_eq!(network_processes(dir), Vec::<String>::new());
+}
+
+/// `platform submit --wait` of the TSP sample `good1.bin` to `challenge` as `miner`.
+fn submit_and_wait(api: &str, challenge: &str, miner: &str) -> serde_json::Value {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let payload = repo.join("challenges/tsp/samples/good1.bin");
     let o = platform(&[
         "submit",
         "--node",
         &format!("http://{api}"),
         "--challenge",
-        "tsp",
+        challenge,
         "--payload",
         payload.to_str().unwrap(),
         "--hotkey",
-        "//Miner8",
+        miner,
         "--wait",
         "--timeout-secs",
         "120",
@@ -1190,14 +1203,130 @@ fn a_miner_submits_and_waits_for_the_certified_score() {
     ]);
     let v = json(&o);
     assert!(o.status.success(), "{v}");
+    v
+}
+
+/// A miner submits to a running devnet and waits for its certified score.
+#[test]
+fn a_miner_submits_and_waits_for_the_certified_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let (devnet, api) = running_devnet(&dir);
+    let v = submit_and_wait(&api, "tsp", "//Miner8");
     assert_eq!(v["status"], "certified");
     assert!(v["score"].is_string(), "{v}");
     assert_eq!(v["committee"].as_array().unwrap().len(), 4);
-    // SIGTERM stops the devnet and its validators.
-    Command::new("kill")
-        .args(["-TERM", &devnet.id().to_string()])
-        .status()
+    stop_devnet(devnet, &dir);
+}
+
+/// The subnet owner publishes, activates and re-weights a challenge and changes a parameter
+/// with `platform owner`, through a validator's public API (no operator token), and a miner is
+/// scored on the new challenge. A `Sudo` signed by anyone else is refused at the door.
+#[test]
+fn the_owner_manages_challenges_through_any_validators_public_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let wasm = repo.join("challenges/target/wasm32-unknown-unknown/release/tsp.wasm");
+    let (devnet, api) = running_devnet(&dir);
+    let node = format!("http://{api}");
+    let owner = |args: &[&str]| {
+        let common = ["--node", node.as_str(), "--key", "//Alice", "--json"];
+        let o = platform(&[&["owner"][..], args, &common[..]].concat());
+        let v = json(&o);
+        assert!(o.status.success(), "{args:?}: {v}");
+        v
+    };
+    let v = owner(&[
+        "challenge",
+        "publish",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--id",
+        "tsp-two",
+        "--emission-bps",
+        "500",
+    ]);
+    assert_eq!(
+        (&v["action"], &v["challenge"]["lifecycle"]),
+        (&"publish".into(), &"draft".into()),
+        "{v}"
+    );
+    assert!(v["finalized_height"].as_u64().unwrap() > 0);
+    let v = owner(&["challenge", "activate", "--id", "tsp-two"]);
+    assert_eq!(v["challenge"]["lifecycle"], "active", "{v}");
+    let v = owner(&["set-emission", "--id", "tsp-two", "--bps", "700"]);
+    assert_eq!(v["challenge"]["emission_bps"], 700, "{v}");
+    let v = owner(&["set-params", "--set", "retain_epochs=5"]);
+    assert_eq!(v["params"]["retain_epochs"], 5, "{v}");
+    assert_eq!(get(&api, "/api/v1/params").unwrap()["retain_epochs"], 5);
+
+    // A miner is scored on the owner's new challenge.
+    let v = submit_and_wait(&api, "tsp-two", "//Miner7");
+    assert_eq!(v["status"], "certified", "{v}");
+
+    // Someone else's key: the command says who the owner is, and sends nothing.
+    let o = platform(&[
+        "owner",
+        "challenge",
+        "retire",
+        "--id",
+        "tsp-two",
+        "--node",
+        &node,
+        "--key",
+        "//Bob",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("subnet owner is 5Grwva"));
+    // And a Sudo signed by //Bob, posted straight to the API, is refused before admission.
+    let bob = platform_crypto::parse_suri("//Bob").unwrap();
+    let action = platform_state::SudoAction::Transition {
+        challenge: platform_primitives::ChallengeId::new("tsp-two").unwrap(),
+        to: platform_state::Lifecycle::Retired,
+    };
+    let signature = bob.sign(
+        platform_crypto::Domain::Sudo,
+        &platform_state::SudoTx::signing_bytes(platform_primitives::NetUid(1), 99, &action),
+    );
+    let tx = platform_state::Tx::Sudo(platform_state::SudoTx {
+        action,
+        nonce: 99,
+        signer: bob.hotkey(),
+        signature: Some(signature),
+    });
+    let body = platform_primitives::encode(&platform_node::api::TransactionRequest {
+        tx,
+        blobs: Vec::new(),
+    });
+    assert_eq!(post_status(&api, "/api/v1/transactions", &body), 401);
+    let list = get(&api, "/api/v1/challenges").unwrap();
+    let two = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "tsp-two")
         .unwrap();
-    devnet.wait().unwrap();
-    assert_eq!(network_processes(&dir), Vec::<String>::new());
+    assert_eq!(two["lifecycle"], "active");
+    stop_devnet(devnet, &dir);
+}
+
+/// The status code of a plain HTTP POST of `body` to a node's API (`host:port`).
+fn post_status(api: &str, path: &str, body: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }

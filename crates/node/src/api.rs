@@ -69,6 +69,8 @@ pub fn router(
                 .layer(DefaultBodyLimit::max(MAX_SUBMISSION_REQUEST + 1024)),
         )
         .route("/api/v1/challenges", get(get_challenges))
+        .route("/api/v1/owner", get(get_owner))
+        .route("/api/v1/params", get(get_params))
         .route("/api/v1/status", get(get_status))
         .route("/api/v1/blocks/{height}", get(get_block))
         .route("/api/v1/epochs/{epoch}/weights", get(get_epoch_weights))
@@ -180,7 +182,9 @@ async fn admit_and_gossip(
     Ok(())
 }
 
-/// Admits any signed transaction (an owner's `Sudo`, a submission) with the blobs it names.
+/// Admits a signed transaction with the blobs it names: any kind with the operator token, and
+/// without it the subnet owner's `Sudo` on the strength of the owner's signature (checked here,
+/// before anything else is touched).
 async fn post_transaction(
     State(ctx): State<Ctx>,
     headers: axum::http::HeaderMap,
@@ -189,18 +193,16 @@ async fn post_transaction(
     let auth = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !crate::token::authorizes(auth, &ctx.token) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "this method needs the operator token: send 'Authorization: Bearer <token>' with \
-             the token from operator.token in the validator's data directory",
-        );
-    }
+    let operator = crate::token::authorizes(auth, &ctx.token);
     let req: TransactionRequest = match decode("transaction request", &body, MAX_SUBMISSION_REQUEST)
     {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) if operator => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(_) => return needs_token(),
     };
+    if !operator && !signed_by_owner(&ctx.pool, &req.tx) {
+        return needs_token();
+    }
     let hash = req.tx.hash();
     let kind = req.tx.kind();
     match admit_and_gossip(&ctx, req.tx, req.blobs).await {
@@ -213,6 +215,50 @@ async fn post_transaction(
             .into_response(),
         Err(r) => r,
     }
+}
+
+fn needs_token() -> axum::response::Response {
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        "this method needs the operator token ('Authorization: Bearer <token>' with the token \
+         from operator.token in the validator's data directory), or a Sudo transaction signed \
+         by the subnet owner",
+    )
+}
+
+/// Whether `tx` is a `Sudo` that the subnet owner (as of the finalized state) signed.
+fn signed_by_owner(pool: &Pool, tx: &Tx) -> bool {
+    let Tx::Sudo(t) = tx else {
+        return false;
+    };
+    let meta = pool.latest().meta();
+    t.signer == meta.owner
+        && t.signature.as_ref().is_some_and(|sig| {
+            platform_crypto::sr25519::verify(
+                &t.signer,
+                platform_crypto::Domain::Sudo,
+                &platform_state::SudoTx::signing_bytes(meta.netuid, t.nonce, &t.action),
+                sig,
+            )
+            .is_ok()
+        })
+}
+
+/// Who owns the subnet and the owner's last accepted nonce: what `platform owner` signs with.
+async fn get_owner(State(ctx): State<Ctx>) -> axum::response::Response {
+    let meta = ctx.pool.latest().meta();
+    Json(serde_json::json!({
+        "netuid": meta.netuid.0,
+        "owner": meta.owner.to_ss58(),
+        "sudo_nonce": meta.sudo_nonce,
+        "height": meta.height,
+    }))
+    .into_response()
+}
+
+/// The network parameters in the finalized state.
+async fn get_params(State(ctx): State<Ctx>) -> axum::response::Response {
+    Json(ctx.pool.latest().params()).into_response()
 }
 
 /// The challenges in the canonical state.

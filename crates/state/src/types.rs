@@ -39,7 +39,10 @@ pub struct Neuron {
 }
 
 /// Network parameters; the subnet owner changes them with [`SudoAction::SetParams`].
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize)]
+#[derive(
+    Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize, serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     /// Stake (rao) a permitted neuron needs to be in the validator set.
     pub min_stake: u64,
