@@ -465,6 +465,13 @@ pub(crate) fn run_devnet(
             temp.path().to_path_buf()
         }
     };
+    let faulty = args.byzantine + args.withhold + args.poison_anchors + args.flood_announces;
+    if faulty > 0 && !cfg!(feature = "test-faults") {
+        bail!(
+            "--byzantine, --withhold, --poison-anchors and --flood-announces need a build with \
+             the `test-faults` feature: cargo build --features platform/test-faults"
+        );
+    }
     let uris = genesis::dev_validator_uris();
     if args.validators == 0 || args.validators > uris.len() {
         bail!("--validators must be 1 to {}", uris.len());

@@ -42,7 +42,7 @@ pub struct NodeConfig {
     /// member (the state replaces it in each committee once the attestation time is up);
     /// `"poison-anchors"` makes it gossip forged epoch anchors (peers refuse them at ingress);
     /// `"flood-announces"` makes it announce made-up blocks for views it does not lead.
-    /// Default: none.
+    /// Only builds with the `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// Minimum time between blocks, in milliseconds. Default 1000.
@@ -318,8 +318,17 @@ impl NodeConfig {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// The configured fault, if any.
+    /// The configured fault, if any. Builds without the `test-faults` feature (release builds)
+    /// refuse every fault: a production validator cannot be configured to misbehave.
     pub fn fault(&self) -> Result<Option<Fault>> {
+        if let Some(name) = &self.fault
+            && !cfg!(feature = "test-faults")
+        {
+            anyhow::bail!(
+                "fault = {name:?}: deliberate faults exist only in builds with the `test-faults` \
+                 feature (the test suite's); remove it from config.toml"
+            );
+        }
         match self.fault.as_deref() {
             None => Ok(None),
             Some("wrong-scores") => Ok(Some(Fault::WrongScores)),
