@@ -91,14 +91,9 @@ pub enum ChainCommand {
     /// (subtensor's default) they are committed timelocked to the chain's drand beacon, and the
     /// chain reveals them itself an epoch later.
     SetWeights {
-        /// `http://…` for a LocalChain; `ws://…`/`wss://…` for subtensor. Optional with
-        /// --dry-run.
-        #[arg(
-            long = "chain",
-            env = "PLATFORM_CHAIN",
-            required_unless_present = "dry_run"
-        )]
-        chain: Option<String>,
+        /// The chain (optional with --dry-run).
+        #[command(flatten)]
+        chain: ChainArg,
         /// The subnet.
         #[arg(long)]
         netuid: u16,
@@ -199,7 +194,46 @@ pub enum ChainCommand {
 pub struct ChainArg {
     /// `http://…` for a LocalChain (`platform localchain`); `ws://…`/`wss://…` for subtensor.
     #[arg(long = "chain", env = "PLATFORM_CHAIN")]
-    url: String,
+    url: Option<String>,
+    /// Bittensor's name for a subtensor network, as btcli takes it: `finney`, `test`,
+    /// `archive`, `local` (ws://127.0.0.1:9944) or a `ws(s)://` URL. Takes precedence over
+    /// --chain.
+    #[arg(long = "subtensor.network", id = "subtensor_network")]
+    network: Option<String>,
+}
+
+impl ChainArg {
+    /// The endpoint given, if any.
+    fn given(&self) -> Result<Option<String>> {
+        match (&self.network, &self.url) {
+            (Some(n), _) => subtensor_endpoint(n).map(Some),
+            (None, url) => Ok(url.clone()),
+        }
+    }
+
+    /// The endpoint, which must be given.
+    fn url(&self) -> Result<String> {
+        self.given()?.ok_or_else(|| {
+            anyhow!(
+                "no chain: give --chain URL (or PLATFORM_CHAIN), or --subtensor.network \
+                 finney|test|archive|local"
+            )
+        })
+    }
+}
+
+/// Bittensor's network names, mapped to the endpoints the `bittensor` package uses.
+pub fn subtensor_endpoint(network: &str) -> Result<String> {
+    Ok(match network {
+        "finney" => "wss://entrypoint-finney.opentensor.ai:443".into(),
+        "test" => "wss://test.finney.opentensor.ai:443".into(),
+        "archive" => "wss://archive.chain.opentensor.ai:443".into(),
+        "local" => "ws://127.0.0.1:9944".into(),
+        url if url.starts_with("ws://") || url.starts_with("wss://") => url.into(),
+        other => bail!(
+            "--subtensor.network {other}: expected finney, test, archive, local or a ws(s):// URL"
+        ),
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -234,7 +268,7 @@ struct DryRun {
 
 /// Builds what `set-weights` would send, without sending it.
 async fn dry_run_weights(
-    chain: Option<&ChainArg>,
+    chain: Option<&str>,
     key: &Keypair,
     netuid: u16,
     (uids, weights, version_key): (&[u16], &[u16], u64),
@@ -273,10 +307,10 @@ async fn dry_run_weights(
             plan.commit_reveal_version = Some(4);
             timelock::seal(&Beacon::quicknet(0), round, &payload, &randomness)?
         }
-        (Some(arg), round) => {
-            let c = AnyChain::connect(&arg.url)
+        (Some(url), round) => {
+            let c = AnyChain::connect(url)
                 .await
-                .with_context(|| format!("cannot use chain {}", arg.url))?;
+                .with_context(|| format!("cannot use chain {url}"))?;
             let hyper = c.hyperparameters(netuid).await?;
             let Some(version) = timelock::timelocked_version(&hyper) else {
                 if hyper.commit_reveal_weights_enabled {
@@ -327,8 +361,9 @@ pub fn parse_commit_reveal(s: &str) -> Result<u16, String> {
 
 /// Connects to the chain `--chain` names (LocalChain or subtensor).
 fn connect(rt: &tokio::runtime::Runtime, arg: &ChainArg) -> Result<AnyChain> {
-    rt.block_on(AnyChain::connect(&arg.url))
-        .with_context(|| format!("cannot use chain {}", arg.url))
+    let url = arg.url()?;
+    rt.block_on(AnyChain::connect(&url))
+        .with_context(|| format!("cannot use chain {url}"))
 }
 
 /// A LocalChain-only command: the LocalChain client, or an error naming what to use instead.
@@ -508,9 +543,9 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
         } => {
             let key = load_hotkey(&hotkey, data_dir.as_deref())?;
             if dry_run {
-                let chain = chain.map(|url| ChainArg { url });
+                let url = chain.given()?;
                 let plan = rt.block_on(dry_run_weights(
-                    chain.as_ref(),
+                    url.as_deref(),
                     &key,
                     netuid,
                     (&uids, &weights, version_key),
@@ -523,9 +558,6 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let chain = ChainArg {
-                url: chain.expect("--chain is required without --dry-run"),
-            };
             let c = connect(&rt, &chain)?;
             let pending = data_dir.as_deref().map(pending_store).transpose()?;
             let r = rt.block_on(submit_weights(
@@ -659,7 +691,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             data_dir,
             json,
         } => {
-            if is_subtensor_url(&chain.url) {
+            if is_subtensor_url(&chain.url()?) {
                 bail!(
                     "registration on subtensor costs TAO and is done with btcli \
                      (`btcli subnet register --netuid {netuid}`); `platform chain register` \

@@ -258,6 +258,28 @@ fn endpoints_that_cannot_work_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:1"));
     let out = platform(&["localchain", "--dev", "--listen", "0.0.0.0:0"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    // Bittensor's network names map to the endpoints btcli uses.
+    let stderr = |args: &[&str]| String::from_utf8_lossy(&platform(args).stderr).to_string();
+    let e = stderr(&[
+        "chain",
+        "register",
+        "--subtensor.network",
+        "finney",
+        "--hotkey",
+        "//A",
+    ]);
+    assert!(e.contains("btcli"), "{e}");
+    let e = stderr(&[
+        "chain",
+        "metagraph",
+        "--subtensor.network",
+        "ws://127.0.0.1:1",
+    ]);
+    assert!(e.contains("cannot use chain ws://127.0.0.1:1"), "{e}");
+    let e = stderr(&["chain", "metagraph", "--subtensor.network", "mars"]);
+    assert!(e.contains("expected finney, test, archive, local"), "{e}");
+    let e = stderr(&["chain", "metagraph"]);
+    assert!(e.contains("no chain: give --chain"), "{e}");
 }
 
 #[test]
