@@ -15,10 +15,11 @@ use platform_chain::submit::{
 };
 use platform_chain::{AnyChain, is_subtensor_url};
 use platform_chain::{Chain, ValidatorWeights};
-use platform_crypto::{Keypair, Keystore, keystore::load_wallet_file, parse_suri};
+use platform_crypto::{Keypair, Keystore, parse_suri};
 use serde::Serialize;
 
 use crate::output;
+use crate::wallet::{Passwords, WalletArgs};
 
 /// `platform localchain`.
 #[derive(clap::Args, Debug)]
@@ -98,9 +99,11 @@ pub enum ChainCommand {
         #[arg(long)]
         netuid: u16,
         /// The validator's hotkey: a dev URI (//Alice), a wallet hotkey file, or a keystore name
-        /// (with --data-dir).
-        #[arg(long)]
-        hotkey: String,
+        /// (with --data-dir). Or give the wallet options.
+        #[arg(long, required_unless_present = "wallet_name")]
+        hotkey: Option<String>,
+        #[command(flatten)]
+        wallet: WalletArgs,
         /// Data directory: its keystore holds named keys, and pending commits are kept in it.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -133,9 +136,11 @@ pub enum ChainCommand {
     Reveal {
         #[command(flatten)]
         chain: ChainArg,
-        /// The hotkey that committed.
-        #[arg(long)]
-        hotkey: String,
+        /// The hotkey that committed (or give the wallet options).
+        #[arg(long, required_unless_present = "wallet_name")]
+        hotkey: Option<String>,
+        #[command(flatten)]
+        wallet: WalletArgs,
         /// The data directory the commits were made with.
         #[arg(long)]
         data_dir: PathBuf,
@@ -177,9 +182,12 @@ pub enum ChainCommand {
         /// The subnet.
         #[arg(long, default_value_t = 1)]
         netuid: u16,
-        /// The hotkey to register (dev URI, wallet hotkey file, or keystore name).
-        #[arg(long)]
-        hotkey: String,
+        /// The hotkey to register (dev URI, wallet hotkey file, or keystore name; or give the
+        /// wallet options).
+        #[arg(long, required_unless_present = "wallet_name")]
+        hotkey: Option<String>,
+        #[command(flatten)]
+        wallet: WalletArgs,
         /// Data directory whose keystore holds named keys.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -379,9 +387,9 @@ pub fn is_secret(spec: &str) -> bool {
     spec.contains(' ') || spec.starts_with("0x") || spec.contains("///")
 }
 
-/// Resolves `--hotkey`: a secret URI, a wallet hotkey file, or a keystore name. Errors never
-/// repeat a secret.
-pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
+/// Resolves `--hotkey`: a secret URI, a wallet hotkey file (asking `passwords` when it is
+/// encrypted), or a keystore name. Errors never repeat a secret.
+pub fn load_hotkey(spec: &str, data_dir: Option<&Path>, passwords: &Passwords) -> Result<Keypair> {
     if is_secret(spec) {
         return parse_suri(spec).map_err(|e| anyhow!("--hotkey (a secret, not shown): {e}"));
     }
@@ -390,7 +398,9 @@ pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
     }
     let path = Path::new(spec);
     if path.is_file() {
-        return load_wallet_file(path).map_err(|e| anyhow!("--hotkey {spec}: {e}"));
+        return passwords
+            .load_key_file(path)
+            .map_err(|e| anyhow!("--hotkey {spec}: {e}"));
     }
     if let Some(dd) = data_dir {
         let ks = Keystore::open(dd)?;
@@ -400,6 +410,18 @@ pub fn load_hotkey(spec: &str, data_dir: Option<&Path>) -> Result<Keypair> {
         "--hotkey {spec}: not a dev URI (//Alice), not a wallet file, and no --data-dir to look \
          up a keystore name in"
     )
+}
+
+/// The key named by `--hotkey` or the wallet options.
+pub fn wallet_key(
+    hotkey: Option<&str>,
+    wallet: &WalletArgs,
+    data_dir: Option<&Path>,
+) -> Result<Keypair> {
+    let spec = wallet
+        .hotkey_spec(hotkey)?
+        .ok_or_else(|| anyhow!("give --hotkey, or --wallet.name (with --wallet.hotkey)"))?;
+    load_hotkey(&spec, data_dir, &wallet.passwords())
 }
 
 fn pending_store(data_dir: &Path) -> Result<PendingStore> {
@@ -533,6 +555,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             chain,
             netuid,
             hotkey,
+            wallet,
             data_dir,
             uids,
             weights,
@@ -541,7 +564,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             reveal_round,
             json,
         } => {
-            let key = load_hotkey(&hotkey, data_dir.as_deref())?;
+            let key = wallet_key(hotkey.as_deref(), &wallet, data_dir.as_deref())?;
             if dry_run {
                 let url = chain.given()?;
                 let plan = rt.block_on(dry_run_weights(
@@ -597,11 +620,12 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
         ChainCommand::Reveal {
             chain,
             hotkey,
+            wallet,
             data_dir,
             wait,
             json,
         } => {
-            let key = load_hotkey(&hotkey, Some(&data_dir))?;
+            let key = wallet_key(hotkey.as_deref(), &wallet, Some(&data_dir))?;
             let c = connect(&rt, &chain)?;
             let store = pending_store(&data_dir)?;
             let outcomes = rt.block_on(async {
@@ -688,6 +712,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             chain,
             netuid,
             hotkey,
+            wallet,
             data_dir,
             json,
         } => {
@@ -698,7 +723,7 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
                      registers on a LocalChain only"
                 );
             }
-            let key = load_hotkey(&hotkey, data_dir.as_deref())?;
+            let key = wallet_key(hotkey.as_deref(), &wallet, data_dir.as_deref())?;
             let c = connect(&rt, &chain)?;
             let inc = rt.block_on(local_only(&c, "registration")?.register(&key, netuid))?;
             let uid = rt

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use platform_crypto::keystore::{KeyEntry, load_wallet_file};
+use platform_crypto::keystore::KeyEntry;
 use platform_crypto::{Keypair, Keystore, parse_suri};
 use platform_primitives::Hotkey;
 use platform_storage::{AuditEntry, DataDir};
@@ -222,7 +222,10 @@ fn read_import_source(
     suri: Option<Option<String>>,
 ) -> Result<(Keypair, Option<Secret>)> {
     if let Some(path) = wallet {
-        return Ok((load_wallet_file(&path)?, None));
+        return Ok((
+            crate::wallet::Passwords::from_env().load_key_file(&path)?,
+            None,
+        ));
     }
     if let Some(phrase) = mnemonic {
         let phrase = value_or_stdin(phrase, "mnemonic")?;

@@ -23,6 +23,7 @@ mod sim;
 mod snapshot;
 mod soak;
 mod status;
+mod wallet;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

@@ -13,6 +13,7 @@ use platform_node::{NodeConfig, genesis};
 use serde::Serialize;
 
 use crate::output;
+use crate::wallet::{Passwords, WalletArgs};
 
 /// `platform init`.
 #[derive(clap::Args, Debug)]
@@ -25,9 +26,12 @@ pub struct InitArgs {
     /// copy it, or pass it with --genesis.
     #[arg(long)]
     dev: bool,
-    /// The hotkey: a dev URI (with --dev), a wallet hotkey file, or a keystore name.
+    /// The hotkey: a dev URI (with --dev), a wallet hotkey file, or a keystore name. Or give
+    /// the wallet options; config.toml then names the wallet's hotkey file.
     #[arg(long)]
     hotkey: Option<String>,
+    #[command(flatten)]
+    wallet: WalletArgs,
     /// Use this genesis file instead of creating one.
     #[arg(long)]
     genesis: Option<PathBuf>,
@@ -58,6 +62,15 @@ pub struct RunArgs {
     /// The node's config file (written by `platform init`).
     #[arg(long)]
     config: PathBuf,
+    /// When the config's hotkey is a password-encrypted key file: a file (mode 0600) whose
+    /// first line is the password. Without it: PLATFORM_WALLET_PASSWORD, btcli's BT_PW_…
+    /// variable for the key file, or a prompt on the terminal.
+    #[arg(
+        long = "wallet.password-file",
+        id = "wallet_password_file",
+        env = "PLATFORM_WALLET_PASSWORD_FILE"
+    )]
+    password_file: Option<PathBuf>,
 }
 
 /// `platform devnet`.
@@ -171,12 +184,12 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
             config_path.display()
         );
     }
-    let hotkey = match (&args.hotkey, args.dev) {
-        (Some(h), _) => h.clone(),
+    let hotkey = match (args.wallet.hotkey_spec(args.hotkey.as_deref())?, args.dev) {
+        (Some(h), _) => h,
         (None, true) => "//Alice".into(),
         (None, false) => bail!(
             "--hotkey is required without --dev (a wallet hotkey file or a keystore name; \
-             `platform keys generate` creates one)"
+             `platform keys generate` creates one), or --wallet.name with --wallet.hotkey"
         ),
     };
     if crate::chain::is_secret(&hotkey) {
@@ -185,7 +198,7 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
              (`platform keys import --data-dir D --name N --mnemonic`) and pass --hotkey N"
         );
     }
-    let key = crate::chain::load_hotkey(&hotkey, Some(&args.data_dir))?;
+    let key = crate::chain::load_hotkey(&hotkey, Some(&args.data_dir), &args.wallet.passwords())?;
     let genesis_path = args.data_dir.join("genesis.bin");
     let genesis = match (&args.genesis, args.dev) {
         (Some(file), _) => genesis::load(file)?,
@@ -256,7 +269,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             args.config.display()
         );
     }
-    let key = crate::chain::load_hotkey(&cfg.hotkey, Some(cfg.data_dir()))?;
+    let passwords = Passwords {
+        file: args.password_file.clone(),
+    };
+    let key = crate::chain::load_hotkey(&cfg.hotkey, Some(cfg.data_dir()), &passwords)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -986,8 +1002,11 @@ pub struct SubmitArgs {
     #[arg(long)]
     payload: PathBuf,
     /// The miner's hotkey: a dev URI, a wallet hotkey file, or a keystore name (with --data-dir).
-    #[arg(long)]
-    hotkey: String,
+    /// Or give the wallet options.
+    #[arg(long, required_unless_present = "wallet_name")]
+    hotkey: Option<String>,
+    #[command(flatten)]
+    wallet: WalletArgs,
     /// Where to look up a keystore name.
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
@@ -1059,7 +1078,11 @@ async fn post(
 }
 
 pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
-    let key = crate::chain::load_hotkey(&args.hotkey, args.data_dir.as_deref())?;
+    let key = crate::chain::wallet_key(
+        args.hotkey.as_deref(),
+        &args.wallet,
+        args.data_dir.as_deref(),
+    )?;
     let payload = std::fs::read(&args.payload)
         .with_context(|| format!("cannot read {}", args.payload.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -210,7 +210,11 @@ pub fn run(cmd: OwnerCommand) -> Result<ExitCode> {
             )
         }
     };
-    let key = crate::chain::load_hotkey(&owner.key, owner.data_dir.as_deref())?;
+    let key = crate::chain::load_hotkey(
+        &owner.key,
+        owner.data_dir.as_deref(),
+        &crate::wallet::Passwords::from_env(),
+    )?;
     let out = runtime()?.block_on(send(&owner, &key, action, blobs, name))?;
     if owner.json {
         output::json(&out);

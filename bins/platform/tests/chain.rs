@@ -498,3 +498,122 @@ fn chain_commands_against_subtensor() {
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("btcli"));
 }
+
+/// btcli's wallet options and its encrypted key files: a hotkey that `bittensor-wallet`
+/// encrypted (crates/crypto/tests/vectors/keyfiles) opens with its password from a file,
+/// from PLATFORM_WALLET_PASSWORD or from btcli's BT_PW_… variable, and is refused clearly
+/// without one or with a wrong one.
+#[test]
+fn btcli_wallets_and_encrypted_key_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let vectors = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/crypto/tests/vectors/keyfiles");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vectors.join("keyfiles.json")).unwrap()).unwrap();
+    let v = &meta["files"][0];
+    assert_eq!(v["file"], "w1/hotkeys/h1");
+    let (password, ss58) = (v["password"].as_str().unwrap(), v["ss58"].as_str().unwrap());
+    let wallets = tempfile::tempdir().unwrap();
+    let hotkeys = wallets.path().join("w1/hotkeys");
+    std::fs::create_dir_all(&hotkeys).unwrap();
+    let key_file = hotkeys.join("h1");
+    std::fs::copy(vectors.join("w1/hotkeys/h1"), &key_file).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wallet_path = wallets.path().display().to_string();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_platform"));
+        cmd.args([
+            "chain",
+            "set-weights",
+            "--wallet.name",
+            "w1",
+            "--wallet.hotkey",
+            "h1",
+            "--wallet.path",
+            &wallet_path,
+            "--netuid",
+            "1",
+            "--uids",
+            "0",
+            "--weights",
+            "1",
+            "--dry-run",
+            "--json",
+        ])
+        .args(extra)
+        .env_remove("PLATFORM_CHAIN")
+        .env_remove("PLATFORM_WALLET_PASSWORD")
+        .env_remove("PLATFORM_WALLET_PASSWORD_FILE")
+        .stdin(Stdio::null());
+        for (k, val) in env {
+            cmd.env(k, val);
+        }
+        cmd.output().unwrap()
+    };
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // No password anywhere (and no terminal to ask on).
+    let none = run(&[], &[]);
+    assert!(!none.status.success());
+    assert!(stderr(&none).contains("encrypted"), "{}", stderr(&none));
+
+    // From the environment.
+    let plan = json(&run(&[], &[("PLATFORM_WALLET_PASSWORD", password)]));
+    assert_eq!(plan["hotkey"], ss58, "{plan}");
+
+    // From a password file, which must be private like any secret.
+    let pw_file = wallets.path().join("pw");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let pw_arg = pw_file.display().to_string();
+    let open = run(&["--wallet.password-file", &pw_arg], &[]);
+    assert!(!open.status.success());
+    assert!(stderr(&open).contains("chmod 600"), "{}", stderr(&open));
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let plan = json(&run(&["--wallet.password-file", &pw_arg], &[]));
+    assert_eq!(plan["hotkey"], ss58, "{plan}");
+
+    // From btcli's variable, named after the key file's path.
+    let var = platform_crypto::keyfile::btcli_env_var_name(&key_file.display().to_string());
+    let obfuscated: Vec<u8> = password
+        .bytes()
+        .zip(var.bytes().cycle())
+        .map(|(p, k)| p ^ k)
+        .collect();
+    let value = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, obfuscated);
+    let plan = json(&run(&[], &[(&var, &value)]));
+    assert_eq!(plan["hotkey"], ss58, "{plan}");
+
+    // A wrong password says so.
+    let wrong = run(&[], &[("PLATFORM_WALLET_PASSWORD", "nope")]);
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("wrong password"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    // Both ways of naming a key at once is an error, as is a wallet that is not there.
+    let both = run(&["--hotkey", "//Alice"], &[]);
+    assert!(stderr(&both).contains("not both"), "{}", stderr(&both));
+    let missing = platform(&[
+        "chain",
+        "set-weights",
+        "--wallet.name",
+        "nowallet",
+        "--wallet.path",
+        &wallet_path,
+        "--netuid",
+        "1",
+        "--uids",
+        "0",
+        "--weights",
+        "1",
+        "--dry-run",
+    ]);
+    assert!(
+        stderr(&missing).contains("no key file"),
+        "{}",
+        stderr(&missing)
+    );
+}

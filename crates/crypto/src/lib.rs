@@ -8,12 +8,14 @@
 //!   possession, without which a key can never join an aggregate.
 //! - [`vrf`]: the sr25519 VRF that seeds leader election and committee sortition.
 //! - [`wallet`] and [`keystore`]: Bittensor wallet hotkey files and the data directory's
-//!   `keys/` folder, refusing secrets that other users can read.
+//!   `keys/` folder, refusing secrets that other users can read; [`keyfile`]: btcli's
+//!   password-encrypted key files.
 //!
 //! Secrets are zeroized on drop and never appear in `Debug` output.
 
 pub mod bls;
 pub mod fixtures;
+pub mod keyfile;
 pub mod keystore;
 pub mod sr25519;
 pub mod suri;

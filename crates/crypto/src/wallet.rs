@@ -16,6 +16,7 @@ use platform_primitives::Hotkey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+use crate::keyfile::{Encryption, NaclError, nacl_decrypt};
 use crate::sr25519::Keypair;
 use crate::suri::{SuriError, parse_suri};
 
@@ -35,13 +36,31 @@ pub enum WalletError {
         /// Its length.
         len: usize,
     },
-    /// The file is encrypted (btcli's `--use-password`).
-    #[error(
-        "{file}: the key file is encrypted; Platform reads unencrypted hotkey files. Regenerate the hotkey without a password (`btcli wallet regen-hotkey --no-use-password`) or import its mnemonic with `platform keys import --mnemonic`"
-    )]
+    /// The file is encrypted (btcli's `--use-password`) and no password was given.
+    #[error("{file}: the key file is encrypted ({method}) and no password was given")]
     Encrypted {
         /// The file.
         file: String,
+        /// Its format.
+        method: &'static str,
+    },
+    /// The password does not open the file.
+    #[error("{file}: {source}")]
+    Decrypt {
+        /// The file.
+        file: String,
+        /// Why.
+        source: NaclError,
+    },
+    /// An encryption format older than btcli's current one.
+    #[error(
+        "{file}: the key file uses {method} encryption, which Platform does not read; `btcli wallet update` rewrites it in the current (NaCl) format"
+    )]
+    OldEncryption {
+        /// The file.
+        file: String,
+        /// Its format.
+        method: &'static str,
     },
     /// Not JSON, or JSON of another shape.
     #[error("{file}: not a Bittensor wallet hotkey file ({reason})")]
@@ -147,8 +166,18 @@ impl WalletFile {
         serde_json::to_string_pretty(self).expect("a struct of strings serializes")
     }
 
-    /// Parses and checks a wallet file's bytes. `file` names it in errors.
+    /// Parses and checks an unencrypted wallet file's bytes. `file` names it in errors.
     pub fn load(file: &str, bytes: &[u8]) -> Result<Keypair, WalletError> {
+        WalletFile::load_with_password(file, bytes, None)
+    }
+
+    /// Parses and checks a wallet file's bytes, decrypting them first with `password` when
+    /// the file is encrypted in btcli's NaCl format (see [`crate::keyfile`]).
+    pub fn load_with_password(
+        file: &str,
+        bytes: &[u8],
+        password: Option<&str>,
+    ) -> Result<Keypair, WalletError> {
         let file = file.to_owned();
         if bytes.len() > MAX_WALLET_FILE {
             return Err(WalletError::TooLarge {
@@ -156,13 +185,34 @@ impl WalletFile {
                 len: bytes.len(),
             });
         }
-        let trimmed = bytes.trim_ascii_start();
-        if trimmed.starts_with(b"$NACL")
-            || trimmed.starts_with(b"$ANSIBLE_VAULT")
-            || trimmed.starts_with(b"$BT")
-        {
-            return Err(WalletError::Encrypted { file });
+        match (Encryption::of(bytes), password) {
+            (Encryption::None, _) => WalletFile::parse(file, bytes),
+            (Encryption::Nacl, Some(password)) => {
+                let plain =
+                    nacl_decrypt(bytes, password).map_err(|source| WalletError::Decrypt {
+                        file: file.clone(),
+                        source,
+                    })?;
+                if Encryption::of(&plain) != Encryption::None {
+                    return Err(WalletError::Malformed {
+                        file,
+                        reason: "encrypted twice".into(),
+                    });
+                }
+                WalletFile::parse(file, &plain)
+            }
+            (method @ Encryption::Nacl, None) => Err(WalletError::Encrypted {
+                file,
+                method: method.name(),
+            }),
+            (method, _) => Err(WalletError::OldEncryption {
+                file,
+                method: method.name(),
+            }),
         }
+    }
+
+    fn parse(file: String, bytes: &[u8]) -> Result<Keypair, WalletError> {
         let parsed: WalletFile =
             serde_json::from_slice(bytes).map_err(|e| WalletError::Malformed {
                 file: file.clone(),
@@ -256,6 +306,17 @@ mod tests {
         assert!(matches!(
             WalletFile::load("f", b"$NACL\x00\x01"),
             Err(WalletError::Encrypted { .. })
+        ));
+        assert!(matches!(
+            WalletFile::load_with_password("f", b"$NACL\x00\x01", Some("pw")),
+            Err(WalletError::Decrypt {
+                source: NaclError::Truncated(7),
+                ..
+            })
+        ));
+        assert!(matches!(
+            WalletFile::load_with_password("f", b"$ANSIBLE_VAULT;1.1;AES256\n", Some("pw")),
+            Err(WalletError::OldEncryption { .. })
         ));
         assert!(matches!(
             WalletFile::load("f", br#"{"ss58Address":"5Grw"}"#),
