@@ -1,17 +1,20 @@
-//! The one ingress pipeline (DESIGN invariant 6). Every gossip message passes, in order:
+//! The one ingress pipeline (DESIGN invariant 6). Every gossip message passes its stages
+//! cheapest first, so that what a peer can send for free never buys a signature check:
 //!
 //! 1. the topic's **size cap**, before any parsing;
-//! 2. a **strict Borsh decode** of the envelope (no trailing bytes) and of its payload by the
-//!    topic's own check ([`TopicSpec::check`]);
-//! 3. the author's **signature**;
-//! 4. **membership and stake**: the author is a validator of the epoch with stake, and the peer
-//!    that forwarded it is bound to such a validator (observers' messages are neither accepted
-//!    nor forwarded);
-//! 5. the **replay window**: the round lies within the topic's bounds around the current round,
-//!    and the message was not seen before (the cache survives restarts, see
-//!    [`crate::seen::SeenStore`]; this lookup actually runs right after the size cap, since a
-//!    cached id is the hash of bytes that passed every stage before — same outcome, cheaper);
-//! 6. **rate limits**: token buckets per forwarding peer and per author;
+//! 2. the **replay cache**: a message seen before (the cache survives restarts, see
+//!    [`crate::seen::SeenStore`]) costs a hash lookup;
+//! 3. the **relay**: the peer that forwarded it is bound to a validator of the epoch with stake
+//!    (observers' and strangers' messages are neither accepted nor forwarded);
+//! 4. a **strict Borsh decode** of the envelope (no trailing bytes), its netuid and topic;
+//! 5. the **author** is a validator of the epoch with stake;
+//! 6. the **round window** around the topic's current round;
+//! 7. the forwarding **peer's rate** (a token bucket per peer and topic);
+//! 8. the topic's own **payload check** ([`TopicSpec::check`]);
+//! 9. the author's **signature** — the one expensive stage, counted in
+//!    [`MetricsSnapshot::signature_checks`](crate::metrics::MetricsSnapshot);
+//! 10. the **author's rate**, after the signature, so that a forger cannot spend an honest
+//!     author's budget;
 //!
 //! and only then is dispatched. Each rejection has a stable reason code, is counted in
 //! [`Metrics`], and costs the forwarding peer score; a peer whose score falls to the ban
@@ -103,6 +106,13 @@ impl TopicSpec {
         }
     }
 }
+
+/// `Hello` requests per peer: a few at once (reconnects), then one a second; each refusal
+/// costs the peer score, so a flood ends in a ban.
+pub const HELLO_RATE: Rate = Rate {
+    per_sec: 1,
+    burst: 4,
+};
 
 /// How many views ahead of this node's a consensus message may be.
 pub const CONSENSUS_ROUNDS_AHEAD: u64 = 1024;
@@ -226,6 +236,7 @@ pub struct Ingress {
     peer_buckets: Buckets<(PeerId, Topic)>,
     author_buckets: Buckets<(Hotkey, Topic)>,
     request_buckets: Buckets<PeerId>,
+    hello_buckets: Buckets<PeerId>,
     request_rate: Rate,
     scores: HashMap<PeerId, Score>,
     metrics: Arc<Metrics>,
@@ -251,6 +262,7 @@ impl Ingress {
             peer_buckets: Buckets::default(),
             author_buckets: Buckets::default(),
             request_buckets: Buckets::default(),
+            hello_buckets: Buckets::default(),
             request_rate,
             scores: HashMap::new(),
             metrics,
@@ -388,14 +400,20 @@ impl Ingress {
         if data.len() > spec.max_bytes {
             return Verdict::Reject("oversize");
         }
-        // The dedup half of the replay check runs early: an id in the cache is the hash of
-        // bytes that already passed every stage, so the outcome is the same and a replay costs a
-        // hash lookup instead of a signature verification.
+        // 2. Replay cache: an id in it is the hash of bytes that already passed every stage.
         let id = Hash::of(data);
         if self.seen.contains_key(&id) {
             return Verdict::Ignore("replayed");
         }
-        // 2. Strict decode of the envelope, then of the payload by the topic's check.
+        // 3. Relay. Until the node has told us the validator set (it is still loading its state
+        // at start), nobody can be judged: drop without blame.
+        if self.membership.validators.is_empty() {
+            return Verdict::Ignore("membership_unknown");
+        }
+        if !self.is_validator_peer(source) {
+            return Verdict::Ignore("relay_not_validator");
+        }
+        // 4. Strict decode of the envelope.
         let Ok(env) = decode::<Envelope>("gossip envelope", data, spec.max_bytes) else {
             return Verdict::Reject("malformed");
         };
@@ -405,28 +423,11 @@ impl Ingress {
         if env.topic != topic {
             return Verdict::Reject("wrong_topic");
         }
-        if let Some(check) = &spec.check
-            && let Err(reason) = check(&env)
-        {
-            return Verdict::Reject(reason);
-        }
-        // 3. Signature.
-        if env.verify().is_err() {
-            return Verdict::Reject("bad_signature");
-        }
-        // 4. Membership and stake: of the author, and of the peer that forwarded it. Until the
-        // node has told us the validator set (it is still loading its state at start), nobody
-        // can be judged: drop without blame.
-        if self.membership.validators.is_empty() {
-            return Verdict::Ignore("membership_unknown");
-        }
+        // 5. Author.
         if self.membership.stake(&env.author).is_none() {
             return Verdict::Reject("not_validator");
         }
-        if !self.is_validator_peer(source) {
-            return Verdict::Ignore("relay_not_validator");
-        }
-        // 5. Replay window.
+        // 6. Round window.
         let current = self.round(topic);
         if env.round < current.saturating_sub(spec.rounds_back) {
             return Verdict::Ignore("stale_round");
@@ -434,11 +435,23 @@ impl Ingress {
         if env.round > current.saturating_add(spec.rounds_ahead) {
             return Verdict::Ignore("future_round");
         }
-        // 6. Rate limits.
+        // 7. The forwarder's rate.
         let (per_peer, per_author) = (spec.per_peer, spec.per_author);
         if !self.peer_buckets.take((*source, topic), per_peer, now) {
             return Verdict::Ignore("rate_limited_peer");
         }
+        // 8. The payload, by the topic's own check.
+        if let Some(check) = &spec.check
+            && let Err(reason) = check(&env)
+        {
+            return Verdict::Reject(reason);
+        }
+        // 9. Signature.
+        self.metrics.signature_checked();
+        if env.verify().is_err() {
+            return Verdict::Reject("bad_signature");
+        }
+        // 10. The author's rate.
         if !self
             .author_buckets
             .take((env.author, topic), per_author, now)
@@ -458,8 +471,14 @@ impl Ingress {
         peer: &PeerId,
         now: Instant,
     ) -> Result<(), &'static str> {
-        let rate = self.request_rate;
-        if protocol != Protocol::Hello && !self.request_buckets.take(*peer, rate, now) {
+        // Hello has its own, slower budget: each one costs a signature check (the binding's),
+        // and an honest peer sends one per connection.
+        let (buckets, rate) = if protocol == Protocol::Hello {
+            (&mut self.hello_buckets, HELLO_RATE)
+        } else {
+            (&mut self.request_buckets, self.request_rate)
+        };
+        if !buckets.take(*peer, rate, now) {
             self.metrics.rejected(protocol.name(), "rate_limited");
             self.penalize(peer, "rate_limited", now);
             return Err("rate_limited");
@@ -572,6 +591,81 @@ mod tests {
             round,
             body.to_vec(),
         ))
+    }
+
+    /// A peer that bound no validator hotkey replays harvested, validly signed envelopes and
+    /// sends junk: every message is refused before any signature is checked, and so is a
+    /// validator peer's out-of-window or over-rate traffic.
+    #[test]
+    fn what_a_peer_sends_for_free_never_buys_a_signature_check() {
+        let (mut ing, validator_peer, v) = pipeline();
+        let now = Instant::now();
+        let stranger = PeerId::random();
+        let harvested: Vec<Vec<u8>> = (0..200u8).map(|i| msg(&v, 0, &[i])).collect();
+        for m in &harvested {
+            assert_eq!(
+                ing.check_gossip(Topic::Consensus, &stranger, m, now),
+                Verdict::Ignore("relay_not_validator")
+            );
+        }
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &stranger, b"junk", now),
+            Verdict::Ignore("relay_not_validator")
+        );
+        // A validator peer: far-future rounds and a forged author cost no verification either.
+        ing.set_round(Topic::Consensus, 10);
+        let future = msg(&v, 10 + CONSENSUS_ROUNDS_AHEAD + 1, b"f");
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &validator_peer, &future, now),
+            Verdict::Ignore("future_round")
+        );
+        let outsider = msg(&key(7), 10, b"o");
+        assert_eq!(
+            ing.check_gossip(Topic::Consensus, &validator_peer, &outsider, now),
+            Verdict::Reject("not_validator")
+        );
+        assert_eq!(ing.metrics.snapshot().signature_checks, 0);
+        // Past the forwarder's burst, refusals are again free.
+        let burst = TopicSpec::default_for(Topic::Consensus).per_peer.burst;
+        let mut verdicts = BTreeMap::new();
+        for i in 0..burst + 50 {
+            let m = msg(&v, 10, &i.to_le_bytes());
+            let verdict = match ing.check_gossip(Topic::Consensus, &validator_peer, &m, now) {
+                Verdict::Accept(_) => "accepted",
+                Verdict::Ignore(r) | Verdict::Reject(r) => r,
+            };
+            *verdicts.entry(verdict).or_insert(0u32) += 1;
+        }
+        assert_eq!(verdicts["accepted"], burst);
+        assert_eq!(verdicts["rate_limited_peer"], 50);
+        assert_eq!(ing.metrics.snapshot().signature_checks, u64::from(burst));
+    }
+
+    /// A validator peer forwarding envelopes forged in an honest author's name spends its own
+    /// budget and score, never the author's: the author's rate is taken after the signature.
+    #[test]
+    fn forgeries_do_not_spend_an_honest_authors_rate() {
+        let (mut ing, byzantine_peer, v) = pipeline();
+        let now = Instant::now();
+        for i in 0..20u8 {
+            let mut env = Envelope::sign(&v, NetUid(1), Topic::Consensus, 0, vec![i]);
+            env.payload.push(0xff);
+            assert_eq!(
+                ing.check_gossip(Topic::Consensus, &byzantine_peer, &encode(&env), now),
+                Verdict::Reject("bad_signature")
+            );
+        }
+        let honest_peer = PeerId::random();
+        ing.bind(honest_peer, v.hotkey());
+        let burst = TopicSpec::default_for(Topic::Consensus).per_author.burst;
+        for i in 0..burst {
+            let m = msg(&v, 0, &i.to_le_bytes());
+            assert!(matches!(
+                ing.check_gossip(Topic::Consensus, &honest_peer, &m, now),
+                Verdict::Accept(_)
+            ));
+        }
+        assert!(ing.score(&byzantine_peer, now) <= BAN_SCORE);
     }
 
     #[test]
@@ -799,7 +893,16 @@ mod tests {
             ing.check_request(Protocol::Blob, &peer, now),
             Err("rate_limited")
         );
-        // Hello is never limited: it is how a peer proves who it is.
-        ing.check_request(Protocol::Hello, &peer, now).unwrap();
+        // Hello has its own budget, untouched by the other requests and limited in turn.
+        for _ in 0..HELLO_RATE.burst {
+            ing.check_request(Protocol::Hello, &peer, now).unwrap();
+        }
+        assert_eq!(
+            ing.check_request(Protocol::Hello, &peer, now),
+            Err("rate_limited")
+        );
+        let later = now + Duration::from_secs(1);
+        ing.check_request(Protocol::Hello, &peer, later).unwrap();
+        assert!(ing.score(&peer, later) < 0);
     }
 }

@@ -23,6 +23,9 @@ pub struct MetricsSnapshot {
     pub bans: u64,
     /// Accepted messages dropped because the consumer was not keeping up.
     pub dropped_backpressure: u64,
+    /// sr25519 signatures verified on ingress (gossip envelopes and peer bindings): the
+    /// expensive stage, which only validator peers' in-window messages reach.
+    pub signature_checks: u64,
     /// The DHT provider store, as of the network task's last tick.
     pub dht: crate::ProviderStats,
 }
@@ -61,6 +64,11 @@ impl Metrics {
     /// Counts a ban.
     pub fn banned(&self) {
         self.with(|m| m.bans += 1);
+    }
+
+    /// Counts a signature verification.
+    pub fn signature_checked(&self) {
+        self.with(|m| m.signature_checks += 1);
     }
 
     /// Counts a message dropped under back-pressure.
@@ -115,6 +123,12 @@ impl Metrics {
             out,
             "# TYPE platform_network_dropped_total counter\nplatform_network_dropped_total {}",
             m.dropped_backpressure
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE platform_network_signature_checks_total counter
+             platform_network_signature_checks_total {}",
+            m.signature_checks
         );
         let d = m.dht;
         let _ = writeln!(

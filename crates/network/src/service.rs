@@ -111,6 +111,7 @@ fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
 
 /// Starts the swarm and returns the task's state, listening on `cfg.listen`.
 pub(crate) struct Task {
+    own_binding: PeerBinding,
     swarm: Swarm<Behaviour>,
     netuid: NetUid,
     key: Arc<Keypair>,
@@ -257,7 +258,10 @@ impl Task {
                 .map_err(|e| NetError::Setup(format!("replay cache: {e}")))?,
         );
         let (internal_tx, internal_rx) = mpsc::channel(256);
+        // Our binding never changes: signed once, not once per connection or Hello.
+        let own_binding = PeerBinding::sign(&key, netuid, swarm.local_peer_id());
         Ok(Task {
+            own_binding,
             swarm,
             netuid,
             key,
@@ -579,6 +583,11 @@ impl Task {
     }
 
     fn bind(&mut self, peer: PeerId, binding: &PeerBinding) -> Result<(), &'static str> {
+        if self.ingress.bound_hotkey(&peer) == Some(binding.hotkey) {
+            // Proven already on this connection: a repeated Hello costs nothing more.
+            return Ok(());
+        }
+        self.metrics.signature_checked();
         binding.verify(self.netuid, &peer)?;
         self.ingress.bind(peer, binding.hotkey);
         self.update_explicit(&peer);
@@ -599,7 +608,7 @@ impl Task {
                 ..
             } if num_established.get() == 1 => {
                 // First connection to this peer: tell it who we are (it answers in kind).
-                let hello = PeerBinding::sign(&self.key, self.netuid, &self.peer_id());
+                let hello = self.own_binding.clone();
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -763,9 +772,7 @@ impl Task {
         match request {
             Request::Hello(binding) => {
                 let res = match self.bind(peer, &binding) {
-                    Ok(()) => {
-                        Response::Hello(PeerBinding::sign(&self.key, self.netuid, &self.peer_id()))
-                    }
+                    Ok(()) => Response::Hello(self.own_binding.clone()),
                     Err(reason) => {
                         self.ingress
                             .report(Protocol::Hello.name(), &peer, reason, now);
