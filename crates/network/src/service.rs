@@ -81,7 +81,71 @@ pub(crate) enum Command {
 
 /// Results of blocking work, back into the task.
 enum Internal {
-    Respond(Protocol, ResponseChannel<Response>, Response),
+    /// A response read off the task; the peer and whether it was served as a validator
+    /// return its serving slot.
+    Respond(
+        Protocol,
+        (PeerId, bool),
+        ResponseChannel<Response>,
+        Response,
+    ),
+}
+
+/// Requests one validator peer may have served at once (each is a read on the blocking pool;
+/// a validator fetches many payloads at once when an epoch's submissions arrive).
+pub const SERVE_PER_VALIDATOR: u32 = 16;
+/// Requests one peer outside the validator set may have served at once.
+pub const SERVE_PER_OUTSIDER: u32 = 2;
+/// Requests served at once for all peers that are not validators of the set together
+/// (observers, nodes catching up, strangers), so that they never crowd out validators.
+pub const SERVE_OUTSIDERS: u32 = 4;
+/// Requests served at once in total, which bounds the blobs being read into memory.
+pub const SERVE_TOTAL: u32 = 32;
+
+/// Requests being served, counted so that each new one can be refused cheaply.
+#[derive(Debug, Default)]
+struct Serving {
+    by_peer: HashMap<PeerId, u32>,
+    outsiders: u32,
+    total: u32,
+}
+
+impl Serving {
+    /// Takes a slot for `peer`, or says why not.
+    fn admit(&mut self, peer: PeerId, validator: bool) -> Result<(), &'static str> {
+        let mine = self.by_peer.get(&peer).copied().unwrap_or(0);
+        let per_peer = if validator {
+            SERVE_PER_VALIDATOR
+        } else {
+            SERVE_PER_OUTSIDER
+        };
+        if mine >= per_peer {
+            return Err("busy_peer");
+        }
+        if self.total >= SERVE_TOTAL || (!validator && self.outsiders >= SERVE_OUTSIDERS) {
+            return Err("busy");
+        }
+        *self.by_peer.entry(peer).or_default() += 1;
+        self.total += 1;
+        if !validator {
+            self.outsiders += 1;
+        }
+        Ok(())
+    }
+
+    /// Returns the slot of a finished request.
+    fn release(&mut self, peer: PeerId, validator: bool) {
+        if let Some(n) = self.by_peer.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_peer.remove(&peer);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+        if !validator {
+            self.outsiders = self.outsiders.saturating_sub(1);
+        }
+    }
 }
 
 /// The gossipsub configuration for 4–64 validators: flood publishing (every subscribed peer gets
@@ -112,6 +176,7 @@ fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
 /// Starts the swarm and returns the task's state, listening on `cfg.listen`.
 pub(crate) struct Task {
     own_binding: PeerBinding,
+    serving: Serving,
     swarm: Swarm<Behaviour>,
     netuid: NetUid,
     key: Arc<Keypair>,
@@ -262,6 +327,7 @@ impl Task {
         let own_binding = PeerBinding::sign(&key, netuid, swarm.local_peer_id());
         Ok(Task {
             own_binding,
+            serving: Serving::default(),
             swarm,
             netuid,
             key,
@@ -327,7 +393,8 @@ impl Task {
                         return None;
                     }
                 },
-                Some(Internal::Respond(p, ch, res)) = self.internal_rx.recv() => {
+                Some(Internal::Respond(p, (peer, validator), ch, res)) = self.internal_rx.recv() => {
+                    self.serving.release(peer, validator);
                     let _ = self.swarm.behaviour_mut().rr(p).send_response(ch, res);
                 }
                 _ = tick.tick() => {
@@ -793,13 +860,13 @@ impl Task {
                     return;
                 }
                 let provider = self.provider.clone();
-                self.respond_later(Protocol::Sync, channel, move || {
+                self.respond_later(Protocol::Sync, peer, channel, move || {
                     Response::Blocks(provider.blocks(from, to, MAX_SYNC_RESPONSE))
                 });
             }
             Request::Blob(hash) => {
                 let dir = self.dir.clone();
-                self.respond_later(Protocol::Blob, channel, move || {
+                self.respond_later(Protocol::Blob, peer, channel, move || {
                     match dir.blobs().get(&hash, MAX_BLOB_BYTES as u64) {
                         Ok(found) => Response::Blob(found),
                         Err(e) => {
@@ -811,7 +878,7 @@ impl Task {
             }
             Request::Snapshot => {
                 let provider = self.provider.clone();
-                self.respond_later(Protocol::Snapshot, channel, move || {
+                self.respond_later(Protocol::Snapshot, peer, channel, move || {
                     Response::Snapshot(provider.latest_snapshot())
                 });
             }
@@ -819,17 +886,36 @@ impl Task {
     }
 
     /// Runs `read` on a blocking thread and sends its response from the task.
+    /// Serves a request with a read on the blocking pool, if `peer` can have a serving slot
+    /// ([`SERVE_PER_VALIDATOR`], [`SERVE_PER_OUTSIDER`], [`SERVE_OUTSIDERS`], [`SERVE_TOTAL`]);
+    /// otherwise answers `busy` (or `busy_peer`) at
+    /// once. Honest requesters ask one peer at a time and move on to the next when refused.
     fn respond_later(
-        &self,
+        &mut self,
         protocol: Protocol,
+        peer: PeerId,
         channel: ResponseChannel<Response>,
         read: impl FnOnce() -> Response + Send + 'static,
     ) {
+        let validator = self.ingress.is_validator_peer(&peer);
+        if let Err(reason) = self.serving.admit(peer, validator) {
+            self.metrics.rejected(protocol.name(), reason);
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .rr(protocol)
+                .send_response(channel, Response::Error(reason.into()));
+            return;
+        }
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            if let Ok(res) = tokio::task::spawn_blocking(read).await {
-                let _ = tx.send(Internal::Respond(protocol, channel, res)).await;
-            }
+            // A read that panicked still returns its slot.
+            let res = tokio::task::spawn_blocking(read)
+                .await
+                .unwrap_or_else(|_| Response::Error("unavailable".into()));
+            let _ = tx
+                .send(Internal::Respond(protocol, (peer, validator), channel, res))
+                .await;
         });
     }
 }

@@ -335,6 +335,83 @@ async fn a_late_node_syncs_certified_blocks_and_the_latest_snapshot() {
     );
 }
 
+/// A provider whose reads take a while (a slow disk), so that requests stay in flight.
+struct Slow(Blocks, Duration);
+
+impl Provider for Slow {
+    fn blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>> {
+        std::thread::sleep(self.1);
+        self.0.blocks(from, to, max_bytes)
+    }
+    fn latest_snapshot(&self) -> Option<SnapshotInfo> {
+        std::thread::sleep(self.1);
+        self.0.latest_snapshot()
+    }
+}
+
+/// Three peers outside the validator set flood a validator with sync requests: together they
+/// are served a few at a time and refused (`busy`, `busy_peer`) beyond that, while a
+/// validator's own request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_flooding_requests_never_crowd_out_validators() {
+    let stakes = [(1, 400), (2, 300)];
+    let provider = Slow(
+        Blocks {
+            blocks: (1..=10).map(certified_block).collect(),
+            snapshot: None,
+        },
+        Duration::from_secs(3),
+    );
+    let server = start(1, Config::new(NETUID), Arc::new(provider)).await;
+    let validator = start(2, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let m = membership(&stakes);
+    mesh(&[&server.net, &validator.net], &m).await;
+    let mut outsiders = Vec::new();
+    for seed in [9, 10, 11] {
+        let outsider = start(seed, Config::new(NETUID), Arc::new(NothingToServe)).await;
+        outsider.net.set_membership(m.clone()).await.unwrap();
+        outsider.net.dial(server.net.addr().clone()).await.unwrap();
+        until("the outsider to bind", async || {
+            !status(&outsider.net).await.connected_validators.is_empty()
+        })
+        .await;
+        outsiders.push(outsider);
+    }
+
+    let flood: Vec<_> = (0..12)
+        .map(|i| {
+            let net = outsiders[i % 3].net.clone();
+            tokio::spawn(async move { net.sync_blocks(1, 10, verify_blocks).await })
+        })
+        .collect();
+    let refused = || {
+        let metrics = server.net.metrics();
+        metrics.rejections("busy") + metrics.rejections("busy_peer")
+    };
+    until(
+        "the flood to be refused beyond the outsiders' share",
+        async || refused() >= 8,
+    )
+    .await;
+    assert!(server.net.metrics().rejections("busy") >= 2);
+    let served = validator
+        .net
+        .sync_blocks(1, 10, verify_blocks)
+        .await
+        .unwrap();
+    assert_eq!(served.len(), 10);
+    let mut outsiders_served = 0;
+    for f in flood {
+        if f.await.unwrap().is_ok_and(|b| b.len() == 10) {
+            outsiders_served += 1;
+        }
+    }
+    assert!(
+        (1..=platform_network::SERVE_OUTSIDERS).contains(&outsiders_served),
+        "{outsiders_served} of the outsiders' requests served"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_that_fail_verification_cost_the_peer_and_are_not_returned() {
     let forged = Blocks {
