@@ -291,13 +291,25 @@ pub fn run(cmd: ChallengeCommand) -> Result<ExitCode> {
 }
 
 /// The hidden compile worker entry point.
-pub fn compile_worker(cpu_seconds: u64, memory_bytes: u64) -> Result<ExitCode> {
+pub fn compile_worker(
+    cpu_seconds: u64,
+    memory_bytes: u64,
+    policy: Option<&str>,
+) -> Result<ExitCode> {
     let limits = CompileLimits {
         cpu_seconds,
         memory_bytes,
         ..CompileLimits::default()
     };
-    match platform_runtime::compile::compile_worker(limits, &Policy::default()) {
+    let policy = match policy {
+        Some(text) => {
+            let bytes = hex::decode(text).context("--policy: not hex")?;
+            platform_primitives::decode::<Policy>("--policy", &bytes, 4096)
+                .map_err(|e| anyhow::anyhow!("--policy: {e}"))?
+        }
+        None => Policy::default(),
+    };
+    match platform_runtime::compile::compile_worker(limits, &policy) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("{e}");

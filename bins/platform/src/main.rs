@@ -99,6 +99,10 @@ enum Command {
         /// Address space allowed, bytes.
         #[arg(long)]
         memory_bytes: u64,
+        /// The runtime policy (Borsh, hex) whose engine configuration to compile for; default:
+        /// the default policy.
+        #[arg(long)]
+        policy: Option<String>,
     },
 }
 
@@ -166,7 +170,8 @@ fn main() -> ExitCode {
         Command::RuntimeCompileWorker {
             cpu_seconds,
             memory_bytes,
-        } => challenge::compile_worker(cpu_seconds, memory_bytes),
+            policy,
+        } => challenge::compile_worker(cpu_seconds, memory_bytes, policy.as_deref()),
     };
     match result {
         Ok(code) => code,

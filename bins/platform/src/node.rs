@@ -273,6 +273,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         file: args.password_file.clone(),
     };
     let key = crate::chain::load_hotkey(&cfg.hotkey, Some(cfg.data_dir()), &passwords)?;
+    // Challenge modules are code this validator did not write: compile them in this binary's
+    // bounded worker process.
+    let mut cfg = cfg;
+    cfg.compiler = Some(crate::challenge::worker_compiler()?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1172,6 +1172,25 @@ fn running_devnet(dir: &Path) -> (Child, String) {
     (devnet, api)
 }
 
+/// How many compiled artifacts of `module` (hex) lie anywhere under `dir`.
+fn artifacts_under(dir: &Path, module: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                artifacts_under(&path, module)
+            } else {
+                let name = e.file_name().to_string_lossy().into_owned();
+                usize::from(name.starts_with(module) && name.ends_with(".cwasm"))
+            }
+        })
+        .sum()
+}
+
 /// SIGTERM stops the devnet and its validators.
 fn stop_devnet(mut devnet: Child, dir: &Path) {
     Command::new("kill")
@@ -1264,6 +1283,15 @@ fn the_owner_manages_challenges_through_any_validators_public_api() {
     // A miner is scored on the owner's new challenge.
     let v = submit_and_wait(&api, "tsp-two", "//Miner7");
     assert_eq!(v["status"], "certified", "{v}");
+    // The validators compiled the module through their bounded compile worker, into their
+    // artifact caches (`compiled/<module hash>-….cwasm`, with this node's MAC beside it).
+    let module = platform_primitives::Hash::of(&std::fs::read(&wasm).unwrap()).to_hex();
+    let compiled = artifacts_under(&dir, &module);
+    assert!(
+        compiled >= 1,
+        "no compiled artifact of {module} under {}",
+        dir.display()
+    );
 
     // Someone else's key: the command says who the owner is, and sends nothing.
     let o = platform(&[

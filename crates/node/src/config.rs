@@ -45,6 +45,12 @@ pub struct NodeConfig {
     /// Only builds with the `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
+    /// How challenge modules are compiled, set by the program that runs the node (not read
+    /// from config.toml): the `platform` binary compiles in a child process under CPU, memory
+    /// and wall-clock limits, since a module is code the validator did not write. `None`
+    /// compiles in this process (tests of the node library).
+    #[serde(skip)]
+    pub compiler: Option<platform_runtime::Compiler>,
     /// Minimum time between blocks, in milliseconds. Default 1000.
     #[serde(default = "default_block_ms")]
     pub block_interval_ms: u64,
@@ -229,6 +235,7 @@ impl NodeConfig {
             genesis: None,
             chain: None,
             fault: None,
+            compiler: None,
             block_interval_ms: default_block_ms(),
             view_timeout_ms: default_timeout_ms(),
             mempool_capacity: default_mempool(),

@@ -24,6 +24,7 @@ use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Top
 use platform_primitives::{
     Epoch, Hash, Height, Hotkey, NetUid, SubmissionId, View, decode, encode,
 };
+use platform_runtime::ModuleLoader;
 use platform_state::{
     Block, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Evidence, Genesis, Lifecycle,
     RuntimeWeights, ScoringRule, State, Tx, records::EpochRecord, weights_digest,
@@ -422,11 +423,15 @@ impl Driver {
         mempool: Mempool,
         chain: Option<ChainLink>,
         fault: Option<Fault>,
+        loader: ModuleLoader,
     ) -> Result<Driver> {
         let blobs = dir.clone();
-        let host = Arc::new(RuntimeWeights::with_source(Box::new(move |h| {
-            blobs.blobs().get(h, MAX_MODULE_BYTES).ok().flatten()
-        })));
+        let host = Arc::new(
+            RuntimeWeights::with_source(Box::new(move |h| {
+                blobs.blobs().get(h, MAX_MODULE_BYTES).ok().flatten()
+            }))
+            .with_loader(loader.clone()),
+        );
         let mut canonical =
             State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
         let mut finalized_digest = genesis.hash();
@@ -488,7 +493,7 @@ impl Driver {
             net.clone(),
             pool.clone(),
             2,
-            fault,
+            (fault, loader),
         ));
         let (root, last_block) = {
             let mut state = pool.state();

@@ -20,7 +20,7 @@ use platform_network::{Network, Topic};
 use platform_primitives::{
     ChallengeId, Hash, Height, Hotkey, NetUid, SubmissionId, decode, encode,
 };
-use platform_runtime::{Allocation, EvalInput, Runtime};
+use platform_runtime::{Allocation, EvalInput, ModuleLoader, Runtime};
 
 use crate::config::Fault;
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
@@ -66,6 +66,8 @@ pub struct Evaluator {
     /// while certified write-sets keep changing the live state.
     inputs: Mutex<Inputs>,
     fault: Option<Fault>,
+    /// Compiles challenge modules (bounded, in a child process, on validators).
+    loader: ModuleLoader,
 }
 
 /// A challenge's key-value state.
@@ -99,7 +101,7 @@ impl Evaluator {
         net: Network,
         pool: Arc<Pool>,
         workers: usize,
-        fault: Option<Fault>,
+        (fault, loader): (Option<Fault>, ModuleLoader),
     ) -> Evaluator {
         Evaluator {
             me,
@@ -112,6 +114,7 @@ impl Evaluator {
             collected: Mutex::new(HashMap::new()),
             inputs: Mutex::new(HashMap::new()),
             fault,
+            loader,
         }
     }
 
@@ -223,9 +226,10 @@ impl Evaluator {
         let _slot = self.slots.clone().acquire_owned().await?;
         let seed = record.seed;
         let fault = self.fault;
+        let loader = self.loader.clone();
         let evaluated = tokio::task::spawn_blocking(move || {
-            let loaded = runtime
-                .load(&module)
+            let loaded = loader
+                .load(&runtime, &module)
                 .map_err(|e| anyhow::anyhow!("loading the module: {e}"))?;
             let (_, eval, _) = runtime.validate_and_evaluate(
                 &loaded,

@@ -72,6 +72,19 @@ impl Provider for FinalizedBlocks {
     }
 }
 
+/// The validator's module loader: the configured compiler, filling the data directory's
+/// artifact cache (`compiled/`), so that a restart does not compile again.
+fn module_loader(cfg: &NodeConfig) -> Result<platform_runtime::ModuleLoader> {
+    let cache = platform_runtime::ArtifactCache::open(&cfg.data_dir().join("compiled"))
+        .map_err(|e| anyhow::anyhow!("opening the compiled-module cache: {e}"))?;
+    Ok(platform_runtime::ModuleLoader::new(
+        cfg.compiler
+            .clone()
+            .unwrap_or(platform_runtime::Compiler::InProcess),
+        Some(Arc::new(cache)),
+    ))
+}
+
 /// Runs a validator until `stop` resolves.
 pub async fn run(
     cfg: NodeConfig,
@@ -162,6 +175,7 @@ pub async fn run(
         mempool::Mempool::new(cfg.mempool_capacity, cfg.mempool_per_sender),
         chain,
         cfg.fault()?,
+        module_loader(&cfg)?,
     )?
     .with_snapshot_catch_up(cfg.snapshot_catch_up)
     .with_retention(cfg.retention.get());

@@ -47,12 +47,13 @@ impl Default for CompileLimits {
 }
 
 /// Where compilation happens.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Compiler {
     /// In this process: for trusted modules (tests, benchmarks of our own examples).
     InProcess,
-    /// In a child: `program args… --cpu-seconds N --memory-bytes M`, module on stdin, artifact
-    /// on stdout.
+    /// In a child: `program args… --cpu-seconds N --memory-bytes M --policy HEX` (the
+    /// runtime's policy, Borsh, which decides the engine's configuration), module on stdin,
+    /// artifact on stdout.
     Subprocess {
         /// The worker program (normally the `platform` binary itself).
         program: PathBuf,
@@ -192,6 +193,7 @@ fn compile_in_child(
     program: &Path,
     args: &[String],
     limits: CompileLimits,
+    policy: &crate::policy::Policy,
     bytes: &[u8],
 ) -> Result<Vec<u8>, LoadError> {
     let mut child = Command::new(program)
@@ -201,6 +203,8 @@ fn compile_in_child(
             &limits.cpu_seconds.to_string(),
             "--memory-bytes",
             &limits.memory_bytes.to_string(),
+            "--policy",
+            &hex::encode(borsh::to_vec(policy).expect("a policy serializes")),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -322,7 +326,7 @@ impl Runtime {
                 program,
                 args,
                 limits,
-            } => compile_in_child(program, args, *limits, bytes)?,
+            } => compile_in_child(program, args, *limits, self.policy(), bytes)?,
         };
         let compile = compile_start.elapsed();
         let module = match (cache, &path) {
@@ -344,6 +348,46 @@ impl Runtime {
                 total: started.elapsed(),
             },
         ))
+    }
+}
+
+/// How a validator turns a module's bytes into a loaded module: a compiler (a bounded child
+/// process for the untrusted modules a network runs) and the artifact cache it fills.
+#[derive(Clone)]
+pub struct ModuleLoader {
+    compiler: Compiler,
+    cache: Option<Arc<ArtifactCache>>,
+}
+
+impl std::fmt::Debug for ModuleLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleLoader")
+            .field("compiler", &self.compiler)
+            .field("cache", &self.cache.as_ref().map(|c| c.dir.clone()))
+            .finish()
+    }
+}
+
+impl ModuleLoader {
+    /// A loader compiling with `compiler`, caching artifacts in `cache` if given.
+    pub fn new(compiler: Compiler, cache: Option<Arc<ArtifactCache>>) -> ModuleLoader {
+        ModuleLoader { compiler, cache }
+    }
+
+    /// Compiles in this process without a cache: for trusted modules (tests, tools).
+    pub fn in_process() -> ModuleLoader {
+        ModuleLoader::new(Compiler::InProcess, None)
+    }
+
+    /// The compiler.
+    pub fn compiler(&self) -> &Compiler {
+        &self.compiler
+    }
+
+    /// Loads `bytes` into `rt` (see [`Runtime::load_with`]).
+    pub fn load(&self, rt: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
+        rt.load_with(bytes, &self.compiler, self.cache.as_deref())
+            .map(|(m, _)| m)
     }
 }
 

@@ -17,7 +17,7 @@ pub mod policy;
 pub mod validate;
 
 pub use abi::{EvalInput, EvalOutput};
-pub use compile::{ArtifactCache, CompileLimits, Compiler, LoadStats};
+pub use compile::{ArtifactCache, CompileLimits, Compiler, LoadStats, ModuleLoader};
 pub use engine::Allocation;
 pub use exec::{Entry, Evaluation, LoadError, LoadedModule, OutcomeClass, Runtime, receipt_digest};
 pub use policy::Policy;

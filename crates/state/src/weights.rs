@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_primitives::{Epoch, Hash, Hotkey, Uid, Weights, decode, encode};
-use platform_runtime::{Allocation, Entry, EvalInput, LoadedModule, OutcomeClass, Runtime};
+use platform_runtime::{
+    Allocation, Entry, EvalInput, LoadedModule, ModuleLoader, OutcomeClass, Runtime,
+};
 
 use crate::types::{ChallengeMeta, Neuron, ScoringRule};
 
@@ -70,6 +72,7 @@ pub type ModuleSource = Box<dyn Fn(&Hash) -> Option<Vec<u8>> + Send + Sync>;
 /// Runs `weights` exports in the wasm runtime, with each challenge's resource policy.
 pub struct RuntimeWeights {
     source: ModuleSource,
+    loader: ModuleLoader,
     /// Compiled modules by (module hash, encoded resources).
     loaded: Mutex<BTreeMap<(Hash, Vec<u8>), Loaded>>,
 }
@@ -87,8 +90,16 @@ impl RuntimeWeights {
     pub fn with_source(source: ModuleSource) -> RuntimeWeights {
         RuntimeWeights {
             source,
+            loader: ModuleLoader::in_process(),
             loaded: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Compiles modules with `loader` (validators: a bounded child process) instead of in
+    /// this process.
+    pub fn with_loader(mut self, loader: ModuleLoader) -> RuntimeWeights {
+        self.loader = loader;
+        self
     }
 
     /// Whether `meta`'s module is compiled and ready (running it will not compile).
@@ -114,7 +125,7 @@ impl RuntimeWeights {
         }
         let bytes = (self.source)(&meta.wasm_hash).filter(|b| Hash::of(b) == meta.wasm_hash)?;
         let rt = Arc::new(Runtime::new(meta.resources.policy(), Allocation::OnDemand).ok()?);
-        let module = rt.load(&bytes).ok()?;
+        let module = self.loader.load(&rt, &bytes).ok()?;
         let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(key, (rt.clone(), module.clone()));
         Some((rt, module))
