@@ -175,6 +175,26 @@ pub enum ChainCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read a subnet (read-only; any chain, live ones included) and print what Platform would
+    /// do there: the validators its genesis would hold, how each epoch's weights would go to the
+    /// chain (`set_weights`, hash commits, or timelocked commits and the drand round one made
+    /// now would be sealed to), when the next epoch starts, and anything that stops it.
+    /// Without a chain it fails: it never passes without having read one.
+    Check {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// The subnet.
+        #[arg(long)]
+        netuid: u16,
+        /// Also report on this validator hotkey (SS58): its UID, permit and stake.
+        #[arg(long)]
+        validator: Option<String>,
+        /// Print JSON: `block`, `netuid`, `tempo`, `next_epoch_block`, `weights` (`mode`,
+        /// `call`, `call_index`, `commit_reveal_version`, `reveal_round`, …), `validators`,
+        /// `neurons`, `validator` and `problems`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Register a hotkey on a subnet (LocalChain only; on subtensor use btcli).
     Register {
         #[command(flatten)]
@@ -355,6 +375,219 @@ async fn dry_run_weights(
     plan.commit_bytes = Some(sealed.commit.len());
     plan.commit = Some(hex::encode(sealed.commit));
     Ok(plan)
+}
+
+/// What `platform chain check` found.
+#[derive(Serialize)]
+struct CheckReport {
+    endpoint: String,
+    block: u64,
+    netuid: u16,
+    tempo: u16,
+    next_epoch_block: u64,
+    weights: WeightsPlan,
+    /// The validators a genesis read from this subnet now would hold: permit and stake.
+    validators: Vec<CheckedValidator>,
+    neurons: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validator: Option<CheckedValidator>,
+    /// What would stop Platform on this subnet; empty when nothing does.
+    problems: Vec<String>,
+}
+
+/// How each epoch's weights would reach the chain.
+#[derive(Serialize)]
+struct WeightsPlan {
+    mode: &'static str,
+    call: &'static str,
+    call_index: u8,
+    commit_reveal_version: Option<u16>,
+    reveal_period_epochs: u64,
+    rate_limit_blocks: u64,
+    version_key: u64,
+    min_allowed_weights: u16,
+    max_weights_limit: u16,
+    /// For timelocked commits: the drand round a commit made now would be sealed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reveal_round: Option<u64>,
+}
+
+#[derive(Clone, Serialize)]
+struct CheckedValidator {
+    uid: Option<u16>,
+    hotkey: String,
+    stake: u64,
+    validator_permit: bool,
+}
+
+/// Reads a subnet and works out what Platform would do on it.
+async fn check_subnet(
+    c: &AnyChain,
+    endpoint: &str,
+    netuid: u16,
+    validator: Option<platform_primitives::Hotkey>,
+) -> Result<CheckReport> {
+    use platform_chain::subtensor::call_index;
+    use platform_chain::timelock;
+    let head = c.head().await?;
+    let hyper = c
+        .hyperparameters(netuid)
+        .await
+        .with_context(|| format!("reading subnet {netuid}"))?;
+    let schedule = c.epoch_schedule(netuid).await?;
+    let neurons = c.metagraph(netuid, None).await?;
+    let mut problems = Vec::new();
+    let (mode, call, index, reveal_round) = match timelock::timelocked_version(&hyper) {
+        Some(_) => {
+            let round = match platform_chain::submit::timelocked_reveal_round(
+                c,
+                netuid,
+                hyper.tempo,
+                hyper.reveal_period_epochs,
+                Retry::default(),
+            )
+            .await
+            {
+                Ok((_, round)) => Some(round),
+                Err(e) => {
+                    problems.push(format!("timelocked commits cannot be sealed: {e}"));
+                    None
+                }
+            };
+            (
+                "timelocked",
+                "commit_timelocked_weights",
+                call_index::COMMIT_TIMELOCKED_WEIGHTS,
+                round,
+            )
+        }
+        None if hyper.commit_reveal_weights_enabled => {
+            if hyper.commit_reveal_version != 2 {
+                problems.push(format!(
+                    "commit-reveal version {} is not one Platform speaks (2, 3 or 4)",
+                    hyper.commit_reveal_version
+                ));
+            }
+            ("commit", "commit_weights", call_index::COMMIT_WEIGHTS, None)
+        }
+        None => ("set", "set_weights", call_index::SET_WEIGHTS, None),
+    };
+    if hyper.tempo == 0 {
+        problems.push(format!("subnet {netuid} has tempo 0: it runs no epochs"));
+    }
+    let checked = |n: &platform_chain::NeuronInfo| CheckedValidator {
+        uid: Some(n.uid),
+        hotkey: n.hotkey.to_ss58(),
+        stake: n.stake,
+        validator_permit: n.validator_permit,
+    };
+    let validators: Vec<CheckedValidator> = neurons
+        .iter()
+        .filter(|n| n.validator_permit && n.stake > 0)
+        .map(checked)
+        .collect();
+    if validators.is_empty() {
+        problems.push("no neuron holds a validator permit with stake".into());
+    }
+    let validator = validator.map(|hk| {
+        let found = neurons.iter().find(|n| n.hotkey == hk);
+        match found {
+            Some(n) => {
+                if !n.validator_permit {
+                    problems.push(format!(
+                        "{} (UID {}) has no validator permit: its weights would be refused",
+                        hk.to_ss58(),
+                        n.uid
+                    ));
+                }
+                checked(n)
+            }
+            None => {
+                problems.push(format!(
+                    "{} is not registered on subnet {netuid}",
+                    hk.to_ss58()
+                ));
+                CheckedValidator {
+                    uid: None,
+                    hotkey: hk.to_ss58(),
+                    stake: 0,
+                    validator_permit: false,
+                }
+            }
+        }
+    });
+    Ok(CheckReport {
+        endpoint: endpoint.to_owned(),
+        block: head.number,
+        netuid,
+        tempo: hyper.tempo,
+        next_epoch_block: schedule.next_epoch_block,
+        weights: WeightsPlan {
+            mode,
+            call,
+            call_index: index,
+            commit_reveal_version: hyper
+                .commit_reveal_weights_enabled
+                .then_some(hyper.commit_reveal_version),
+            reveal_period_epochs: hyper.reveal_period_epochs,
+            rate_limit_blocks: hyper.weights_set_rate_limit,
+            version_key: hyper.weights_version_key,
+            min_allowed_weights: hyper.min_allowed_weights,
+            max_weights_limit: hyper.max_weights_limit,
+            reveal_round,
+        },
+        validators,
+        neurons: neurons.len(),
+        validator,
+        problems,
+    })
+}
+
+fn print_check(r: &CheckReport) {
+    println!("{}: block {}, subnet {}", r.endpoint, r.block, r.netuid);
+    println!(
+        "epochs: tempo {}, next epoch at block {} (in {} blocks)",
+        r.tempo,
+        r.next_epoch_block,
+        r.next_epoch_block.saturating_sub(r.block)
+    );
+    let w = &r.weights;
+    match w.reveal_round {
+        Some(round) => println!(
+            "weights: {} (call index {}), commit-reveal version {:?}; a commit made now would \
+             be sealed to drand round {round}",
+            w.call, w.call_index, w.commit_reveal_version
+        ),
+        None => println!(
+            "weights: {} (call index {}), commit-reveal {:?}, rate limit {} blocks",
+            w.call, w.call_index, w.commit_reveal_version, w.rate_limit_blocks
+        ),
+    }
+    println!(
+        "genesis: {} validators with permit and stake, of {} neurons",
+        r.validators.len(),
+        r.neurons
+    );
+    for v in &r.validators {
+        println!(
+            "  uid {:>3}  {}  stake {}",
+            v.uid.unwrap_or(0),
+            v.hotkey,
+            v.stake
+        );
+    }
+    if let Some(v) = &r.validator {
+        println!(
+            "validator {}: uid {:?}, permit {}, stake {}",
+            v.hotkey, v.uid, v.validator_permit, v.stake
+        );
+    }
+    if r.problems.is_empty() {
+        println!("no problems: Platform can run on this subnet");
+    }
+    for p in &r.problems {
+        println!("problem: {p}");
+    }
 }
 
 /// `--commit-reveal`: 0 (off), 2, 3 or 4.
@@ -706,6 +939,29 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
             } else {
                 let pairs: Vec<String> = median.iter().map(|(u, w)| format!("{u}:{w}")).collect();
                 println!("stake-weighted median: {}", pairs.join(" "));
+            }
+        }
+        ChainCommand::Check {
+            chain,
+            netuid,
+            validator,
+            json,
+        } => {
+            let validator = validator
+                .map(|v| {
+                    v.parse::<platform_primitives::Hotkey>()
+                        .map_err(|e| anyhow!("--validator {v}: {e}"))
+                })
+                .transpose()?;
+            let c = connect(&rt, &chain)?;
+            let report = rt.block_on(check_subnet(&c, &chain.url()?, netuid, validator))?;
+            if json {
+                output::json(&report);
+            } else {
+                print_check(&report);
+            }
+            if !report.problems.is_empty() {
+                return Ok(ExitCode::from(2));
             }
         }
         ChainCommand::Register {

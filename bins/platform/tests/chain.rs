@@ -497,6 +497,77 @@ fn chain_commands_against_subtensor() {
         "//Newcomer",
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("btcli"));
+
+    // What Platform would do on this subnet, read through the subtensor client.
+    let report = json(&platform(&[
+        "chain", "check", "--chain", &url, "--netuid", "1", "--json",
+    ]));
+    assert_eq!(report["weights"]["mode"], "set", "{report}");
+    assert_eq!(report["weights"]["call_index"], 0);
+    assert_eq!(
+        report["validators"].as_array().unwrap().len(),
+        4,
+        "{report}"
+    );
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+}
+
+/// `platform chain check`: with a chain, what Platform would do there (here a LocalChain whose
+/// subnet takes timelocked commits) and what would stop it, as a non-zero exit; without one,
+/// a clear failure — it never passes without having read a chain.
+#[test]
+fn chain_check_reports_what_platform_would_do_and_fails_without_a_chain() {
+    let out = platform(&["chain", "check", "--netuid", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no chain"));
+
+    let chain = LocalChainProcess::start(&["--commit-reveal", "4", "--block-time-ms", "100"]);
+    let check = |extra: &[&str]| {
+        platform(
+            &[
+                &[
+                    "chain", "check", "--chain", &chain.url, "--netuid", "1", "--json",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let out = check(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(
+        (&report["weights"]["mode"], &report["weights"]["call_index"]),
+        (&"timelocked".into(), &113.into()),
+        "{report}"
+    );
+    assert_eq!(report["weights"]["commit_reveal_version"], 4);
+    assert!(report["weights"]["reveal_round"].as_u64().unwrap() > 0);
+    assert!(report["next_epoch_block"].as_u64() > report["block"].as_u64());
+    let validators = report["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 4, "{report}");
+    assert!(validators.iter().all(|v| v["validator_permit"] == true));
+
+    // A miner's hotkey would have its weights refused: reported, and the exit code says so.
+    let miner = platform_crypto::parse_suri("//Miner1")
+        .unwrap()
+        .hotkey()
+        .to_ss58();
+    let out = check(&["--validator", &miner]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = json(&out);
+    assert_eq!(report["validator"]["validator_permit"], false);
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no validator permit"),
+        "{report}"
+    );
 }
 
 /// btcli's wallet options and its encrypted key files: a hotkey that `bittensor-wallet`

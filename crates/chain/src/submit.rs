@@ -178,6 +178,28 @@ pub async fn seal_timelocked<C: Chain>(
     payload: (&[u16], &[u16], u64),
     retry: Retry,
 ) -> Result<timelock::TimelockedCommit, ChainError> {
+    let (beacon, round) =
+        timelocked_reveal_round(chain, netuid, tempo, reveal_period_epochs, retry).await?;
+    let (uids, values, version_key) = payload;
+    let payload = WeightsPayload {
+        hotkey: signer.hotkey().0,
+        uids: uids.to_vec(),
+        values: values.to_vec(),
+        version_key,
+    };
+    timelock::seal(&beacon, round, &payload, &Randomness::fresh())
+}
+
+/// The chain's beacon and the round a timelocked commit made now would be sealed to: the
+/// stateful schedule of newer runtimes when the chain exposes it, the spec-393 formula
+/// otherwise.
+pub async fn timelocked_reveal_round<C: Chain>(
+    chain: &C,
+    netuid: u16,
+    tempo: u16,
+    reveal_period_epochs: u64,
+    retry: Retry,
+) -> Result<(timelock::Beacon, u64), ChainError> {
     let beacon = retry.run(|| chain.beacon()).await?;
     let round = match retry.run(|| chain.epoch_state(netuid)).await? {
         // Newer runtimes: the stateful schedule.
@@ -199,14 +221,7 @@ pub async fn seal_timelocked<C: Chain>(
             timelock::reveal_round(&at, &beacon)
         }
     };
-    let (uids, values, version_key) = payload;
-    let payload = WeightsPayload {
-        hotkey: signer.hotkey().0,
-        uids: uids.to_vec(),
-        values: values.to_vec(),
-        version_key,
-    };
-    timelock::seal(&beacon, round, &payload, &Randomness::fresh())
+    Ok((beacon, round))
 }
 
 /// Submits weights as the subnet's hyperparameters require.

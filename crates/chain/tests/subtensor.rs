@@ -223,15 +223,18 @@ async fn timelocked_subnets_and_bad_endpoints_are_clear_errors() {
     ));
 }
 
-/// Reads from a live subtensor node when `SUBTENSOR_WS` names one (e.g.
-/// `wss://entrypoint-finney.opentensor.ai:443`) and `SUBTENSOR_NETUID` a subnet (default 1).
-/// Skipped otherwise; it writes nothing.
+/// Reads from the live subtensor node `SUBTENSOR_WS` names (e.g.
+/// `wss://entrypoint-finney.opentensor.ai:443`) and the subnet `SUBTENSOR_NETUID` names
+/// (default 1); it writes nothing. Ignored by default (the test machines have no internet),
+/// so it shows as skipped, never as passed: run it with
+/// `SUBTENSOR_WS=wss://… cargo test -p platform-chain --test subtensor -- --ignored`; without
+/// `SUBTENSOR_WS` it fails. `platform chain check --subtensor.network finney --netuid N` is the
+/// operator's version.
 #[tokio::test]
+#[ignore = "needs a live subtensor node: SUBTENSOR_WS=wss://… and --ignored"]
 async fn live_subtensor_smoke_test() {
-    let Ok(url) = std::env::var("SUBTENSOR_WS") else {
-        eprintln!("SUBTENSOR_WS is not set: skipping the live subtensor smoke test");
-        return;
-    };
+    let url = std::env::var("SUBTENSOR_WS")
+        .expect("SUBTENSOR_WS must name a live subtensor node for this test");
     let netuid: u16 = std::env::var("SUBTENSOR_NETUID")
         .ok()
         .and_then(|s| s.parse().ok())
