@@ -17,6 +17,7 @@ mod keys;
 mod node;
 mod output;
 mod owner;
+mod replay;
 mod scaffold;
 mod scenario;
 mod sim;
@@ -90,6 +91,10 @@ enum Command {
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
+    /// Re-execute a stopped validator's stored finalized blocks on a fresh state (from the
+    /// genesis, or from its newest snapshot when older blocks were pruned) and check every
+    /// state root against the certified headers; exits 1 at the first divergence.
+    Replay(replay::ReplayArgs),
     /// Compile a module from stdin under resource limits (used internally by the runtime).
     #[command(hide = true)]
     RuntimeCompileWorker {
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),
         Command::Snapshot(cmd) => snapshot::run(cmd),
+        Command::Replay(args) => replay::run(args),
         Command::Localchain(args) => chain::run_localchain(args),
         Command::Chain(cmd) => chain::run(cmd),
         Command::Owner(cmd) => owner::run(cmd),

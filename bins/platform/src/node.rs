@@ -169,6 +169,11 @@ pub struct DevnetArgs {
     /// which stays its best) are used again in turn. Without it each miner submits once.
     #[arg(long)]
     resubmit: bool,
+    /// Validators keep every finalized block (`[retention] archive = true`), so that
+    /// `platform replay --data-dir D/<validator>` re-executes the whole history from the
+    /// genesis. Without it, storing a snapshot prunes the blocks before the older one kept.
+    #[arg(long)]
+    archive: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -584,6 +589,7 @@ pub(crate) fn run_devnet(
         // A dev network keeps little, so that collection shows in short runs.
         cfg.retention.block_depth = 32;
         cfg.retention.payload_epochs = 1;
+        cfg.retention.archive = args.archive;
         // Every miner, the owner and the watch loop reach the API from 127.0.0.1.
         cfg.http_limits.per_ip_requests_per_sec = 0;
         cfg.http_limits.per_ip_connections = cfg.http_limits.max_connections;

@@ -711,7 +711,7 @@ fn a_devnet_registers_and_evaluates_a_full_subnet_of_miners() {
     let tmp = tempfile::tempdir().unwrap();
     let v = run_devnet(
         &tmp.path().join("net"),
-        &["--miners", "252", "--blocks", "30"],
+        &["--miners", "252", "--blocks", "30", "--archive"],
     );
     assert_eq!(v["all_identical"], true, "{v}");
     let tsp_letters =
@@ -730,6 +730,34 @@ fn a_devnet_registers_and_evaluates_a_full_subnet_of_miners() {
     assert_eq!(v["submissions_admitted"].as_u64(), Some(expected), "{v}");
     assert_eq!(v["submissions_in_blocks"].as_u64(), Some(expected), "{v}");
     assert_eq!(v["submissions_evaluated"].as_u64(), Some(expected), "{v}");
+
+    // `platform replay`: every stored block re-executes to the state roots its certified
+    // headers commit to.
+    let alice = tmp.path().join("net/alice");
+    let alice = alice.to_str().unwrap();
+    let out = platform(&["replay", "--data-dir", alice, "--json"]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["divergence"], serde_json::Value::Null, "{report}");
+    assert_eq!(report["from"], "genesis", "{report}");
+    assert!(report["last_height"].as_u64().unwrap() >= 30, "{report}");
+    assert_eq!(report["roots_checked"], report["blocks"], "{report}");
+    // Against another network's genesis the same history parts at its first block.
+    let other = tmp.path().join("other");
+    let init = platform(&["init", "--dev", "--data-dir", other.to_str().unwrap()]);
+    assert!(init.status.success());
+    let genesis = other.join("genesis.bin");
+    let out = platform(&[
+        "replay",
+        "--data-dir",
+        alice,
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["divergence"]["height"], 1, "{report}");
 }
 
 #[test]
@@ -770,6 +798,15 @@ fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs(
             "{x}"
         );
     }
+    // Its oldest blocks are pruned: `platform replay` starts from the oldest snapshot kept and
+    // re-executes every block after it, module-scored epoch closes included.
+    let bob = tmp.path().join("net/bob");
+    let out = platform(&["replay", "--data-dir", bob.to_str().unwrap(), "--json"]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["from"], "snapshot", "{report}");
+    assert_eq!(report["divergence"], serde_json::Value::Null, "{report}");
+    assert!(report["blocks"].as_u64().unwrap() >= 10, "{report}");
 }
 
 /// `platform devnet` with the example challenges and payloads, 200 ms blocks and `extra`;

@@ -400,6 +400,15 @@ fn module_challenges(state: &State) -> Vec<ChallengeMeta> {
         .collect()
 }
 
+/// The weights host of a validator: challenge modules read from the data directory's blob
+/// store when first needed, compiled by `loader`.
+pub fn weights_host(dir: Arc<DataDir>, loader: ModuleLoader) -> RuntimeWeights {
+    RuntimeWeights::with_source(Box::new(move |h| {
+        dir.blobs().get(h, MAX_MODULE_BYTES).ok().flatten()
+    }))
+    .with_loader(loader)
+}
+
 fn epoch_change(block: &Block) -> (Option<&EpochAnchor>, bool) {
     let anchor = block.txs.iter().find_map(|t| match t {
         Tx::EpochAnchor(a) => Some(a),
@@ -425,13 +434,7 @@ impl Driver {
         fault: Option<Fault>,
         loader: ModuleLoader,
     ) -> Result<Driver> {
-        let blobs = dir.clone();
-        let host = Arc::new(
-            RuntimeWeights::with_source(Box::new(move |h| {
-                blobs.blobs().get(h, MAX_MODULE_BYTES).ok().flatten()
-            }))
-            .with_loader(loader.clone()),
-        );
+        let host = Arc::new(weights_host(dir.clone(), loader.clone()));
         let mut canonical =
             State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
         let mut finalized_digest = genesis.hash();

@@ -20,6 +20,7 @@ pub mod genesis;
 pub mod http;
 pub mod liveness;
 pub mod mempool;
+pub mod replay;
 pub mod snapshots;
 pub mod store;
 pub mod token;

@@ -225,6 +225,15 @@ pub fn load_latest(dir: &DataDir) -> Result<Option<(State, SnapshotProof)>, Stor
     let Some((height, record)) = latest(dir.db())? else {
         return Ok(None);
     };
+    load(dir, height, &record).map(Some)
+}
+
+/// Loads the stored snapshot `record` at `height` (root and proof links checked).
+pub fn load(
+    dir: &DataDir,
+    height: u64,
+    record: &SnapshotRecord,
+) -> Result<(State, SnapshotProof), StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { height, reason };
     let bytes = dir
         .blobs()
@@ -234,7 +243,7 @@ pub fn load_latest(dir: &DataDir) -> Result<Option<(State, SnapshotProof)>, Stor
         record.proof.check_links(block, h, root)
     })
     .map_err(|e| corrupt(e.to_string()))?;
-    Ok(Some((state, record.proof)))
+    Ok((state, record.proof.clone()))
 }
 
 /// Decodes a peer's snapshot and checks its root and proof links (not yet the validator set:
