@@ -24,22 +24,28 @@ use crate::wallet::{Passwords, WalletArgs};
 /// `platform localchain`.
 #[derive(clap::Args, Debug)]
 pub struct LocalChainArgs {
-    /// Use the built-in dev genesis: validators //Alice (owner), //Bob, //Charlie, //Dave with
-    /// different stakes, miners //Miner1 … //Miner8 (see --miners), netuid 1, tempo 20.
+    /// Use the built-in dev genesis: validators //Alice (owner), //Bob, //Charlie, //Dave (and
+    /// //Validator5 … with --validators above 4) with different stakes, miners //Miner1 …
+    /// //Miner8 (see --miners), netuid 1, tempo 20.
     #[arg(long, conflicts_with = "genesis", required_unless_present = "genesis")]
     dev: bool,
     /// A genesis file (TOML: netuid, owner, [hyperparameters], [[neurons]]).
     #[arg(long)]
     genesis: Option<PathBuf>,
-    /// With --dev: how many dev validators hold a validator permit (1 to 4; the rest keep
-    /// their stake). Usually the validators' genesis (`platform init --dev --validators`);
-    /// permitted validators the genesis does not bind join later by binding their keys.
+    /// With --dev: how many dev validators hold a validator permit (1 to 64; of the four named
+    /// ones the rest keep their stake; above 4, //Validator5 … are registered too). Usually the
+    /// validators' genesis (`platform init --dev --validators`); permitted validators the
+    /// genesis does not bind join later by binding their keys.
     #[arg(long, default_value_t = 4, requires = "dev")]
     validators: usize,
-    /// With --dev: how many miners //Miner1 … //MinerN are registered (1 to 252: the subnet's
-    /// 256 UIDs less the four validators). Must match the validators' genesis.
+    /// With --dev: how many miners //Miner1 … //MinerN are registered (1 to 256 less the
+    /// registered validators: 252 with up to four). Must match the validators' genesis.
     #[arg(long, default_value_t = 8, requires = "dev")]
     miners: usize,
+    /// With --dev: the first validators' stakes in TAO, comma-separated (default: 4000, 3000,
+    /// 2000, 1000, then 990, 980, … for //Validator5 …). Must match the validators' genesis.
+    #[arg(long, value_delimiter = ',', requires = "dev")]
+    stakes: Vec<u64>,
     /// With --dev: blocks per epoch (the weights rate limit becomes at most half of it).
     #[arg(long, requires = "dev")]
     tempo: Option<u16>,
@@ -673,20 +679,13 @@ pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {
             GenesisFile::parse(&text)?
         }
         None => {
-            if args.validators == 0 || args.validators > genesis::DEV_VALIDATORS.len() {
-                bail!(
-                    "--validators must be 1 to {}",
-                    genesis::DEV_VALIDATORS.len()
-                );
-            }
+            platform_node::genesis::check_dev_network(args.validators, args.miners, &args.stakes)?;
             let tempo = args.tempo.unwrap_or(genesis::dev_hyperparameters().tempo);
             if tempo < 2 {
                 bail!("--tempo must be at least 2 blocks");
             }
-            if args.miners == 0 || args.miners > genesis::MAX_DEV_MINERS {
-                bail!("--miners must be 1 to {}", genesis::MAX_DEV_MINERS);
-            }
-            let mut g = genesis::dev_network(args.validators, args.miners, tempo);
+            let mut g =
+                genesis::dev_network_with_stakes(args.validators, args.miners, tempo, &args.stakes);
             g.hyperparameters.commit_reveal_weights_enabled = args.commit_reveal != 0;
             if args.commit_reveal != 0 {
                 g.hyperparameters.commit_reveal_version = args.commit_reveal;

@@ -35,7 +35,8 @@ pub struct InitArgs {
     /// Use this genesis file instead of creating one.
     #[arg(long)]
     genesis: Option<PathBuf>,
-    /// How many dev validators the dev genesis binds (1 to 4).
+    /// How many dev validators the dev genesis binds (1 to 64: //Alice, //Bob, //Charlie,
+    /// //Dave, then //Validator5 …).
     #[arg(long, default_value_t = 4)]
     validators: usize,
     /// libp2p listen address.
@@ -76,9 +77,15 @@ pub struct RunArgs {
 /// `platform devnet`.
 #[derive(clap::Args, Debug)]
 pub struct DevnetArgs {
-    /// How many validators (1 to 4: //Alice, //Bob, //Charlie, //Dave).
+    /// How many validators (1 to 64: //Alice, //Bob, //Charlie, //Dave, then //Validator5 …,
+    /// each a process; stakes differ, see --stakes). Above 8, committees have 8 members unless
+    /// --committee-size says otherwise.
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// The first validators' stakes in TAO, comma-separated (default: 4000, 3000, 2000, 1000,
+    /// then 990, 980, … for //Validator5 …).
+    #[arg(long, value_delimiter = ',')]
+    stakes: Vec<u64>,
     /// Stop after this many finalized blocks (on every validator) and print a summary; without
     /// it (or --epochs) the devnet runs until Ctrl-C.
     #[arg(long, conflicts_with = "epochs")]
@@ -102,7 +109,7 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 1000)]
     chain_block_ms: u64,
     /// Simulated miners (1 to 252: //Miner1 … //Miner252, registered in LocalChain's dev
-    /// genesis). Miner i submits the payloads of quality a, b, c, … (best to worst,
+    /// genesis; with more than 4 validators, 256 less the validators). Miner i submits the payloads of quality a, b, c, … (best to worst,
     /// `scenarios/payloads`); from miner 7 on, letters repeat with other TSP tours of the same
     /// quality (the same cycle from another city), and the classifier is left to miners 1–6.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=252))]
@@ -135,7 +142,8 @@ pub struct DevnetArgs {
     )]
     flood_announces: usize,
     /// Committee size of the published challenges (default: every validator sits on every
-    /// committee). With fewer members than validators, silent members can be replaced.
+    /// committee up to 8 validators, 8 members above that). With fewer members than
+    /// validators, silent members can be replaced.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     committee_size: Option<u16>,
     /// Blocks a committee member has to attest before it is replaced (default: about 20 s of
@@ -463,6 +471,10 @@ async fn timelocked_status(client: &reqwest::Client, chain_url: &str) -> Option<
     get(client, &format!("{chain_url}/v1/subnets/1/timelocked")).await
 }
 
+/// Committee size of a devnet's challenges when not given: every validator up to this many,
+/// this many above (evaluation work per validator stays bounded as the network grows).
+pub const DEVNET_MAX_DEFAULT_COMMITTEE: u16 = 8;
+
 pub fn devnet(args: DevnetArgs) -> Result<ExitCode> {
     let summary = run_devnet(&args, None)?;
     print_summary(&args, &summary);
@@ -497,15 +509,17 @@ pub(crate) fn run_devnet(
              the `test-faults` feature: cargo build --features platform/test-faults"
         );
     }
-    let uris = genesis::dev_validator_uris();
-    if args.validators == 0 || args.validators > uris.len() {
-        bail!("--validators must be 1 to {}", uris.len());
-    }
+    let uris = genesis::dev_validator_uris(args.validators);
     // At least //Miner1 … //Miner8 are registered, so a miner outside the simulation (such as
     // `platform submit --hotkey //Miner8`) can take part.
     let registered = usize::from(args.miners).max(platform_chain::local::genesis::DEV_MINERS);
-    let mut genesis =
-        genesis::dev_with_miners(args.validators, registered, now_ms(), args.block_ms)?;
+    let mut genesis = genesis::dev_with_miners(
+        args.validators,
+        registered,
+        &args.stakes,
+        now_ms(),
+        args.block_ms,
+    )?;
     if let Some(blocks) = args.attest_timeout_blocks {
         genesis.params.attest_timeout_blocks = blocks;
     }
@@ -553,6 +567,7 @@ pub(crate) fn run_devnet(
             .arg(format!("127.0.0.1:{chain_port}"))
             .arg("--validators")
             .arg(args.validators.to_string())
+            .args(stakes_arg(&args.stakes))
             .arg("--miners")
             .arg(registered.to_string())
             .arg("--tempo")
@@ -654,6 +669,15 @@ pub(crate) fn run_devnet(
     let summary = rt.block_on(watch(args, &apis, &root, &chain_url, started, sampler))?;
     drop(children);
     Ok(summary)
+}
+
+/// `--stakes A,B,…` for LocalChain, or nothing.
+fn stakes_arg(stakes: &[u64]) -> Vec<String> {
+    if stakes.is_empty() {
+        return Vec::new();
+    }
+    let list: Vec<String> = stakes.iter().map(u64::to_string).collect();
+    vec!["--stakes".into(), list.join(",")]
 }
 
 fn print_summary(args: &DevnetArgs, summary: &DevnetSummary) {
@@ -796,7 +820,7 @@ async fn watch(
     let start = Instant::now();
     let mut last_line = String::new();
     // The owner's transactions go through the first validator's API, with its operator token.
-    let first = genesis::dev_validator_uris()[0];
+    let first = genesis::dev_validator_uris(1).remove(0);
     let token = platform_node::token::load_or_create(
         &root.join(first.trim_start_matches("//").to_lowercase()),
     )?;
@@ -1272,7 +1296,9 @@ impl Simulation {
             followed: None,
             missing: BTreeMap::new(),
             miners: args.miners,
-            committee_size: args.committee_size,
+            committee_size: args.committee_size.or((args.validators
+                > usize::from(DEVNET_MAX_DEFAULT_COMMITTEE))
+            .then_some(DEVNET_MAX_DEFAULT_COMMITTEE)),
             resubmit: args.resubmit,
             mined_epoch: None,
             rounds: 0,

@@ -688,3 +688,57 @@ fn btcli_wallets_and_encrypted_key_files() {
         stderr(&missing)
     );
 }
+
+/// A dev LocalChain at subnet size: 64 validators (//Alice … //Dave, then //Validator5 …
+/// //Validator64) with permits and uneven stakes, the first ones set by --stakes, and the
+/// remaining 192 UIDs filled with miners; past 256 UIDs it refuses.
+#[test]
+fn localchain_dev_networks_reach_subnet_size() {
+    let chain = LocalChainProcess::start(&[
+        "--validators",
+        "64",
+        "--miners",
+        "192",
+        "--stakes",
+        "5000,100",
+    ]);
+    let meta = json(&platform(&[
+        "chain",
+        "metagraph",
+        "--chain",
+        &chain.url,
+        "--json",
+    ]));
+    let neurons = meta.as_array().unwrap();
+    assert_eq!(neurons.len(), 256);
+    let stake = |i: usize| neurons[i]["stake"].as_u64().unwrap();
+    let rao = 1_000_000_000;
+    assert_eq!(
+        (stake(0), stake(1), stake(2)),
+        (5000 * rao, 100 * rao, 2000 * rao)
+    );
+    assert!((0..64).all(|i| neurons[i]["validator_permit"] == true));
+    assert!((64..256).all(|i| neurons[i]["validator_permit"] == false));
+    let v64 = platform_crypto::parse_suri("//Validator64")
+        .unwrap()
+        .hotkey()
+        .to_ss58();
+    assert_eq!(neurons[63]["hotkey"], v64);
+    // Stakes after the named four differ from each other.
+    let mut generated: Vec<u64> = (4..64).map(stake).collect();
+    generated.dedup();
+    assert_eq!(generated.len(), 60);
+
+    let out = platform(&[
+        "localchain",
+        "--dev",
+        "--validators",
+        "64",
+        "--miners",
+        "193",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 192 miners"));
+}

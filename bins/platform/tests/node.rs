@@ -703,6 +703,37 @@ fn devnet_runs_four_validators_that_agree() {
     assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
 }
 
+/// Nine validator processes (//Validator5 … beyond the named four) with stakes from --stakes,
+/// committees of eight by default: they finalize the same blocks and evaluate every submission.
+#[test]
+fn a_devnet_beyond_the_named_validators_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &[
+            "--validators",
+            "9",
+            "--stakes",
+            "900,800,700,600,500,400,300,200,100",
+            "--blocks",
+            "20",
+        ],
+    );
+    assert_eq!(v["all_identical"], true, "{v}");
+    let validators = v["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 9, "{v}");
+    let v9 = platform_crypto::parse_suri("//Validator9")
+        .unwrap()
+        .hotkey()
+        .to_ss58();
+    assert!(validators.iter().any(|x| x["hotkey"] == v9), "{v}");
+    assert!(v["submissions_in_blocks"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(
+        v["submissions_evaluated"], v["submissions_in_blocks"],
+        "{v}"
+    );
+}
+
 #[test]
 fn a_devnet_registers_and_evaluates_a_full_subnet_of_miners() {
     // 4 validators and 252 miners fill the subnet's 256 UIDs. Every miner submits a TSP tour

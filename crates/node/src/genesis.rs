@@ -1,5 +1,6 @@
-//! The dev network's genesis: the LocalChain dev metagraph (`//Alice` … `//Dave` as validators,
-//! `//Miner1` … `//MinerN`), with the validators' BLS keys and libp2p identities bound.
+//! The dev network's genesis: the LocalChain dev metagraph (`//Alice` … `//Dave`, then
+//! `//Validator5` … `//Validator64` as validators, `//Miner1` … `//MinerN`), with the
+//! validators' BLS keys and libp2p identities bound.
 
 use anyhow::{Context, Result, bail};
 use platform_chain::local::genesis as chain_genesis;
@@ -10,11 +11,10 @@ use platform_state::{BindKeysTx, Genesis, Neuron, Params, State};
 /// The largest genesis file read.
 const MAX_GENESIS_BYTES: usize = 16 << 20;
 
-/// The dev URIs of the dev validators, in stake order.
-pub fn dev_validator_uris() -> Vec<&'static str> {
-    chain_genesis::DEV_VALIDATORS
-        .iter()
-        .map(|(uri, _)| *uri)
+/// The dev URIs of the first `validators` dev validators, in default stake order.
+pub fn dev_validator_uris(validators: usize) -> Vec<String> {
+    (0..validators)
+        .map(|i| chain_genesis::dev_validator(i).0)
         .collect()
 }
 
@@ -43,7 +43,7 @@ pub fn binding(key: &Keypair, netuid: NetUid) -> Result<BindKeysTx> {
     })
 }
 
-/// The dev genesis with the first `validators` dev validators bound (1 to 4). The metagraph is
+/// The dev genesis with the first `validators` dev validators bound (1 to 64). The metagraph is
 /// LocalChain's dev genesis; `chain_hash` is the blake3 of that metagraph (the dev chain's block
 /// 0 carries no hash of its own). `block_ms` sets how many blocks a committee member has to
 /// attest before it is replaced: about 20 seconds' worth, and at least 30 blocks (evaluations
@@ -52,36 +52,29 @@ pub fn dev(validators: usize, timestamp_ms: u64, block_ms: u64) -> Result<Genesi
     dev_with_miners(
         validators,
         chain_genesis::DEV_MINERS,
+        &[],
         timestamp_ms,
         block_ms,
     )
 }
 
-/// [`dev`] with `miners` registered miners (1 to `MAX_DEV_MINERS`, 252); LocalChain must be
-/// started with the same number (`platform localchain --dev --miners`).
+/// [`dev`] with `miners` registered miners (1 to 256 less the registered validators) and the
+/// first validators' stakes in TAO (`stakes`; the rest keep their defaults); LocalChain must be
+/// started with the same numbers (`platform localchain --dev --validators --miners --stakes`).
 pub fn dev_with_miners(
     validators: usize,
     miners: usize,
+    stakes: &[u64],
     timestamp_ms: u64,
     block_ms: u64,
 ) -> Result<Genesis> {
-    if miners == 0 || miners > chain_genesis::MAX_DEV_MINERS {
-        bail!(
-            "the dev genesis registers 1 to {} miners; asked for {miners}",
-            chain_genesis::MAX_DEV_MINERS
-        );
-    }
-    let uris = dev_validator_uris();
-    if validators == 0 || validators > uris.len() {
-        bail!(
-            "the dev genesis has {} validators (//Alice, //Bob, //Charlie, //Dave); asked for {validators}",
-            uris.len()
-        );
-    }
-    let chain = chain_genesis::dev_network(
+    check_dev_network(validators, miners, stakes)?;
+    let uris = dev_validator_uris(validators);
+    let chain = chain_genesis::dev_network_with_stakes(
         validators,
         miners,
         chain_genesis::dev_hyperparameters().tempo,
+        stakes,
     );
     let netuid = NetUid(chain.netuid);
     let metagraph: Vec<Neuron> = chain
@@ -118,6 +111,35 @@ pub fn dev_with_miners(
     };
     State::genesis(&genesis).map_err(|e| anyhow::anyhow!("the dev genesis is invalid: {e}"))?;
     Ok(genesis)
+}
+
+/// Checks a dev network's shape: 1 to 64 validators, miners within the subnet's 256 UIDs, at
+/// most one stake per validator, each above zero.
+pub fn check_dev_network(validators: usize, miners: usize, stakes: &[u64]) -> Result<()> {
+    if validators == 0 || validators > chain_genesis::MAX_DEV_VALIDATORS {
+        bail!(
+            "a dev network has 1 to {} validators (//Alice, //Bob, //Charlie, //Dave, then \
+             //Validator5 …); asked for {validators}",
+            chain_genesis::MAX_DEV_VALIDATORS
+        );
+    }
+    let max_miners = chain_genesis::max_dev_miners(validators);
+    if miners == 0 || miners > max_miners {
+        bail!(
+            "with {validators} validators a dev network registers 1 to {max_miners} miners (256 \
+             UIDs in all); asked for {miners}"
+        );
+    }
+    if stakes.len() > validators {
+        bail!(
+            "{} stakes for {validators} validators: give at most one per validator",
+            stakes.len()
+        );
+    }
+    if stakes.contains(&0) {
+        bail!("a validator's stake must be above zero TAO");
+    }
+    Ok(())
 }
 
 /// Reads a genesis file (Borsh, size-limited, no trailing bytes).

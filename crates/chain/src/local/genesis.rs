@@ -37,8 +37,9 @@ pub struct GenesisNeuron {
     pub validator_permit: bool,
 }
 
-/// The dev accounts: validators `//Alice` (owner, 4000 TAO), `//Bob` (3000), `//Charlie` (2000),
-/// `//Dave` (1000), then miners `//Miner1` … `//MinerN` (8 by default, up to [`MAX_DEV_MINERS`]).
+/// The named dev validators: `//Alice` (owner, 4000 TAO), `//Bob` (3000), `//Charlie` (2000),
+/// `//Dave` (1000). They are always registered; larger dev networks add `//Validator5` …
+/// `//Validator64` (see [`dev_validator`]), then miners `//Miner1` … `//MinerN` (8 by default).
 pub const DEV_VALIDATORS: [(&str, u64); 4] = [
     ("//Alice", 4_000),
     ("//Bob", 3_000),
@@ -46,11 +47,35 @@ pub const DEV_VALIDATORS: [(&str, u64); 4] = [
     ("//Dave", 1_000),
 ];
 
+/// The most dev validators: a subnet's validator permits.
+pub const MAX_DEV_VALIDATORS: usize = 64;
+
 /// Miners in the dev genesis unless asked otherwise.
 pub const DEV_MINERS: usize = 8;
 
-/// The most dev miners: the subnet's 256 UIDs less the four dev validators.
+/// The most dev miners beside the four named validators: the subnet's 256 UIDs less those four.
 pub const MAX_DEV_MINERS: usize = super::sim::MAX_UIDS as usize - DEV_VALIDATORS.len();
+
+/// The `i`-th dev validator (from 0): its secret URI and default stake in TAO. After the four
+/// named ones come `//Validator5`, `//Validator6`, … with stakes falling by 10 TAO from 990,
+/// so that every stake differs (leaders and quorums weigh validators unequally).
+pub fn dev_validator(i: usize) -> (String, u64) {
+    match DEV_VALIDATORS.get(i) {
+        Some((uri, tao)) => ((*uri).to_owned(), *tao),
+        None => (format!("//Validator{}", i + 1), 1_000 - 10 * (i as u64 - 3)),
+    }
+}
+
+/// How many dev validators a dev network of `validators` permitted validators registers: the
+/// four named ones always (the rest keep their stake but no permit), more when asked.
+pub fn dev_registered_validators(validators: usize) -> usize {
+    validators.max(DEV_VALIDATORS.len())
+}
+
+/// The most miners a dev network with `validators` validators can register (256 UIDs in all).
+pub fn max_dev_miners(validators: usize) -> usize {
+    super::sim::MAX_UIDS as usize - dev_registered_validators(validators)
+}
 
 /// Rao per TAO.
 pub const RAO: u64 = 1_000_000_000;
@@ -84,18 +109,30 @@ pub fn dev() -> GenesisFile {
 /// are left out) and the given tempo. The weights rate limit is at most half the tempo, so a
 /// validator can set weights once per epoch whatever the tempo.
 pub fn dev_network(validators: usize, miners: usize, tempo: u16) -> GenesisFile {
+    dev_network_with_stakes(validators, miners, tempo, &[])
+}
+
+/// [`dev_network`] with the first validators' stakes, in TAO, set by `stakes` (the others keep
+/// their defaults from [`dev_validator`]).
+pub fn dev_network_with_stakes(
+    validators: usize,
+    miners: usize,
+    tempo: u16,
+    stakes: &[u64],
+) -> GenesisFile {
     let hk = |s: &str| parse_suri(s).expect("dev URIs parse").hotkey();
-    let mut neurons: Vec<GenesisNeuron> = DEV_VALIDATORS
-        .iter()
-        .enumerate()
-        .map(|(i, (uri, tao))| GenesisNeuron {
-            hotkey: hk(uri),
-            coldkey: None,
-            stake: tao * RAO,
-            validator_permit: i < validators,
+    let mut neurons: Vec<GenesisNeuron> = (0..dev_registered_validators(validators))
+        .map(|i| {
+            let (uri, tao) = dev_validator(i);
+            GenesisNeuron {
+                hotkey: hk(&uri),
+                coldkey: None,
+                stake: stakes.get(i).copied().unwrap_or(tao) * RAO,
+                validator_permit: i < validators,
+            }
         })
         .collect();
-    for i in 1..=miners.min(MAX_DEV_MINERS) {
+    for i in 1..=miners.min(max_dev_miners(validators)) {
         neurons.push(GenesisNeuron {
             hotkey: hk(&format!("//Miner{i}")),
             coldkey: None,
