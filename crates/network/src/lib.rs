@@ -45,7 +45,7 @@ pub use ingress::{Membership, PayloadCheck, Rate, TopicSpec};
 pub use libp2p;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use providers::{ProviderLimits, ProviderStats};
-pub use service::{SERVE_OUTSIDERS, SERVE_PER_OUTSIDER, SERVE_PER_VALIDATOR, SERVE_TOTAL};
+pub use service::{SERVE_OUTSIDERS, SERVE_PER_OUTSIDER, SERVE_READS};
 pub use wire::{Envelope, PeerBinding, SnapshotInfo, Topic};
 
 use service::{Command, Task};

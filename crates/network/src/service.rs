@@ -91,60 +91,54 @@ enum Internal {
     ),
 }
 
-/// Requests one validator peer may have served at once (each is a read on the blocking pool;
-/// a validator fetches many payloads at once when an epoch's submissions arrive).
-pub const SERVE_PER_VALIDATOR: u32 = 16;
-/// Requests one peer outside the validator set may have served at once.
+/// Reads (sync, blob, snapshot) run at once; further requests wait their turn, so at most this
+/// many blobs are being read into memory.
+pub const SERVE_READS: usize = 8;
+/// Requests one peer outside the validator set may have queued or served at once.
 pub const SERVE_PER_OUTSIDER: u32 = 2;
-/// Requests served at once for all peers that are not validators of the set together
-/// (observers, nodes catching up, strangers), so that they never crowd out validators.
+/// Requests queued or served at once for all peers that are not validators of the set
+/// together (observers, nodes catching up, strangers), so that they never crowd out validators.
 pub const SERVE_OUTSIDERS: u32 = 4;
-/// Requests served at once in total, which bounds the blobs being read into memory.
-pub const SERVE_TOTAL: u32 = 32;
 
-/// Requests being served, counted so that each new one can be refused cheaply.
+/// Outsiders' requests being served, counted so that each new one can be refused cheaply.
+/// Validators' requests are never refused: they queue for a read (bounded per connection by
+/// the protocol's stream limit), since a validator fetching an epoch's payloads must get them.
 #[derive(Debug, Default)]
 struct Serving {
-    by_peer: HashMap<PeerId, u32>,
+    by_outsider: HashMap<PeerId, u32>,
     outsiders: u32,
-    total: u32,
 }
 
 impl Serving {
-    /// Takes a slot for `peer`, or says why not.
+    /// Admits a request of `peer`, or says why not.
     fn admit(&mut self, peer: PeerId, validator: bool) -> Result<(), &'static str> {
-        let mine = self.by_peer.get(&peer).copied().unwrap_or(0);
-        let per_peer = if validator {
-            SERVE_PER_VALIDATOR
-        } else {
-            SERVE_PER_OUTSIDER
-        };
-        if mine >= per_peer {
+        if validator {
+            return Ok(());
+        }
+        let mine = self.by_outsider.get(&peer).copied().unwrap_or(0);
+        if mine >= SERVE_PER_OUTSIDER {
             return Err("busy_peer");
         }
-        if self.total >= SERVE_TOTAL || (!validator && self.outsiders >= SERVE_OUTSIDERS) {
+        if self.outsiders >= SERVE_OUTSIDERS {
             return Err("busy");
         }
-        *self.by_peer.entry(peer).or_default() += 1;
-        self.total += 1;
-        if !validator {
-            self.outsiders += 1;
-        }
+        *self.by_outsider.entry(peer).or_default() += 1;
+        self.outsiders += 1;
         Ok(())
     }
 
     /// Returns the slot of a finished request.
     fn release(&mut self, peer: PeerId, validator: bool) {
-        if let Some(n) = self.by_peer.get_mut(&peer) {
+        if validator {
+            return;
+        }
+        if let Some(n) = self.by_outsider.get_mut(&peer) {
             *n -= 1;
             if *n == 0 {
-                self.by_peer.remove(&peer);
+                self.by_outsider.remove(&peer);
             }
         }
-        self.total = self.total.saturating_sub(1);
-        if !validator {
-            self.outsiders = self.outsiders.saturating_sub(1);
-        }
+        self.outsiders = self.outsiders.saturating_sub(1);
     }
 }
 
@@ -177,6 +171,7 @@ fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
 pub(crate) struct Task {
     own_binding: PeerBinding,
     serving: Serving,
+    reads: Arc<tokio::sync::Semaphore>,
     swarm: Swarm<Behaviour>,
     netuid: NetUid,
     key: Arc<Keypair>,
@@ -328,6 +323,7 @@ impl Task {
         Ok(Task {
             own_binding,
             serving: Serving::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(SERVE_READS)),
             swarm,
             netuid,
             key,
@@ -886,10 +882,9 @@ impl Task {
     }
 
     /// Runs `read` on a blocking thread and sends its response from the task.
-    /// Serves a request with a read on the blocking pool, if `peer` can have a serving slot
-    /// ([`SERVE_PER_VALIDATOR`], [`SERVE_PER_OUTSIDER`], [`SERVE_OUTSIDERS`], [`SERVE_TOTAL`]);
-    /// otherwise answers `busy` (or `busy_peer`) at
-    /// once. Honest requesters ask one peer at a time and move on to the next when refused.
+    /// Serves a request with a read on the blocking pool once one of [`SERVE_READS`] is free.
+    /// A peer outside the validator set beyond its share ([`SERVE_PER_OUTSIDER`],
+    /// [`SERVE_OUTSIDERS`]) is answered `busy` (or `busy_peer`) at once instead.
     fn respond_later(
         &mut self,
         protocol: Protocol,
@@ -908,7 +903,9 @@ impl Task {
             return;
         }
         let tx = self.internal_tx.clone();
+        let reads = self.reads.clone();
         tokio::spawn(async move {
+            let _permit = reads.acquire_owned().await;
             // A read that panicked still returns its slot.
             let res = tokio::task::spawn_blocking(read)
                 .await
