@@ -795,9 +795,17 @@ struct BlockInfo {
 
 /// The hash of the block a validator finalized at `height`.
 pub(crate) async fn block_hash(client: &reqwest::Client, api: &str, height: u64) -> Option<String> {
-    get::<BlockInfo>(client, &format!("{api}/api/v1/blocks/{height}"))
-        .await
-        .map(|b| b.hash)
+    // A validator busy on a loaded machine may miss the client's timeout once: ask again
+    // before concluding it has no such block.
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Some(b) = get::<BlockInfo>(client, &format!("{api}/api/v1/blocks/{height}")).await {
+            return Some(b.hash);
+        }
+    }
+    None
 }
 
 async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> Option<T> {

@@ -1138,7 +1138,12 @@ impl Driver {
         let candidates = ends_epoch.unwrap_or_else(|| {
             // Attestations of committees running out of time first, then the mempool.
             let mut txs = self.evaluator.due_attests(&fork, height, MAX_BLOCK_TXS / 4);
-            txs.extend(self.pool.mempool().candidates(MAX_BLOCK_TXS - txs.len()));
+            let sudo_next = fork.meta().sudo_nonce.map(|n| n.saturating_add(1));
+            txs.extend(
+                self.pool
+                    .mempool()
+                    .candidates(MAX_BLOCK_TXS - txs.len(), sudo_next),
+            );
             txs
         });
         let host = self.host.clone();

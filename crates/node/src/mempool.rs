@@ -265,7 +265,17 @@ impl Mempool {
             evicted = Some((old, "mempool full: evicted from the largest sender"));
         }
         self.track(&tx, true);
-        self.queues.entry(who).or_default().push_back((hash, tx));
+        let queue = self.queues.entry(who).or_default();
+        // The owner's actions are kept in nonce order, whatever order gossip delivered them
+        // in: a later nonce applied first would void the earlier one.
+        let at = match &tx {
+            Tx::Sudo(new) => queue
+                .iter()
+                .position(|(_, q)| matches!(q, Tx::Sudo(old) if old.nonce > new.nonce))
+                .unwrap_or(queue.len()),
+            _ => queue.len(),
+        };
+        queue.insert(at, (hash, tx));
         self.index.insert(hash, who);
         Ok(evicted)
     }
@@ -273,7 +283,12 @@ impl Mempool {
     /// Up to `max` transactions for a block, round-robin across signers (starting after the
     /// signer the previous call ended on), oldest first within each. They stay pending until
     /// [`Mempool::remove`].
-    pub fn candidates(&mut self, max: usize) -> Vec<Tx> {
+    ///
+    /// `sudo_next` is the owner nonce the state takes next (`None`: any, before the first).
+    /// Owner actions are proposed only in an unbroken run of nonces from it: one whose
+    /// predecessor has not arrived yet waits (with what the owner queued after it) instead of
+    /// voiding that predecessor.
+    pub fn candidates(&mut self, max: usize, sudo_next: Option<u64>) -> Vec<Tx> {
         let signers: Vec<Hotkey> = self.queues.keys().copied().collect();
         if signers.is_empty() {
             return Vec::new();
@@ -289,13 +304,29 @@ impl Mempool {
             .collect();
         let mut out = Vec::new();
         let mut depth = 0;
+        let mut next_sudo = sudo_next;
+        let mut held: HashSet<Hotkey> = HashSet::new();
         while out.len() < max {
             let mut any = false;
             for s in &order {
                 if out.len() == max {
                     break;
                 }
+                if held.contains(s) {
+                    continue;
+                }
                 if let Some((_, tx)) = self.queues[s].get(depth) {
+                    if let Tx::Sudo(t) = tx {
+                        match next_sudo {
+                            Some(n) if t.nonce > n => {
+                                held.insert(*s);
+                                continue;
+                            }
+                            // A used nonce: proposed, refused, and so dropped.
+                            Some(n) if t.nonce < n => {}
+                            _ => next_sudo = Some(t.nonce.saturating_add(1)),
+                        }
+                    }
                     out.push(tx.clone());
                     self.cursor = Some(*s);
                     any = true;
@@ -341,6 +372,43 @@ mod tests {
     /// ones count against the quota (before, a miner with a quota of 3 could fill its whole
     /// mempool share, and the disk with their payloads), and a re-signed copy of a pending
     /// submission is a duplicate.
+    /// The owner's actions arrive out of order (gossip does not keep it): they are kept in
+    /// nonce order, and one whose predecessor is missing waits instead of voiding it.
+    #[test]
+    fn owner_actions_are_proposed_in_an_unbroken_run_of_nonces() {
+        let owner = platform_crypto::parse_suri("//Alice").unwrap();
+        let sudo = |nonce| {
+            platform_state::Tx::Sudo(platform_state::SudoTx {
+                action: platform_state::SudoAction::SetParams(platform_state::Params::default()),
+                nonce,
+                signer: owner.hotkey(),
+                signature: None,
+            })
+        };
+        let nonces = |txs: Vec<Tx>| -> Vec<u64> {
+            txs.iter()
+                .map(|t| match t {
+                    Tx::Sudo(s) => s.nonce,
+                    _ => unreachable!(),
+                })
+                .collect()
+        };
+        let mut m = Mempool::new(100, 100);
+        for n in [4, 2, 3] {
+            m.insert(sudo(n)).unwrap();
+        }
+        // The state took nonce 1: 2, 3, 4 in order.
+        assert_eq!(nonces(m.candidates(10, Some(2))), vec![2, 3, 4]);
+        // The state took nothing yet: the first queued starts the run.
+        assert_eq!(nonces(m.candidates(10, None)), vec![2, 3, 4]);
+        // Nonce 1 has not arrived: nothing of the owner's is proposed yet.
+        assert_eq!(nonces(m.candidates(10, Some(1))), Vec::<u64>::new());
+        // A used nonce queued before the next ones is still proposed (and refused); the run
+        // goes on from the state's next.
+        m.insert(sudo(1)).unwrap();
+        assert_eq!(nonces(m.candidates(10, Some(3))), vec![1, 2, 3, 4]);
+    }
+
     #[test]
     fn pending_submissions_count_against_the_miners_quota() {
         use crate::workload::{state_with_active_challenge, submission};
@@ -420,7 +488,7 @@ mod tests {
         }
         m.insert(submit(2, 0)).unwrap();
         m.insert(submit(3, 0)).unwrap();
-        let picked: Vec<Hotkey> = m.candidates(4).iter().map(miner).collect();
+        let picked: Vec<Hotkey> = m.candidates(4, None).iter().map(miner).collect();
         let distinct: std::collections::BTreeSet<_> = picked[..3].iter().collect();
         assert_eq!(
             distinct.len(),
