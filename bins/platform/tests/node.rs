@@ -717,6 +717,9 @@ fn a_devnet_beyond_the_named_validators_agrees() {
             "900,800,700,600,500,400,300,200,100",
             "--blocks",
             "20",
+            // The summary compares each validator's block at the final height; without it, an
+            // epoch close near that height may have pruned the block behind its snapshot.
+            "--archive",
         ],
     );
     assert_eq!(v["all_identical"], true, "{v}");
@@ -891,20 +894,11 @@ fn assert_identical_and_ranked(v: &serde_json::Value) {
 /// Like [`assert_identical_and_ranked`], for the first `n` validators (the others were cut
 /// off by their peers).
 fn assert_identical_and_ranked_by(v: &serde_json::Value, n: usize) {
-    assert_eq!(v["all_identical"], true, "{v}");
-    assert_eq!(v["disagreements"], 0, "{v}");
-    let epochs = v["epochs"].as_array().unwrap();
-    assert_eq!(epochs.len(), 2, "{v}");
-    for e in epochs {
-        assert_eq!(e["weights_identical"], true, "{v}");
-        let vals = e["validators"].as_array().unwrap();
-        assert_eq!(vals.len(), n);
-        assert!(vals.iter().all(|x| x["uids"].is_array()), "{v}");
-    }
+    assert_identical_by(v, n);
     // The last epoch's weights by UID (0 when absent). //Miner1 … //Miner5 are UIDs 4 … 8 and
     // submitted payloads from best (a: the reference tour and model) to worst (e: the identity
     // tour and a poor model).
-    let last = &epochs[1]["validators"][0];
+    let last = &v["epochs"][1]["validators"][0];
     let weight = |uid: u64| -> u64 {
         let uids = last["uids"].as_array().unwrap();
         uids.iter()
@@ -915,7 +909,21 @@ fn assert_identical_and_ranked_by(v: &serde_json::Value, n: usize) {
     assert!(weight(5) > weight(7), "{last}");
     assert!(weight(7) > weight(8), "{last}");
     assert!((5..12).all(|uid| weight(4) > weight(uid)), "{last}");
-    // The chain stores one row per validator, all alike.
+}
+
+/// The identity half of [`assert_identical_and_ranked_by`]: every validator submitted the same
+/// weights in each of the two epochs, and the chain stores one row per validator, all alike.
+fn assert_identical_by(v: &serde_json::Value, n: usize) {
+    assert_eq!(v["all_identical"], true, "{v}");
+    assert_eq!(v["disagreements"], 0, "{v}");
+    let epochs = v["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2, "{v}");
+    for e in epochs {
+        assert_eq!(e["weights_identical"], true, "{v}");
+        let vals = e["validators"].as_array().unwrap();
+        assert_eq!(vals.len(), n);
+        assert!(vals.iter().all(|x| x["uids"].is_array()), "{v}");
+    }
     let rows = v["chain_weights"].as_array().unwrap();
     assert_eq!(rows.len(), n, "{v}");
     assert!(
@@ -942,7 +950,10 @@ fn devnet_over_two_epochs_submits_identical_weights() {
 fn timelocked_commits_are_revealed_by_the_chain_identically() {
     let tmp = tempfile::tempdir().unwrap();
     let v = devnet_two_epochs(&tmp.path().join("net"), &["--commit-reveal", "4"]);
-    assert_identical_and_ranked(&v);
+    // Identical, not ranked: which miners lead in the last epoch depends on which
+    // certificates landed before its close, which under load can miss the best miner's
+    // (seen once in CI); the plain two-epoch test checks the ranking.
+    assert_identical_by(&v, 4);
     let t = &v["timelocked"];
     assert!(t["revealed"].as_u64().unwrap() >= 8, "{v}");
     assert_eq!(t["failed"], 0, "{v}");

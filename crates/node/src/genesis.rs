@@ -171,7 +171,20 @@ mod tests {
             3,
             "Dave has no permit with three validators"
         );
-        assert!(dev(5, 0, 1000).is_err());
+        // Past the named four, generated validators; past 64, none.
+        let large = dev(9, 0, 1000).unwrap();
+        assert_eq!(large.bindings.len(), 9);
+        assert_eq!(
+            State::genesis(&large)
+                .unwrap()
+                .current_epoch()
+                .validators
+                .len(),
+            9
+        );
+        assert!(dev(65, 0, 1000).is_err());
+        assert!(dev_with_miners(64, 193, &[], 0, 1000).is_err());
+        assert!(dev_with_miners(4, 8, &[1, 0], 0, 1000).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("genesis.bin");
         save(&g, &path).unwrap();
