@@ -1098,7 +1098,7 @@ fn submission_request(
 }
 
 /// POSTs Borsh bytes; `token`: the node's operator token, for write methods that need it.
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     url: &str,
     body: Vec<u8>,

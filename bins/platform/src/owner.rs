@@ -285,16 +285,7 @@ async fn send(
     let tx = sudo_tx(key, netuid, nonce, action);
     let tx_hash = tx.hash().to_hex();
     let body = encode(&platform_node::api::TransactionRequest { tx, blobs });
-    let url = api(args, "transactions");
-    let res = client
-        .post(&url)
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let code = res.status();
-    let answer: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+    let (code, answer) = crate::node::post(&client, &api(args, "transactions"), body, None).await?;
     if !code.is_success() {
         let why = answer["error"]
             .as_str()

@@ -379,11 +379,6 @@ impl ModuleLoader {
         ModuleLoader::new(Compiler::InProcess, None)
     }
 
-    /// The compiler.
-    pub fn compiler(&self) -> &Compiler {
-        &self.compiler
-    }
-
     /// Loads `bytes` into `rt` (see [`Runtime::load_with`]).
     pub fn load(&self, rt: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
         rt.load_with(bytes, &self.compiler, self.cache.as_deref())

@@ -53,9 +53,6 @@ pub const MAX_DEV_VALIDATORS: usize = 64;
 /// Miners in the dev genesis unless asked otherwise.
 pub const DEV_MINERS: usize = 8;
 
-/// The most dev miners beside the four named validators: the subnet's 256 UIDs less those four.
-pub const MAX_DEV_MINERS: usize = super::sim::MAX_UIDS as usize - DEV_VALIDATORS.len();
-
 /// The `i`-th dev validator (from 0): its secret URI and default stake in TAO. After the four
 /// named ones come `//Validator5`, `//Validator6`, … with stakes falling by 10 TAO from 990,
 /// so that every stake differs (leaders and quorums weigh validators unequally).
@@ -105,7 +102,7 @@ pub fn dev() -> GenesisFile {
 }
 
 /// The dev genesis with validator permits for the first `validators` dev validators only (the
-/// others keep their stake), `miners` miners `//Miner1` … (at most [`MAX_DEV_MINERS`]; more
+/// others keep their stake), `miners` miners `//Miner1` … (at most [`max_dev_miners`]; more
 /// are left out) and the given tempo. The weights rate limit is at most half the tempo, so a
 /// validator can set weights once per epoch whatever the tempo.
 pub fn dev_network(validators: usize, miners: usize, tempo: u16) -> GenesisFile {

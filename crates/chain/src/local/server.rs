@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | GET | `/v1/info` | genesis hash, block, netuids, `"simulation": true` |
 //! | GET | `/v1/head` | `{number, hash}` |
-//! | GET | `/v1/subnets/{netuid}/hyperparameters` | [`Hyperparameters`] |
+//! | GET | `/v1/subnets/{netuid}/hyperparameters` | [`Hyperparameters`](crate::Hyperparameters) |
 //! | GET | `/v1/subnets/{netuid}/metagraph?block=N` | `[NeuronInfo]` |
 //! | GET | `/v1/subnets/{netuid}/schedule` | [`EpochSchedule`](crate::EpochSchedule) |
 //! | GET | `/v1/subnets/{netuid}/weights` | `[ValidatorWeights]` |
