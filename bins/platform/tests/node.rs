@@ -888,13 +888,7 @@ fn devnet_two_epochs(dir: &Path, extra: &[&str]) -> serde_json::Value {
 /// each epoch, the chain stores them alike, and the miners with better payloads got more
 /// weight.
 fn assert_identical_and_ranked(v: &serde_json::Value) {
-    assert_identical_and_ranked_by(v, 4);
-}
-
-/// Like [`assert_identical_and_ranked`], for the first `n` validators (the others were cut
-/// off by their peers).
-fn assert_identical_and_ranked_by(v: &serde_json::Value, n: usize) {
-    assert_identical_by(v, n);
+    assert_identical_by(v, 4);
     // The last epoch's weights by UID (0 when absent). //Miner1 … //Miner5 are UIDs 4 … 8 and
     // submitted payloads from best (a: the reference tour and model) to worst (e: the identity
     // tour and a poor model).
@@ -911,8 +905,9 @@ fn assert_identical_and_ranked_by(v: &serde_json::Value, n: usize) {
     assert!((5..12).all(|uid| weight(4) > weight(uid)), "{last}");
 }
 
-/// The identity half of [`assert_identical_and_ranked_by`]: every validator submitted the same
-/// weights in each of the two epochs, and the chain stores one row per validator, all alike.
+/// The identity half of [`assert_identical_and_ranked`], for the first `n` validators (the
+/// others were cut off by their peers): every validator submitted the same weights in each of
+/// the two epochs, and the chain stores one row per validator, all alike.
 fn assert_identical_by(v: &serde_json::Value, n: usize) {
     assert_eq!(v["all_identical"], true, "{v}");
     assert_eq!(v["disagreements"], 0, "{v}");
@@ -1022,7 +1017,11 @@ fn a_byzantine_evaluator_is_out_voted_and_jailed() {
 fn a_validator_gossiping_forged_epoch_anchors_stops_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let v = devnet_two_epochs(&tmp.path().join("net"), &["--poison-anchors", "1"]);
-    assert_identical_and_ranked_by(&v, 3);
+    // Identical, not ranked: Dave sits on committees until he is banned, so which
+    // certificates beat the last close varies from run to run (a miner missing one of its two
+    // challenges' certificates ranks below a worse one; seen in CI). The plain two-epoch test
+    // checks the ranking.
+    assert_identical_by(&v, 3);
     let validators = v["validators"].as_array().unwrap();
     for honest in &validators[..3] {
         let refused = honest["refused"]["submissions/epoch_transaction"]
