@@ -74,6 +74,40 @@ struct Failure {
     reason: String,
 }
 
+/// A figure against its target.
+#[derive(Serialize)]
+struct Target {
+    name: &'static str,
+    figure: f64,
+    target: &'static str,
+    met: bool,
+}
+
+/// The scale targets: messages per decision ≤ 1.5·n², ≥ 500 simulated decisions/s on one core
+/// (set for n = 64), ≤ 8 signature checks per finalized block per validator.
+fn targets(messages_per_n_squared: f64, decisions_per_sec: u64, checks: f64) -> Vec<Target> {
+    vec![
+        Target {
+            name: "messages per decision / n²",
+            figure: messages_per_n_squared,
+            target: "<= 1.5",
+            met: messages_per_n_squared <= 1.5,
+        },
+        Target {
+            name: "simulated decisions/s on one core (set for n = 64)",
+            figure: decisions_per_sec as f64,
+            target: ">= 500",
+            met: decisions_per_sec >= 500,
+        },
+        Target {
+            name: "signature checks per finalized block per validator",
+            figure: checks,
+            target: "<= 8",
+            met: checks <= 8.0,
+        },
+    ]
+}
+
 #[derive(Serialize)]
 struct Report {
     validators: usize,
@@ -83,6 +117,12 @@ struct Report {
     finalized_blocks: u64,
     decisions_per_sec: u64,
     messages_per_decision: f64,
+    /// Messages per decision divided by n².
+    messages_per_n_squared: f64,
+    /// Signature checks (single or aggregate) per honest validator per finalized block.
+    signature_checks_per_decision: f64,
+    /// The figures against the targets set for a subnet-size network (n = 64).
+    targets: Vec<Target>,
     /// The quorum certificate proper with BLS: signer bitmap plus one aggregate signature.
     certificate_bytes: usize,
     /// A finalization message: the certificate with the proposal it covers.
@@ -249,6 +289,7 @@ fn drive(
     let started = Instant::now();
     let (mut safety, mut liveness, mut blocks, mut messages, mut virtual_ms) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut checks_per_validator = 0f64;
     let mut failures = Vec::new();
     for (i, seed) in seeds.enumerate() {
         let o = one(seed);
@@ -259,6 +300,7 @@ fn drive(
         }
         blocks += o.finalized_blocks;
         messages += o.messages;
+        checks_per_validator += o.signature_checks as f64 / o.honest.max(1) as f64;
         virtual_ms += o.virtual_ms;
         if let Some(reason) = o.safety_violation {
             safety += 1;
@@ -289,18 +331,27 @@ fn drive(
     let wall = started.elapsed();
     let (certificate_bytes, certificate_message_bytes) = certificate_sizes(s.stakes.len());
     failures.truncate(20);
+    let n = s.stakes.len() as f64;
+    let per_decision = |x: f64| if blocks == 0 { 0.0 } else { x / blocks as f64 };
+    let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
+    let decisions_per_sec = (blocks as f64 / wall.as_secs_f64().max(1e-9)) as u64;
+    let messages_per_n_squared = round(per_decision(messages as f64) / (n * n), 2);
+    let signature_checks_per_decision = round(per_decision(checks_per_validator), 1);
     let report = Report {
         validators: s.stakes.len(),
         seeds_run: total,
         safety_violations: safety,
         liveness_failures: liveness,
         finalized_blocks: blocks,
-        decisions_per_sec: (blocks as f64 / wall.as_secs_f64().max(1e-9)) as u64,
-        messages_per_decision: if blocks == 0 {
-            0.0
-        } else {
-            (messages as f64 / blocks as f64 * 10.0).round() / 10.0
-        },
+        decisions_per_sec,
+        messages_per_decision: round(per_decision(messages as f64), 1),
+        messages_per_n_squared,
+        signature_checks_per_decision,
+        targets: targets(
+            messages_per_n_squared,
+            decisions_per_sec,
+            signature_checks_per_decision,
+        ),
         certificate_bytes,
         certificate_message_bytes,
         virtual_seconds: virtual_ms / 1000,
@@ -322,6 +373,19 @@ fn drive(
             report.virtual_seconds,
             report.wall_ms
         );
+        println!(
+            "{} messages per decision per n², {} signature checks per block per validator",
+            report.messages_per_n_squared, report.signature_checks_per_decision
+        );
+        for t in &report.targets {
+            println!(
+                "  {}: {} (target {}): {}",
+                t.name,
+                t.figure,
+                t.target,
+                if t.met { "met" } else { "not met" }
+            );
+        }
         println!(
             "BLS certificate: {} bytes (signer bitmap + aggregate signature), {} bytes with its proposal",
             report.certificate_bytes, report.certificate_message_bytes

@@ -451,6 +451,18 @@ fn sim_reports_and_replays() {
     ] {
         assert!(v[field].as_f64().unwrap() > 0.0, "{field}");
     }
+    // Votes are all-to-all and certificates formed from them are not re-sent: two vote
+    // broadcasts per validator per decision (2·n·(n−1) = 1.5·n² at n = 4), plus the forger's
+    // and what timeouts add; re-sent certificates would add about 1.5·n² more.
+    let per_n2 = v["messages_per_n_squared"].as_f64().unwrap();
+    assert!((1.0..4.0).contains(&per_n2), "{v}");
+    // Lazy batches: the proposal, one notarize batch and one finalize batch, plus bisection
+    // when the forger's votes are in a batch.
+    let checks = v["signature_checks_per_decision"].as_f64().unwrap();
+    assert!((3.0..12.0).contains(&checks), "{v}");
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3, "{v}");
+    assert!(targets.iter().all(|t| t["met"].is_boolean()), "{v}");
     // One seed with its trace, twice: identical.
     let a = stdout(&platform(&[
         "sim", "--seed", "3", "--trace", "--blocks", "3",

@@ -23,9 +23,10 @@
 //! 5. A quorum of `Finalize` votes is a **finalization**: the block and all its ancestors are
 //!    final, delivered to the application in height order exactly once.
 //!
-//! Certificates are a signer bitmap plus one aggregate signature ([`types::Certificate`]);
-//! validators broadcast each certificate they form, and on every timeout re-broadcast the latest
-//! ones, so a node that missed messages catches up. A node missing an ancestor fetches its
+//! Certificates are a signer bitmap plus one aggregate signature ([`types::Certificate`]).
+//! Every validator receives the same votes and forms each certificate itself, so a certificate
+//! formed from votes is not broadcast (that would cost another n² messages); on every timeout
+//! validators re-broadcast their latest ones, so a node that missed messages catches up. A node missing an ancestor fetches its
 //! notarization by digest.
 //!
 //! # Messages
@@ -106,7 +107,7 @@ pub mod votes;
 
 pub use engine::{Config, Effect, Engine, Input, Offence};
 pub use safety::{SafetyRules, SafetyState};
-pub use scheme::{BlsScheme, MacScheme, Scheme};
+pub use scheme::{BlsScheme, Counted, MacScheme, Scheme};
 pub use types::{
     Certificate, Message, Proposal, SEAL, Subject, ValidatorIndex, Vote, VoteKind,
     certificate_is_valid, seals_link,

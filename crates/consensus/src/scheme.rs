@@ -42,6 +42,62 @@ pub trait Scheme {
     }
 }
 
+/// A scheme that counts the signature checks made through it (`verify_aggregate`, which single
+/// checks go through too): the figure behind "verifications per finalized block". Clones
+/// share one counter.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    checks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S> Counted<S> {
+    /// Counts `inner`'s checks from zero.
+    pub fn new(inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            checks: Default::default(),
+        }
+    }
+
+    /// Checks made so far.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `inner`'s checks into `checks`, which the caller keeps to read after the scheme
+    /// has moved into an engine (several schemes may share one).
+    pub fn with_counter(
+        inner: S,
+        checks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Counted<S> {
+        Counted { inner, checks }
+    }
+}
+
+impl<S: Scheme> Scheme for Counted<S> {
+    type Signature = S::Signature;
+
+    fn sign(&self, message: &[u8]) -> S::Signature {
+        self.inner.sign(message)
+    }
+
+    fn aggregate(&self, signatures: &[&S::Signature]) -> Option<S::Signature> {
+        self.inner.aggregate(signatures)
+    }
+
+    fn verify_aggregate(
+        &self,
+        signers: &SignerBitmap,
+        message: &[u8],
+        signature: &S::Signature,
+    ) -> bool {
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.verify_aggregate(signers, message, signature)
+    }
+}
+
 /// BLS12-381: the production scheme. The committee's keys have verified proofs of possession.
 pub struct BlsScheme {
     secret: Option<BlsSecretKey>,

@@ -232,6 +232,54 @@ mod tests {
         );
     }
 
+    /// At subnet size (64 equal validators, a quorum is 43): one forged vote among the first 43
+    /// costs a bisection of about 2·log₂(43) checks instead of 43 single ones, names the peer
+    /// that sent it, keeps the 42 good votes, and the next honest vote certifies.
+    #[test]
+    fn one_forgery_among_43_votes_is_found_and_the_rest_still_certify() {
+        use crate::scheme::Counted;
+        let n = 64;
+        let validators = Validators::new(vec![1; n]);
+        let keys: Vec<MacScheme> = (0..n as u16)
+            .map(|i| MacScheme::new(3, n, Some(i)))
+            .collect();
+        let verifier = Counted::new(keys[0].clone());
+        let msg = b"vote";
+        let mut bucket = Bucket::default();
+        for i in 0..43u16 {
+            // Signer 17's vote is forged by peer 50, which relays it.
+            let (sig, from) = if i == 17 {
+                (Mac([17; 32]), 50)
+            } else {
+                (keys[i as usize].sign(msg), i)
+            };
+            bucket.add_pending(i, sig, from, &validators);
+        }
+        assert_eq!(
+            bucket.verify_if_useful(&verifier, &validators, msg),
+            vec![50]
+        );
+        let checks = verifier.checks();
+        assert!(
+            (2..=13).contains(&checks),
+            "one batch check, then bisection down to the forgery: {checks}"
+        );
+        assert!(
+            bucket.certificate(&verifier, &validators).is_none(),
+            "42 of 64 is not a quorum"
+        );
+        bucket.add_pending(43, keys[43].sign(msg), 43, &validators);
+        assert!(
+            bucket
+                .verify_if_useful(&verifier, &validators, msg)
+                .is_empty()
+        );
+        let (signers, agg) = bucket.certificate(&verifier, &validators).unwrap();
+        assert_eq!(signers.count(), 43);
+        assert!(!signers.members().any(|i| i == 17));
+        assert!(verifier.verify_aggregate(&signers, msg, &agg));
+    }
+
     #[test]
     fn bisection_finds_every_bad_signer() {
         let n = 16;

@@ -349,10 +349,24 @@ fn a_quorum_completed_by_our_own_vote_forms_when_the_others_voted_first() {
     assert!(
         effects
             .iter()
-            .any(|x| matches!(x, Effect::Broadcast(Message::Certificate(c)) if c.kind == VoteKind::Nullify)),
+            .any(|x| matches!(x, Effect::Certified(c) if c.kind == VoteKind::Nullify)),
         "{effects:?}"
     );
     assert_eq!(e.view(), View(2));
+    // Every peer saw the same votes: the nullification is journaled, not broadcast.
+    assert!(
+        !effects
+            .iter()
+            .any(|x| matches!(x, Effect::Broadcast(Message::Certificate(_)))),
+        "{effects:?}"
+    );
+    // It goes out with the next timeout, for peers that missed votes.
+    let effects = e.handle(Input::Timeout(View(2)));
+    assert!(
+        effects.iter().any(|x| matches!(x,
+            Effect::Broadcast(Message::Certificate(c)) if c.kind == VoteKind::Nullify)),
+        "{effects:?}"
+    );
 }
 
 /// A validator hundreds of views behind the others (cut off, then healed) sees a vote of a view

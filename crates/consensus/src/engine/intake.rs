@@ -196,12 +196,13 @@ impl<S: Scheme> Engine<S> {
         }
 
         let v = &self.cfg.validators;
+        let digest = vote.subject.digest();
         let state = self.views.entry(view).or_default();
         state
             .first_votes
             .entry((vote.kind, vote.signer))
             .or_insert_with(|| vote.clone());
-        let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
+        let Some(bucket) = state.bucket(vote.kind, digest) else {
             return;
         };
         if !bucket.add_pending(vote.signer, vote.signature, from, v) {
@@ -213,7 +214,7 @@ impl<S: Scheme> Engine<S> {
                 offence: Offence::BadSignature,
             });
         }
-        self.try_certify(vote.kind, vote.subject);
+        self.try_certify(vote.kind, vote.subject, digest);
     }
 
     /// Counts a vote known to be valid and certifies if it completes a quorum. Peers' votes
@@ -223,8 +224,9 @@ impl<S: Scheme> Engine<S> {
     pub(super) fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
         let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
         let v = &self.cfg.validators;
+        let digest = vote.subject.digest();
         let state = self.views.entry(vote.subject.view()).or_default();
-        let Some(bucket) = state.bucket(vote.kind, &vote.subject) else {
+        let Some(bucket) = state.bucket(vote.kind, digest) else {
             return;
         };
         bucket.add_verified(vote.signer, vote.signature, v);
@@ -234,18 +236,22 @@ impl<S: Scheme> Engine<S> {
                 offence: Offence::BadSignature,
             });
         }
-        self.try_certify(vote.kind, vote.subject);
+        self.try_certify(vote.kind, vote.subject, digest);
     }
 
-    /// Forms a certificate from a bucket that reached a verified quorum, applies it and
-    /// broadcasts it.
-    pub(super) fn try_certify(&mut self, kind: VoteKind, subject: Subject) {
+    /// Forms a certificate from a bucket that reached a verified quorum and applies it.
+    ///
+    /// It is not broadcast: every validator receives the same votes and forms it too, so
+    /// sending it would add n² messages per certificate for nothing. A validator that missed
+    /// votes gets it another way: peers re-send their latest certificates on every timeout,
+    /// answer `FetchView` and `Fetch`, and one that sees a later view's votes asks for it.
+    pub(super) fn try_certify(&mut self, kind: VoteKind, subject: Subject, digest: Option<Hash>) {
         let view = subject.view();
         let v = &self.cfg.validators;
         let Some(state) = self.views.get_mut(&view) else {
             return;
         };
-        let Some(bucket) = state.bucket(kind, &subject) else {
+        let Some(bucket) = state.bucket(kind, digest) else {
             return;
         };
         let Some((signers, signature)) = bucket.certificate(&self.scheme, v) else {
@@ -257,9 +263,7 @@ impl<S: Scheme> Engine<S> {
             signers,
             signature,
         };
-        if self.apply_certificate(cert.clone(), true) {
-            self.out.push(Effect::Broadcast(Message::Certificate(cert)));
-        }
+        self.apply_certificate(cert, true);
     }
 }
 

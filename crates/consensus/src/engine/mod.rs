@@ -214,9 +214,11 @@ enum Ancestry {
 }
 
 impl<Sig> ViewState<Sig> {
-    /// The bucket collecting votes of `kind` on `subject` (created on first use).
-    fn bucket(&mut self, kind: VoteKind, subject: &Subject) -> Option<&mut Bucket<Sig>> {
-        match (kind, subject.digest()) {
+    /// The bucket collecting votes of `kind` on the subject with `digest` (`None` for a view;
+    /// created on first use). Callers hash the subject once per vote: hashing is most of a
+    /// vote's cost in the simulator.
+    fn bucket(&mut self, kind: VoteKind, digest: Option<Hash>) -> Option<&mut Bucket<Sig>> {
+        match (kind, digest) {
             (VoteKind::Nullify, _) => Some(&mut self.nullify),
             (VoteKind::Notarize, Some(d)) => Some(self.notarize.entry(d).or_default()),
             (VoteKind::Finalize, Some(d)) => Some(self.finalize.entry(d).or_default()),
