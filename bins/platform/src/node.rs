@@ -377,6 +377,59 @@ struct DevnetValidator {
     state_entries: u64,
     /// State records epoch closes removed since genesis.
     state_pruned: u64,
+    /// Blocks it finalized while running.
+    finalized: u64,
+    /// Signature checks its consensus engine made while running.
+    signature_checks: u64,
+    /// CPU time its process used (user and system), in milliseconds.
+    cpu_ms: u64,
+    /// Its resident set at the end, in MiB.
+    rss_mb: u64,
+}
+
+/// What the network cost, for the scale figures (docs/BENCHMARKS.md, "Scale").
+#[derive(Serialize)]
+struct ScaleFigures {
+    validators: usize,
+    /// Finalized blocks per second from the first finalized block to the end.
+    blocks_per_sec: f64,
+    /// The largest of the validators' finalization p50 and p99, in milliseconds.
+    finalization_ms_p50: u64,
+    finalization_ms_p99: u64,
+    /// Mean over validators of CPU milliseconds per finalized block (evaluation and
+    /// everything else included).
+    cpu_ms_per_block: f64,
+    /// Mean over validators of consensus signature checks per finalized block.
+    signature_checks_per_block: f64,
+    /// The largest validator resident set at the end, in MiB.
+    rss_mb_max: u64,
+}
+
+impl ScaleFigures {
+    fn of(validators: &[DevnetValidator], blocks_per_sec: f64) -> ScaleFigures {
+        let mean = |f: &dyn Fn(&DevnetValidator) -> f64| {
+            let n = validators.len().max(1) as f64;
+            (validators.iter().map(f).sum::<f64>() / n * 10.0).round() / 10.0
+        };
+        let per_block = |x: u64, v: &DevnetValidator| x as f64 / v.finalized.max(1) as f64;
+        ScaleFigures {
+            validators: validators.len(),
+            blocks_per_sec: (blocks_per_sec * 100.0).round() / 100.0,
+            finalization_ms_p50: validators
+                .iter()
+                .map(|v| v.finalization_ms_p50)
+                .max()
+                .unwrap_or(0),
+            finalization_ms_p99: validators
+                .iter()
+                .map(|v| v.finalization_ms_p99)
+                .max()
+                .unwrap_or(0),
+            cpu_ms_per_block: mean(&|v| per_block(v.cpu_ms, v)),
+            signature_checks_per_block: mean(&|v| per_block(v.signature_checks, v)),
+            rss_mb_max: validators.iter().map(|v| v.rss_mb).max().unwrap_or(0),
+        }
+    }
 }
 
 /// The network's refusals in a node's `/metrics` text
@@ -456,6 +509,8 @@ pub(crate) struct DevnetSummary {
     /// that certified, and its signers.
     replacements: Vec<serde_json::Value>,
     leaders: Vec<serde_json::Value>,
+    /// Throughput and cost per block over the validators that finalized.
+    scale: ScaleFigures,
     pub(crate) blocks_finalized: u64,
     pub(crate) all_identical: bool,
     pub(crate) data_dir: String,
@@ -666,7 +721,10 @@ pub(crate) fn run_devnet(
                 .collect(),
         );
     }
-    let summary = rt.block_on(watch(args, &apis, &root, &chain_url, started, sampler))?;
+    let pids: Vec<u32> = children.0[1..].iter().map(Child::id).collect();
+    let summary = rt.block_on(watch(
+        args, &apis, &pids, &root, &chain_url, started, sampler,
+    ))?;
     drop(children);
     Ok(summary)
 }
@@ -724,6 +782,18 @@ fn print_summary(args: &DevnetArgs, summary: &DevnetSummary) {
                 v.hotkey, v.height, v.finalization_ms_p50, v.finalization_ms_p99
             );
         }
+        let f = &summary.scale;
+        println!(
+            "{} validators: {} blocks/s, finalization p50 {} ms / p99 {} ms, {} ms CPU and {} \
+             signature checks per block per validator, largest RSS {} MiB",
+            f.validators,
+            f.blocks_per_sec,
+            f.finalization_ms_p50,
+            f.finalization_ms_p99,
+            f.cpu_ms_per_block,
+            f.signature_checks_per_block,
+            f.rss_mb_max
+        );
         println!(
             "{} blocks finalized; validators {}",
             summary.blocks_finalized,
@@ -814,9 +884,11 @@ async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str
 
 /// Polls every validator, shows progress, and returns once `--blocks` are final everywhere
 /// (or on Ctrl-C).
+#[allow(clippy::too_many_arguments)]
 async fn watch(
     args: &DevnetArgs,
     apis: &[(String, String)],
+    pids: &[u32],
     root: &Path,
     chain_url: &str,
     started: Instant,
@@ -842,6 +914,8 @@ async fn watch(
     let mut latencies = vec![(0u64, 0u64); apis.len()];
     let mut view = 0;
     let mut first_epoch_ms = None;
+    // When every counted validator had finalized a block, and the height then.
+    let mut first_block: Option<(Instant, u64)> = None;
     let mut epoch_list = None;
     // Validators that gossip forged anchors are banned by their peers and cut off; the goal
     // counts the others (the faulty ones are the last).
@@ -887,6 +961,9 @@ async fn watch(
             first_epoch_ms = Some(started.elapsed().as_millis() as u64);
         }
         let min = heights[..counted].iter().copied().min().unwrap_or(0);
+        if min >= 1 && first_block.is_none() {
+            first_block = Some((Instant::now(), min));
+        }
         if min >= 1 {
             let reached = args.blocks.is_some_and(|target| min >= target)
                 || args.epochs.is_some_and(|n| epochs[0] >= n);
@@ -951,6 +1028,7 @@ async fn watch(
             + crate::soak::metric(&text, "platform_dht_provided_keys");
         let state_entries = crate::soak::metric(&text, "platform_state_entries");
         let state_pruned = crate::soak::metric(&text, "platform_state_pruned_total");
+        let pid = pids.get(i).copied().unwrap_or(0);
         validators.push(DevnetValidator {
             hotkey: hotkey.clone(),
             api: api.clone(),
@@ -963,8 +1041,19 @@ async fn watch(
             dht_provider_records,
             state_entries,
             state_pruned,
+            finalized: crate::soak::metric(&text, "platform_finalized_blocks_total"),
+            signature_checks: crate::soak::metric(
+                &text,
+                "platform_consensus_signature_checks_total",
+            ),
+            cpu_ms: crate::soak::cpu_ms(pid),
+            rss_mb: crate::soak::rss_kib(pid) / 1024,
         });
     }
+    let blocks_per_sec = first_block.map_or(0.0, |(at, h0)| {
+        target.saturating_sub(h0) as f64 / at.elapsed().as_secs_f64().max(1e-3)
+    });
+    let scale = ScaleFigures::of(&validators[..counted], blocks_per_sec);
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
     // A validator cut off by its peers may not hold the target block; those that do agree.
     let all_identical = target > 0
@@ -1025,6 +1114,7 @@ async fn watch(
         submissions_expired: tally.expired,
         replacements: tally.replacements,
         leaders,
+        scale,
         blocks_finalized: target,
         all_identical,
         data_dir: root.display().to_string(),

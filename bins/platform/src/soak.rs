@@ -159,8 +159,25 @@ pub(crate) fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user and system) a process has used, in milliseconds (0 when it is gone). The
+/// kernel reports it in USER_HZ ticks, which are 1/100 s on Linux.
+pub(crate) fn cpu_ms(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces, so split after ')'):
+            // state is field 3; utime and stime are fields 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = f.get(11)?.parse().ok()?;
+            let stime: u64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) * 10)
+        })
+        .unwrap_or(0)
+}
+
 /// A process's resident set in KiB (0 when it is gone).
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

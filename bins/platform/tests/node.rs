@@ -701,6 +701,25 @@ fn devnet_runs_four_validators_that_agree() {
     let validators = v["validators"].as_array().unwrap();
     assert_eq!(validators.len(), 4);
     assert!(validators.iter().all(|x| x["hash_at_target"].is_string()));
+    // What each block cost, read from every validator's /metrics and /proc: lazy batches
+    // verify the proposal, then the notarize and the finalize votes in one check each (a
+    // few more where a batch formed before the last vote arrived, fewer where one
+    // finalization finalized several blocks).
+    for x in validators {
+        let blocks = x["finalized"].as_u64().unwrap();
+        let checks = x["signature_checks"].as_u64().unwrap();
+        assert!(blocks >= 20, "{x}");
+        assert!(checks >= blocks && checks <= 8 * blocks, "{x}");
+        assert!(x["cpu_ms"].as_u64().unwrap() > 0, "{x}");
+        assert!(x["rss_mb"].as_u64().unwrap() > 0, "{x}");
+    }
+    let scale = &v["scale"];
+    assert_eq!(scale["validators"], 4, "{v}");
+    assert!(scale["blocks_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        scale["signature_checks_per_block"].as_f64().unwrap() <= 8.0,
+        "{v}"
+    );
 }
 
 /// Nine validator processes (//Validator5 … beyond the named four) with stakes from --stakes,

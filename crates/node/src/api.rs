@@ -562,7 +562,11 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
          # HELP platform_state_pruned_total State records removed by epoch closes since genesis.\n\
          # TYPE platform_state_pruned_total counter\nplatform_state_pruned_total {}\n\
          # HELP platform_blocks_pruned_total Finalized blocks deleted behind the oldest kept snapshot.\n\
-         # TYPE platform_blocks_pruned_total counter\nplatform_blocks_pruned_total {}\n",
+         # TYPE platform_blocks_pruned_total counter\nplatform_blocks_pruned_total {}\n\
+         # HELP platform_consensus_signature_checks_total Signature checks by the consensus engine (votes one by one or in batches, certificates).\n\
+         # TYPE platform_consensus_signature_checks_total counter\nplatform_consensus_signature_checks_total {}\n\
+         # HELP platform_finalized_blocks_total Blocks finalized since this process started.\n\
+         # TYPE platform_finalized_blocks_total counter\nplatform_finalized_blocks_total {}\n",
         s.height,
         s.view,
         u8::from(s.partitioned),
@@ -572,6 +576,8 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
         s.state_entries,
         s.state_pruned,
         s.blocks_pruned,
+        s.consensus_signature_checks,
+        s.finalized_since_start,
     ));
     out
 }
