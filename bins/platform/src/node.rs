@@ -385,6 +385,9 @@ struct DevnetValidator {
     cpu_ms: u64,
     /// Its resident set at the end, in MiB.
     rss_mb: u64,
+    /// Evaluations it ran as a committee member, and the milliseconds they took.
+    evaluations: u64,
+    evaluation_ms: u64,
 }
 
 /// What the network cost, for the scale figures (docs/BENCHMARKS.md, "Scale").
@@ -403,10 +406,21 @@ struct ScaleFigures {
     signature_checks_per_block: f64,
     /// The largest validator resident set at the end, in MiB.
     rss_mb_max: u64,
+    /// Mean over validators of the evaluations each ran.
+    evaluations_per_validator: f64,
+    /// The share of the submissions in blocks that a validator evaluated, on average (its
+    /// committees' share of the network's work).
+    evaluation_share: f64,
+    /// Mean time of one evaluation (module loading included), in milliseconds.
+    evaluation_ms_mean: f64,
 }
 
 impl ScaleFigures {
-    fn of(validators: &[DevnetValidator], blocks_per_sec: f64) -> ScaleFigures {
+    fn of(
+        validators: &[DevnetValidator],
+        blocks_per_sec: f64,
+        submissions_in_blocks: usize,
+    ) -> ScaleFigures {
         let mean = |f: &dyn Fn(&DevnetValidator) -> f64| {
             let n = validators.len().max(1) as f64;
             (validators.iter().map(f).sum::<f64>() / n * 10.0).round() / 10.0
@@ -428,6 +442,16 @@ impl ScaleFigures {
             cpu_ms_per_block: mean(&|v| per_block(v.cpu_ms, v)),
             signature_checks_per_block: mean(&|v| per_block(v.signature_checks, v)),
             rss_mb_max: validators.iter().map(|v| v.rss_mb).max().unwrap_or(0),
+            evaluations_per_validator: mean(&|v| v.evaluations as f64),
+            evaluation_share: {
+                let share = mean(&|v| v.evaluations as f64) / submissions_in_blocks.max(1) as f64;
+                (share * 100.0).round() / 100.0
+            },
+            evaluation_ms_mean: {
+                let n: u64 = validators.iter().map(|v| v.evaluations).sum();
+                let ms: u64 = validators.iter().map(|v| v.evaluation_ms).sum();
+                (ms as f64 / n.max(1) as f64 * 10.0).round() / 10.0
+            },
         }
     }
 }
@@ -794,6 +818,14 @@ fn print_summary(args: &DevnetArgs, summary: &DevnetSummary) {
             f.signature_checks_per_block,
             f.rss_mb_max
         );
+        if f.evaluations_per_validator > 0.0 {
+            println!(
+                "evaluations: {} per validator ({:.0}% of the submissions in blocks), {} ms each",
+                f.evaluations_per_validator,
+                f.evaluation_share * 100.0,
+                f.evaluation_ms_mean
+            );
+        }
         println!(
             "{} blocks finalized; validators {}",
             summary.blocks_finalized,
@@ -1048,12 +1080,16 @@ async fn watch(
             ),
             cpu_ms: crate::soak::cpu_ms(pid),
             rss_mb: crate::soak::rss_kib(pid) / 1024,
+            evaluations: crate::soak::metric(&text, "platform_evaluations_total"),
+            evaluation_ms: (crate::soak::metric_f64(&text, "platform_evaluation_seconds_total")
+                * 1000.0) as u64,
         });
     }
     let blocks_per_sec = first_block.map_or(0.0, |(at, h0)| {
         target.saturating_sub(h0) as f64 / at.elapsed().as_secs_f64().max(1e-3)
     });
-    let scale = ScaleFigures::of(&validators[..counted], blocks_per_sec);
+    let tally = sim.tally(&client).await;
+    let scale = ScaleFigures::of(&validators[..counted], blocks_per_sec, tally.ordered);
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
     // A validator cut off by its peers may not hold the target block; those that do agree.
     let all_identical = target > 0
@@ -1064,7 +1100,6 @@ async fn watch(
         && validators[counted..]
             .iter()
             .all(|v| v.hash_at_target.is_none() || v.hash_at_target == first);
-    let tally = sim.tally(&client).await;
     let leaders = sim.leaders(&client).await;
     let epoch_list = match epoch_list {
         Some(list) => list,

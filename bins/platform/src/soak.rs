@@ -154,9 +154,14 @@ impl Sampler {
 
 /// The value of an unlabelled Prometheus sample, 0 when absent.
 pub(crate) fn metric(text: &str, name: &str) -> u64 {
+    metric_f64(text, name) as u64
+}
+
+/// [`metric`] for samples with fractions (seconds).
+pub(crate) fn metric_f64(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0.0)
 }
 
 /// CPU time (user and system) a process has used, in milliseconds (0 when it is gone). The

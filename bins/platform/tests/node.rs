@@ -712,6 +712,10 @@ fn devnet_runs_four_validators_that_agree() {
         assert!(checks >= blocks && checks <= 8 * blocks, "{x}");
         assert!(x["cpu_ms"].as_u64().unwrap() > 0, "{x}");
         assert!(x["rss_mb"].as_u64().unwrap() > 0, "{x}");
+        // Committees are the whole set of four: each validator evaluates the submissions
+        // (all six once it has caught up with the others).
+        let evaluations = x["evaluations"].as_u64().unwrap();
+        assert!((1..=6).contains(&evaluations), "{x}");
     }
     let scale = &v["scale"];
     assert_eq!(scale["validators"], 4, "{v}");
@@ -720,6 +724,8 @@ fn devnet_runs_four_validators_that_agree() {
         scale["signature_checks_per_block"].as_f64().unwrap() <= 8.0,
         "{v}"
     );
+    let share = scale["evaluation_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share <= 1.0, "{v}");
 }
 
 /// Sixteen validator processes (//Validator5 … beyond the named four) with uneven stakes from

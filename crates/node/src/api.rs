@@ -566,7 +566,11 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
          # HELP platform_consensus_signature_checks_total Signature checks by the consensus engine (votes one by one or in batches, certificates).\n\
          # TYPE platform_consensus_signature_checks_total counter\nplatform_consensus_signature_checks_total {}\n\
          # HELP platform_finalized_blocks_total Blocks finalized since this process started.\n\
-         # TYPE platform_finalized_blocks_total counter\nplatform_finalized_blocks_total {}\n",
+         # TYPE platform_finalized_blocks_total counter\nplatform_finalized_blocks_total {}\n\
+         # HELP platform_evaluations_total Evaluations run as a committee member since this process started.\n\
+         # TYPE platform_evaluations_total counter\nplatform_evaluations_total {}\n\
+         # HELP platform_evaluation_seconds_total Time those evaluations took.\n\
+         # TYPE platform_evaluation_seconds_total counter\nplatform_evaluation_seconds_total {}\n",
         s.height,
         s.view,
         u8::from(s.partitioned),
@@ -578,6 +582,8 @@ async fn metrics(State(ctx): State<Ctx>) -> String {
         s.blocks_pruned,
         s.consensus_signature_checks,
         s.finalized_since_start,
+        s.evaluations,
+        s.evaluation_ms as f64 / 1000.0,
     ));
     out
 }

@@ -81,6 +81,10 @@ pub struct Status {
     /// made since this process started, as of the last finalized block. Lazy batching keeps
     /// this near three per finalized block when nobody forges.
     pub consensus_signature_checks: u64,
+    /// Evaluations this validator ran as a committee member since this process started, and
+    /// the milliseconds they took (module loading included).
+    pub evaluations: u64,
+    pub evaluation_ms: u64,
     /// Median time from a block's proposal (its header timestamp, the leader's clock) to its
     /// finalization here, over the last 1000 blocks, in milliseconds.
     pub finalization_ms_p50: u64,
@@ -1627,6 +1631,7 @@ impl Driver {
             s.state_pruned = pruned;
             s.finalized_since_start += 1;
             s.consensus_signature_checks = self.vote_checks.load(Ordering::Relaxed);
+            (s.evaluations, s.evaluation_ms) = self.evaluator.evaluations();
             s.finalization_ms_p50 = p50;
             s.finalization_ms_p99 = p99;
             drop(s);

@@ -12,6 +12,7 @@
 //! against their hashes by the network).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -68,6 +69,10 @@ pub struct Evaluator {
     fault: Option<Fault>,
     /// Compiles challenge modules (bounded, in a child process, on validators).
     loader: ModuleLoader,
+    /// Evaluations run to an attestable result, and the wall time they took (loading the
+    /// module included), since this process started.
+    evaluations: AtomicU64,
+    evaluation_ms: AtomicU64,
 }
 
 /// A challenge's key-value state.
@@ -115,7 +120,18 @@ impl Evaluator {
             inputs: Mutex::new(HashMap::new()),
             fault,
             loader,
+            evaluations: AtomicU64::new(0),
+            evaluation_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Evaluations run to an attestable result since this process started, and the
+    /// milliseconds they took.
+    pub fn evaluations(&self) -> (u64, u64) {
+        (
+            self.evaluations.load(Ordering::Relaxed),
+            self.evaluation_ms.load(Ordering::Relaxed),
+        )
     }
 
     /// Records the input of each submission `block` orders; `state` is the state right after
@@ -227,6 +243,7 @@ impl Evaluator {
         let seed = record.seed;
         let fault = self.fault;
         let loader = self.loader.clone();
+        let started = std::time::Instant::now();
         let evaluated = tokio::task::spawn_blocking(move || {
             let loaded = loader
                 .load(&runtime, &module)
@@ -255,6 +272,11 @@ impl Evaluator {
             Ok::<_, anyhow::Error>(Some((result, eval.digest)))
         })
         .await??;
+        if evaluated.is_some() {
+            self.evaluations.fetch_add(1, Ordering::Relaxed);
+            self.evaluation_ms
+                .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
         let Some((result, digest)) = evaluated else {
             // Our wall-clock backstop fired: this node has no result. It abstains, and the
             // committee replaces it if the others cannot certify without it.
