@@ -145,6 +145,11 @@ impl Serving {
 /// The gossipsub configuration for 4–64 validators: flood publishing (every subscribed peer gets
 /// our own messages directly), a mesh that forms with as few as one peer, message id = blake3
 /// of the data, and manual validation (nothing is forwarded before the pipeline accepts it).
+///
+/// Validators are not gossipsub's explicit peers: gossipsub forwards every message to every
+/// explicit peer, so with n validators each message crossed the network about n² times (and
+/// explicit peers never join the mesh). Flood publishing already sends each message to every
+/// validator directly; forwarding through the mesh (3 to 8 peers) only repairs a missing link.
 fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
@@ -470,13 +475,7 @@ impl Task {
                     .map_err(|e| NetError::Dial(format!("{addr}: {e}")));
                 let _ = reply.send(r);
             }
-            Command::SetMembership(m) => {
-                self.ingress.set_membership(m);
-                let bound: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                for peer in bound {
-                    self.update_explicit(&peer);
-                }
-            }
+            Command::SetMembership(m) => self.ingress.set_membership(m),
             Command::SetRound(topic, round) => self.ingress.set_round(topic, round),
             Command::Publish(env, reply) => {
                 let topic = IdentTopic::new(env.topic.topic_string(self.netuid));
@@ -635,16 +634,6 @@ impl Task {
         }
     }
 
-    /// Validators are explicit gossipsub peers: messages always reach them, mesh or not.
-    fn update_explicit(&mut self, peer: &PeerId) {
-        let gossip = &mut self.swarm.behaviour_mut().gossip;
-        if self.ingress.is_validator_peer(peer) {
-            gossip.add_explicit_peer(peer);
-        } else {
-            gossip.remove_explicit_peer(peer);
-        }
-    }
-
     fn bind(&mut self, peer: PeerId, binding: &PeerBinding) -> Result<(), &'static str> {
         if self.ingress.bound_hotkey(&peer) == Some(binding.hotkey) {
             // Proven already on this connection: a repeated Hello costs nothing more.
@@ -653,7 +642,6 @@ impl Task {
         self.metrics.signature_checked();
         binding.verify(self.netuid, &peer)?;
         self.ingress.bind(peer, binding.hotkey);
-        self.update_explicit(&peer);
         let validator = self.ingress.is_validator_peer(&peer);
         self.emit(Event::PeerBound {
             peer,
