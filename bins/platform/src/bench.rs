@@ -78,6 +78,10 @@ pub enum BenchCommand {
     /// DHT records at the end against early in the run, and whether every validator agrees
     /// on every block. Exit 0 only if they do.
     Soak(crate::soak::SoakArgs),
+    /// The network at 4, 8, 16, 32 and 64 validators: the consensus simulator and real
+    /// validator processes on this machine, against the subnet-size targets. Exit 0 unless a
+    /// devnet's validators disagree.
+    Scale(crate::bench_scale::ScaleArgs),
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -217,6 +221,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
             }
         }
         BenchCommand::Soak(args) => return crate::soak::run(args),
+        BenchCommand::Scale(args) => return crate::bench_scale::run(args),
         BenchCommand::Audit { quick, json } => {
             let figures = audit(quick)?;
             if json {

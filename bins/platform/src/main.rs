@@ -10,6 +10,7 @@ mod bench;
 mod bench_mempool;
 mod bench_network;
 mod bench_runtime;
+mod bench_scale;
 mod bench_state;
 mod chain;
 mod challenge;

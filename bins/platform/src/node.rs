@@ -391,28 +391,28 @@ struct DevnetValidator {
 }
 
 /// What the network cost, for the scale figures (docs/BENCHMARKS.md, "Scale").
-#[derive(Serialize)]
-struct ScaleFigures {
-    validators: usize,
+#[derive(Serialize, Clone)]
+pub(crate) struct ScaleFigures {
+    pub(crate) validators: usize,
     /// Finalized blocks per second from the first finalized block to the end.
-    blocks_per_sec: f64,
+    pub(crate) blocks_per_sec: f64,
     /// The largest of the validators' finalization p50 and p99, in milliseconds.
-    finalization_ms_p50: u64,
-    finalization_ms_p99: u64,
+    pub(crate) finalization_ms_p50: u64,
+    pub(crate) finalization_ms_p99: u64,
     /// Mean over validators of CPU milliseconds per finalized block (evaluation and
     /// everything else included).
-    cpu_ms_per_block: f64,
+    pub(crate) cpu_ms_per_block: f64,
     /// Mean over validators of consensus signature checks per finalized block.
-    signature_checks_per_block: f64,
+    pub(crate) signature_checks_per_block: f64,
     /// The largest validator resident set at the end, in MiB.
-    rss_mb_max: u64,
+    pub(crate) rss_mb_max: u64,
     /// Mean over validators of the evaluations each ran.
-    evaluations_per_validator: f64,
+    pub(crate) evaluations_per_validator: f64,
     /// The share of the submissions in blocks that a validator evaluated, on average (its
     /// committees' share of the network's work).
-    evaluation_share: f64,
+    pub(crate) evaluation_share: f64,
     /// Mean time of one evaluation (module loading included), in milliseconds.
-    evaluation_ms_mean: f64,
+    pub(crate) evaluation_ms_mean: f64,
 }
 
 impl ScaleFigures {
@@ -534,7 +534,7 @@ pub(crate) struct DevnetSummary {
     replacements: Vec<serde_json::Value>,
     leaders: Vec<serde_json::Value>,
     /// Throughput and cost per block over the validators that finalized.
-    scale: ScaleFigures,
+    pub(crate) scale: ScaleFigures,
     pub(crate) blocks_finalized: u64,
     pub(crate) all_identical: bool,
     pub(crate) data_dir: String,
@@ -1106,10 +1106,19 @@ async fn watch(
         None => epoch_summaries(&client, &apis[..counted], args.epochs.unwrap_or(0)).await,
     };
     let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
-    let chain_weights =
-        get::<Vec<serde_json::Value>>(&client, &format!("{chain_url}/v1/subnets/1/weights"))
-            .await
-            .unwrap_or_default();
+    // A submission shows in the chain's rows once a chain block includes it: with --epochs,
+    // give the last ones a few chain blocks.
+    let deadline = Instant::now() + Duration::from_millis(10 * args.chain_block_ms);
+    let chain_weights = loop {
+        let rows =
+            get::<Vec<serde_json::Value>>(&client, &format!("{chain_url}/v1/subnets/1/weights"))
+                .await
+                .unwrap_or_default();
+        if args.epochs.is_none() || rows.len() >= counted || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let timelocked = if timelocked_mode(args) {
         timelocked_status(&client, chain_url).await
     } else {

@@ -109,18 +109,18 @@ fn targets(messages_per_n_squared: f64, decisions_per_sec: u64, checks: f64) -> 
 }
 
 #[derive(Serialize)]
-struct Report {
+pub(crate) struct Report {
     validators: usize,
     seeds_run: u64,
-    safety_violations: u64,
-    liveness_failures: u64,
+    pub(crate) safety_violations: u64,
+    pub(crate) liveness_failures: u64,
     finalized_blocks: u64,
-    decisions_per_sec: u64,
-    messages_per_decision: f64,
+    pub(crate) decisions_per_sec: u64,
+    pub(crate) messages_per_decision: f64,
     /// Messages per decision divided by n².
-    messages_per_n_squared: f64,
+    pub(crate) messages_per_n_squared: f64,
     /// Signature checks (single or aggregate) per honest validator per finalized block.
-    signature_checks_per_decision: f64,
+    pub(crate) signature_checks_per_decision: f64,
     /// The figures against the targets set for a subnet-size network (n = 64).
     targets: Vec<Target>,
     /// The quorum certificate proper with BLS: signer bitmap plus one aggregate signature.
@@ -282,8 +282,35 @@ fn drive(
     args: &SimArgs,
     s: &Scenario,
     seeds: Range<u64>,
-    mut one: impl FnMut(u64) -> Outcome,
+    one: impl FnMut(u64) -> Outcome,
 ) -> Result<ExitCode> {
+    let report = collect(s, seeds, args.trace, one);
+    print_report(args, &report);
+    Ok(
+        if report.safety_violations + report.liveness_failures == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
+
+/// Honest validators with equal stakes, no partitions or crashes, the simulation MACs: the
+/// figures of the "Scale" benchmark (`platform bench scale`).
+pub(crate) fn honest_figures(n: usize, seeds: Range<u64>, blocks: u64) -> Report {
+    let s = Scenario::honest(n, blocks);
+    collect(&s, seeds, false, |seed| {
+        run(&s, &MacKeys::new(seed, n), seed)
+    })
+}
+
+/// Runs `seeds` through `one` and sums up the outcomes.
+fn collect(
+    s: &Scenario,
+    seeds: Range<u64>,
+    trace: bool,
+    mut one: impl FnMut(u64) -> Outcome,
+) -> Report {
     let total = seeds.end - seeds.start;
     let progress = std::io::stderr().is_terminal() && total > 1;
     let started = Instant::now();
@@ -293,7 +320,7 @@ fn drive(
     let mut failures = Vec::new();
     for (i, seed) in seeds.enumerate() {
         let o = one(seed);
-        if args.trace {
+        if trace {
             for line in &o.trace {
                 println!("{line}");
             }
@@ -337,7 +364,7 @@ fn drive(
     let decisions_per_sec = (blocks as f64 / wall.as_secs_f64().max(1e-9)) as u64;
     let messages_per_n_squared = round(per_decision(messages as f64) / (n * n), 2);
     let signature_checks_per_decision = round(per_decision(checks_per_validator), 1);
-    let report = Report {
+    Report {
         validators: s.stakes.len(),
         seeds_run: total,
         safety_violations: safety,
@@ -357,7 +384,10 @@ fn drive(
         virtual_seconds: virtual_ms / 1000,
         wall_ms: wall.as_millis() as u64,
         failures,
-    };
+    }
+}
+
+fn print_report(args: &SimArgs, report: &Report) {
     if args.json {
         output::json(&report);
     } else {
@@ -397,9 +427,4 @@ fn drive(
             );
         }
     }
-    Ok(if safety + liveness == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

@@ -554,3 +554,65 @@ fn bench_runtime_reports_the_target_fields() {
         );
     }
 }
+
+/// `platform bench scale` at a small size: the simulator's figures and a devnet of four
+/// validator processes, each with the cost per block, and the subnet-size targets (not
+/// measured here, so reported as not met).
+#[test]
+fn bench_scale_reports_the_simulator_and_real_processes() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args([
+            "bench",
+            "scale",
+            "--validators",
+            "4,8",
+            "--max-processes",
+            "4",
+            "--blocks",
+            "10",
+            "--block-ms",
+            "300",
+            "--sim-blocks",
+            "10",
+            "--json",
+        ])
+        .current_dir(&repo)
+        .env_remove("PLATFORM_DATA_DIR")
+        .env_remove("PLATFORM_CHAIN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    for r in rows {
+        let s = &r["simulated"];
+        assert!(s["decisions_per_sec"].as_u64().unwrap() > 0, "{v}");
+        assert!(s["messages_per_n_squared"].as_f64().unwrap() >= 1.0, "{v}");
+        assert!(
+            s["signature_checks_per_decision"].as_f64().unwrap() >= 2.0,
+            "{v}"
+        );
+    }
+    let four = &rows[0];
+    assert_eq!(four["identical"], true, "{v}");
+    let p = &four["processes"];
+    assert_eq!(p["validators"], 4, "{v}");
+    assert!(p["blocks_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(p["cpu_ms_per_block"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        p["signature_checks_per_block"].as_f64().unwrap() <= 8.0,
+        "{v}"
+    );
+    // Eight is simulated only (above --max-processes).
+    assert!(rows[1]["processes"].is_null(), "{v}");
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 6, "{v}");
+    assert!(
+        targets
+            .iter()
+            .all(|t| t["figure"].is_null() && t["met"] == false),
+        "{v}"
+    );
+}
