@@ -327,6 +327,80 @@ fn wait_for_chain(url: &str) -> Result<()> {
     })
 }
 
+/// Starts `platform run` on the config in `dir`, logging to `dir/node.log`.
+fn spawn_validator(exe: &Path, dir: &Path) -> Result<Child> {
+    let log = std::fs::File::create(dir.join("node.log"))?;
+    Command::new(exe)
+        .args(["-v", "run", "--config"])
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting a validator")
+}
+
+enum Started {
+    Up,
+    /// It exited because a port it was given was taken.
+    PortTaken,
+    Exited,
+}
+
+/// Waits (up to a minute) until a validator's API answers or its process exits.
+fn validator_started(child: &mut Child, api: &str, dir: &Path) -> Result<Started> {
+    let end = Instant::now() + Duration::from_secs(60);
+    let url = format!("{api}/api/v1/status");
+    while Instant::now() < end {
+        if child.try_wait()?.is_some() {
+            let reason = log_tail(&dir.join("node.log"));
+            return Ok(if reason.contains("Address already in use") {
+                Started::PortTaken
+            } else {
+                Started::Exited
+            });
+        }
+        let up = std::net::TcpStream::connect_timeout(
+            &api.trim_start_matches("http://").parse()?,
+            Duration::from_millis(200),
+        )
+        .is_ok();
+        if up {
+            return Ok(Started::Up);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "{url} did not answer within 60 s (log in {})",
+        dir.display()
+    )
+}
+
+/// The last non-empty line of a log, without terminal colours.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip an escape sequence up to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -705,17 +779,35 @@ pub(crate) fn run_devnet(
             .public()
             .to_peer_id();
         addrs.push(format!("{}/p2p/{peer}", cfg.listen));
-        let log = std::fs::File::create(dir.join("node.log"))?;
-        let child = Command::new(&exe)
-            .args(["-v", "run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting a validator")?;
-        children.0.push(child);
+        children.0.push(spawn_validator(&exe, &dir)?);
         apis.push((key.hotkey().to_ss58(), format!("http://127.0.0.1:{http}")));
+    }
+    // Ports are picked free and handed over, so another process (the validators' own
+    // outgoing connections, at 64 of them) can take one first: restart such a validator on
+    // fresh ports; any other early exit ends the devnet with the validator's reason.
+    for (i, uri) in uris[..args.validators].iter().enumerate() {
+        let dir = root.join(uri.trim_start_matches("//").to_lowercase());
+        let mut retries = 3;
+        loop {
+            match validator_started(&mut children.0[i + 1], &apis[i].1, &dir)? {
+                Started::Up => break,
+                Started::PortTaken if retries > 0 => {
+                    retries -= 1;
+                    let config = dir.join("config.toml");
+                    let mut cfg = NodeConfig::load(&config)?;
+                    let http = free_port()?;
+                    cfg.listen = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
+                    cfg.http = format!("127.0.0.1:{http}");
+                    cfg.save(&config)?;
+                    apis[i].1 = format!("http://127.0.0.1:{http}");
+                    children.0[i + 1] = spawn_validator(&exe, &dir)?;
+                }
+                Started::PortTaken | Started::Exited => bail!(
+                    "validator {uri} stopped while starting: {}",
+                    log_tail(&dir.join("node.log"))
+                ),
+            }
+        }
     }
     if !args.json {
         println!(
@@ -991,6 +1083,19 @@ async fn watch(
         }
         if first_epoch_ms.is_none() && epochs[..counted].iter().all(|e| *e >= 1) {
             first_epoch_ms = Some(started.elapsed().as_millis() as u64);
+        }
+        // A validator that stopped never reaches the goal: say why now, not at the timeout.
+        if let Some(i) =
+            (0..counted).find(|&i| pids.get(i).is_some_and(|p| crate::soak::exited(*p)))
+        {
+            let uri = &genesis::dev_validator_uris(apis.len())[i];
+            let dir = root.join(uri.trim_start_matches("//").to_lowercase());
+            bail!(
+                "validator {} stopped: {} (log in {})",
+                apis[i].0,
+                log_tail(&dir.join("node.log")),
+                dir.display()
+            );
         }
         let min = heights[..counted].iter().copied().min().unwrap_or(0);
         if min >= 1 && first_block.is_none() {

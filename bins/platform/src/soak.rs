@@ -181,6 +181,17 @@ pub(crate) fn cpu_ms(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether a process has exited (a zombie not yet reaped by its parent, or gone).
+pub(crate) fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
 /// A process's resident set in KiB (0 when it is gone).
 pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
