@@ -1036,6 +1036,7 @@ async fn watch(
     let mut epochs = vec![0u64; apis.len()];
     let mut submitted: Vec<Option<u64>> = vec![None; apis.len()];
     let mut latencies = vec![(0u64, 0u64); apis.len()];
+    let mut answered = vec![false; apis.len()];
     let mut view = 0;
     let mut first_epoch_ms = None;
     // When every counted validator had finalized a block, and the height then.
@@ -1047,6 +1048,7 @@ async fn watch(
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {
+                answered[i] = true;
                 heights[i] = s.height;
                 epochs[i] = s.epoch;
                 submitted[i] = s.weights_submitted_epoch;
@@ -1084,9 +1086,11 @@ async fn watch(
         if first_epoch_ms.is_none() && epochs[..counted].iter().all(|e| *e >= 1) {
             first_epoch_ms = Some(started.elapsed().as_millis() as u64);
         }
-        // A validator that stopped never reaches the goal: say why now, not at the timeout.
-        if let Some(i) =
-            (0..counted).find(|&i| pids.get(i).is_some_and(|p| crate::soak::exited(*p)))
+        // A validator that stopped before it ever answered will not reach the goal: say why
+        // now, not at the timeout. (One that stops later may be restarted by hand, as the
+        // tests do; the devnet keeps waiting for it.)
+        if let Some(i) = (0..counted)
+            .find(|&i| !answered[i] && pids.get(i).is_some_and(|p| crate::soak::exited(*p)))
         {
             let uri = &genesis::dev_validator_uris(apis.len())[i];
             let dir = root.join(uri.trim_start_matches("//").to_lowercase());

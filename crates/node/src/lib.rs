@@ -25,6 +25,7 @@ pub mod snapshots;
 pub mod store;
 pub mod token;
 pub mod wal;
+pub mod workers;
 pub mod workload;
 
 use std::sync::{Arc, Mutex};
