@@ -512,7 +512,7 @@ impl Driver {
             pool.clone(),
             2,
             (fault, loader),
-        )?);
+        ));
         let (root, last_block) = {
             let mut state = pool.state();
             (state.root(), state.last_block())

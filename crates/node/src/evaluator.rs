@@ -60,8 +60,6 @@ pub struct Evaluator {
     pool: Arc<Pool>,
     runtimes: Mutex<HashMap<(ChallengeId, u32), Arc<Runtime>>>,
     slots: Arc<Semaphore>,
-    /// Where evaluations run: low-priority threads, one per slot.
-    workers: crate::workers::Workers,
     collected: Mutex<HashMap<SubmissionId, Collected>>,
     /// Each pending submission's input: its challenge's key-value state after the block that
     /// ordered it. Every member evaluates over that one state however late it starts (a
@@ -100,7 +98,7 @@ pub fn record_inputs(inputs: &mut Inputs, state: &State, block: &Block) {
 
 impl Evaluator {
     /// An evaluator signing with `secret` (none for observers), running at most `workers`
-    /// evaluations at once, on as many low-priority threads ([`crate::workers`]).
+    /// evaluations at once.
     pub fn new(
         me: Hotkey,
         secret: Option<BlsSecretKey>,
@@ -109,8 +107,8 @@ impl Evaluator {
         pool: Arc<Pool>,
         workers: usize,
         (fault, loader): (Option<Fault>, ModuleLoader),
-    ) -> anyhow::Result<Evaluator> {
-        Ok(Evaluator {
+    ) -> Evaluator {
+        Evaluator {
             me,
             secret: secret.map(Arc::new),
             netuid,
@@ -118,15 +116,13 @@ impl Evaluator {
             pool,
             runtimes: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(workers.max(1))),
-            workers: crate::workers::Workers::new("evaluation", workers, workers)
-                .map_err(|e| anyhow::anyhow!("starting the evaluation threads: {e}"))?,
             collected: Mutex::new(HashMap::new()),
             inputs: Mutex::new(HashMap::new()),
             fault,
             loader,
             evaluations: AtomicU64::new(0),
             evaluation_ms: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Evaluations run to an attestable result since this process started, and the
@@ -248,36 +244,34 @@ impl Evaluator {
         let fault = self.fault;
         let loader = self.loader.clone();
         let started = std::time::Instant::now();
-        let evaluated = self
-            .workers
-            .run(move || {
-                let loaded = loader
-                    .load(&runtime, &module)
-                    .map_err(|e| anyhow::anyhow!("loading the module: {e}"))?;
-                let (_, eval, _) = runtime.validate_and_evaluate(
-                    &loaded,
-                    &EvalInput { seed, payload },
-                    kv,
-                    Arc::new(Vec::new()),
-                );
-                if !attestable(eval.outcome) {
-                    return Ok(None);
-                }
-                let mut result = ResultBody {
-                    outcome: eval.outcome,
-                    output: eval.output,
-                    write_set: eval.write_set,
-                    fuel_used: eval.fuel_used,
-                    engine_hash: runtime.engine_hash(),
-                };
-                if fault == Some(Fault::WrongScores) {
-                    result.output.extend_from_slice(b"forged");
-                    let digest = result.digest();
-                    return Ok(Some((result, digest)));
-                }
-                Ok::<_, anyhow::Error>(Some((result, eval.digest)))
-            })
-            .await??;
+        let evaluated = tokio::task::spawn_blocking(move || {
+            let loaded = loader
+                .load(&runtime, &module)
+                .map_err(|e| anyhow::anyhow!("loading the module: {e}"))?;
+            let (_, eval, _) = runtime.validate_and_evaluate(
+                &loaded,
+                &EvalInput { seed, payload },
+                kv,
+                Arc::new(Vec::new()),
+            );
+            if !attestable(eval.outcome) {
+                return Ok(None);
+            }
+            let mut result = ResultBody {
+                outcome: eval.outcome,
+                output: eval.output,
+                write_set: eval.write_set,
+                fuel_used: eval.fuel_used,
+                engine_hash: runtime.engine_hash(),
+            };
+            if fault == Some(Fault::WrongScores) {
+                result.output.extend_from_slice(b"forged");
+                let digest = result.digest();
+                return Ok(Some((result, digest)));
+            }
+            Ok::<_, anyhow::Error>(Some((result, eval.digest)))
+        })
+        .await??;
         if evaluated.is_some() {
             self.evaluations.fetch_add(1, Ordering::Relaxed);
             self.evaluation_ms

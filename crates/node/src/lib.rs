@@ -25,7 +25,6 @@ pub mod snapshots;
 pub mod store;
 pub mod token;
 pub mod wal;
-pub mod workers;
 pub mod workload;
 
 use std::sync::{Arc, Mutex};
