@@ -17,6 +17,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use platform_primitives::Hash;
@@ -160,8 +161,17 @@ impl ArtifactCache {
     }
 
     fn store(&self, path: &Path, artifact: &[u8]) -> Result<(), LoadError> {
+        // Each write has a temporary file of its own: two loads of one module (two runtimes
+        // of a node sharing the cache) once shared `<name>.tmp`, so one truncated or renamed
+        // the other's half-written file, and an evaluation failed on a missing MAC or a torn
+        // artifact.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let write = |p: &Path, bytes: &[u8]| -> Result<(), LoadError> {
-            let tmp = p.with_extension("tmp");
+            let tmp = p.with_extension(format!(
+                "tmp{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
             let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
             f.write_all(bytes)
                 .and_then(|()| f.sync_all())
@@ -284,16 +294,25 @@ impl Runtime {
         cache: Option<&ArtifactCache>,
     ) -> Result<(Arc<LoadedModule>, LoadStats), LoadError> {
         let started = Instant::now();
+        let hit = |m| {
+            let stats = LoadStats {
+                cache_hit: true,
+                compile: Duration::ZERO,
+                total: started.elapsed(),
+            };
+            Ok((m, stats))
+        };
         let hash = Hash::of(bytes);
         if let Some(m) = self.cached(&hash) {
-            return Ok((
-                m,
-                LoadStats {
-                    cache_hit: true,
-                    compile: Duration::ZERO,
-                    total: started.elapsed(),
-                },
-            ));
+            return hit(m);
+        }
+        // One load of a module at a time in this runtime: a concurrent load of the same
+        // module waits for the first and takes its result from memory instead of compiling
+        // it again (an evaluation burst at an epoch's start once compiled one module per
+        // submission, all at once).
+        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = self.cached(&hash) {
+            return hit(m);
         }
         let info = validate(bytes, self.policy())?;
         let config = crate::engine::config_hash(self.policy());
@@ -306,15 +325,7 @@ impl Runtime {
             // wasmtime re-checks compatibility on load.
             let module = unsafe { Module::deserialize_file(self.engine(), p) }
                 .map_err(|e| LoadError::Compile(e.to_string()))?;
-            let loaded = self.insert(hash, info, module)?;
-            return Ok((
-                loaded,
-                LoadStats {
-                    cache_hit: true,
-                    compile: Duration::ZERO,
-                    total: started.elapsed(),
-                },
-            ));
+            return hit(self.insert(hash, info, module)?);
         }
         let compile_start = Instant::now();
         let artifact = match compiler {

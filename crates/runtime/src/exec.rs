@@ -146,6 +146,8 @@ pub struct Runtime {
     policy: Arc<Policy>,
     engine_hash: [u8; 32],
     modules: Mutex<BTreeMap<Hash, Arc<LoadedModule>>>,
+    /// Held while a module is validated, compiled and inserted (see `load_with`).
+    pub(crate) loading: Mutex<()>,
     stop_ticker: Arc<AtomicBool>,
     metered: bool,
 }
@@ -193,6 +195,7 @@ impl Runtime {
             policy: Arc::new(policy),
             engine_hash,
             modules: Mutex::new(BTreeMap::new()),
+            loading: Mutex::new(()),
             stop_ticker,
             metered,
         })

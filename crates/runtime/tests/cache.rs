@@ -101,3 +101,50 @@ fn an_artifact_without_this_nodes_mac_is_never_deserialized() {
         .unwrap();
     assert!(!stats.cache_hit);
 }
+
+/// Loads of one module at once, from one runtime and from several sharing the cache folder (as
+/// a node's per-challenge runtimes do), all succeed: each cache write has its own temporary
+/// file, and a runtime compiles a module once however many evaluations ask for it together.
+#[test]
+fn concurrent_loads_of_one_module_all_succeed_and_one_runtime_compiles_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = Arc::new(module());
+    let cache = Arc::new(ArtifactCache::open(dir.path()).unwrap());
+    let shared = Arc::new(Runtime::new(Policy::default(), Allocation::OnDemand).unwrap());
+    let loads: Vec<_> = (0..8)
+        .map(|i| {
+            let (wasm, cache) = (wasm.clone(), cache.clone());
+            // Even threads share one runtime; odd ones each have their own.
+            let rt = if i % 2 == 0 {
+                shared.clone()
+            } else {
+                Arc::new(Runtime::new(Policy::default(), Allocation::OnDemand).unwrap())
+            };
+            std::thread::spawn(move || {
+                let (m, stats) = rt
+                    .load_with(&wasm, &Compiler::InProcess, Some(&cache))
+                    .unwrap();
+                (i, eval(&rt, &m).digest, stats.cache_hit)
+            })
+        })
+        .collect();
+    let results: Vec<_> = loads.into_iter().map(|t| t.join().unwrap()).collect();
+    let digests: std::collections::BTreeSet<_> = results.iter().map(|r| r.1).collect();
+    assert_eq!(digests.len(), 1, "{results:?}");
+    let shared_compiles = results
+        .iter()
+        .filter(|(i, _, hit)| i % 2 == 0 && !hit)
+        .count();
+    assert!(shared_compiles <= 1, "{results:?}");
+    // No temporary file is left behind, and what is cached verifies: a new runtime loads it.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
+    let rt = Runtime::new(Policy::default(), Allocation::OnDemand).unwrap();
+    let (_, stats) = rt
+        .load_with(&wasm, &Compiler::InProcess, Some(&cache))
+        .unwrap();
+    assert!(stats.cache_hit);
+}
