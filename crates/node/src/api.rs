@@ -32,6 +32,9 @@ struct Ctx {
     token: Arc<str>,
     /// The listener's refusals ([`crate::http`]).
     http: Arc<crate::http::HttpStats>,
+    /// The chain client (`None` without a chain), and the weights it last read with when.
+    chain: Option<platform_chain::AnyChain>,
+    chain_weights: Arc<tokio::sync::Mutex<Option<(std::time::Instant, ChainWeightsView)>>>,
 }
 
 /// What a miner posts to `/api/v1/submissions` (Borsh, `application/octet-stream`): the signed
@@ -55,6 +58,7 @@ pub fn router(
     pool: Arc<Pool>,
     token: String,
     http: Arc<crate::http::HttpStats>,
+    chain: Option<platform_chain::AnyChain>,
 ) -> Router {
     Router::new()
         .route(
@@ -75,6 +79,12 @@ pub fn router(
         .route("/api/v1/blocks/{height}", get(get_block))
         .route("/api/v1/epochs/{epoch}/weights", get(get_epoch_weights))
         .route("/api/v1/validators", get(get_validators))
+        .route("/api/v1/challenges/{id}/leaderboard", get(get_leaderboard))
+        .route("/api/v1/chain/weights", get(get_chain_weights))
+        .route("/api/v1/events", get(events))
+        .route("/", get(crate::dashboard::page))
+        .route("/assets/dashboard.js", get(crate::dashboard::script))
+        .route("/assets/dashboard.css", get(crate::dashboard::style))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -85,6 +95,8 @@ pub fn router(
             pool,
             token: token.into(),
             http,
+            chain,
+            chain_weights: Arc::default(),
         })
 }
 
@@ -294,6 +306,8 @@ async fn get_challenges(State(ctx): State<Ctx>) -> axum::response::Response {
                         "lifecycle": c.status,
                         "emission_bps": c.meta.emission_bps,
                         "wasm_hash": c.meta.wasm_hash.to_hex(),
+                        "committee_size": c.meta.committee_size,
+                        "resources": c.meta.resources,
                     })
                 })
                 .collect::<Vec<_>>(),
@@ -357,14 +371,24 @@ async fn get_submission(
             let ss58 = |keys: &[platform_primitives::Hotkey]| -> Vec<String> {
                 keys.iter().map(|h| h.to_ss58()).collect()
             };
-            let (status, score, signers) = match &record.status {
-                SubmissionStatus::Pending => ("pending", None, None),
-                SubmissionStatus::Certified { score, signers, .. } => (
+            let (status, score, signers, settled, receipt) = match &record.status {
+                SubmissionStatus::Pending => ("pending", None, None, None, None),
+                SubmissionStatus::Certified {
+                    score,
+                    signers,
+                    height,
+                    digest,
+                    outcome,
+                } => (
                     "certified",
                     score.map(|s| s.to_string()),
                     Some(ss58(signers)),
+                    Some(height.0),
+                    Some(serde_json::json!({ "digest": digest.to_hex(), "outcome": outcome })),
                 ),
-                SubmissionStatus::Expired { .. } => ("expired", None, None),
+                SubmissionStatus::Expired { height } => {
+                    ("expired", None, None, Some(height.0), None)
+                }
             };
             Json(serde_json::json!({
                 "submission_id": id,
@@ -376,6 +400,18 @@ async fn get_submission(
                 "dropped": ss58(&record.dropped),
                 "signers": signers,
                 "in_block": true,
+                "receipt": receipt,
+                // The timeline: ordered at `ordered_height` (in `epoch`), members replaced if
+                // nothing is certified by `deadline`, attestations as recorded on chain,
+                // settled (certified or expired) at `settled_height`.
+                "ordered_height": record.height.0,
+                "epoch": record.epoch.0,
+                "deadline": record.deadline.0,
+                "attestations": record.attestations.iter().map(|(m, d)| serde_json::json!({
+                    "member": m.to_ss58(),
+                    "digest": d.to_hex(),
+                })).collect::<Vec<_>>(),
+                "settled_height": settled,
             }))
             .into_response()
         }
@@ -459,10 +495,17 @@ struct ValidatorView {
     stake: u64,
     /// The epoch until which the validator is kept out of committees (`null`: not jailed).
     jailed_until: Option<u64>,
+    /// Its bound BLS key (hex; `null`: not bound, so it cannot vote or attest).
+    bls_key: Option<String>,
+    /// Its bound libp2p peer id.
+    peer_id: Option<String>,
+    /// Milliseconds since this node last heard from it (see `Status::heard`).
+    silent_ms: Option<u64>,
 }
 
 /// The current epoch's validators, with stake and jail status.
 async fn get_validators(State(ctx): State<Ctx>) -> Json<Vec<ValidatorView>> {
+    let heard = snapshot(&ctx).heard;
     let state = ctx.pool.latest();
     let epoch = state.meta().epoch;
     Json(
@@ -470,16 +513,175 @@ async fn get_validators(State(ctx): State<Ctx>) -> Json<Vec<ValidatorView>> {
             .current_epoch()
             .validators
             .iter()
-            .map(|(hotkey, stake)| ValidatorView {
-                hotkey: hotkey.to_ss58(),
-                stake: *stake,
-                jailed_until: state
-                    .jailed_until(hotkey)
-                    .filter(|until| *until > epoch)
-                    .map(|e| e.0),
+            .map(|(hotkey, stake)| {
+                let ss58 = hotkey.to_ss58();
+                let keys = state.bound_keys(hotkey);
+                ValidatorView {
+                    stake: *stake,
+                    jailed_until: state
+                        .jailed_until(hotkey)
+                        .filter(|until| *until > epoch)
+                        .map(|e| e.0),
+                    bls_key: keys.as_ref().map(|k| hex::encode(k.bls_key.0)),
+                    peer_id: keys.as_ref().and_then(|k| {
+                        platform_network::libp2p::PeerId::from_bytes(&k.peer_id)
+                            .ok()
+                            .map(|p| p.to_string())
+                    }),
+                    silent_ms: heard.iter().find(|h| h.hotkey == ss58).map(|h| h.silent_ms),
+                    hotkey: ss58,
+                }
             })
             .collect(),
     )
+}
+
+/// One row of `GET /api/v1/challenges/{id}/leaderboard`.
+#[derive(serde::Serialize)]
+struct LeaderboardRow {
+    /// 1 for the leader.
+    rank: usize,
+    miner: String,
+    /// The miner's UID in the current epoch's metagraph (`null`: no longer registered).
+    uid: Option<u16>,
+    /// The best certified score (decimal, 9 places).
+    score: String,
+    /// The submission that earned it.
+    submission: String,
+    /// The height its certificate was finalized at (`null`: its record was pruned).
+    certified_height: Option<u64>,
+    /// The miner's submissions to this challenge in the current epoch.
+    submissions_this_epoch: u32,
+}
+
+/// The miners of a challenge by best certified score, highest first; among equal scores the
+/// one certified first ranks higher (as the leader in `/api/v1/challenges` is chosen).
+async fn get_leaderboard(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+) -> axum::response::Response {
+    let Ok(challenge) = platform_primitives::ChallengeId::new(&id) else {
+        return refuse(StatusCode::BAD_REQUEST, "not a challenge id");
+    };
+    let pool = ctx.pool.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        use platform_state::records::SubmissionStatus;
+        let state = pool.latest();
+        state.challenge(&challenge)?;
+        let metagraph = state.current_epoch().metagraph;
+        let mut scores: Vec<_> = state.scores(&challenge).into_iter().collect();
+        scores.sort_by(|a, b| b.1.score.cmp(&a.1.score).then(a.1.seq.cmp(&b.1.seq)));
+        Some(
+            scores
+                .into_iter()
+                .enumerate()
+                .map(|(i, (miner, entry))| LeaderboardRow {
+                    rank: i + 1,
+                    uid: metagraph
+                        .iter()
+                        .find(|n| n.hotkey == miner)
+                        .map(|n| n.uid.0),
+                    score: entry.score.to_string(),
+                    submission: entry.submission.0.to_hex(),
+                    certified_height: state.submission(&entry.submission).and_then(|r| {
+                        match r.status {
+                            SubmissionStatus::Certified { height, .. } => Some(height.0),
+                            _ => None,
+                        }
+                    }),
+                    submissions_this_epoch: state.submissions_this_epoch(&challenge, &miner),
+                    miner: miner.to_ss58(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await;
+    match read {
+        Ok(Some(rows)) => Json(rows).into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no challenge {id}")),
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the state failed",
+        ),
+    }
+}
+
+/// `GET /api/v1/chain/weights`: the weights the chain holds for the subnet, per validator.
+#[derive(Clone, serde::Serialize)]
+struct ChainWeightsView {
+    /// The chain head when read.
+    head: u64,
+    validators: Vec<platform_chain::ValidatorWeights>,
+}
+
+/// How long a read of the chain's weights is served from memory: the route is public, and
+/// each read is a chain query.
+const CHAIN_WEIGHTS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn get_chain_weights(State(ctx): State<Ctx>) -> axum::response::Response {
+    use platform_chain::Chain;
+    let Some(chain) = &ctx.chain else {
+        return refuse(StatusCode::NOT_FOUND, "this validator has no chain");
+    };
+    // One read at a time; the others wait for it and share it.
+    let mut cached = ctx.chain_weights.lock().await;
+    if let Some((at, view)) = cached.as_ref()
+        && at.elapsed() < CHAIN_WEIGHTS_TTL
+    {
+        return Json(view.clone()).into_response();
+    }
+    let netuid = ctx.pool.latest().meta().netuid.0;
+    let read = async {
+        Ok::<_, platform_chain::ChainError>((chain.head().await?, chain.weights(netuid).await?))
+    };
+    match tokio::time::timeout(CHAIN_WEIGHTS_TTL, read).await {
+        Ok(Ok((head, validators))) => {
+            let view = ChainWeightsView {
+                head: head.number,
+                validators,
+            };
+            *cached = Some((std::time::Instant::now(), view.clone()));
+            Json(view).into_response()
+        }
+        Ok(Err(e)) => refuse(StatusCode::BAD_GATEWAY, format!("reading the chain: {e}")),
+        Err(_) => refuse(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the chain did not answer in time",
+        ),
+    }
+}
+
+/// How often `/api/v1/events` looks for a new status.
+const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `GET /api/v1/events`: server-sent events for the dashboard and scripts. An event `status`
+/// carries the node's status (as `GET /api/v1/status`) whenever it changed, checked every
+/// 500 ms; comments keep an idle connection open.
+async fn events(
+    State(ctx): State<Ctx>,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let stream = futures::stream::unfold(
+        (ctx, String::new(), true),
+        |(ctx, last, first)| async move {
+            if !first {
+                tokio::time::sleep(EVENT_INTERVAL).await;
+            }
+            let mut last = last;
+            loop {
+                let now = serde_json::to_string(&snapshot(&ctx)).expect("a status serializes");
+                if now != last {
+                    let event = Event::default().event("status").data(now.clone());
+                    return Some((Ok(event), (ctx, now, false)));
+                }
+                last = now;
+                tokio::time::sleep(EVENT_INTERVAL).await;
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 /// `GET /api/v1/epochs/{n}/weights`.

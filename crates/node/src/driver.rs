@@ -68,6 +68,9 @@ pub struct Status {
     pub partitioned: bool,
     /// The share of the epoch's stake heard from in the last 10 s, in basis points.
     pub heard_stake_bps: u64,
+    /// Each validator of the epoch: how long since a message of theirs passed this node's
+    /// checks (their votes, proposals, attestations), in milliseconds; 0 for this node.
+    pub heard: Vec<HeardView>,
     /// Views this validator nullified at once because their leader had been silent for two
     /// view timeouts.
     pub leader_views_skipped: u64,
@@ -108,6 +111,17 @@ pub struct Status {
     /// Finalized blocks deleted behind the oldest kept snapshot since this process started
     /// (`[retention] snapshots`, `archive`).
     pub blocks_pruned: u64,
+}
+
+/// One validator as this node hears it (see [`Status::heard`]).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct HeardView {
+    /// Its hotkey.
+    pub hotkey: String,
+    /// Its stake in the epoch's validator set.
+    pub stake: u64,
+    /// Milliseconds since it was last heard from (since this node started, if never).
+    pub silent_ms: u64,
 }
 
 /// Shared, briefly locked status (never held across an `.await`).
@@ -731,10 +745,23 @@ impl Driver {
             .enumerate()
             .map(|(i, h)| (*h, validators.stake(i as ValidatorIndex)))
             .collect();
-        let (heard, total) = self
-            .heard
-            .heard_stake(&members, &self.key.hotkey(), Instant::now());
+        let now = Instant::now();
+        let me = self.key.hotkey();
+        let (heard, total) = self.heard.heard_stake(&members, &me, now);
+        let silence: Vec<HeardView> = members
+            .iter()
+            .map(|(h, stake)| HeardView {
+                hotkey: h.to_ss58(),
+                stake: *stake,
+                silent_ms: if *h == me {
+                    0
+                } else {
+                    self.heard.silent_for(h, now).as_millis() as u64
+                },
+            })
+            .collect();
         let mut s = self.status.lock().expect("status lock poisoned");
+        s.heard = silence;
         s.view = view.0;
         s.leader = leader;
         s.chain = chain;

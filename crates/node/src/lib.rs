@@ -13,6 +13,7 @@
 pub mod api;
 pub mod collect;
 pub mod config;
+pub mod dashboard;
 pub mod driver;
 pub mod epochs;
 pub mod evaluator;
@@ -162,6 +163,7 @@ pub async fn run(
             None
         }
     };
+    let chain_client = chain.as_ref().map(|c| c.watch.client().clone());
     let status: SharedStatus = Arc::new(Mutex::new(Status::default()));
     let driver = driver::Driver::new(
         key,
@@ -193,6 +195,7 @@ pub async fn run(
         driver.pool(),
         token,
         stats.clone(),
+        chain_client,
     );
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = cfg.http_limits;
