@@ -14,6 +14,7 @@ mod bench_scale;
 mod bench_state;
 mod chain;
 mod challenge;
+mod devnet_view;
 mod keys;
 mod node;
 mod output;

@@ -1,6 +1,7 @@
 //! `platform init`, `platform run` and `platform devnet`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -933,6 +934,8 @@ fn print_summary(args: &DevnetArgs, summary: &DevnetSummary) {
 #[derive(serde::Deserialize)]
 struct NodeStatus {
     height: u64,
+    #[serde(default)]
+    peers: usize,
     view: u64,
     epoch: u64,
     finalization_ms_p50: u64,
@@ -945,14 +948,14 @@ struct EpochWeights {
     submitted: Option<Submitted>,
 }
 
-/// Every validator's submission for each of `epochs` epochs.
+/// Every validator's submission for each epoch of `epochs`.
 async fn epoch_summaries(
     client: &reqwest::Client,
     apis: &[(String, String)],
-    epochs: u64,
+    epochs: std::ops::Range<u64>,
 ) -> Vec<EpochSummary> {
     let mut out = Vec::new();
-    for epoch in 0..epochs {
+    for epoch in epochs {
         let mut validators = Vec::new();
         let mut seen: Vec<Option<Submitted>> = Vec::new();
         for (hotkey, api) in apis {
@@ -1006,6 +1009,65 @@ async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str
     client.get(url).send().await.ok()?.json().await.ok()
 }
 
+/// What the live panel shows besides the validators, from one validator's API (missing
+/// parts stay empty).
+async fn read_network(
+    client: &reqwest::Client,
+    api: &str,
+    epoch: u64,
+) -> crate::devnet_view::Network {
+    let mut net = crate::devnet_view::Network::default();
+    let challenges: Vec<serde_json::Value> = get(client, &format!("{api}/api/v1/challenges"))
+        .await
+        .unwrap_or_default();
+    for c in &challenges {
+        let id = c["id"].as_str().unwrap_or_default().to_string();
+        let status = c["lifecycle"].as_str().unwrap_or_default().to_string();
+        net.challenges
+            .push((id, status, c["emission_bps"].as_u64().unwrap_or(0)));
+    }
+    for c in challenges.iter().filter(|c| !c["leader"].is_null()) {
+        let id = c["id"].as_str().unwrap_or_default();
+        let board: Vec<serde_json::Value> =
+            get(client, &format!("{api}/api/v1/challenges/{id}/leaderboard"))
+                .await
+                .unwrap_or_default();
+        let top = board
+            .iter()
+            .take(5)
+            .map(|r| {
+                (
+                    r["miner"].as_str().unwrap_or_default().to_string(),
+                    r["uid"].as_u64(),
+                    r["score"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<Vec<_>>();
+        if !top.is_empty() {
+            net.leaderboard = Some((id.to_string(), top));
+            break;
+        }
+    }
+    if epoch > 0 {
+        let w: Option<serde_json::Value> = get(
+            client,
+            &format!("{api}/api/v1/epochs/{}/weights", epoch - 1),
+        )
+        .await;
+        if let Some(w) = w {
+            let uids = w["uids"].as_array().cloned().unwrap_or_default();
+            let ws = w["weights"].as_array().cloned().unwrap_or_default();
+            let pairs = uids
+                .iter()
+                .zip(&ws)
+                .map(|(u, w)| (u.as_u64().unwrap_or(0), w.as_u64().unwrap_or(0)))
+                .collect();
+            net.weights = Some((epoch - 1, pairs));
+        }
+    }
+    net
+}
+
 /// Polls every validator, shows progress, and returns once `--blocks` are final everywhere
 /// (or on Ctrl-C).
 #[allow(clippy::too_many_arguments)]
@@ -1029,6 +1091,21 @@ async fn watch(
         &root.join(first.trim_start_matches("//").to_lowercase()),
     )?;
     let mut sim = Simulation::new(args, &apis[0].1, token)?;
+    // On a terminal, one panel redrawn in place; elsewhere, a line per change.
+    let mut panel =
+        (!args.json && std::io::stdout().is_terminal()).then(crate::devnet_view::Panel::default);
+    if panel.is_some() {
+        sim.held = Some(Vec::new());
+    }
+    let mut rows: Vec<crate::devnet_view::Row> = apis
+        .iter()
+        .map(|(hotkey, api)| crate::devnet_view::Row {
+            hotkey: hotkey.clone(),
+            api: api.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let mut drawn_at: Option<Instant> = None;
     // Ctrl-C or SIGTERM ends the run (the validators are stopped by the caller).
     let stop = shutdown_signal();
     tokio::pin!(stop);
@@ -1041,13 +1118,19 @@ async fn watch(
     let mut first_epoch_ms = None;
     // When every counted validator had finalized a block, and the height then.
     let mut first_block: Option<(Instant, u64)> = None;
-    let mut epoch_list = None;
+    let mut epoch_list: Vec<EpochSummary> = Vec::new();
     // Validators that gossip forged anchors are banned by their peers and cut off; the goal
     // counts the others (the faulty ones are the last).
     let counted = apis.len() - (args.poison_anchors + args.flood_announces).min(apis.len() - 1);
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
-            if let Some(s) = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await {
+            let status = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await;
+            rows[i].up = status.is_some();
+            if let Some(s) = status {
+                let r = &mut rows[i];
+                (r.height, r.epoch, r.view) = (s.height, s.epoch, s.view);
+                (r.peers, r.p99_ms) = (s.peers, s.finalization_ms_p99);
+                r.submitted = s.weights_submitted_epoch;
                 answered[i] = true;
                 heights[i] = s.height;
                 epochs[i] = s.epoch;
@@ -1058,7 +1141,21 @@ async fn watch(
                 }
             }
         }
-        if !args.json {
+        if let Some(p) = panel.as_mut() {
+            for msg in sim.held.as_mut().map(std::mem::take).unwrap_or_default() {
+                p.event(msg);
+            }
+            if drawn_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                let network = read_network(&client, &apis[0].1, epochs[0]).await;
+                let title = format!(
+                    "devnet: {} validators, LocalChain {chain_url} (data in {})",
+                    apis.len(),
+                    root.display()
+                );
+                p.draw(&p.text(&title, &rows, &network));
+                drawn_at = Some(Instant::now());
+            }
+        } else if !args.json {
             let line = format!(
                 "epoch {:?}  view {view:>4}  finalized {heights:?}  weights submitted for epoch {}",
                 epochs,
@@ -1115,6 +1212,21 @@ async fn watch(
         if args.blocks.is_some_and(|target| min >= target) && sim.settled(&client).await {
             break;
         }
+        // Read each epoch's submissions as soon as every validator has made its own: the
+        // state prunes the oldest epochs' records as later epochs close, so by the end of a
+        // long run the first ones are gone.
+        if let Some(n) = args.epochs {
+            let done = submitted[..counted]
+                .iter()
+                .map(|s| s.map_or(0, |e| e + 1))
+                .min()
+                .unwrap_or(0)
+                .min(n);
+            let next = epoch_list.len() as u64;
+            if next < done {
+                epoch_list.extend(epoch_summaries(&client, &apis[..counted], next..done).await);
+            }
+        }
         // With --epochs, stop once every validator has submitted the last epoch's weights
         // (and, with timelocked commits, once the chain has revealed every one of them).
         if let Some(n) = args.epochs
@@ -1123,11 +1235,6 @@ async fn watch(
                 .iter()
                 .all(|s| s.is_some_and(|e| e + 1 >= n))
         {
-            // Read the submissions now: waiting for the reveals lets another epoch close, and
-            // the state prunes the oldest epochs' records as they age.
-            if epoch_list.is_none() {
-                epoch_list = Some(epoch_summaries(&client, &apis[..counted], n).await);
-            }
             if !timelocked_mode(args)
                 || timelocked_status(&client, chain_url)
                     .await
@@ -1210,10 +1317,11 @@ async fn watch(
             .iter()
             .all(|v| v.hash_at_target.is_none() || v.hash_at_target == first);
     let leaders = sim.leaders(&client).await;
-    let epoch_list = match epoch_list {
-        Some(list) => list,
-        None => epoch_summaries(&client, &apis[..counted], args.epochs.unwrap_or(0)).await,
-    };
+    let wanted = args.epochs.unwrap_or(0);
+    if (epoch_list.len() as u64) < wanted {
+        let next = epoch_list.len() as u64;
+        epoch_list.extend(epoch_summaries(&client, &apis[..counted], next..wanted).await);
+    }
     let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
     // A submission shows in the chain's rows once a chain block includes it: with --epochs,
     // give the last ones a few chain blocks.
@@ -1514,6 +1622,8 @@ struct Simulation {
     /// The epoch of the last round of submissions, and how many rounds there were.
     mined_epoch: Option<u64>,
     rounds: usize,
+    /// Messages held for the live panel instead of printed (`Some` when it shows).
+    held: Option<Vec<String>>,
 }
 
 impl Simulation {
@@ -1553,6 +1663,7 @@ impl Simulation {
             resubmit: args.resubmit,
             mined_epoch: None,
             rounds: 0,
+            held: None,
         })
     }
 
@@ -1589,6 +1700,14 @@ impl Simulation {
             .collect()
     }
 
+    /// Prints `msg`, or holds it for the live panel.
+    fn say(&mut self, msg: String) {
+        match &mut self.held {
+            Some(held) => held.push(msg),
+            None => println!("{msg}"),
+        }
+    }
+
     /// Advances: publish → wait → activate → wait → miners submit (and, with --resubmit,
     /// submit again in each later `epoch` until the run's goal is `reached`).
     async fn step(&mut self, client: &reqwest::Client, quiet: bool, epoch: u64, reached: bool) {
@@ -1612,7 +1731,7 @@ impl Simulation {
         };
         if let Err(e) = result {
             if !quiet {
-                println!("devnet: {e:#}");
+                self.say(format!("devnet: {e:#}"));
             }
             self.stage = 5;
             self.resubmit = false;
@@ -1728,12 +1847,14 @@ impl Simulation {
                     self.admitted
                         .push(v["submission_id"].as_str().unwrap_or("").to_string());
                 } else if !quiet {
-                    println!("devnet: a miner's submission was refused ({code}): {v}");
+                    self.say(format!(
+                        "devnet: a miner's submission was refused ({code}): {v}"
+                    ));
                 }
             }
         }
         if !quiet {
-            println!(
+            self.say(format!(
                 "devnet: {}miners submitted {} payloads in epoch {epoch}",
                 if round == 0 {
                     "challenges active; "
@@ -1741,7 +1862,7 @@ impl Simulation {
                     ""
                 },
                 self.admitted.len() - before
-            );
+            ));
         }
         self.rounds += 1;
         self.mined_epoch = Some(epoch);
