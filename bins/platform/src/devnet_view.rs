@@ -28,11 +28,14 @@ pub struct Row {
 pub struct Network {
     /// `(id, lifecycle, emission basis points)`.
     pub challenges: Vec<(String, String, u64)>,
-    /// The first active challenge with certified scores, and its top miners `(miner, uid, score)`.
-    pub leaderboard: Option<(String, Vec<(String, Option<u64>, String)>)>,
+    /// The first challenge with certified scores, and its top miners.
+    pub leaderboard: Option<(String, Vec<Leader>)>,
     /// The newest closed epoch and its weights `(uid, weight)`.
     pub weights: Option<(u64, Vec<(u64, u64)>)>,
 }
+
+/// A leaderboard row: miner, UID (if registered), best score.
+pub type Leader = (String, Option<u64>, String);
 
 /// The panel's state between redraws.
 #[derive(Debug, Default)]

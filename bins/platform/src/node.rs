@@ -1234,14 +1234,12 @@ async fn watch(
             && submitted[..counted]
                 .iter()
                 .all(|s| s.is_some_and(|e| e + 1 >= n))
-        {
-            if !timelocked_mode(args)
+            && (!timelocked_mode(args)
                 || timelocked_status(&client, chain_url)
                     .await
-                    .is_some_and(|t| t.revealed + t.failed >= counted as u64 * n)
-            {
-                break;
-            }
+                    .is_some_and(|t| t.revealed + t.failed >= counted as u64 * n))
+        {
+            break;
         }
         if (args.blocks.is_some() || args.epochs.is_some())
             && start.elapsed() > Duration::from_secs(args.timeout_secs)
