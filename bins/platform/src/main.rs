@@ -90,6 +90,9 @@ enum Command {
     /// Show a validator's status: height, epoch, view and leader, peers, the stake it hears
     /// from, the partition alarm, finality.
     Status(status::StatusArgs),
+    /// Show a validator's connected peers: the validator each is bound to (with its stake),
+    /// address and ping; then the epoch's validators it has no connection to.
+    Peers(status::PeersArgs),
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
         Command::Devnet(args) => node::devnet(args),
         Command::Submit(args) => node::submit(args),
         Command::Status(args) => status::run(args),
+        Command::Peers(args) => status::peers(args),
         Command::Sim(args) => sim::run_sim(args),
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),

@@ -1383,6 +1383,26 @@ fn a_miner_submits_and_waits_for_the_certified_score() {
     assert_eq!(v["status"], "certified");
     assert!(v["score"].is_string(), "{v}");
     assert_eq!(v["committee"].as_array().unwrap().len(), 4);
+    // `platform peers`: the other three validators, each bound, with an address and (once
+    // pinged) a round trip; none missing.
+    wait_until("every peer to have been pinged", || {
+        let o = platform(&["peers", "--node", &format!("http://{api}"), "--json"]);
+        let p = json(&o);
+        let peers = p["peers"].as_array().cloned().unwrap_or_default();
+        let bound: Vec<&str> = peers
+            .iter()
+            .filter_map(|x| x["validator"].as_str())
+            .collect();
+        o.status.success()
+            && bound.len() == 3
+            && peers
+                .iter()
+                .all(|x| x["rtt_ms"].is_u64() && x["address"].is_string())
+            && p["missing"] == serde_json::json!([])
+    });
+    let o = platform(&["peers", "--node", &format!("http://{api}")]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("3 peers connected to 5"));
     stop_devnet(devnet, &dir);
 }
 

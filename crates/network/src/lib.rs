@@ -190,6 +190,21 @@ pub struct NetStatus {
     pub partitioned: bool,
     /// Currently banned peers.
     pub banned: Vec<String>,
+    /// Every connected peer, by peer id.
+    pub peers: Vec<PeerLink>,
+}
+
+/// A connected peer as the network task sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerLink {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// The remote address of its first connection.
+    pub address: Option<String>,
+    /// The last ping's round trip, in milliseconds (`None` before the first ping).
+    pub rtt_ms: Option<u64>,
+    /// The validator it is bound to (`None`: an observer, or not bound yet).
+    pub validator: Option<Hotkey>,
 }
 
 /// Why a network operation failed.

@@ -27,7 +27,7 @@ use crate::wire::{
     Codec, Envelope, MAX_BLOB_BYTES, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE, PeerBinding, Protocol,
     Request, Response, Topic,
 };
-use crate::{Config, Event, NetError, NetStatus, Provider};
+use crate::{Config, Event, NetError, NetStatus, PeerLink, Provider};
 
 /// How often each connection is pinged.
 const PING_INTERVAL: Duration = Duration::from_secs(2);
@@ -190,6 +190,8 @@ pub(crate) struct Task {
     requests: HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, NetError>>>,
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     banned: HashMap<PeerId, Instant>,
+    /// Each connected peer's remote address and last ping round trip (for `status`).
+    links: HashMap<PeerId, (Multiaddr, Option<Duration>)>,
     ban_period: Duration,
     partition_alarm: Duration,
     below_since: Option<Instant>,
@@ -342,6 +344,7 @@ impl Task {
             requests: HashMap::new(),
             provider_queries: HashMap::new(),
             banned: HashMap::new(),
+            links: HashMap::new(),
             ban_period: cfg.ban_period,
             partition_alarm: cfg.partition_alarm,
             below_since: None,
@@ -558,7 +561,26 @@ impl Task {
         validators.dedup();
         let mut banned: Vec<String> = self.banned.keys().map(|p| p.to_string()).collect();
         banned.sort();
+        let mut peers: Vec<PeerLink> = self
+            .swarm
+            .connected_peers()
+            .map(|p| {
+                let link = self.links.get(p);
+                PeerLink {
+                    peer_id: p.to_string(),
+                    address: link.map(|l| l.0.to_string()),
+                    rtt_ms: link.and_then(|l| l.1).map(|d| d.as_millis() as u64),
+                    validator: self
+                        .ingress
+                        .is_validator_peer(p)
+                        .then(|| self.ingress.bound_hotkey(p))
+                        .flatten(),
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         NetStatus {
+            peers,
             peer_id: self.peer_id().to_string(),
             listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
             connected_peers: self.swarm.connected_peers().count(),
@@ -656,8 +678,11 @@ impl Task {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,
+                endpoint,
                 ..
             } if num_established.get() == 1 => {
+                self.links
+                    .insert(peer_id, (endpoint.get_remote_address().clone(), None));
                 // First connection to this peer: tell it who we are (it answers in kind).
                 let hello = self.own_binding.clone();
                 let id = self
@@ -672,7 +697,19 @@ impl Task {
                 peer_id,
                 num_established: 0,
                 ..
-            } => self.ingress.unbind(&peer_id),
+            } => {
+                self.links.remove(&peer_id);
+                self.ingress.unbind(&peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                if let Some(link) = self.links.get_mut(&peer) {
+                    link.1 = Some(rtt);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,

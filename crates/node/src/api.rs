@@ -82,6 +82,7 @@ pub fn router(
         .route("/api/v1/challenges/{id}/leaderboard", get(get_leaderboard))
         .route("/api/v1/chain/weights", get(get_chain_weights))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/peers", get(get_peers))
         .route("/", get(crate::dashboard::page))
         .route("/assets/dashboard.js", get(crate::dashboard::script))
         .route("/assets/dashboard.css", get(crate::dashboard::style))
@@ -648,6 +649,16 @@ async fn get_chain_weights(State(ctx): State<Ctx>) -> axum::response::Response {
             StatusCode::GATEWAY_TIMEOUT,
             "the chain did not answer in time",
         ),
+    }
+}
+
+/// `GET /api/v1/peers`: the network task's view (`platform_network::NetStatus`): every
+/// connected peer with its address, last ping round trip and bound validator, banned peers,
+/// the stake connected.
+async fn get_peers(State(ctx): State<Ctx>) -> axum::response::Response {
+    match ctx.net.status().await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
