@@ -30,11 +30,11 @@ struct Ctx {
     pool: Arc<Pool>,
     /// The operator token (see [`crate::token`]).
     token: Arc<str>,
-    /// The listener's refusals ([`crate::http`]).
-    http: Arc<crate::http::HttpStats>,
     /// The chain client (`None` without a chain), and the weights it last read with when.
     chain: Option<platform_chain::AnyChain>,
     chain_weights: Arc<tokio::sync::Mutex<Option<(std::time::Instant, ChainWeightsView)>>>,
+    /// What `/metrics` encodes (`crate::metrics`).
+    registry: Arc<prometheus_client::registry::Registry>,
 }
 
 /// What a miner posts to `/api/v1/submissions` (Borsh, `application/octet-stream`): the signed
@@ -89,13 +89,19 @@ pub fn router(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn(count_request))
         .with_state(Ctx {
+            registry: Arc::new(crate::metrics::registry(crate::metrics::Readings::new(
+                status.clone(),
+                net.metrics().clone(),
+                http.clone(),
+                dir.root().to_path_buf(),
+            ))),
             status,
             net,
             dir,
             pool,
             token: token.into(),
-            http,
             chain,
             chain_weights: Arc::default(),
         })
@@ -135,6 +141,12 @@ async fn admit_and_gossip(
         move || pool.admit(tx)
     })
     .await;
+    let result = match &admitted {
+        Ok(Ok(_)) => "admitted",
+        Ok(Err(AdmitError::Mempool(_))) => "full",
+        _ => "rejected",
+    };
+    crate::metrics::events().offered("api", result);
     match admitted {
         Ok(Ok(evicted)) => {
             if let Some((old, reason)) = evicted {
@@ -758,45 +770,58 @@ async fn ready(State(ctx): State<Ctx>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(ctx): State<Ctx>) -> String {
-    let s = snapshot(&ctx);
-    let mut out = ctx.net.metrics().render_prometheus();
-    out.push_str(&ctx.http.render_prometheus());
-    out.push_str(&format!(
-        "# TYPE platform_finalized_height gauge\nplatform_finalized_height {}\n\
-         # TYPE platform_consensus_view gauge\nplatform_consensus_view {}\n\
-         # TYPE platform_partitioned gauge\nplatform_partitioned {}\n\
-         # TYPE platform_heard_stake_bps gauge\nplatform_heard_stake_bps {}\n\
-         # TYPE platform_leader_views_skipped_total counter\n\
-         platform_leader_views_skipped_total {}\n\
-         # TYPE platform_blobs_collected_total counter\nplatform_blobs_collected_total {}\n\
-         # HELP platform_state_entries Entries in the replicated state.\n\
-         # TYPE platform_state_entries gauge\nplatform_state_entries {}\n\
-         # HELP platform_state_pruned_total State records removed by epoch closes since genesis.\n\
-         # TYPE platform_state_pruned_total counter\nplatform_state_pruned_total {}\n\
-         # HELP platform_blocks_pruned_total Finalized blocks deleted behind the oldest kept snapshot.\n\
-         # TYPE platform_blocks_pruned_total counter\nplatform_blocks_pruned_total {}\n\
-         # HELP platform_consensus_signature_checks_total Signature checks by the consensus engine (votes one by one or in batches, certificates).\n\
-         # TYPE platform_consensus_signature_checks_total counter\nplatform_consensus_signature_checks_total {}\n\
-         # HELP platform_finalized_blocks_total Blocks finalized since this process started.\n\
-         # TYPE platform_finalized_blocks_total counter\nplatform_finalized_blocks_total {}\n\
-         # HELP platform_evaluations_total Evaluations run as a committee member since this process started.\n\
-         # TYPE platform_evaluations_total counter\nplatform_evaluations_total {}\n\
-         # HELP platform_evaluation_seconds_total Time those evaluations took.\n\
-         # TYPE platform_evaluation_seconds_total counter\nplatform_evaluation_seconds_total {}\n",
-        s.height,
-        s.view,
-        u8::from(s.partitioned),
-        s.heard_stake_bps,
-        s.leader_views_skipped,
-        s.blobs_collected,
-        s.state_entries,
-        s.state_pruned,
-        s.blocks_pruned,
-        s.consensus_signature_checks,
-        s.finalized_since_start,
-        s.evaluations,
-        s.evaluation_ms as f64 / 1000.0,
-    ));
-    out
+/// `GET /metrics` (`crate::metrics`): OpenMetrics text to a scraper that asks for it (as
+/// Prometheus does), Prometheus's text format otherwise.
+async fn metrics(
+    State(ctx): State<Ctx>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let registry = ctx.registry.clone();
+    // The readings walk /proc and, every 30 s, the data directory.
+    match tokio::task::spawn_blocking(move || crate::metrics::encode(&registry)).await {
+        Ok(text) if openmetrics => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::to_prometheus_text(&text),
+        )
+            .into_response(),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "encoding the metrics failed"),
+    }
+}
+
+/// Counts and times every request by its route's pattern (never the raw path, which a client
+/// chooses) and status code.
+async fn count_request(
+    route: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let route = route.map_or("unmatched".to_string(), |r| r.as_str().to_string());
+    let e = crate::metrics::events();
+    e.http_requests
+        .get_or_create(&vec![
+            ("route", route.clone()),
+            ("status", response.status().as_u16().to_string()),
+        ])
+        .inc();
+    e.http_seconds
+        .get_or_create(&vec![("route", route)])
+        .observe(started.elapsed().as_secs_f64());
+    response
 }

@@ -906,9 +906,17 @@ impl Driver {
                 };
                 let pool = self.pool.clone();
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = pool.admit(tx) {
-                        tracing::debug!("gossiped transaction not admitted: {e}");
-                    }
+                    let result = match pool.admit(tx) {
+                        Ok(_) => "admitted",
+                        Err(e) => {
+                            tracing::debug!("gossiped transaction not admitted: {e}");
+                            match e {
+                                crate::mempool::AdmitError::Mempool(_) => "full",
+                                crate::mempool::AdmitError::Rejected(_) => "rejected",
+                            }
+                        }
+                    };
+                    crate::metrics::events().offered("gossip", result);
                 });
                 Ok(())
             }
@@ -1612,6 +1620,9 @@ impl Driver {
                 self.latencies.pop_front();
             }
             self.latencies.push_back(latency);
+            crate::metrics::events()
+                .finalization
+                .observe(latency as f64 / 1000.0);
             let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
             sorted.sort_unstable();
             let pct = |p: usize| sorted[(sorted.len() * p / 100).min(sorted.len() - 1)];

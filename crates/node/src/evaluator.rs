@@ -240,20 +240,40 @@ impl Evaluator {
             }
         };
         let _slot = self.slots.clone().acquire_owned().await?;
+        let challenge_label = vec![("challenge", challenge.meta.id.as_str().to_string())];
         let seed = record.seed;
         let fault = self.fault;
         let loader = self.loader.clone();
         let started = std::time::Instant::now();
+        let labels = challenge_label.clone();
         let evaluated = tokio::task::spawn_blocking(move || {
-            let loaded = loader
-                .load(&runtime, &module)
-                .map_err(|e| anyhow::anyhow!("loading the module: {e}"))?;
+            let events = crate::metrics::events();
+            let outcome = |o: &str| {
+                let mut l = labels.clone();
+                l.push(("outcome", o.to_string()));
+                events.evaluations.get_or_create(&l).inc();
+            };
+            let loaded = loader.load(&runtime, &module).map_err(|e| {
+                outcome("load_failed");
+                anyhow::anyhow!("loading the module: {e}")
+            })?;
             let (_, eval, _) = runtime.validate_and_evaluate(
                 &loaded,
                 &EvalInput { seed, payload },
                 kv,
                 Arc::new(Vec::new()),
             );
+            outcome(
+                serde_json::to_value(eval.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .as_deref()
+                    .unwrap_or("unknown"),
+            );
+            events
+                .evaluation_fuel
+                .get_or_create(&labels)
+                .observe(eval.fuel_used as f64);
             if !attestable(eval.outcome) {
                 return Ok(None);
             }
@@ -273,6 +293,10 @@ impl Evaluator {
         })
         .await??;
         if evaluated.is_some() {
+            crate::metrics::events()
+                .evaluation_seconds
+                .get_or_create(&challenge_label)
+                .observe(started.elapsed().as_secs_f64());
             self.evaluations.fetch_add(1, Ordering::Relaxed);
             self.evaluation_ms
                 .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);

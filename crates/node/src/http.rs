@@ -100,7 +100,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 6] = [
         Refusal::Connections,
         Refusal::IpConnections,
         Refusal::HeaderTimeout,

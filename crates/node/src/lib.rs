@@ -21,6 +21,7 @@ pub mod genesis;
 pub mod http;
 pub mod liveness;
 pub mod mempool;
+pub mod metrics;
 pub mod replay;
 pub mod snapshots;
 pub mod store;
