@@ -16,41 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::get;
+use common::{Devnet, get, wait_for};
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(180);
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// A `platform devnet` run in the background; SIGTERM (it stops its validators) when dropped.
-struct Devnet(Child);
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Headless Chromium with the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands
 /// in on fd 3, replies and events out on fd 4, each a JSON text ending in NUL), attached to one
@@ -249,39 +216,23 @@ fn every_dashboard_page_shows_what_the_api_says_live() {
     std::fs::create_dir_all(&shots).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = Devnet(
-        Command::new(env!("CARGO_BIN_EXE_platform"))
-            .args(["devnet", "--data-dir"])
-            .arg(&dir)
-            .arg("--challenges")
-            .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
-            .arg("--payloads")
-            .arg(repo.join("scenarios/payloads"))
-            .args([
-                "--epochs",
-                "1000",
-                "--tempo",
-                "20",
-                "--chain-block-ms",
-                "500",
-                "--block-ms",
-                "200",
-                "--resubmit",
-                "--timeout-secs",
-                "600",
-            ])
-            .env_remove("PLATFORM_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _devnet = Devnet::start(
+        &dir,
+        &[
+            "--epochs",
+            "1000",
+            "--tempo",
+            "20",
+            "--chain-block-ms",
+            "500",
+            "--block-ms",
+            "200",
+            "--resubmit",
+            "--timeout-secs",
+            "600",
+        ],
     );
-    let api = wait_for("Alice's config", || {
-        let text = std::fs::read_to_string(dir.join("alice/config.toml")).ok()?;
-        let line = text.lines().find(|l| l.starts_with("http ="))?;
-        Some(line.split('"').nth(1)?.to_string())
-    });
+    let api = Devnet::api(&dir, "alice");
     let base = format!("http://{api}");
     // An epoch closed with weights, and a challenge with a certified score.
     let challenge = wait_for("a closed epoch and a certified score", || {

@@ -799,7 +799,10 @@ async fn metrics(
             crate::metrics::to_prometheus_text(&text),
         )
             .into_response(),
-        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "encoding the metrics failed"),
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the metrics failed",
+        ),
     }
 }
 

@@ -253,7 +253,8 @@ fn counters<'a>(
     help: &str,
     rows: impl IntoIterator<Item = (Labels, u64)> + 'a,
 ) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    let mut family =
+        e.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
     for (labels, v) in rows {
         ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
     }
@@ -264,8 +265,18 @@ impl Collector for Readings {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let s = self.status.lock().expect("status lock poisoned").clone();
         let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        gauge(&mut e, "platform_finalized_height", "The last finalized height", i(s.height))?;
-        gauge(&mut e, "platform_consensus_view", "The current consensus view", i(s.view))?;
+        gauge(
+            &mut e,
+            "platform_finalized_height",
+            "The last finalized height",
+            i(s.height),
+        )?;
+        gauge(
+            &mut e,
+            "platform_consensus_view",
+            "The current consensus view",
+            i(s.view),
+        )?;
         gauge(&mut e, "platform_epoch", "The current epoch", i(s.epoch))?;
         gauge(
             &mut e,
@@ -273,7 +284,12 @@ impl Collector for Readings {
             "1 when this node holds a seat in the current validator set",
             i64::from(s.validator),
         )?;
-        gauge(&mut e, "platform_peers", "Connected peers", i(s.peers as u64))?;
+        gauge(
+            &mut e,
+            "platform_peers",
+            "Connected peers",
+            i(s.peers as u64),
+        )?;
         gauge(
             &mut e,
             "platform_partitioned",
@@ -305,7 +321,18 @@ impl Collector for Readings {
             i(s.snapshot_height.unwrap_or(0)),
         )?;
         if let Some(chain) = &s.chain {
-            gauge(&mut e, "platform_chain_head", "The chain's head as last read", i(chain.head))?;
+            gauge(
+                &mut e,
+                "platform_chain_head",
+                "The chain's head as last read",
+                i(chain.head),
+            )?;
+            gauge(
+                &mut e,
+                "platform_chain_tempo",
+                "Blocks per chain epoch of the subnet",
+                i64::from(chain.tempo),
+            )?;
             gauge(
                 &mut e,
                 "platform_chain_epoch_anchor_age_blocks",
@@ -382,11 +409,16 @@ impl Collector for Readings {
             &mut e,
             "platform_network_rejected",
             "Messages and requests the network refused, by channel and reason",
-            n.rejected.iter().map(|((c, r), v)| {
-                (vec![("channel", c.clone()), ("reason", r.clone())], *v)
-            }),
+            n.rejected
+                .iter()
+                .map(|((c, r), v)| (vec![("channel", c.clone()), ("reason", r.clone())], *v)),
         )?;
-        counter(&mut e, "platform_network_bans", "Peers banned since start", n.bans)?;
+        counter(
+            &mut e,
+            "platform_network_bans",
+            "Peers banned since start",
+            n.bans,
+        )?;
         counter(
             &mut e,
             "platform_network_dropped",
@@ -431,9 +463,12 @@ impl Collector for Readings {
             &mut e,
             "platform_http_refused",
             "Connections and requests the API listener refused, by reason",
-            crate::http::Refusal::ALL
-                .iter()
-                .map(|r| (vec![("reason", r.label().to_string())], self.http.refused(*r))),
+            crate::http::Refusal::ALL.iter().map(|r| {
+                (
+                    vec![("reason", r.label().to_string())],
+                    self.http.refused(*r),
+                )
+            }),
         )?;
         gauge(
             &mut e,

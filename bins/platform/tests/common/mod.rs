@@ -4,8 +4,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs `platform` with `args` (and no `PLATFORM_DATA_DIR` or `PLATFORM_CHAIN` from the
 /// environment) and collects its output.
@@ -49,4 +50,71 @@ pub fn get_text(api: &str, path: &str) -> Option<String> {
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Polls `f` every 250 ms until it gives a value; panics after three minutes.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A `platform devnet` running in the background with the example challenges and payloads;
+/// SIGTERM (it stops its validators and chain) when dropped.
+pub struct Devnet(pub Child);
+
+impl Devnet {
+    /// Starts `platform devnet --data-dir dir` with `extra`, output discarded.
+    pub fn start(dir: &Path, extra: &[&str]) -> Devnet {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        Devnet(
+            Command::new(env!("CARGO_BIN_EXE_platform"))
+                .args(["devnet", "--data-dir"])
+                .arg(dir)
+                .arg("--challenges")
+                .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
+                .arg("--payloads")
+                .arg(repo.join("scenarios/payloads"))
+                .args(extra)
+                .env_remove("PLATFORM_DATA_DIR")
+                .env_remove("PLATFORM_CHAIN")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The HTTP API (`host:port`) of the validator named `name` (`alice`, …), once its
+    /// config is written.
+    pub fn api(dir: &Path, name: &str) -> String {
+        wait_for(&format!("{name}'s config"), || {
+            let text = std::fs::read_to_string(dir.join(name).join("config.toml")).ok()?;
+            let line = text.lines().find(|l| l.starts_with("http ="))?;
+            Some(line.split('"').nth(1)?.to_string())
+        })
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
