@@ -1564,3 +1564,130 @@ fn on_a_terminal_the_devnet_shows_a_live_panel() {
     assert!(plain.contains("leaderboard (") || plain.contains("leaderboard: no certified"));
     assert!(plain.contains("validators agree on every block"), "{plain}");
 }
+
+/// `platform snapshot list|create|restore`: Bob is stopped; his newest snapshot goes to a file;
+/// a fresh data directory with his config and genesis takes it (checked against the chain's
+/// epoch anchor and the certificate); Bob runs from there, beyond the snapshot's height, on the
+/// same blocks as Alice. A second restore into the same directory is refused.
+#[test]
+fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let devnet = common::Devnet::start(
+        &dir,
+        &[
+            "--epochs",
+            "1000",
+            "--tempo",
+            "10",
+            "--chain-block-ms",
+            "500",
+            "--block-ms",
+            "200",
+            "--timeout-secs",
+            "600",
+        ],
+    );
+    let alice = common::Devnet::api(&dir, "alice");
+    let bob_api = common::Devnet::api(&dir, "bob");
+    wait_until("Bob to take a snapshot", || {
+        get(&bob_api, "/api/v1/status").is_some_and(|s| s["snapshot_height"].is_u64())
+    });
+    let bob = dir.join("bob");
+    let config = bob.join("config.toml");
+    let pid = process_id(&format!(" run --config {}", config.display())).expect("Bob's process");
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until("Bob's process to exit", || {
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"));
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+        zombie && threads <= 1
+    });
+    let bob_dir = bob.to_str().unwrap();
+    let listed = json(&platform(&[
+        "snapshot",
+        "list",
+        "--data-dir",
+        bob_dir,
+        "--json",
+    ]));
+    let newest = listed
+        .as_array()
+        .unwrap()
+        .last()
+        .expect("a snapshot")
+        .clone();
+    let file = tmp.path().join("bob.snapshot");
+    let created = json(&platform(&[
+        "snapshot",
+        "create",
+        "--data-dir",
+        bob_dir,
+        "--out",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(created["height"], newest["height"], "{created}");
+    let inspected = json(&platform(&[
+        "snapshot",
+        "inspect",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(inspected["height"], newest["height"]);
+
+    // A fresh data directory: Bob's config (same hotkey, ports, peers, chain) and genesis.
+    let fresh = tmp.path().join("bob-again");
+    std::fs::create_dir_all(&fresh).unwrap();
+    for f in ["config.toml", "genesis.bin"] {
+        std::fs::copy(bob.join(f), fresh.join(f)).unwrap();
+    }
+    let restore = |dir: &Path| {
+        platform(&[
+            "snapshot",
+            "restore",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            file.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let out = restore(&fresh);
+    let restored = json(&out);
+    assert!(out.status.success(), "{restored}");
+    assert_eq!(restored["height"], newest["height"]);
+    assert_eq!(restored["state_root"], inspected["state_root"]);
+    let again = restore(&fresh);
+    assert!(!again.status.success(), "a second restore was accepted");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds a snapshot"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let height = restored["height"].as_u64().unwrap();
+    let mut again = Validator {
+        config: fresh.join("config.toml"),
+        dir: fresh.clone(),
+        api: bob_api.clone(),
+        child: None,
+    };
+    again.start();
+    wait_or_show(
+        "Bob, restored, to finalize past the snapshot",
+        std::slice::from_ref(&again),
+        || self::height(&bob_api).is_some_and(|h| h > height + 5),
+    );
+    let h = self::height(&bob_api).unwrap();
+    wait_until("Alice and Bob to agree", || {
+        block_hash(&alice, h).is_some() && block_hash(&alice, h) == block_hash(&bob_api, h)
+    });
+    drop(again);
+    drop(devnet);
+}

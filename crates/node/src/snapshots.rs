@@ -669,3 +669,104 @@ mod tests {
         assert_eq!(stored(&dir), vec![6, 7, 8]);
     }
 }
+
+/// What [`restore`] stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Restored {
+    /// The snapshot's height.
+    pub height: u64,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The state root it holds.
+    pub state_root: String,
+    /// The blob its bytes were stored as.
+    pub blob: String,
+}
+
+/// Stores a snapshot file in a stopped validator's data directory after checking it as a
+/// peer's snapshot is checked at catch-up ([`open_peer`], [`verify_peer`]): its root and proof
+/// links, its validator set against this node's genesis (epoch 0) or against the chain's
+/// anchor, read through `chain` (later epochs), and a quorum certificate of keys this node
+/// knows. On its next start the validator begins from it. Refused, with the reason, when it
+/// does not check out, is of another subnet, or is not newer than what the node already holds.
+pub async fn restore(
+    dir: &DataDir,
+    genesis: &platform_state::Genesis,
+    bytes: &[u8],
+    chain: Option<&str>,
+    retention: &crate::collect::Retention,
+) -> anyhow::Result<Restored> {
+    use anyhow::{Context, anyhow, bail};
+    if bytes.len() > MAX_SNAPSHOT_BYTES {
+        bail!(
+            "the snapshot is {} bytes, above the {MAX_SNAPSHOT_BYTES}-byte limit",
+            bytes.len()
+        );
+    }
+    let (mut state, proof) = open_peer(bytes).map_err(|e| anyhow!("the snapshot: {e}"))?;
+    let own = State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
+    let epoch = state.current_epoch();
+    // Epochs after the genesis one are anchored on the chain: confirm the anchor there.
+    let watch = match (epoch.epoch.0, chain) {
+        (0, _) => None,
+        (_, None) => bail!(
+            "the snapshot is of epoch {}, whose anchor only the chain can confirm: pass --chain \
+             (the validator's config.toml names it)",
+            epoch.epoch.0
+        ),
+        (_, Some(url)) => {
+            let client = crate::epochs::connect(url)
+                .await
+                .with_context(|| format!("connecting to chain {url}"))?;
+            let watch = crate::epochs::ChainWatch::new(genesis.netuid.0, client);
+            let anchor = EpochAnchor {
+                epoch: epoch.epoch,
+                chain_block: epoch.chain_block,
+                chain_hash: epoch.chain_hash,
+                metagraph: epoch.metagraph.clone(),
+            };
+            let _ = watch.check(&anchor);
+            watch.poll().await.context("reading the chain")?;
+            Some((watch, anchor))
+        }
+    };
+    let confirm = |a: &EpochAnchor| match &watch {
+        Some((w, _)) => w.check(a),
+        None => Some(false),
+    };
+    let trust = Trust {
+        netuid: genesis.netuid,
+        own: &own,
+        confirm: &confirm,
+    };
+    match verify_peer(&state, &proof, &trust) {
+        Verdict::Valid => {}
+        Verdict::Unconfirmed => bail!(
+            "the chain has not shown the snapshot's epoch anchor (block {}); try again",
+            epoch.chain_block
+        ),
+        Verdict::Invalid(why) => bail!("the snapshot is refused: {why}"),
+    }
+    let height = proof.anchor.height.0;
+    if let Some((newest, _)) = latest(dir.db())?
+        && newest >= height
+    {
+        bail!(
+            "this data directory already holds a snapshot at height {newest} (not older than {height})"
+        );
+    }
+    if let Some(h) = crate::store::first_finalized_from(dir.db(), height)? {
+        bail!(
+            "this data directory already holds finalized block {h}, at or past the snapshot's \
+             height {height}: restore into a fresh one"
+        );
+    }
+    let state_root = state.root().to_hex();
+    let saved = save(dir, bytes, proof, retention)?;
+    Ok(Restored {
+        height,
+        epoch: epoch.epoch.0,
+        state_root,
+        blob: saved.blob.to_hex(),
+    })
+}

@@ -113,6 +113,15 @@ pub fn prune_finalized(db: &Db, through: u64) -> Result<usize, DbError> {
     }
 }
 
+/// The lowest height at or above `from` this node holds a finalized block of.
+pub fn first_finalized_from(db: &Db, from: u64) -> Result<Option<u64>, DbError> {
+    Ok(db
+        .range(&FINALIZED, from.., 1)?
+        .into_iter()
+        .next()
+        .map(|(h, _)| h))
+}
+
 /// Finalized blocks from `from` to `to` (inclusive), in height order.
 pub fn finalized_range(db: &Db, from: u64, to: u64) -> Result<Vec<FinalizedBlock>, DbError> {
     Ok(db
