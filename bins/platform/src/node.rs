@@ -1480,32 +1480,20 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
+        use platform_node::rpc::PlatformRpcClient;
         let base = args.node.trim_end_matches('/');
-        let status: serde_json::Value = client
-            .get(format!("{base}/api/v1/status"))
-            .send()
+        let client = rpc_client(base).await?;
+        let netuid = client
+            .status()
             .await
-            .with_context(|| format!("cannot reach the node at {base}"))?
-            .json()
-            .await
-            .context("the node's status is not JSON")?;
-        let netuid = status["netuid"]
-            .as_u64()
-            .and_then(|n| u16::try_from(n).ok())
-            .context("the node's status has no netuid")?;
+            .with_context(|| format!("reading the status of the node at {base}"))?
+            .netuid;
         let body = submission_request(&key, netuid, &args.challenge, payload)?;
-        let (code, receipt) =
-            post(&client, &format!("{base}/api/v1/submissions"), body, None).await?;
-        if !code.is_success() {
-            bail!(
-                "the node refused the submission ({code}): {}",
-                receipt["error"].as_str().unwrap_or("no reason given")
-            );
-        }
-        let id = receipt["submission_id"].as_str().unwrap_or("?").to_string();
+        let receipt = client
+            .submit(hex::encode(body))
+            .await
+            .map_err(|e| anyhow::anyhow!("the node refused the submission: {}", rpc_reason(&e)))?;
+        let id = receipt.submission_id.clone();
         if !args.wait {
             if args.json {
                 output::json(&receipt);
@@ -1517,44 +1505,66 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
         if !args.json {
             println!("submission {id} accepted; waiting for its committee to certify it");
         }
-        let end = Instant::now() + Duration::from_secs(args.timeout_secs);
+        // The node sends the submission's view whenever it changes, the last once settled.
+        let mut changes = client
+            .subscribe_submission(id.clone())
+            .await
+            .context("subscribing to the submission's result")?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout_secs);
         loop {
-            let record: Option<serde_json::Value> =
-                get(&client, &format!("{base}/api/v1/submissions/{id}")).await;
-            let status = record
-                .as_ref()
-                .and_then(|r| r["status"].as_str())
-                .unwrap_or("pending")
-                .to_string();
-            if status != "pending" {
-                let record = record.expect("a status came from a record");
-                if args.json {
-                    output::json(&record);
-                } else if status == "certified" {
-                    println!(
-                        "certified: score {}",
-                        record["score"]
-                            .as_str()
-                            .unwrap_or("none (the evaluation failed)")
-                    );
-                } else {
-                    println!("{status}: no certificate could be formed");
-                }
-                return Ok(if status == "certified" {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
-            }
-            if Instant::now() > end {
-                bail!(
+            let view = match tokio::time::timeout_at(deadline, changes.next()).await {
+                Err(_) => bail!(
                     "submission {id} is still pending after {} s",
                     args.timeout_secs
-                );
+                ),
+                Ok(None) => bail!("the node closed the subscription before {id} was settled"),
+                Ok(Some(v)) => v.context("the node sent a malformed submission view")?,
+            };
+            if !view.settled() {
+                continue;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            if args.json {
+                output::json(&view);
+            } else if view.status == "certified" {
+                println!(
+                    "certified: score {}",
+                    view.score
+                        .as_deref()
+                        .unwrap_or("none (the evaluation failed)")
+                );
+            } else {
+                println!("{}: no certificate could be formed", view.status);
+            }
+            return Ok(if view.status == "certified" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
     })
+}
+
+/// A JSON-RPC client of the node whose HTTP API is at `base` (`http://host:port`): its
+/// WebSocket endpoint, `ws://host:port/rpc`.
+pub(crate) async fn rpc_client(base: &str) -> Result<jsonrpsee::ws_client::WsClient> {
+    let url = match base.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}/rpc"),
+        Some((_, rest)) => format!("ws://{rest}/rpc"),
+        None => format!("ws://{base}/rpc"),
+    };
+    jsonrpsee::ws_client::WsClientBuilder::default()
+        .request_timeout(Duration::from_secs(30))
+        .build(&url)
+        .await
+        .with_context(|| format!("cannot reach the node's JSON-RPC at {url}"))
+}
+
+/// The reason in a JSON-RPC error.
+fn rpc_reason(e: &jsonrpsee::core::ClientError) -> String {
+    match e {
+        jsonrpsee::core::ClientError::Call(err) => err.message().to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Variant `k` of a TSP submission (a Borsh `Vec<u16>` tour): the same cycle started `k`

@@ -1691,3 +1691,158 @@ fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
     drop(again);
     drop(devnet);
 }
+
+/// JSON-RPC at `/rpc`, with the same typed views the node serves (`platform_node::rpc`,
+/// `platform_node::views`) on both sides: methods over WebSocket and plain HTTP, subscriptions
+/// to finalized blocks (consecutive, each the block `platform_block` returns by height and by
+/// hash), to a submission (made with `platform submit`, through `platform_submit`) until it is
+/// certified, and to epoch closes; bad parameters are JSON-RPC errors.
+#[test]
+fn json_rpc_serves_the_live_state_with_subscriptions() {
+    use platform_node::rpc::{BlockId, PlatformRpcClient};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _devnet = common::Devnet::start(
+        &dir,
+        &[
+            "--epochs",
+            "1000",
+            "--tempo",
+            "10",
+            "--chain-block-ms",
+            "500",
+            "--block-ms",
+            "200",
+            "--timeout-secs",
+            "600",
+        ],
+    );
+    let api = common::Devnet::api(&dir, "alice");
+    wait_until("both challenges to be active", || {
+        get(&api, "/api/v1/challenges")
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|c| c.len() >= 2 && c.iter().all(|c| c["lifecycle"] == "active"))
+    });
+
+    // Plain HTTP: a JSON-RPC POST.
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"platform_status","params":[]}"#;
+    let mut s = TcpStream::connect(&api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /rpc HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (_, answer) = text.split_once("\r\n\r\n").unwrap();
+    let answer: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert_eq!(answer["result"]["netuid"], 1, "{answer}");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = jsonrpsee::ws_client::WsClientBuilder::default()
+            .build(format!("ws://{api}/rpc"))
+            .await
+            .unwrap();
+        let deadline = Duration::from_secs(120);
+
+        // Finalized blocks, in order, each as `block` returns it by height and by hash.
+        let mut finalized = client.subscribe_finalized().await.unwrap();
+        let mut last: Option<u64> = None;
+        for _ in 0..3 {
+            let b = tokio::time::timeout(deadline, finalized.next())
+                .await
+                .expect("a finalized block")
+                .unwrap()
+                .unwrap();
+            if let Some(prev) = last {
+                assert_eq!(b.height, prev + 1, "{b:?}");
+            }
+            last = Some(b.height);
+            let by_height = client.block(BlockId::Height(b.height)).await.unwrap();
+            let by_hash = client.block(BlockId::Hash(b.hash.clone())).await.unwrap();
+            assert_eq!(by_height.as_ref(), Some(&b));
+            assert_eq!(by_hash.as_ref(), Some(&b));
+        }
+        finalized.unsubscribe().await.unwrap();
+        assert_eq!(
+            client.block(BlockId::Hash("00".repeat(32))).await.unwrap(),
+            None
+        );
+
+        // The same typed views as REST.
+        let challenges = client.challenges().await.unwrap();
+        let rest: Vec<platform_node::views::ChallengeView> =
+            serde_json::from_value(get(&api, "/api/v1/challenges").unwrap()).unwrap();
+        assert_eq!(
+            challenges.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            rest.iter().map(|c| &c.id).collect::<Vec<_>>()
+        );
+        assert_eq!(client.validators().await.unwrap().len(), 4);
+        let err = client.submission("zz".into()).await.unwrap_err();
+        assert!(
+            matches!(&err, jsonrpsee::core::ClientError::Call(e) if e.code() == -32602),
+            "{err:?}"
+        );
+
+        // A miner's submission through `platform_submit` (the CLI without --wait), followed
+        // to its certificate.
+        // The devnet's miners submitted the samples; this tour starts one city later (a
+        // Borsh Vec<u16>: a 4-byte length, then the cities).
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut tour = std::fs::read(repo.join("challenges/tsp/samples/good1.bin")).unwrap();
+        tour[4..].rotate_left(2);
+        let payload = tmp.path().join("tour.bin");
+        std::fs::write(&payload, &tour).unwrap();
+        let receipt = json(&platform(&[
+            "submit",
+            "--node",
+            &format!("http://{api}"),
+            "--challenge",
+            "tsp",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--hotkey",
+            "//Miner7",
+            "--json",
+        ]));
+        let id = receipt["submission_id"].as_str().unwrap().to_string();
+        let mut changes = client.subscribe_submission(id.clone()).await.unwrap();
+        let settled = loop {
+            let v = tokio::time::timeout(deadline, changes.next())
+                .await
+                .expect("a change")
+                .expect("not closed before settled")
+                .unwrap();
+            if v.settled() {
+                break v;
+            }
+        };
+        assert_eq!(settled.status, "certified", "{settled:?}");
+        assert!(settled.score.is_some(), "{settled:?}");
+        assert_eq!(client.submission(id).await.unwrap(), Some(settled));
+
+        // An epoch close.
+        let mut epochs = client.subscribe_epochs().await.unwrap();
+        let closed = tokio::time::timeout(deadline, epochs.next())
+            .await
+            .expect("an epoch close")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            client
+                .epoch_weights(closed.epoch)
+                .await
+                .unwrap()
+                .map(|w| w.uids),
+            Some(closed.uids)
+        );
+    });
+}

@@ -1,8 +1,11 @@
-//! The node's HTTP API (the parts built so far): `POST /api/v1/submissions`,
-//! `GET /api/v1/submissions/{id}`, `POST /api/v1/transactions` (signed transactions such as the
-//! owner's `Sudo`, with the blobs they name), `GET /api/v1/challenges`, `GET /api/v1/status`,
-//! `GET /api/v1/blocks/{height}`, `GET /api/v1/epochs/{n}/weights`, `GET /api/v1/validators`,
-//! `/health`, `/ready`, `/metrics`.
+//! The node's HTTP API: `POST /api/v1/submissions`, `GET /api/v1/submissions/{id}`,
+//! `POST /api/v1/transactions` (signed transactions such as the owner's `Sudo`, with the blobs
+//! they name), `GET /api/v1/challenges` and `/api/v1/challenges/{id}/leaderboard`,
+//! `GET /api/v1/owner`, `/api/v1/params`, `/api/v1/status`, `/api/v1/blocks/{height or hash}`,
+//! `/api/v1/epochs/{n}/weights`, `/api/v1/validators`, `/api/v1/peers`,
+//! `/api/v1/chain/weights`, server-sent events at `/api/v1/events`, JSON-RPC at `/rpc`
+//! (`crate::rpc`), the dashboard at `/` (`crate::dashboard`), `/health`, `/ready` and
+//! `/metrics` (`crate::metrics`). Answers are the typed views of `crate::views`.
 
 use std::sync::Arc;
 
@@ -50,17 +53,56 @@ pub struct SubmissionRequest {
 /// The largest submission request accepted (payload included).
 pub const MAX_SUBMISSION_REQUEST: usize = 16 << 20;
 
+/// What the API serves from.
+pub struct Parts {
+    pub status: SharedStatus,
+    pub net: Network,
+    pub dir: Arc<DataDir>,
+    pub pool: Arc<Pool>,
+    /// The operator token (see [`crate::token`]).
+    pub token: String,
+    /// The listener's refusals ([`crate::http`]).
+    pub http: Arc<crate::http::HttpStats>,
+    /// The chain client, if the node has a chain.
+    pub chain: Option<platform_chain::AnyChain>,
+    /// Ends the JSON-RPC WebSocket sessions ([`crate::rpc`]).
+    pub rpc_stop: jsonrpsee::server::StopHandle,
+}
+
 /// The API's routes.
-pub fn router(
-    status: SharedStatus,
-    net: Network,
-    dir: Arc<DataDir>,
-    pool: Arc<Pool>,
-    token: String,
-    http: Arc<crate::http::HttpStats>,
-    chain: Option<platform_chain::AnyChain>,
-) -> Router {
+pub fn router(parts: Parts) -> Router {
+    let Parts {
+        status,
+        net,
+        dir,
+        pool,
+        token,
+        http,
+        chain,
+        rpc_stop,
+    } = parts;
+    let rpc = crate::rpc::service(
+        crate::rpc::Rpc {
+            status: status.clone(),
+            pool: pool.clone(),
+            dir: dir.clone(),
+            net: net.clone(),
+        },
+        rpc_stop,
+    );
+    // jsonrpsee's service, its errors answered as 500s.
+    let rpc = tower::service_fn(move |req: axum::extract::Request| {
+        let rpc = rpc.clone();
+        async move {
+            use tower::ServiceExt;
+            Ok::<_, std::convert::Infallible>(match rpc.oneshot(req).await {
+                Ok(response) => response.map(axum::body::Body::new).into_response(),
+                Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            })
+        }
+    });
     Router::new()
+        .route_service("/rpc", rpc)
         .route(
             "/api/v1/submissions",
             axum::routing::post(post_submission)
@@ -76,7 +118,7 @@ pub fn router(
         .route("/api/v1/owner", get(get_owner))
         .route("/api/v1/params", get(get_params))
         .route("/api/v1/status", get(get_status))
-        .route("/api/v1/blocks/{height}", get(get_block))
+        .route("/api/v1/blocks/{which}", get(get_block))
         .route("/api/v1/epochs/{epoch}/weights", get(get_epoch_weights))
         .route("/api/v1/validators", get(get_validators))
         .route("/api/v1/challenges/{id}/leaderboard", get(get_leaderboard))
@@ -135,9 +177,24 @@ async fn admit_and_gossip(
     tx: Tx,
     blobs: Vec<Vec<u8>>,
 ) -> Result<(), axum::response::Response> {
-    let pool = ctx.pool.clone();
+    admit(&ctx.pool, &ctx.dir, &ctx.net, &ctx.status, tx, blobs)
+        .await
+        .map_err(|(code, why)| refuse(code, why))
+}
+
+/// Admits `tx` to the mempool, holds a submission's payload in quarantine until it is ordered
+/// (`crate::collect`), stores and announces `blobs`, gossips `tx`. The refusal's status code
+/// and reason otherwise (the REST API answers with them; JSON-RPC carries them in its error).
+pub(crate) async fn admit(
+    pool: &Arc<Pool>,
+    dir: &Arc<DataDir>,
+    net: &Network,
+    status: &SharedStatus,
+    tx: Tx,
+    blobs: Vec<Vec<u8>>,
+) -> Result<(), (StatusCode, String)> {
     let admitted = tokio::task::spawn_blocking({
-        let tx = tx.clone();
+        let (pool, tx) = (pool.clone(), tx.clone());
         move || pool.admit(tx)
     })
     .await;
@@ -147,6 +204,7 @@ async fn admit_and_gossip(
         _ => "rejected",
     };
     crate::metrics::events().offered("api", result);
+    let failed = |why: &str| (StatusCode::INTERNAL_SERVER_ERROR, why.to_string());
     match admitted {
         Ok(Ok(evicted)) => {
             if let Some((old, reason)) = evicted {
@@ -154,57 +212,66 @@ async fn admit_and_gossip(
             }
         }
         Ok(Err(AdmitError::Mempool(e))) => {
-            return Err(refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string()));
+            return Err((StatusCode::TOO_MANY_REQUESTS, e.to_string()));
         }
         Ok(Err(AdmitError::Rejected(e))) => {
-            return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()));
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, e.to_string()));
         }
-        Err(_) => {
-            return Err(refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "admission failed",
-            ));
-        }
+        Err(_) => return Err(failed("admission failed")),
     }
-    let height = ctx.status.lock().expect("status lock poisoned").height;
+    let height = status.lock().expect("status lock poisoned").height;
     if let Tx::Submit(t) = &tx {
-        // The payload waits in quarantine until it is ordered (`crate::collect`).
-        let (dir, id, payload) = (
-            ctx.dir.clone(),
-            t.submission.id(),
-            t.submission.payload_hash,
-        );
+        let (dir, id, payload) = (dir.clone(), t.submission.id(), t.submission.payload_hash);
         let held = tokio::task::spawn_blocking(move || {
             crate::collect::hold_admitted(dir.db(), id, height, payload)
         })
         .await;
         if !matches!(held, Ok(Ok(()))) {
-            ctx.pool.mempool().remove([tx.hash()]);
-            return Err(refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not record the payload",
-            ));
+            pool.mempool().remove([tx.hash()]);
+            return Err(failed("could not record the payload"));
         }
     }
     for blob in blobs {
-        if let Err(e) = ctx.net.put_blob(blob).await {
+        if let Err(e) = net.put_blob(blob).await {
             tracing::warn!("storing a blob of a {} transaction: {e}", tx.kind());
-            ctx.pool.mempool().remove([tx.hash()]);
-            return Err(refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not store the content",
-            ));
+            pool.mempool().remove([tx.hash()]);
+            return Err(failed("could not store the content"));
         }
     }
-    if let Err(e) = ctx
-        .net
-        .publish(Topic::Submissions, height, encode(&tx))
-        .await
-    {
+    if let Err(e) = net.publish(Topic::Submissions, height, encode(&tx)).await {
         // Alone on the network, or peers not subscribed yet: our own proposals still carry it.
         tracing::debug!("gossiping a {} transaction: {e}", tx.kind());
     }
     Ok(())
+}
+
+/// Checks a miner's submission request (the payload against the signed hash and length) and
+/// admits it ([`admit`]); its id.
+pub(crate) async fn admit_submission(
+    pool: &Arc<Pool>,
+    dir: &Arc<DataDir>,
+    net: &Network,
+    status: &SharedStatus,
+    req: SubmissionRequest,
+) -> Result<SubmissionId, (StatusCode, String)> {
+    let s = &req.tx.submission;
+    if Hash::of(&req.payload) != s.payload_hash || req.payload.len() as u64 != s.payload_len {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the payload does not match the submission's payload_hash and payload_len".into(),
+        ));
+    }
+    let id = s.id();
+    admit(
+        pool,
+        dir,
+        net,
+        status,
+        Tx::Submit(req.tx),
+        vec![req.payload],
+    )
+    .await?;
+    Ok(id)
 }
 
 /// Admits a signed transaction with the blobs it names: any kind with the operator token, and
@@ -289,43 +356,8 @@ async fn get_params(State(ctx): State<Ctx>) -> axum::response::Response {
 /// The challenges in the canonical state.
 async fn get_challenges(State(ctx): State<Ctx>) -> axum::response::Response {
     let pool = ctx.pool.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let state = pool.latest();
-        state
-            .challenges()
-            .into_iter()
-            .map(|c| {
-                let leader = state
-                    .scores(&c.meta.id)
-                    .into_iter()
-                    .max_by(|a, b| a.1.score.cmp(&b.1.score).then(b.1.seq.cmp(&a.1.seq)));
-                (c, leader)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    match read {
-        Ok(list) => Json(
-            list.iter()
-                .map(|(c, leader)| {
-                    serde_json::json!({
-                        "leader": leader.as_ref().map(|(miner, e)| serde_json::json!({
-                            "miner": miner.to_ss58(),
-                            "score": e.score.to_string(),
-                        })),
-                        "id": c.meta.id.as_str(),
-                        "name": c.meta.name,
-                        "version": c.meta.version,
-                        "lifecycle": c.status,
-                        "emission_bps": c.meta.emission_bps,
-                        "wasm_hash": c.meta.wasm_hash.to_hex(),
-                        "committee_size": c.meta.committee_size,
-                        "resources": c.meta.resources,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+    match tokio::task::spawn_blocking(move || crate::views::challenges(&pool)).await {
+        Ok(list) => Json(list).into_response(),
         Err(_) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reading the state failed",
@@ -343,25 +375,17 @@ async fn post_submission(State(ctx): State<Ctx>, body: Bytes) -> axum::response:
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let s = &req.tx.submission;
-    if Hash::of(&req.payload) != s.payload_hash || req.payload.len() as u64 != s.payload_len {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "the payload does not match the submission's payload_hash and payload_len",
-        );
+    match admit_submission(&ctx.pool, &ctx.dir, &ctx.net, &ctx.status, req).await {
+        Ok(id) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "submission_id": id.0.to_hex(),
+                "status": "pending",
+            })),
+        )
+            .into_response(),
+        Err((code, why)) => refuse(code, why),
     }
-    let id = s.id();
-    if let Err(r) = admit_and_gossip(&ctx, Tx::Submit(req.tx), vec![req.payload]).await {
-        return r;
-    }
-    (
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "submission_id": id.0.to_hex(),
-            "status": "pending",
-        })),
-    )
-        .into_response()
 }
 
 async fn get_submission(
@@ -372,80 +396,18 @@ async fn get_submission(
         return refuse(StatusCode::BAD_REQUEST, "the id is not a 64-digit hex hash");
     };
     let pool = ctx.pool.clone();
-    // The mempool first: the driver publishes a block's state before it removes the block's
-    // transactions from the mempool, so a submission that has left the mempool is in the
-    // published state (or was never ordered).
-    let pending = ctx.pool.mempool().pending_submission(&SubmissionId(hash));
     let found =
-        tokio::task::spawn_blocking(move || pool.latest().submission(&SubmissionId(hash))).await;
+        tokio::task::spawn_blocking(move || crate::views::submission(&pool, &SubmissionId(hash)))
+            .await;
     match found {
-        Ok(Some(record)) => {
-            use platform_state::records::SubmissionStatus;
-            let ss58 = |keys: &[platform_primitives::Hotkey]| -> Vec<String> {
-                keys.iter().map(|h| h.to_ss58()).collect()
-            };
-            let (status, score, signers, settled, receipt) = match &record.status {
-                SubmissionStatus::Pending => ("pending", None, None, None, None),
-                SubmissionStatus::Certified {
-                    score,
-                    signers,
-                    height,
-                    digest,
-                    outcome,
-                } => (
-                    "certified",
-                    score.map(|s| s.to_string()),
-                    Some(ss58(signers)),
-                    Some(height.0),
-                    Some(serde_json::json!({ "digest": digest.to_hex(), "outcome": outcome })),
-                ),
-                SubmissionStatus::Expired { height } => {
-                    ("expired", None, None, Some(height.0), None)
-                }
-            };
-            Json(serde_json::json!({
-                "submission_id": id,
-                "challenge": record.submission.challenge.as_str(),
-                "miner": record.submission.miner.to_ss58(),
-                "status": status,
-                "score": score,
-                "committee": ss58(&record.committee),
-                "dropped": ss58(&record.dropped),
-                "signers": signers,
-                "in_block": true,
-                "receipt": receipt,
-                // The timeline: ordered at `ordered_height` (in `epoch`), members replaced if
-                // nothing is certified by `deadline`, attestations as recorded on chain,
-                // settled (certified or expired) at `settled_height`.
-                "ordered_height": record.height.0,
-                "epoch": record.epoch.0,
-                "deadline": record.deadline.0,
-                "attestations": record.attestations.iter().map(|(m, d)| serde_json::json!({
-                    "member": m.to_ss58(),
-                    "digest": d.to_hex(),
-                })).collect::<Vec<_>>(),
-                "settled_height": settled,
-            }))
-            .into_response()
-        }
-        Ok(None) => {
-            if pending {
-                Json(serde_json::json!({
-                    "submission_id": id,
-                    "status": "pending",
-                    "in_block": false,
-                }))
-                .into_response()
-            } else {
-                refuse(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "no submission {id} (never ordered, or settled more than the network's \
-                         retain_epochs ago and pruned; a miner's best result stays in its score)"
-                    ),
-                )
-            }
-        }
+        Ok(Some(view)) => Json(view).into_response(),
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no submission {id} (never ordered, or settled more than the network's \
+                 retain_epochs ago and pruned; a miner's best result stays in its score)"
+            ),
+        ),
         Err(_) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reading the state failed",
@@ -453,100 +415,42 @@ async fn get_submission(
     }
 }
 
-/// A finalized block's header fields.
-#[derive(serde::Serialize)]
-struct BlockView {
-    height: u64,
-    hash: String,
-    parent: String,
-    view: u64,
-    proposer: String,
-    state_root: String,
-    timestamp_ms: u64,
-    txs: usize,
-}
-
-async fn get_block(State(ctx): State<Ctx>, Path(height): Path<u64>) -> impl IntoResponse {
+/// `GET /api/v1/blocks/{height or hash}`: a finalized block's header fields.
+async fn get_block(State(ctx): State<Ctx>, Path(which): Path<String>) -> axum::response::Response {
+    let by_hash = which.len() == 64;
+    let key = match (which.parse::<u64>(), Hash::from_hex(&which)) {
+        (Ok(h), _) if !by_hash => Ok(h),
+        (_, Ok(hash)) if by_hash => Err(hash),
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "name a block by its height or its 64-digit hex hash",
+            );
+        }
+    };
     let dir = ctx.dir.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        crate::store::finalized_range(dir.db(), height, height)
+    let found = tokio::task::spawn_blocking(move || match key {
+        Ok(height) => crate::views::block(&dir, height),
+        Err(hash) => crate::views::block_by_hash(&dir, &hash),
     })
     .await;
     match found {
-        Ok(Ok(mut v)) if !v.is_empty() => {
-            let f = v.remove(0);
-            let h = &f.block.header;
-            Json(BlockView {
-                height: h.height.0,
-                hash: h.hash().to_hex(),
-                parent: h.parent.to_hex(),
-                view: h.view.0,
-                proposer: h.proposer.to_ss58(),
-                state_root: h.state_root.to_hex(),
-                timestamp_ms: h.timestamp_ms,
-                txs: f.block.txs.len(),
-            })
-            .into_response()
-        }
-        Ok(Ok(_)) => (
+        Ok(Ok(Some(b))) => Json(b).into_response(),
+        Ok(Ok(None)) => refuse(
             StatusCode::NOT_FOUND,
-            format!("block {height} is not finalized on this node"),
-        )
-            .into_response(),
-        _ => (
+            format!("block {which} is not finalized on this node (or was pruned)"),
+        ),
+        _ => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot read the block store",
-        )
-            .into_response(),
+        ),
     }
 }
 
-/// One entry of `GET /api/v1/validators`.
-#[derive(serde::Serialize)]
-struct ValidatorView {
-    hotkey: String,
-    stake: u64,
-    /// The epoch until which the validator is kept out of committees (`null`: not jailed).
-    jailed_until: Option<u64>,
-    /// Its bound BLS key (hex; `null`: not bound, so it cannot vote or attest).
-    bls_key: Option<String>,
-    /// Its bound libp2p peer id.
-    peer_id: Option<String>,
-    /// Milliseconds since this node last heard from it (see `Status::heard`).
-    silent_ms: Option<u64>,
-}
-
-/// The current epoch's validators, with stake and jail status.
-async fn get_validators(State(ctx): State<Ctx>) -> Json<Vec<ValidatorView>> {
+/// The current epoch's validators, with stake, keys, jail status and when last heard.
+async fn get_validators(State(ctx): State<Ctx>) -> Json<Vec<crate::views::ValidatorView>> {
     let heard = snapshot(&ctx).heard;
-    let state = ctx.pool.latest();
-    let epoch = state.meta().epoch;
-    Json(
-        state
-            .current_epoch()
-            .validators
-            .iter()
-            .map(|(hotkey, stake)| {
-                let ss58 = hotkey.to_ss58();
-                let keys = state.bound_keys(hotkey);
-                ValidatorView {
-                    stake: *stake,
-                    jailed_until: state
-                        .jailed_until(hotkey)
-                        .filter(|until| *until > epoch)
-                        .map(|e| e.0),
-                    bls_key: keys.as_ref().map(|k| hex::encode(k.bls_key.0)),
-                    peer_id: keys.as_ref().and_then(|k| {
-                        platform_network::libp2p::PeerId::from_bytes(&k.peer_id)
-                            .ok()
-                            .map(|p| p.to_string())
-                    }),
-                    silent_ms: heard.iter().find(|h| h.hotkey == ss58).map(|h| h.silent_ms),
-                    hotkey: ss58,
-                }
-            })
-            .collect(),
-    )
+    Json(crate::views::validators(&ctx.pool, &heard))
 }
 
 /// One row of `GET /api/v1/challenges/{id}/leaderboard`.
@@ -708,49 +612,19 @@ async fn events(
 }
 
 /// `GET /api/v1/epochs/{n}/weights`.
-#[derive(serde::Serialize)]
-struct EpochWeightsView {
-    epoch: u64,
-    /// The chain block the epoch was anchored on.
-    chain_block: u64,
-    /// The weights the network finalized when the epoch closed (sum 65535).
-    uids: Vec<u16>,
-    weights: Vec<u16>,
-    /// What this validator submitted to the chain for the epoch (`null`: not yet, or a newer
-    /// epoch's weights were submitted instead).
-    submitted: Option<crate::epochs::WeightSubmission>,
-}
-
 async fn get_epoch_weights(State(ctx): State<Ctx>, Path(epoch): Path<u64>) -> impl IntoResponse {
-    let record = ctx.pool.latest().epoch(platform_primitives::Epoch(epoch));
-    let Some(record) = record else {
-        return refuse(StatusCode::NOT_FOUND, format!("epoch {epoch} is unknown"));
-    };
-    let Some(weights) = record.weights else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            format!("epoch {epoch} is not closed yet"),
-        );
-    };
-    let dir = ctx.dir.clone();
-    let submitted =
-        match tokio::task::spawn_blocking(move || crate::epochs::submission(&dir, epoch)).await {
-            Ok(Ok(s)) => s,
-            _ => {
-                return refuse(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "cannot read the submission records",
-                );
-            }
-        };
-    Json(EpochWeightsView {
-        epoch,
-        chain_block: record.chain_block,
-        uids: weights.uids().iter().map(|u| u.0).collect(),
-        weights: weights.weights().to_vec(),
-        submitted,
-    })
-    .into_response()
+    let (pool, dir) = (ctx.pool.clone(), ctx.dir.clone());
+    let read =
+        tokio::task::spawn_blocking(move || crate::views::epoch_weights(&pool, &dir, epoch)).await;
+    use crate::views::EpochWeightsError as E;
+    match read {
+        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Err(e @ (E::Unknown(_) | E::Open(_)))) => refuse(StatusCode::NOT_FOUND, e.to_string()),
+        _ => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read the submission records",
+        ),
+    }
 }
 
 /// Alive: the process answers.

@@ -43,7 +43,7 @@ use crate::store::{self, FinalizedBlock};
 use crate::wal::WalWriter;
 
 /// What the node reports through the API.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     /// The validator's hotkey.
     pub hotkey: String,
@@ -114,7 +114,7 @@ pub struct Status {
 }
 
 /// One validator as this node hears it (see [`Status::heard`]).
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct HeardView {
     /// Its hotkey.
     pub hotkey: String,

@@ -82,7 +82,7 @@ struct WatchState {
 }
 
 /// What the chain watcher reports for the status page.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ChainStatus {
     /// The chain's head when last read.
     pub head: u64,
@@ -217,7 +217,9 @@ impl ChainWatch {
 }
 
 /// One weight submission, as recorded in the node's database.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, BorshSerialize, BorshDeserialize,
+)]
 pub struct WeightSubmission {
     /// The epoch whose weights these are.
     pub epoch: u64,

@@ -349,8 +349,10 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_millis(_slot.shared.limits.header_timeout_ms));
+            // Upgrades: JSON-RPC subscriptions over WebSocket (`crate::rpc`).
             let served = builder
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
             if let Err(e) = served
                 && e.is_timeout()

@@ -23,9 +23,11 @@ pub mod liveness;
 pub mod mempool;
 pub mod metrics;
 pub mod replay;
+pub mod rpc;
 pub mod snapshots;
 pub mod store;
 pub mod token;
+pub mod views;
 pub mod wal;
 pub mod workload;
 
@@ -189,21 +191,25 @@ pub async fn run(
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
     let token = token::load_or_create(cfg.data_dir())?;
     let stats = Arc::new(http::HttpStats::default());
-    let api = api::router(
+    // Ends the JSON-RPC WebSocket sessions when the node stops.
+    let (rpc_stop, rpc_sessions) = jsonrpsee::server::stop_channel();
+    let api = api::router(api::Parts {
         status,
-        net.clone(),
-        dir.clone(),
-        driver.pool(),
+        net: net.clone(),
+        dir: dir.clone(),
+        pool: driver.pool(),
         token,
-        stats.clone(),
-        chain_client,
-    );
+        http: stats.clone(),
+        chain: chain_client,
+        rpc_stop,
+    });
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = cfg.http_limits;
     let server = tokio::spawn(http::serve(listener, api, limits, stats, async {
         let _ = api_stop_rx.await;
     }));
     let result = driver.run(events, stop).await;
+    let _ = rpc_sessions.stop();
     let _ = api_stop_tx.send(());
     let _ = server.await;
     net.shutdown().await.ok();

@@ -5,6 +5,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_consensus::{Certificate, Proposal, SafetyState};
 use platform_crypto::BlsSignature;
+use platform_primitives::Hash;
 use platform_state::Block;
 use platform_storage::{Db, DbError, TableSpec};
 
@@ -32,6 +33,9 @@ const FINALIZED: TableSpec<u64, FinalizedBlock> = TableSpec::new(
     "finalized_blocks",
     platform_state::MAX_BLOCK_BYTES + 64 * 1024,
 );
+
+/// The height of each finalized block this node holds, by header hash (for lookups by hash).
+const HEIGHTS: TableSpec<[u8; 32], u64> = TableSpec::new("finalized_heights", 64);
 
 fn certificate_key(c: &Certificate<BlsSignature>) -> u64 {
     let kind = match c.kind {
@@ -79,6 +83,7 @@ pub fn save_finalized(
     let height = f.proposal.height.0;
     db.write(|tx| {
         tx.put(&FINALIZED, &height, f)?;
+        tx.put(&HEIGHTS, &f.block.header.hash().0, &height)?;
         for (i, row) in held.iter().enumerate() {
             tx.put(
                 &crate::collect::HELD,
@@ -95,22 +100,28 @@ pub fn prune_finalized(db: &Db, through: u64) -> Result<usize, DbError> {
     const BATCH: usize = 4096;
     let mut pruned = 0;
     loop {
-        let heights: Vec<u64> = db
+        let heights: Vec<(u64, Hash)> = db
             .range(&FINALIZED, ..=through, BATCH)?
             .into_iter()
-            .map(|(h, _)| h)
+            .map(|(h, f)| (h, f.block.header.hash()))
             .collect();
         if heights.is_empty() {
             return Ok(pruned);
         }
         db.write(|tx| {
-            for h in &heights {
+            for (h, hash) in &heights {
                 tx.delete(&FINALIZED, h)?;
+                tx.delete(&HEIGHTS, &hash.0)?;
             }
             Ok::<_, DbError>(())
         })?;
         pruned += heights.len();
     }
+}
+
+/// The height of the finalized block whose header hashes to `hash`, if this node holds it.
+pub fn finalized_height_of(db: &Db, hash: &Hash) -> Result<Option<u64>, DbError> {
+    db.get(&HEIGHTS, &hash.0)
 }
 
 /// The lowest height at or above `from` this node holds a finalized block of.

@@ -31,6 +31,7 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
     BorshSerialize,
     BorshDeserialize,
     serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeClass {

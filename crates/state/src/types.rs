@@ -104,7 +104,9 @@ pub enum ScoringRule {
 }
 
 /// Resources a challenge's evaluations may use.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize)]
+#[derive(
+    Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize, serde::Deserialize,
+)]
 pub struct Resources {
     /// Fuel per call.
     pub fuel: u64,

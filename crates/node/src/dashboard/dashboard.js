@@ -261,10 +261,10 @@ async function renderSubmission(id) {
   const r = await api(`/api/v1/submissions/${encodeURIComponent(id)}`);
   const list = (keys) => (keys && keys.length ? keys.map(short).join(", ") : "—");
   const timeline = [
-    ["ordered", r.ordered_height === undefined ? "in the mempool" : `height ${r.ordered_height} (epoch ${r.epoch})`],
-    ["attested", r.attestations ? `${r.attestations.length} of ${r.committee.length} members` : "—"],
-    ["deadline", r.deadline === undefined ? "—" : `height ${r.deadline}`],
-    [r.status, r.settled_height === null || r.settled_height === undefined ? "—" : `height ${r.settled_height}`],
+    ["ordered", r.ordered_height == null ? "in the mempool" : `height ${r.ordered_height} (epoch ${r.epoch})`],
+    ["attested", `${r.attestations.length} of ${r.committee.length} members`],
+    ["deadline", r.deadline == null ? "—" : `height ${r.deadline}`],
+    [r.status, r.settled_height == null ? "—" : `height ${r.settled_height}`],
   ];
   setMain("submission", h("h2", {}, "Submission"),
     h("div", { class: "cards" },
