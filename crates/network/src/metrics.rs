@@ -19,6 +19,8 @@ pub struct MetricsSnapshot {
     /// Rejections by (channel, reason).
     #[serde(serialize_with = "pairs")]
     pub rejected: BTreeMap<(String, String), u64>,
+    /// Bytes of gossip messages received, by topic.
+    pub received_bytes: BTreeMap<String, u64>,
     /// Peers banned since start.
     pub bans: u64,
     /// Accepted messages dropped because the consumer was not keeping up.
@@ -59,6 +61,11 @@ impl Metrics {
                 .entry((channel.to_string(), reason.to_string()))
                 .or_default() += 1
         });
+    }
+
+    /// Counts `bytes` of a gossip message received on `topic`.
+    pub fn received(&self, topic: &str, bytes: usize) {
+        self.with(|m| *m.received_bytes.entry(topic.to_string()).or_default() += bytes as u64);
     }
 
     /// Counts a ban.

@@ -771,6 +771,7 @@ impl Task {
                 .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
             return;
         };
+        self.metrics.received(topic.name(), msg.data.len());
         let verdict = self
             .ingress
             .check_gossip(topic, &source, &msg.data, Instant::now());

@@ -933,7 +933,10 @@ impl Driver {
     async fn on_internal(&mut self, i: Internal) -> Result<()> {
         let generation = self.generation;
         let effects = match i {
-            Internal::Timeout(g, v) if g == generation => self.engine().handle(Input::Timeout(v)),
+            Internal::Timeout(g, v) if g == generation => {
+                crate::metrics::events().view_timeouts.inc();
+                self.engine().handle(Input::Timeout(v))
+            }
             Internal::Build {
                 generation: g,
                 view,
@@ -2213,6 +2216,15 @@ impl Driver {
                 }
             }
             Effect::Certified(c) => {
+                let kind = match c.kind {
+                    platform_consensus::VoteKind::Notarize => "notarize",
+                    platform_consensus::VoteKind::Nullify => "nullify",
+                    platform_consensus::VoteKind::Finalize => "finalize",
+                };
+                crate::metrics::events()
+                    .certificates
+                    .get_or_create(&vec![("kind", kind.to_string())])
+                    .inc();
                 let dir = self.dir.clone();
                 tokio::task::spawn_blocking(move || {
                     if let Err(e) = store::journal_certificate(dir.db(), &c) {
@@ -2239,6 +2251,7 @@ impl Driver {
                 }
             }
             Effect::Evidence { first, second } => {
+                crate::metrics::events().equivocations.inc();
                 // Proof of equivocation goes on the replicated log, where the state checks
                 // both signatures again and jails the validator.
                 let validator = self.consensus.validators[first.signer as usize];

@@ -314,14 +314,20 @@ async fn submit_loop(
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = wait => {
+                let events = crate::metrics::events();
                 if pending.all().is_ok_and(|p| !p.is_empty()) {
                     match reveal_due(chain.client(), &key, &pending, Retry::default()).await {
                         Ok(outcomes) => for o in outcomes {
                             tracing::info!("weights reveal: {o:?}");
+                            events.weights("revealed");
                         },
-                        Err(e) => tracing::warn!("revealing weights: {e}"),
+                        Err(e) => {
+                            tracing::warn!("revealing weights: {e}");
+                            events.weights("reveal_failed");
+                        }
                     }
                 }
+                events.pending_commits.set(pending.all().map_or(0, |p| p.len() as i64));
                 continue;
             }
         }
@@ -332,9 +338,15 @@ async fn submit_loop(
             continue;
         }
         match submit_one(&key, &chain, &dir, netuid, &pending, epoch, &weights, &rx).await {
-            Ok(true) => *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(epoch.0),
-            Ok(false) => {}
-            Err(e) => tracing::error!(epoch = epoch.0, "weights not submitted: {e:#}"),
+            Ok(true) => {
+                crate::metrics::events().weights("submitted");
+                *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(epoch.0);
+            }
+            Ok(false) => crate::metrics::events().weights("superseded"),
+            Err(e) => {
+                crate::metrics::events().weights("failed");
+                tracing::error!(epoch = epoch.0, "weights not submitted: {e:#}");
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -60,6 +60,18 @@ pub struct Events {
     /// Transactions offered to the mempool by source (`api`, `gossip`) and result
     /// (`admitted`, `full`, `rejected`).
     pub mempool_offers: Family<Labels, Counter>,
+    /// View timeouts this node's consensus engine handled.
+    pub view_timeouts: Counter,
+    /// Certificates formed or received, by kind (`notarize`, `nullify`: a view given up,
+    /// `finalize`).
+    pub certificates: Family<Labels, Counter>,
+    /// Equivocations (two conflicting votes of one validator) this node observed.
+    pub equivocations: Counter,
+    /// Weight submissions to the chain by result (`submitted`, `superseded` by a newer epoch, `failed`,
+    /// `revealed`, `reveal_failed`).
+    pub weight_submissions: Family<Labels, Counter>,
+    /// Hash commits waiting for their reveal window (commit-reveal version 2).
+    pub pending_commits: Gauge,
 }
 
 impl Events {
@@ -72,7 +84,19 @@ impl Events {
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(seconds_histogram),
             mempool_offers: Family::default(),
+            view_timeouts: Counter::default(),
+            certificates: Family::default(),
+            equivocations: Counter::default(),
+            weight_submissions: Family::default(),
+            pending_commits: Gauge::default(),
         }
+    }
+
+    /// Counts a weight submission's result.
+    pub fn weights(&self, result: &'static str) {
+        self.weight_submissions
+            .get_or_create(&vec![("result", result.into())])
+            .inc();
     }
 
     /// Counts a transaction offered to the mempool.
@@ -127,6 +151,31 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_mempool_offers",
         "Transactions offered to the mempool, by source and result",
         e.mempool_offers.clone(),
+    );
+    r.register(
+        "platform_consensus_view_timeouts",
+        "View timeouts the consensus engine handled",
+        e.view_timeouts.clone(),
+    );
+    r.register(
+        "platform_consensus_certificates",
+        "Certificates formed or received, by kind (nullify: a view given up)",
+        e.certificates.clone(),
+    );
+    r.register(
+        "platform_consensus_equivocations",
+        "Equivocations (conflicting votes of one validator) observed",
+        e.equivocations.clone(),
+    );
+    r.register(
+        "platform_weight_submissions",
+        "Weight submissions to the chain, by result",
+        e.weight_submissions.clone(),
+    );
+    r.register(
+        "platform_weight_pending_commits",
+        "Hash commits of weights waiting for their reveal window",
+        e.pending_commits.clone(),
     );
     r.register_collector(Box::new(readings));
     r
@@ -412,6 +461,14 @@ impl Collector for Readings {
             n.rejected
                 .iter()
                 .map(|((c, r), v)| (vec![("channel", c.clone()), ("reason", r.clone())], *v)),
+        )?;
+        counters(
+            &mut e,
+            "platform_network_gossip_received_bytes",
+            "Bytes of gossip messages received, by topic (accepted or not)",
+            n.received_bytes
+                .iter()
+                .map(|(c, v)| (vec![("topic", c.clone())], *v)),
         )?;
         counter(
             &mut e,
