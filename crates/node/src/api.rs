@@ -528,7 +528,16 @@ async fn get_leaderboard(
 struct ChainWeightsView {
     /// The chain head when read.
     head: u64,
-    validators: Vec<platform_chain::ValidatorWeights>,
+    validators: Vec<ChainWeightsRow>,
+}
+
+/// One validator's weights on chain, and the block they were last set in.
+#[derive(Clone, serde::Serialize)]
+struct ChainWeightsRow {
+    #[serde(flatten)]
+    weights: platform_chain::ValidatorWeights,
+    /// The chain block of its last weight setting (the metagraph's `last_update`).
+    last_update: Option<u64>,
 }
 
 /// How long a read of the chain's weights is served from memory: the route is public, and
@@ -549,13 +558,26 @@ async fn get_chain_weights(State(ctx): State<Ctx>) -> axum::response::Response {
     }
     let netuid = ctx.pool.latest().meta().netuid.0;
     let read = async {
-        Ok::<_, platform_chain::ChainError>((chain.head().await?, chain.weights(netuid).await?))
+        Ok::<_, platform_chain::ChainError>((
+            chain.head().await?,
+            chain.weights(netuid).await?,
+            chain.metagraph(netuid, None).await?,
+        ))
     };
     match tokio::time::timeout(CHAIN_WEIGHTS_TTL, read).await {
-        Ok(Ok((head, validators))) => {
+        Ok(Ok((head, rows, metagraph))) => {
             let view = ChainWeightsView {
                 head: head.number,
-                validators,
+                validators: rows
+                    .into_iter()
+                    .map(|weights| ChainWeightsRow {
+                        last_update: metagraph
+                            .iter()
+                            .find(|n| n.uid == weights.uid)
+                            .map(|n| n.last_update),
+                        weights,
+                    })
+                    .collect(),
             };
             *cached = Some((std::time::Instant::now(), view.clone()));
             Json(view).into_response()

@@ -176,7 +176,8 @@ function chainRow(weights, hotkey) {
   if (!weights || !weights.chain) return "—";
   const row = weights.chain.validators.find((r) => r.hotkey === hotkey);
   if (!row) return "none";
-  return sameWeights(row, weights.finalized) ? `identical (epoch ${weights.finalized.epoch})` : "differs";
+  const when = row.last_update == null ? "" : `, set in block ${row.last_update}`;
+  return (sameWeights(row, weights.finalized) ? `identical to epoch ${weights.finalized.epoch}` : "differs") + when;
 }
 
 // The chain stores weights max-upscaled (largest 65535); the network's vector sums to 65535.
@@ -307,6 +308,7 @@ async function renderEpochs() {
   const mine = finalized.submitted;
   const validators = chain ? chain.validators.map((v) => h("tr", { "data-testid": "chain-row", "data-hotkey": v.hotkey },
     h("td", {}, v.uid), keyCell(v.hotkey), h("td", {}, v.uids.length),
+    h("td", {}, v.last_update == null ? "—" : `block ${v.last_update}`),
     h("td", { class: sameWeights(v, finalized) ? "ok" : "bad" }, sameWeights(v, finalized) ? "identical" : "differs"))) : [];
   setMain("epochs", h("h2", {}, `Epoch ${finalized.epoch}`),
     h("p", { class: "note" }, `Anchored on chain block ${finalized.chain_block}. `,
@@ -317,7 +319,7 @@ async function renderEpochs() {
         h("td", {}, u), h("td", {}, finalized.weights[i]), h("td", {}, `${((100 * finalized.weights[i]) / sum).toFixed(2)} %`)))),
     h("h2", {}, "On chain"),
     chain ? table(`What the chain holds from each validator (head ${chain.head}), compared with the vector above.`,
-      ["UID", "Validator", "Targets", "Compared"], validators) : h("p", {}, "This validator has no chain."));
+      ["UID", "Validator", "Targets", "Set in", "Compared"], validators) : h("p", {}, "This validator has no chain."));
   document.body.dataset.epoch = finalized.epoch;
 }
 
