@@ -7,6 +7,8 @@ const state = {
   status: null,
   // Finalization p50/p99 samples for the overview chart: [height, p50, p99].
   latency: [],
+  // Chain heads as seen, [ms since epoch, head], to estimate the chain's block time.
+  heads: [],
   page: "overview",
   arg: "",
   // The height the current page's data was last fetched at.
@@ -118,7 +120,14 @@ function renderOverview() {
   let close = "—";
   if (chain && chain.latest_epoch_start !== null && chain.tempo) {
     const next = chain.latest_epoch_start + chain.tempo + 1;
-    close = `${Math.max(0, next - chain.head)} chain blocks`;
+    const blocks = Math.max(0, next - chain.head);
+    close = `${blocks} chain blocks`;
+    // The chain's block time as observed here, once it has moved by a few blocks.
+    const [first, last] = [state.heads[0], state.heads[state.heads.length - 1]];
+    if (first && last && last[1] - first[1] >= 3) {
+      const msPerBlock = (last[0] - first[0]) / (last[1] - first[1]);
+      close += ` (≈ ${Math.round((blocks * msPerBlock) / 1000)} s)`;
+    }
   }
   setMain("overview",
     h("h2", {}, "Network"),
@@ -373,6 +382,10 @@ function onStatus(st) {
   if (!last || last[0] !== st.height) {
     state.latency.push([st.height, st.finalization_ms_p50, st.finalization_ms_p99]);
     if (state.latency.length > 120) state.latency.shift();
+  }
+  if (st.chain && (!state.heads.length || state.heads[state.heads.length - 1][1] !== st.chain.head)) {
+    state.heads.push([Date.now(), st.chain.head]);
+    if (state.heads.length > 60) state.heads.shift();
   }
   renderBar();
   if (state.page === "overview") {
