@@ -239,6 +239,8 @@ pub struct Ingress {
     hello_buckets: Buckets<PeerId>,
     request_rate: Rate,
     scores: HashMap<PeerId, Score>,
+    /// What each peer with a score was penalized for, and how often (for the ban's log line).
+    causes: HashMap<PeerId, BTreeMap<String, u32>>,
     metrics: Arc<Metrics>,
 }
 
@@ -265,6 +267,7 @@ impl Ingress {
             hello_buckets: Buckets::default(),
             request_rate,
             scores: HashMap::new(),
+            causes: HashMap::new(),
             metrics,
         }
     }
@@ -384,7 +387,7 @@ impl Ingress {
             // (honest peers never forward one); the topic's own checks name their reasons.
             Verdict::Reject(reason) => {
                 self.metrics.rejected(topic.name(), reason);
-                self.penalize_points(source, penalty(reason).max(REJECT_PENALTY), now);
+                self.penalize_points(source, reason, penalty(reason).max(REJECT_PENALTY), now);
             }
             Verdict::Ignore(reason) => {
                 self.metrics.rejected(topic.name(), reason);
@@ -501,13 +504,19 @@ impl Ingress {
     }
 
     fn penalize(&mut self, peer: &PeerId, reason: &str, now: Instant) {
-        self.penalize_points(peer, penalty(reason), now);
+        self.penalize_points(peer, reason, penalty(reason), now);
     }
 
-    fn penalize_points(&mut self, peer: &PeerId, p: i64, now: Instant) {
+    fn penalize_points(&mut self, peer: &PeerId, reason: &str, p: i64, now: Instant) {
         if p == 0 {
             return;
         }
+        *self
+            .causes
+            .entry(*peer)
+            .or_default()
+            .entry(reason.to_string())
+            .or_default() += 1;
         let s = self
             .scores
             .entry(*peer)
@@ -521,19 +530,28 @@ impl Ingress {
         self.scores.get(peer).map_or(0, |s| recovered(*s, now))
     }
 
-    /// Peers whose score reached the ban threshold; their scores are reset (the ban itself is
-    /// the punishment and lasts a fixed period).
-    pub fn take_bannable(&mut self, now: Instant) -> Vec<PeerId> {
+    /// Peers whose score reached the ban threshold, each with what it was penalized for
+    /// (`reason×count, …`); their scores are reset (the ban itself is the punishment and lasts
+    /// a fixed period).
+    pub fn take_bannable(&mut self, now: Instant) -> Vec<(PeerId, String)> {
         let out: Vec<PeerId> = self
             .scores
             .iter()
             .filter(|(_, s)| recovered(**s, now) <= BAN_SCORE)
             .map(|(p, _)| *p)
             .collect();
-        for p in &out {
-            self.scores.remove(p);
-        }
+        let out = out
+            .into_iter()
+            .map(|p| {
+                self.scores.remove(&p);
+                let causes = self.causes.remove(&p).unwrap_or_default();
+                let why: Vec<String> = causes.iter().map(|(r, n)| format!("{r}×{n}")).collect();
+                (p, why.join(", "))
+            })
+            .collect();
         self.scores.retain(|_, s| recovered(*s, now) < 0);
+        let scores = &self.scores;
+        self.causes.retain(|p, _| scores.contains_key(p));
         out
     }
 }
@@ -824,7 +842,9 @@ mod tests {
             ing.check_gossip(Topic::Consensus, &honest, &honest_msg, now),
             Verdict::Accept(_)
         ));
-        assert_eq!(ing.take_bannable(now), vec![flooder]);
+        let banned = ing.take_bannable(now);
+        assert_eq!(banned.iter().map(|b| b.0).collect::<Vec<_>>(), vec![flooder]);
+        assert!(banned[0].1.contains("rate_limited"), "{banned:?}");
         assert_eq!(ing.score(&flooder, now), 0);
         // The bucket refills with time.
         let later = now + Duration::from_secs(1);

@@ -637,8 +637,8 @@ impl Task {
     }
 
     fn enforce_bans(&mut self, now: Instant) {
-        for peer in self.ingress.take_bannable(now) {
-            tracing::warn!(%peer, "banning a peer that sent invalid messages");
+        for (peer, causes) in self.ingress.take_bannable(now) {
+            tracing::warn!(%peer, %causes, "banning a peer that sent invalid messages");
             self.metrics.banned();
             self.banned.insert(peer, now + self.ban_period);
             self.swarm.behaviour_mut().blocked.block_peer(peer);
