@@ -843,7 +843,10 @@ mod tests {
             Verdict::Accept(_)
         ));
         let banned = ing.take_bannable(now);
-        assert_eq!(banned.iter().map(|b| b.0).collect::<Vec<_>>(), vec![flooder]);
+        assert_eq!(
+            banned.iter().map(|b| b.0).collect::<Vec<_>>(),
+            vec![flooder]
+        );
         assert!(banned[0].1.contains("rate_limited"), "{banned:?}");
         assert_eq!(ing.score(&flooder, now), 0);
         // The bucket refills with time.
