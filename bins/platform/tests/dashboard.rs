@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Devnet, get, wait_for};
+use common::{Devnet, get, long_devnet, wait_for};
 use serde_json::{Value, json};
 
 /// Headless Chromium with the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands
@@ -216,22 +216,7 @@ fn every_dashboard_page_shows_what_the_api_says_live() {
     std::fs::create_dir_all(&shots).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = Devnet::start(
-        &dir,
-        &[
-            "--epochs",
-            "1000",
-            "--tempo",
-            "20",
-            "--chain-block-ms",
-            "500",
-            "--block-ms",
-            "200",
-            "--resubmit",
-            "--timeout-secs",
-            "600",
-        ],
-    );
+    let _devnet = long_devnet(&dir, "20", &["--resubmit"]);
     let api = Devnet::api(&dir, "alice");
     let base = format!("http://{api}");
     // An epoch closed with weights, and a challenge with a certified score.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Devnet, get, get_text, wait_for};
+use common::{Devnet, get, get_text, long_devnet, process_id, wait_for};
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -74,21 +74,7 @@ fn sample(scrape: &str, metric: &str) -> Option<u64> {
 fn the_finalization_stalled_alert_fires_when_finalization_stalls() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let devnet = Devnet::start(
-        &dir,
-        &[
-            "--epochs",
-            "1000",
-            "--tempo",
-            "20",
-            "--chain-block-ms",
-            "500",
-            "--block-ms",
-            "200",
-            "--timeout-secs",
-            "600",
-        ],
-    );
+    let devnet = long_devnet(&dir, "20", &[]);
     let api = Devnet::api(&dir, "alice");
     // Labelled families show once they have a member: wait for an evaluation too.
     wait_for("Alice to finalize, read the chain and evaluate", || {
@@ -209,18 +195,6 @@ tests:
     std::fs::write(&file, tests).unwrap();
     promtool(&["test", "rules", file.to_str().unwrap()]);
     drop(devnet);
-}
-
-/// The id of a running process whose command line contains `needle`.
-fn process_id(needle: &str) -> Option<String> {
-    std::fs::read_dir("/proc").unwrap().find_map(|e| {
-        let e = e.ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        String::from_utf8_lossy(&cmd)
-            .replace('\0', " ")
-            .contains(needle)
-            .then(|| e.file_name().to_string_lossy().to_string())
-    })
 }
 
 /// The Prometheus configuration and rules load; the compose file parses and mounts only files

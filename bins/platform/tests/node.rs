@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get, get_text, json, platform};
+use common::{get, get_text, json, long_devnet, platform, process_id};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -110,18 +110,6 @@ fn without_colours(text: &str) -> String {
         }
     }
     out
-}
-
-/// The id of a running process whose command line contains `needle`.
-fn process_id(needle: &str) -> Option<String> {
-    std::fs::read_dir("/proc").unwrap().find_map(|e| {
-        let e = e.ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        String::from_utf8_lossy(&cmd)
-            .replace('\0', " ")
-            .contains(needle)
-            .then(|| e.file_name().to_string_lossy().to_string())
-    })
 }
 
 /// A `platform localchain --dev` process, killed when dropped.
@@ -1573,21 +1561,7 @@ fn on_a_terminal_the_devnet_shows_a_live_panel() {
 fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let devnet = common::Devnet::start(
-        &dir,
-        &[
-            "--epochs",
-            "1000",
-            "--tempo",
-            "10",
-            "--chain-block-ms",
-            "500",
-            "--block-ms",
-            "200",
-            "--timeout-secs",
-            "600",
-        ],
-    );
+    let devnet = long_devnet(&dir, "10", &[]);
     let alice = common::Devnet::api(&dir, "alice");
     let bob_api = common::Devnet::api(&dir, "bob");
     wait_until("Bob to take a snapshot", || {
@@ -1702,21 +1676,7 @@ fn json_rpc_serves_the_live_state_with_subscriptions() {
     use platform_node::rpc::{BlockId, PlatformRpcClient};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = common::Devnet::start(
-        &dir,
-        &[
-            "--epochs",
-            "1000",
-            "--tempo",
-            "10",
-            "--chain-block-ms",
-            "500",
-            "--block-ms",
-            "200",
-            "--timeout-secs",
-            "600",
-        ],
-    );
+    let _devnet = long_devnet(&dir, "10", &[]);
     let api = common::Devnet::api(&dir, "alice");
     wait_until("both challenges to be active", || {
         get(&api, "/api/v1/challenges")

@@ -102,6 +102,37 @@ impl Devnet {
     }
 }
 
+/// A devnet that runs until dropped: epochs of `tempo` chain blocks of 500 ms, 200 ms blocks,
+/// with `extra` arguments.
+pub fn long_devnet(dir: &Path, tempo: &str, extra: &[&str]) -> Devnet {
+    let mut args = vec![
+        "--epochs",
+        "1000",
+        "--tempo",
+        tempo,
+        "--chain-block-ms",
+        "500",
+        "--block-ms",
+        "200",
+        "--timeout-secs",
+        "600",
+    ];
+    args.extend(extra);
+    Devnet::start(dir, &args)
+}
+
+/// The id of a running process whose command line contains `needle`.
+pub fn process_id(needle: &str) -> Option<String> {
+    std::fs::read_dir("/proc").unwrap().find_map(|e| {
+        let e = e.ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .contains(needle)
+            .then(|| e.file_name().to_string_lossy().to_string())
+    })
+}
+
 impl Drop for Devnet {
     fn drop(&mut self) {
         let _ = Command::new("kill")
