@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Devnet, get, long_devnet, wait_for};
+use common::{get, long_devnet, wait_for_status};
 use serde_json::{Value, json};
 
 /// Headless Chromium with the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands
@@ -113,7 +113,7 @@ impl Browser {
         let mut bytes = serde_json::to_vec(&msg).unwrap();
         bytes.push(0);
         self.commands.write_all(&bytes).unwrap();
-        let end = Instant::now() + Duration::from_secs(60);
+        let end = Instant::now() + Duration::from_secs(180);
         loop {
             let left = end.saturating_duration_since(Instant::now());
             let reply = self
@@ -140,10 +140,38 @@ impl Browser {
     /// Opens `url` and waits until the page marks itself ready as `page`.
     fn open(&mut self, url: &str, page: &str) {
         self.call("Page.navigate", json!({ "url": url }));
-        let check = format!("document.body && document.body.dataset.ready === '{page}'");
-        wait_for(&format!("the {page} page to show data"), || {
-            (self.eval(&check) == json!(true)).then_some(())
-        });
+        self.until(
+            &format!("the {page} page to show data"),
+            &format!("document.body.dataset.ready === '{page}'"),
+        );
+    }
+
+    /// Waits until the JavaScript condition `cond` holds in the page: checked at once and on
+    /// every change to the document (a MutationObserver), for at most 170 s of page time.
+    fn until(&mut self, what: &str, cond: &str) {
+        let js = format!(
+            "new Promise(resolve => {{
+               const ok = () => {{ try {{ return !!({cond}); }} catch (e) {{ return false; }} }};
+               if (ok()) return resolve(true);
+               const o = new MutationObserver(() => {{
+                 if (ok()) {{ o.disconnect(); resolve(true); }}
+               }});
+               o.observe(document, {{ subtree: true, childList: true, attributes: true, characterData: true }});
+               setTimeout(() => {{ o.disconnect(); resolve(false); }}, 170000);
+             }})"
+        );
+        assert_eq!(self.eval(&js), json!(true), "gave up waiting for {what}");
+    }
+
+    /// Waits for the page's content (`main`) to change once.
+    fn next_change(&mut self) {
+        let js = "new Promise(resolve => {
+                    const o = new MutationObserver(() => { o.disconnect(); resolve(true); });
+                    o.observe(document.getElementById('main'),
+                              { subtree: true, childList: true, characterData: true });
+                    setTimeout(() => { o.disconnect(); resolve(false); }, 60000);
+                  })";
+        assert_eq!(self.eval(js), json!(true), "the page stopped changing");
     }
 
     fn screenshot(&mut self, path: &Path) {
@@ -191,20 +219,21 @@ fn attrs_of(b: &mut Browser, testid: &str, attr: &str) -> Vec<String> {
 }
 
 /// Reads what the page shows and what the API says until they agree (both move with the
-/// network; a few tries absorb a block landing between the two reads).
+/// network: after a disagreement, the next read follows the page's next update).
 fn agree<T: PartialEq + std::fmt::Debug>(
+    b: &mut Browser,
     what: &str,
-    mut page: impl FnMut() -> T,
+    mut page: impl FnMut(&mut Browser) -> T,
     mut api: impl FnMut() -> T,
 ) -> T {
     let mut last = None;
     for _ in 0..20 {
-        let (p, a) = (page(), api());
+        let (p, a) = (page(b), api());
         if p == a {
             return p;
         }
         last = Some((p, a));
-        std::thread::sleep(Duration::from_millis(500));
+        b.next_change();
     }
     panic!("{what}: the page and the API never agreed: {last:?}");
 }
@@ -216,12 +245,12 @@ fn every_dashboard_page_shows_what_the_api_says_live() {
     std::fs::create_dir_all(&shots).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = long_devnet(&dir, "20", &["--resubmit"]);
-    let api = Devnet::api(&dir, "alice");
+    let mut devnet = long_devnet(&dir, "20", &["--resubmit"]);
+    let api = devnet.api("alice");
     let base = format!("http://{api}");
     // An epoch closed with weights, and a challenge with a certified score.
-    let challenge = wait_for("a closed epoch and a certified score", || {
-        let epoch = get(&api, "/api/v1/status")?["epoch"].as_u64()?;
+    let challenge = wait_for_status(&api, "a closed epoch and a certified score", |s| {
+        let epoch = s["epoch"].as_u64()?;
         if epoch < 2 {
             return None;
         }
@@ -250,10 +279,13 @@ fn every_dashboard_page_shows_what_the_api_says_live() {
         before <= shown && shown <= after,
         "{before} ≤ {shown} ≤ {after}"
     );
-    wait_for("the overview to follow new blocks", || {
-        let now: u64 = text_of(&mut b, "height").parse().ok()?;
-        (now > shown + 2).then_some(())
-    });
+    b.until(
+        "the overview to follow new blocks",
+        &format!(
+            "Number(document.querySelector('[data-testid=\"height\"]').textContent) > {}",
+            shown + 2
+        ),
+    );
     assert_eq!(text_of(&mut b, "partitioned"), "clear");
     b.screenshot(&shots.join("overview.png"));
 
@@ -289,8 +321,9 @@ fn every_dashboard_page_shows_what_the_api_says_live() {
     // Leaderboard: the API's order.
     b.open(&format!("{base}/#leaderboard/{challenge}"), "leaderboard");
     let order = agree(
+        &mut b,
         "the leaderboard's order",
-        || attrs_of(&mut b, "leaderboard-row", "data-miner"),
+        |b| attrs_of(b, "leaderboard-row", "data-miner"),
         || {
             get(&api, &format!("/api/v1/challenges/{challenge}/leaderboard"))
                 .unwrap()

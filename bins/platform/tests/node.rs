@@ -1561,9 +1561,9 @@ fn on_a_terminal_the_devnet_shows_a_live_panel() {
 fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let devnet = long_devnet(&dir, "10", &[]);
-    let alice = common::Devnet::api(&dir, "alice");
-    let bob_api = common::Devnet::api(&dir, "bob");
+    let mut devnet = long_devnet(&dir, "10", &[]);
+    let alice = devnet.api("alice");
+    let bob_api = devnet.api("bob");
     wait_until("Bob to take a snapshot", || {
         get(&bob_api, "/api/v1/status").is_some_and(|s| s["snapshot_height"].is_u64())
     });
@@ -1676,8 +1676,8 @@ fn json_rpc_serves_the_live_state_with_subscriptions() {
     use platform_node::rpc::{BlockId, PlatformRpcClient};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = long_devnet(&dir, "10", &[]);
-    let api = common::Devnet::api(&dir, "alice");
+    let mut devnet = long_devnet(&dir, "10", &[]);
+    let api = devnet.api("alice");
     wait_until("both challenges to be active", || {
         get(&api, "/api/v1/challenges")
             .and_then(|v| v.as_array().cloned())

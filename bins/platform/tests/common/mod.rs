@@ -52,53 +52,120 @@ pub fn get_text(api: &str, path: &str) -> Option<String> {
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
-/// Polls `f` every 250 ms until it gives a value; panics after three minutes.
-pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+/// A node's server-sent status events (`GET /api/v1/events`): each is its status as JSON,
+/// sent whenever it changes.
+pub struct StatusEvents(std::io::BufReader<TcpStream>);
+
+impl StatusEvents {
+    /// Opens the stream of the node at `api` (`host:port`).
+    pub fn open(api: &str) -> StatusEvents {
+        let mut s = TcpStream::connect(api).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: {api}\r\n\r\n").unwrap();
+        StatusEvents(std::io::BufReader::new(s))
+    }
+
+    /// Blocks until the next status arrives.
+    pub fn next(&mut self) -> serde_json::Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self
+                .0
+                .read_line(&mut line)
+                .expect("the node's status events");
+            assert!(n > 0, "the node closed its status events");
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(v) = serde_json::from_str(data.trim())
+            {
+                return v;
+            }
+        }
+    }
+}
+
+/// Waits until the node at `api` reports a status for which `f` gives a value, re-checking on
+/// each of its status events; panics after three minutes.
+pub fn wait_for_status<T>(
+    api: &str,
+    what: &str,
+    mut f: impl FnMut(&serde_json::Value) -> Option<T>,
+) -> T {
     let end = Instant::now() + Duration::from_secs(180);
+    let mut events = StatusEvents::open(api);
     loop {
-        if let Some(v) = f() {
+        if let Some(v) = f(&events.next()) {
             return v;
         }
         assert!(Instant::now() < end, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
 /// A `platform devnet` running in the background with the example challenges and payloads;
 /// SIGTERM (it stops its validators and chain) when dropped.
-pub struct Devnet(pub Child);
+pub struct Devnet {
+    child: Child,
+    /// The validators' API addresses (`host:port`), in the order the devnet printed them.
+    apis: std::sync::mpsc::Receiver<String>,
+    known: Vec<String>,
+}
 
 impl Devnet {
-    /// Starts `platform devnet --data-dir dir` with `extra`, output discarded.
+    /// Starts `platform devnet --data-dir dir` with `extra`; its output is read for the
+    /// validators' addresses and otherwise discarded.
     pub fn start(dir: &Path, extra: &[&str]) -> Devnet {
+        use std::io::BufRead;
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        Devnet(
-            Command::new(env!("CARGO_BIN_EXE_platform"))
-                .args(["devnet", "--data-dir"])
-                .arg(dir)
-                .arg("--challenges")
-                .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
-                .arg("--payloads")
-                .arg(repo.join("scenarios/payloads"))
-                .args(extra)
-                .env_remove("PLATFORM_DATA_DIR")
-                .env_remove("PLATFORM_CHAIN")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
+        let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
+            .args(["devnet", "--data-dir"])
+            .arg(dir)
+            .arg("--challenges")
+            .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
+            .arg("--payloads")
+            .arg(repo.join("scenarios/payloads"))
+            .args(extra)
+            .env_remove("PLATFORM_DATA_DIR")
+            .env_remove("PLATFORM_CHAIN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, apis) = std::sync::mpsc::channel();
+        // Reads every line (so the devnet never blocks on a full pipe) until it exits.
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Some(i) = line.find("http://127.0.0.1:")
+                    && let Some(end) = line[i..].find("/api/v1/status")
+                {
+                    let _ = tx.send(line[i + 7..i + end].to_string());
+                }
+            }
+        });
+        Devnet {
+            child,
+            apis,
+            known: Vec::new(),
+        }
     }
 
-    /// The HTTP API (`host:port`) of the validator named `name` (`alice`, …), once its
-    /// config is written.
-    pub fn api(dir: &Path, name: &str) -> String {
-        wait_for(&format!("{name}'s config"), || {
-            let text = std::fs::read_to_string(dir.join(name).join("config.toml")).ok()?;
-            let line = text.lines().find(|l| l.starts_with("http ="))?;
-            Some(line.split('"').nth(1)?.to_string())
-        })
+    /// The HTTP API (`host:port`) of the validator named `name` (`alice`, `bob`, `charlie`,
+    /// `dave`), as the devnet prints it once its validators are up.
+    pub fn api(&mut self, name: &str) -> String {
+        let i = ["alice", "bob", "charlie", "dave"]
+            .iter()
+            .position(|n| *n == name)
+            .expect("a dev validator's name");
+        while self.known.len() <= i {
+            let api = self
+                .apis
+                .recv_timeout(Duration::from_secs(180))
+                .unwrap_or_else(|_| panic!("the devnet never printed {name}'s address"));
+            self.known.push(api);
+        }
+        self.known[i].clone()
     }
 }
 
@@ -135,17 +202,17 @@ pub fn process_id(needle: &str) -> Option<String> {
 
 impl Drop for Devnet {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // A watchdog kills it if it has not exited 30 s after SIGTERM.
+        let (done, exited) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if exited.recv_timeout(Duration::from_secs(30)).is_err() {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        });
+        let _ = self.child.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
     }
 }
