@@ -135,13 +135,7 @@ fn the_finalization_stalled_alert_fires_when_finalization_stalls() {
         let config = dir.join(name).join("config.toml");
         let needle = format!(" run --config {}", config.display());
         let pid = process_id(&needle).expect("the validator's process");
-        assert!(
-            Command::new("kill")
-                .args(["-KILL", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        common::sigkill(&pid);
     }
     // The fault took: Alice hears less than two thirds of the stake, so nothing can finalize.
     wait_for_status(&api, "Alice's partition alarm", |s| {

@@ -112,6 +112,19 @@ fn without_colours(text: &str) -> String {
     out
 }
 
+/// SIGKILLs process `pid` and waits until it is gone (a zombie until its parent reaps it):
+/// every thread, not only the first, since its files (and their locks) are released when the
+/// last one exits, which a thread inside a disk sync delays.
+fn kill9_and_wait(pid: &str) {
+    common::sigkill(pid);
+    wait_until("the killed process to exit", || {
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"));
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+        zombie && threads <= 1
+    });
+}
+
 /// A `platform localchain --dev` process, killed when dropped.
 struct LocalChain {
     url: String,
@@ -892,18 +905,8 @@ fn run_devnet(dir: &Path, extra: &[&str]) -> serde_json::Value {
 /// `platform devnet` in `dir` with the example challenges and payloads, 200 ms blocks and
 /// `extra`.
 fn devnet(dir: &Path, extra: &[&str]) -> Command {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_platform"));
-    c.args(["devnet", "--block-ms", "200", "--data-dir"])
-        .arg(dir)
-        .arg("--challenges")
-        .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
-        .arg("--payloads")
-        .arg(repo.join("scenarios/payloads"))
-        .args(extra)
-        .env_remove("PLATFORM_DATA_DIR")
-        .env_remove("PLATFORM_CHAIN")
-        .stdin(Stdio::null());
+    let mut c = common::devnet_command(dir, extra);
+    c.args(["--block-ms", "200"]);
     c
 }
 
@@ -1175,22 +1178,7 @@ fn a_committee_member_restarted_mid_evaluation_evaluates_again() {
     });
     let config = dave_dir.join("config.toml");
     let pid = process_id(&format!(" run --config {}", config.display())).expect("Dave's process");
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // Gone (a zombie until the devnet reaps it) before its data directory is opened again:
-    // every thread, not only the first, since its files (and their locks) are released when
-    // the last one exits, which a thread inside a disk sync delays.
-    wait_until("Dave's process to exit", || {
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"));
-        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
-        zombie && threads <= 1
-    });
+    kill9_and_wait(&pid);
     let text = std::fs::read_to_string(&config).unwrap();
     let healed: String = text
         .lines()
@@ -1570,19 +1558,7 @@ fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
     let bob = dir.join("bob");
     let config = bob.join("config.toml");
     let pid = process_id(&format!(" run --config {}", config.display())).expect("Bob's process");
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    wait_until("Bob's process to exit", || {
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"));
-        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
-        zombie && threads <= 1
-    });
+    kill9_and_wait(&pid);
     let bob_dir = bob.to_str().unwrap();
     let listed = json(&platform(&[
         "snapshot",

@@ -116,18 +116,7 @@ impl Devnet {
     /// validators' addresses and otherwise discarded.
     pub fn start(dir: &Path, extra: &[&str]) -> Devnet {
         use std::io::BufRead;
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
-            .args(["devnet", "--data-dir"])
-            .arg(dir)
-            .arg("--challenges")
-            .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
-            .arg("--payloads")
-            .arg(repo.join("scenarios/payloads"))
-            .args(extra)
-            .env_remove("PLATFORM_DATA_DIR")
-            .env_remove("PLATFORM_CHAIN")
-            .stdin(Stdio::null())
+        let mut child = devnet_command(dir, extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -167,6 +156,36 @@ impl Devnet {
         }
         self.known[i].clone()
     }
+}
+
+/// `platform devnet --data-dir dir` with the example challenges and payloads and `extra`, no
+/// `PLATFORM_DATA_DIR` or `PLATFORM_CHAIN` from the environment, and no stdin.
+pub fn devnet_command(dir: &Path, extra: &[&str]) -> Command {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_platform"));
+    c.args(["devnet", "--data-dir"])
+        .arg(dir)
+        .arg("--challenges")
+        .arg(repo.join("challenges/target/wasm32-unknown-unknown/release"))
+        .arg("--payloads")
+        .arg(repo.join("scenarios/payloads"))
+        .args(extra)
+        .env_remove("PLATFORM_DATA_DIR")
+        .env_remove("PLATFORM_CHAIN")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Sends SIGKILL to process `pid`.
+pub fn sigkill(pid: &str) {
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", pid])
+            .status()
+            .unwrap()
+            .success(),
+        "kill -KILL {pid}"
+    );
 }
 
 /// A devnet that runs until dropped: epochs of `tempo` chain blocks of 500 ms, 200 ms blocks,
