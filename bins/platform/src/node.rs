@@ -600,6 +600,8 @@ pub(crate) struct DevnetSummary {
     validators: Vec<DevnetValidator>,
     challenges_active: usize,
     pub(crate) submissions_admitted: usize,
+    /// Miners' submissions the API refused or did not answer, and why.
+    pub(crate) submissions_refused: Vec<String>,
     pub(crate) submissions_in_blocks: usize,
     pub(crate) submissions_evaluated: usize,
     /// Submissions the state gave up on (no certificate before every draw was used up).
@@ -890,6 +892,13 @@ fn print_summary(args: &DevnetArgs, summary: &DevnetSummary) {
             summary.submissions_expired,
             summary.replacements.len()
         );
+        if !summary.submissions_refused.is_empty() {
+            println!(
+                "{} submissions refused or unanswered; the first: {}",
+                summary.submissions_refused.len(),
+                summary.submissions_refused[0]
+            );
+        }
         if let Some(ms) = summary.first_epoch_closed_ms {
             println!("first epoch closed on every validator {ms} ms after the devnet started");
         }
@@ -1368,6 +1377,7 @@ async fn watch(
         validators,
         challenges_active: sim.active,
         submissions_admitted: sim.admitted.len(),
+        submissions_refused: sim.refused.clone(),
         submissions_in_blocks: tally.ordered,
         submissions_evaluated: tally.certified,
         submissions_expired: tally.expired,
@@ -1608,6 +1618,9 @@ struct Tally {
 /// payloads of different quality (`scenarios/payloads`, scored in docs/scenarios.md).
 struct Simulation {
     api: String,
+    /// For transactions: a validator's API under an evaluation burst may take seconds to admit
+    /// one, longer than the polling client's timeout.
+    posting: reqwest::Client,
     /// The first validator's operator token (the owner's transactions need it).
     token: String,
     modules: Vec<(String, Vec<u8>)>,
@@ -1616,6 +1629,8 @@ struct Simulation {
     nonce: u64,
     active: usize,
     admitted: Vec<String>,
+    /// Miners' submissions the API refused or did not answer: why, one line each.
+    refused: Vec<String>,
     /// The records of admitted submissions last seen settled (certified or expired), kept
     /// because the state prunes settled records `retain_epochs` epochs later.
     outcomes: BTreeMap<String, serde_json::Value>,
@@ -1654,6 +1669,9 @@ impl Simulation {
         }
         Ok(Simulation {
             api: api.to_string(),
+            posting: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
             token,
             modules,
             payloads: args.payloads.clone(),
@@ -1661,6 +1679,7 @@ impl Simulation {
             nonce: 0,
             active: 0,
             admitted: Vec::new(),
+            refused: Vec::new(),
             outcomes: BTreeMap::new(),
             followed: None,
             missing: BTreeMap::new(),
@@ -1677,7 +1696,6 @@ impl Simulation {
 
     async fn sudo(
         &mut self,
-        client: &reqwest::Client,
         action: platform_state::SudoAction,
         blobs: Vec<Vec<u8>>,
     ) -> Result<()> {
@@ -1687,7 +1705,7 @@ impl Simulation {
         let body =
             platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
         let url = format!("{}/api/v1/transactions", self.api);
-        let (code, v) = post(client, &url, body, Some(&self.token)).await?;
+        let (code, v) = post(&self.posting, &url, body, Some(&self.token)).await?;
         if !code.is_success() {
             bail!("the owner's transaction was refused ({code}): {v}");
         }
@@ -1723,13 +1741,13 @@ impl Simulation {
             return;
         }
         let result = match self.stage {
-            0 => self.publish(client).await,
+            0 => self.publish().await,
             1 => self.wait_for(client, "draft", 2).await,
-            2 => self.activate(client).await,
+            2 => self.activate().await,
             3 => self.wait_for(client, "active", 4).await,
-            4 => self.mine(client, quiet, epoch).await,
+            4 => self.mine(quiet, epoch).await,
             5 if self.resubmit && !reached && self.mined_epoch.is_some_and(|e| epoch > e) => {
-                self.mine(client, quiet, epoch).await
+                self.mine(quiet, epoch).await
             }
             5 => {
                 self.follow(client, false).await;
@@ -1746,7 +1764,7 @@ impl Simulation {
         }
     }
 
-    async fn publish(&mut self, client: &reqwest::Client) -> Result<()> {
+    async fn publish(&mut self) -> Result<()> {
         let modules = self.modules.clone();
         let (tsp_bps, classifier_bps) = (6_000, 3_000);
         for (name, wasm) in modules {
@@ -1773,12 +1791,8 @@ impl Simulation {
                 scoring,
                 assets: Vec::new(),
             };
-            self.sudo(
-                client,
-                platform_state::SudoAction::Publish(meta),
-                vec![wasm],
-            )
-            .await?;
+            self.sudo(platform_state::SudoAction::Publish(meta), vec![wasm])
+                .await?;
         }
         self.stage = 1;
         Ok(())
@@ -1801,10 +1815,9 @@ impl Simulation {
         Ok(())
     }
 
-    async fn activate(&mut self, client: &reqwest::Client) -> Result<()> {
+    async fn activate(&mut self) -> Result<()> {
         for (name, _) in self.modules.clone() {
             self.sudo(
-                client,
                 platform_state::SudoAction::Transition {
                     challenge: platform_primitives::ChallengeId::new(&name).expect("valid id"),
                     to: platform_state::Lifecycle::Active,
@@ -1817,7 +1830,7 @@ impl Simulation {
         Ok(())
     }
 
-    async fn mine(&mut self, client: &reqwest::Client, quiet: bool, epoch: u64) -> Result<()> {
+    async fn mine(&mut self, quiet: bool, epoch: u64) -> Result<()> {
         const QUALITIES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
         let round = self.rounds;
         let before = self.admitted.len();
@@ -1844,21 +1857,22 @@ impl Simulation {
                     continue;
                 }
                 let body = submission_request(&miner, 1, &name, payload)?;
-                let (code, v) = post(
-                    client,
-                    &format!("{}/api/v1/submissions", self.api),
-                    body,
-                    None,
-                )
-                .await?;
-                if code.is_success() {
-                    self.admitted
-                        .push(v["submission_id"].as_str().unwrap_or("").to_string());
-                } else if !quiet {
-                    self.say(format!(
-                        "devnet: a miner's submission was refused ({code}): {v}"
-                    ));
+                let url = format!("{}/api/v1/submissions", self.api);
+                // A miner whose request fails is reported, and the others still submit.
+                let refusal = match post(&self.posting, &url, body, None).await {
+                    Ok((code, v)) if code.is_success() => {
+                        self.admitted
+                            .push(v["submission_id"].as_str().unwrap_or("").to_string());
+                        continue;
+                    }
+                    Ok((code, v)) => format!("refused ({code}): {v}"),
+                    Err(e) => format!("{e:#}"),
+                };
+                let line = format!("miner {} ({name}): {refusal}", i + 1);
+                if !quiet {
+                    self.say(format!("devnet: a miner's submission failed: {line}"));
                 }
+                self.refused.push(line);
             }
         }
         if !quiet {

@@ -777,6 +777,7 @@ fn a_devnet_of_sixteen_validators_and_64_miners_agrees() {
     // up; 0 is the owner's burn). Whether every one of the 560 evaluations is certified
     // before the run ends depends on how fast two cores get through them: that is measured
     // by the scale benchmark, not asserted here.
+    assert_eq!(v["submissions_refused"], serde_json::json!([]), "{v}");
     let admitted = v["submissions_admitted"].as_u64().unwrap();
     assert!(admitted >= 64, "{v}");
     assert!(v["submissions_in_blocks"].as_u64().unwrap() >= 64, "{v}");
@@ -1541,6 +1542,25 @@ fn on_a_terminal_the_devnet_shows_a_live_panel() {
     assert!(plain.contains("validators agree on every block"), "{plain}");
 }
 
+/// Each thread of process `pid`: its name and nice value (`/proc/<pid>/task/*/stat` field 19).
+fn thread_priorities(pid: &str) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the parenthesized name start at field 3 (the state).
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after.split(' ').nth(19 - 3).unwrap().parse().unwrap();
+        threads.push((name.trim().to_string(), nice));
+    }
+    threads
+}
+
 /// `platform snapshot list|create|restore`: Bob is stopped; his newest snapshot goes to a file;
 /// a fresh data directory with his config and genesis takes it (checked against the chain's
 /// epoch anchor and the certificate); Bob runs from there, beyond the snapshot's height, on the
@@ -1558,6 +1578,27 @@ fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
     let bob = dir.join("bob");
     let config = bob.join("config.toml");
     let pid = process_id(&format!(" run --config {}", config.display())).expect("Bob's process");
+    // Challenge code runs on Bob's evaluation threads at nice 10 ([evaluation] nice), his
+    // other threads at the priority he was started with.
+    let threads = thread_priorities(&pid);
+    let base = threads
+        .iter()
+        .find(|(name, _)| name == "platform")
+        .map(|t| t.1)
+        .expect("the main thread");
+    let evaluation: Vec<i64> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("evaluation-"))
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(evaluation, vec![base.max(10); 2], "{threads:?}");
+    assert!(
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with("tokio-r"))
+            .all(|t| t.1 == base),
+        "{threads:?}"
+    );
     kill9_and_wait(&pid);
     let bob_dir = bob.to_str().unwrap();
     let listed = json(&platform(&[

@@ -79,6 +79,29 @@ pub struct NodeConfig {
     /// The HTTP API listener's limits (connections, timeouts, per-address rates).
     #[serde(default)]
     pub http_limits: crate::http::HttpLimits,
+    /// The threads that run challenge code.
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+}
+
+/// `[evaluation]`: the threads that run challenge code (`platform_node::eval_threads`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationConfig {
+    /// Evaluations run at once (at least 1). Default 2.
+    pub workers: usize,
+    /// The nice value of the evaluation threads (0 = the node's own priority, 19 = lowest):
+    /// consensus, the network and the API get the CPU before challenge code does. Default 10.
+    pub nice: u8,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        EvaluationConfig {
+            workers: 2,
+            nice: 10,
+        }
+    }
 }
 
 /// `[retention]`: when blobs are collected (see `platform_node::collect`).
@@ -244,6 +267,7 @@ impl NodeConfig {
             dht: DhtConfig::default(),
             retention: RetentionConfig::default(),
             http_limits: crate::http::HttpLimits::default(),
+            evaluation: EvaluationConfig::default(),
         }
     }
 
@@ -296,6 +320,15 @@ impl NodeConfig {
                 "config {}: [retention] snapshots must be at least 1 (a restart starts from the \
                  newest one)",
                 path.display()
+            );
+        }
+        let evaluation = cfg.evaluation;
+        if evaluation.workers == 0 || evaluation.workers > 64 || evaluation.nice > 19 {
+            anyhow::bail!(
+                "config {}: [evaluation] workers must be 1 to 64 (is {}) and nice 0 to 19 (is {})",
+                path.display(),
+                evaluation.workers,
+                evaluation.nice
             );
         }
         let dht = cfg.dht;

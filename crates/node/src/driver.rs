@@ -459,7 +459,7 @@ impl Driver {
         mempool: Mempool,
         chain: Option<ChainLink>,
         fault: Option<Fault>,
-        loader: ModuleLoader,
+        (loader, threads): (ModuleLoader, crate::eval_threads::EvalThreads),
     ) -> Result<Driver> {
         let host = Arc::new(weights_host(dir.clone(), loader.clone()));
         let mut canonical =
@@ -524,7 +524,7 @@ impl Driver {
             netuid,
             net.clone(),
             pool.clone(),
-            2,
+            threads,
             (fault, loader),
         ));
         let (root, last_block) = {

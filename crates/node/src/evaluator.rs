@@ -7,8 +7,8 @@
 //! one attested something false: every validator that saw such an attestation turns it into
 //! `Evidence::WrongResult`, which the state answers by jailing the member.
 //!
-//! Evaluations run on blocking threads, at most `workers` at a time, never on the async
-//! runtime's workers. Module and payload bytes come from the blob store or peers (checked
+//! Evaluations run on the evaluation threads (`crate::eval_threads`), at a lower scheduling
+//! priority than consensus, never on the async runtime's workers. Module and payload bytes come from the blob store or peers (checked
 //! against their hashes by the network).
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,11 +24,10 @@ use platform_primitives::{
 use platform_runtime::{Allocation, EvalInput, ModuleLoader, Runtime};
 
 use crate::config::Fault;
+use crate::eval_threads::EvalThreads;
+use crate::mempool::Pool;
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
 use platform_state::{Attest, Block, CertifyTx, Evidence, ResultBody, State, Tx};
-use tokio::sync::Semaphore;
-
-use crate::mempool::Pool;
 
 /// What members gossip on the `attestations` topic.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -59,7 +58,7 @@ pub struct Evaluator {
     net: Network,
     pool: Arc<Pool>,
     runtimes: Mutex<HashMap<(ChallengeId, u32), Arc<Runtime>>>,
-    slots: Arc<Semaphore>,
+    threads: EvalThreads,
     collected: Mutex<HashMap<SubmissionId, Collected>>,
     /// Each pending submission's input: its challenge's key-value state after the block that
     /// ordered it. Every member evaluates over that one state however late it starts (a
@@ -97,15 +96,15 @@ pub fn record_inputs(inputs: &mut Inputs, state: &State, block: &Block) {
 }
 
 impl Evaluator {
-    /// An evaluator signing with `secret` (none for observers), running at most `workers`
-    /// evaluations at once.
+    /// An evaluator signing with `secret` (none for observers), running evaluations on
+    /// `threads`.
     pub fn new(
         me: Hotkey,
         secret: Option<BlsSecretKey>,
         netuid: NetUid,
         net: Network,
         pool: Arc<Pool>,
-        workers: usize,
+        threads: EvalThreads,
         (fault, loader): (Option<Fault>, ModuleLoader),
     ) -> Evaluator {
         Evaluator {
@@ -115,7 +114,7 @@ impl Evaluator {
             net,
             pool,
             runtimes: Mutex::new(HashMap::new()),
-            slots: Arc::new(Semaphore::new(workers.max(1))),
+            threads,
             collected: Mutex::new(HashMap::new()),
             inputs: Mutex::new(HashMap::new()),
             fault,
@@ -239,59 +238,60 @@ impl Evaluator {
                 }
             }
         };
-        let _slot = self.slots.clone().acquire_owned().await?;
         let challenge_label = vec![("challenge", challenge.meta.id.as_str().to_string())];
         let seed = record.seed;
         let fault = self.fault;
         let loader = self.loader.clone();
         let started = std::time::Instant::now();
         let labels = challenge_label.clone();
-        let evaluated = tokio::task::spawn_blocking(move || {
-            let events = crate::metrics::events();
-            let outcome = |o: &str| {
-                let mut l = labels.clone();
-                l.push(("outcome", o.to_string()));
-                events.evaluations.get_or_create(&l).inc();
-            };
-            let loaded = loader.load(&runtime, &module).map_err(|e| {
-                outcome("load_failed");
-                anyhow::anyhow!("loading the module: {e}")
-            })?;
-            let (_, eval, _) = runtime.validate_and_evaluate(
-                &loaded,
-                &EvalInput { seed, payload },
-                kv,
-                Arc::new(Vec::new()),
-            );
-            outcome(
-                serde_json::to_value(eval.outcome)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .as_deref()
-                    .unwrap_or("unknown"),
-            );
-            events
-                .evaluation_fuel
-                .get_or_create(&labels)
-                .observe(eval.fuel_used as f64);
-            if !attestable(eval.outcome) {
-                return Ok(None);
-            }
-            let mut result = ResultBody {
-                outcome: eval.outcome,
-                output: eval.output,
-                write_set: eval.write_set,
-                fuel_used: eval.fuel_used,
-                engine_hash: runtime.engine_hash(),
-            };
-            if fault == Some(Fault::WrongScores) {
-                result.output.extend_from_slice(b"forged");
-                let digest = result.digest();
-                return Ok(Some((result, digest)));
-            }
-            Ok::<_, anyhow::Error>(Some((result, eval.digest)))
-        })
-        .await??;
+        let evaluated = self
+            .threads
+            .run(move || {
+                let events = crate::metrics::events();
+                let outcome = |o: &str| {
+                    let mut l = labels.clone();
+                    l.push(("outcome", o.to_string()));
+                    events.evaluations.get_or_create(&l).inc();
+                };
+                let loaded = loader.load(&runtime, &module).map_err(|e| {
+                    outcome("load_failed");
+                    anyhow::anyhow!("loading the module: {e}")
+                })?;
+                let (_, eval, _) = runtime.validate_and_evaluate(
+                    &loaded,
+                    &EvalInput { seed, payload },
+                    kv,
+                    Arc::new(Vec::new()),
+                );
+                outcome(
+                    serde_json::to_value(eval.outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .as_deref()
+                        .unwrap_or("unknown"),
+                );
+                events
+                    .evaluation_fuel
+                    .get_or_create(&labels)
+                    .observe(eval.fuel_used as f64);
+                if !attestable(eval.outcome) {
+                    return Ok(None);
+                }
+                let mut result = ResultBody {
+                    outcome: eval.outcome,
+                    output: eval.output,
+                    write_set: eval.write_set,
+                    fuel_used: eval.fuel_used,
+                    engine_hash: runtime.engine_hash(),
+                };
+                if fault == Some(Fault::WrongScores) {
+                    result.output.extend_from_slice(b"forged");
+                    let digest = result.digest();
+                    return Ok(Some((result, digest)));
+                }
+                Ok::<_, anyhow::Error>(Some((result, eval.digest)))
+            })
+            .await??;
         if evaluated.is_some() {
             crate::metrics::events()
                 .evaluation_seconds

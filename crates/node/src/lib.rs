@@ -16,6 +16,7 @@ pub mod config;
 pub mod dashboard;
 pub mod driver;
 pub mod epochs;
+pub mod eval_threads;
 pub mod evaluator;
 pub mod genesis;
 pub mod http;
@@ -181,7 +182,11 @@ pub async fn run(
         mempool::Mempool::new(cfg.mempool_capacity, cfg.mempool_per_sender),
         chain,
         cfg.fault()?,
-        module_loader(&cfg)?,
+        (
+            module_loader(&cfg)?,
+            eval_threads::EvalThreads::start(cfg.evaluation.workers, cfg.evaluation.nice)
+                .context("starting the evaluation threads")?,
+        ),
     )?
     .with_snapshot_catch_up(cfg.snapshot_catch_up)
     .with_retention(cfg.retention.get());

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fixtures;
 pub mod host;
 pub mod policy;
+pub mod priority;
 pub mod validate;
 
 pub use abi::{EvalInput, EvalOutput};
