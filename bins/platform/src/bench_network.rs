@@ -51,6 +51,7 @@ async fn measure(quick: bool) -> Result<NetworkFigures> {
         .map(|i| Keypair::from_seed(&[i; 32]))
         .collect();
     let membership = Membership {
+        peer_ids: Default::default(),
         validators: keys.iter().map(|k| (k.hotkey(), 100)).collect(),
     };
     let mut cfg = Config::new(NetUid(1));

@@ -31,6 +31,7 @@ fn pipeline() -> (Ingress, PeerId, Keypair) {
     let mut ing = Ingress::new(NetUid(1), specs, unlimited, Arc::new(Metrics::default()));
     let key = Keypair::from_seed(&[1; 32]);
     ing.set_membership(Membership {
+        peer_ids: Default::default(),
         validators: [(key.hotkey(), 100)].into(),
     });
     let peer = PeerId::random();

@@ -209,6 +209,9 @@ struct Score {
 pub struct Membership {
     /// The epoch's validators and their stakes.
     pub validators: BTreeMap<Hotkey, u64>,
+    /// The libp2p peer ids the validators' key bindings declare: connection slots are kept for
+    /// them (`crate::admission`).
+    pub peer_ids: std::collections::BTreeSet<libp2p::PeerId>,
 }
 
 impl Membership {
@@ -594,6 +597,7 @@ mod tests {
         );
         let v = key(1);
         ing.set_membership(Membership {
+            peer_ids: Default::default(),
             validators: [(v.hotkey(), 100), (key(9).hotkey(), 0)].into(),
         });
         let peer = PeerId::random();
@@ -716,6 +720,7 @@ mod tests {
         assert!(ing.take_bannable(now).is_empty());
         // Once it is known, the same validator's messages pass.
         ing.set_membership(Membership {
+            peer_ids: Default::default(),
             validators: [(v.hotkey(), 100)].into(),
         });
         assert!(matches!(

@@ -23,6 +23,7 @@
 //! - **Partition detection**: connected validators holding less than two thirds of the stake for
 //!   `partition_alarm` raise [`Event::Partitioned`]; [`Event::Healed`] when it clears.
 
+pub mod admission;
 pub mod ingress;
 pub mod loopback;
 pub mod metrics;
@@ -69,8 +70,13 @@ pub struct Config {
     pub partition_alarm: Duration,
     /// How long a peer that sent invalid messages stays banned.
     pub ban_period: Duration,
-    /// Most established connections.
+    /// Most established connections (see [`admission`]: one slot per validator is kept for
+    /// validators, the rest is shared by everyone else).
     pub max_connections: u32,
+    /// Most inbound connections of non-validators from one IP address.
+    pub max_per_ip: u32,
+    /// How long a connected peer has to bind a hotkey (`Hello`) before it is disconnected.
+    pub bind_deadline: Duration,
     /// Timeout of one request.
     pub request_timeout: Duration,
     /// Capacity of the event channel; accepted messages beyond it are dropped and counted.
@@ -97,6 +103,8 @@ impl Config {
             partition_alarm: Duration::from_secs(10),
             ban_period: ingress::DEFAULT_BAN,
             max_connections: 256,
+            max_per_ip: 8,
+            bind_deadline: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             event_buffer: 4096,
             providers: ProviderLimits::default(),

@@ -11,14 +11,14 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, identify, identity, kad, noise,
-    ping, tcp, yamux,
+    Multiaddr, PeerId, Swarm, allow_block_list, identify, identity, kad, noise, ping, tcp, yamux,
 };
 use platform_crypto::Keypair;
 use platform_primitives::{Hash, Hotkey, NetUid};
 use platform_storage::DataDir;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::admission::{Admission, BindDeadline};
 use crate::ingress::{Ingress, Membership, Verdict};
 use crate::metrics::Metrics;
 use crate::providers::ProviderStore;
@@ -36,7 +36,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    limits: connection_limits::Behaviour,
+    admission: Admission,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     gossip: gossipsub::Behaviour,
     kad: kad::Behaviour<ProviderStore>,
@@ -192,6 +192,9 @@ pub(crate) struct Task {
     banned: HashMap<PeerId, Instant>,
     /// Each connected peer's remote address and last ping round trip (for `status`).
     links: HashMap<PeerId, (Multiaddr, Option<Duration>)>,
+    /// Connected peers that have not bound a hotkey yet, disconnected after `bind_deadline`.
+    unbound: BindDeadline,
+    bind_deadline: Duration,
     ban_period: Duration,
     partition_alarm: Duration,
     below_since: Option<Instant>,
@@ -217,7 +220,8 @@ impl Task {
         let max_transmit = cfg.topics.values().map(|s| s.max_bytes).max().unwrap_or(0) + 1024;
         let gossip_cfg = gossip_config(max_transmit)?;
         let request_timeout = cfg.request_timeout;
-        let max_connections = cfg.max_connections;
+        let (max_connections, max_per_ip) = (cfg.max_connections, cfg.max_per_ip);
+        let admission_metrics = metrics.clone();
         let dht = cfg.providers;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
             .with_tokio()
@@ -255,12 +259,8 @@ impl Task {
                     gossipsub::MessageAuthenticity::Anonymous,
                     gossip_cfg,
                 )?;
-                let limits = connection_limits::ConnectionLimits::default()
-                    .with_max_established(Some(max_connections))
-                    .with_max_established_per_peer(Some(2))
-                    .with_max_pending_incoming(Some(64));
                 Ok(Behaviour {
-                    limits: connection_limits::Behaviour::new(limits),
+                    admission: Admission::new(max_connections, max_per_ip, admission_metrics),
                     blocked: Default::default(),
                     gossip,
                     kad,
@@ -345,6 +345,8 @@ impl Task {
             provider_queries: HashMap::new(),
             banned: HashMap::new(),
             links: HashMap::new(),
+            unbound: BindDeadline::default(),
+            bind_deadline: cfg.bind_deadline,
             ban_period: cfg.ban_period,
             partition_alarm: cfg.partition_alarm,
             below_since: None,
@@ -404,6 +406,7 @@ impl Task {
                 _ = tick.tick() => {
                     let now = Instant::now();
                     self.enforce_bans(now);
+                    self.enforce_bind_deadline(now);
                     self.watch_partition(now);
                     let store = self.swarm.behaviour_mut().kad.store_mut();
                     store.sweep(now);
@@ -417,6 +420,18 @@ impl Task {
                         self.flush_seen_in_background();
                     }
                 }
+            }
+        }
+    }
+
+    /// Disconnects peers connected for `bind_deadline` without binding a hotkey: a slot is
+    /// not held by a connection that does nothing.
+    fn enforce_bind_deadline(&mut self, now: Instant) {
+        for peer in self.unbound.overdue(now, self.bind_deadline) {
+            if self.swarm.is_connected(&peer) && self.ingress.bound_hotkey(&peer).is_none() {
+                tracing::debug!(%peer, "disconnecting a peer that never bound a hotkey");
+                self.metrics.rejected("connection", "unbound");
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
     }
@@ -478,7 +493,13 @@ impl Task {
                     .map_err(|e| NetError::Dial(format!("{addr}: {e}")));
                 let _ = reply.send(r);
             }
-            Command::SetMembership(m) => self.ingress.set_membership(m),
+            Command::SetMembership(m) => {
+                self.swarm
+                    .behaviour_mut()
+                    .admission
+                    .set_validators(m.peer_ids.clone());
+                self.ingress.set_membership(m)
+            }
             Command::SetRound(topic, round) => self.ingress.set_round(topic, round),
             Command::Publish(env, reply) => {
                 let topic = IdentTopic::new(env.topic.topic_string(self.netuid));
@@ -664,6 +685,7 @@ impl Task {
         self.metrics.signature_checked();
         binding.verify(self.netuid, &peer)?;
         self.ingress.bind(peer, binding.hotkey);
+        self.unbound.settled(&peer);
         let validator = self.ingress.is_validator_peer(&peer);
         self.emit(Event::PeerBound {
             peer,
@@ -683,6 +705,7 @@ impl Task {
             } if num_established.get() == 1 => {
                 self.links
                     .insert(peer_id, (endpoint.get_remote_address().clone(), None));
+                self.unbound.connected(peer_id, Instant::now());
                 // First connection to this peer: tell it who we are (it answers in kind).
                 let hello = self.own_binding.clone();
                 let id = self
@@ -699,6 +722,7 @@ impl Task {
                 ..
             } => {
                 self.links.remove(&peer_id);
+                self.unbound.settled(&peer_id);
                 self.ingress.unbind(&peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {

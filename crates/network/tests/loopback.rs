@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use platform_crypto::{Domain, Keypair, Signature, sr25519};
 use platform_network::{
     Config, Envelope, Event, Membership, NetStatus, Network, NothingToServe, Provider, Rate,
-    SnapshotInfo, Topic,
+    SnapshotInfo, Topic, identity_from_hotkey,
 };
 use platform_primitives::{NetUid, decode, encode};
 use platform_storage::DataDir;
@@ -111,6 +111,10 @@ async fn start(seed: u8, cfg: Config, provider: Arc<dyn Provider>) -> Node {
 
 fn membership(stakes: &[(u8, u64)]) -> Membership {
     Membership {
+        peer_ids: stakes
+            .iter()
+            .map(|(s, _)| identity_from_hotkey(&key(*s)).public().to_peer_id())
+            .collect(),
         validators: stakes
             .iter()
             .map(|(s, st)| (key(*s).hotkey(), *st))
@@ -695,4 +699,73 @@ async fn wait_for(events: &mut mpsc::Receiver<Event>, want: fn(&Event) -> bool) 
             _ => panic!("event did not arrive"),
         }
     }
+}
+
+/// A connection that never binds a hotkey is closed at the deadline; Sybil peers fill what is
+/// left to non-validators and no more, and a validator still connects and binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sybil_connections_never_crowd_out_a_validator() {
+    let stakes = [(1, 400), (2, 300)];
+    let m = membership(&stakes);
+    // Four slots, two kept for the two validators: outsiders get two.
+    let mut cfg = Config::new(NETUID);
+    cfg.max_connections = 4;
+    cfg.bind_deadline = Duration::from_secs(1);
+    let server = start(1, cfg, Arc::new(NothingToServe)).await;
+    server.net.set_membership(m.clone()).await.unwrap();
+    let refused = |reason: &str| server.net.metrics().rejections(reason);
+
+    // A bare libp2p peer that connects and never says who it is.
+    use platform_network::libp2p::{self, futures::StreamExt, swarm::SwarmEvent};
+    let mut silent = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p::ping::Behaviour::default())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    silent.dial(server.net.addr().clone()).unwrap();
+    let end = Instant::now() + DEADLINE;
+    let mut connected = false;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, silent.select_next_some()).await {
+            Ok(SwarmEvent::ConnectionEstablished { .. }) => connected = true,
+            Ok(SwarmEvent::ConnectionClosed { .. }) if connected => break,
+            Ok(_) => continue,
+            Err(_) => panic!("the silent peer was never disconnected"),
+        }
+    }
+    assert_eq!(refused("unbound"), 1);
+    until("the silent peer's slot to be free", async || {
+        status(&server.net).await.connected_peers == 0
+    })
+    .await;
+
+    let mut sybils = Vec::new();
+    for seed in 20..23 {
+        let sybil = start(seed, Config::new(NETUID), Arc::new(NothingToServe)).await;
+        sybil.net.set_membership(m.clone()).await.unwrap();
+        let _ = sybil.net.dial(server.net.addr().clone()).await;
+        sybils.push(sybil);
+    }
+    until("the third Sybil to be refused", async || {
+        refused("outsider_slots") >= 1
+    })
+    .await;
+    assert_eq!(status(&server.net).await.connected_peers, 2);
+
+    let validator = start(2, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    validator.net.set_membership(m.clone()).await.unwrap();
+    validator.net.dial(server.net.addr().clone()).await.unwrap();
+    until("the validator to connect and bind", async || {
+        status(&server.net).await.connected_validators == vec![key(2).hotkey()]
+    })
+    .await;
+    assert_eq!(status(&server.net).await.connected_peers, 3);
 }

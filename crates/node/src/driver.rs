@@ -614,14 +614,17 @@ impl Driver {
 
     /// The network membership of the current validator set.
     pub fn membership(&self) -> Membership {
+        let state = self.pool.state();
+        let validators: std::collections::BTreeMap<Hotkey, u64> =
+            state.current_epoch().validators.into_iter().collect();
+        let peer_ids = validators
+            .keys()
+            .filter_map(|h| state.bound_keys(h))
+            .filter_map(|k| platform_network::libp2p::PeerId::from_bytes(&k.peer_id).ok())
+            .collect();
         Membership {
-            validators: self
-                .pool
-                .state()
-                .current_epoch()
-                .validators
-                .into_iter()
-                .collect(),
+            validators,
+            peer_ids,
         }
     }
 
