@@ -258,7 +258,8 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
         println!("genesis {}", out.genesis_hash);
         println!("hotkey  {}  peer id {}", out.hotkey, out.peer_id);
         println!(
-            "operator token in {} (HTTP write methods other than submissions need it)",
+            "operator token in {} (the operator listener, operator_http, takes any transaction \
+             with it)",
             out.operator_token_file
         );
         println!("start it with: platform run --config {}", out.config);
@@ -743,10 +744,6 @@ pub(crate) fn run_devnet(
         let key = parse_suri(uri)?;
         let dir = root.join(uri.trim_start_matches("//").to_lowercase());
         std::fs::create_dir_all(&dir)?;
-        if i == 0 {
-            // The owner's transactions go through this validator with its operator token.
-            platform_node::token::load_or_create(&dir)?;
-        }
         genesis::save(&genesis, &dir.join("genesis.bin"))?;
         let p2p = free_port()?;
         let http = free_port()?;
@@ -1094,12 +1091,8 @@ async fn watch(
         .build()?;
     let start = Instant::now();
     let mut last_line = String::new();
-    // The owner's transactions go through the first validator's API, with its operator token.
-    let first = genesis::dev_validator_uris(1).remove(0);
-    let token = platform_node::token::load_or_create(
-        &root.join(first.trim_start_matches("//").to_lowercase()),
-    )?;
-    let mut sim = Simulation::new(args, &apis[0].1, token)?;
+    // The owner's signed transactions go through the first validator's public API.
+    let mut sim = Simulation::new(args, &apis[0].1)?;
     // On a terminal, one panel redrawn in place; elsewhere, a line per change.
     let mut panel =
         (!args.json && std::io::stdout().is_terminal()).then(crate::devnet_view::Panel::default);
@@ -1456,18 +1449,14 @@ fn submission_request(
     ))
 }
 
-/// POSTs Borsh bytes; `token`: the node's operator token, for write methods that need it.
+/// POSTs Borsh bytes to a validator's public API.
 pub(crate) async fn post(
     client: &reqwest::Client,
     url: &str,
     body: Vec<u8>,
-    token: Option<&str>,
 ) -> Result<(reqwest::StatusCode, serde_json::Value)> {
-    let mut req = client.post(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req
+    let res = client
+        .post(url)
         .header("content-type", "application/octet-stream")
         .body(body)
         .send()
@@ -1621,8 +1610,6 @@ struct Simulation {
     /// For transactions: a validator's API under an evaluation burst may take seconds to admit
     /// one, longer than the polling client's timeout.
     posting: reqwest::Client,
-    /// The first validator's operator token (the owner's transactions need it).
-    token: String,
     modules: Vec<(String, Vec<u8>)>,
     payloads: PathBuf,
     stage: u8,
@@ -1650,7 +1637,7 @@ struct Simulation {
 }
 
 impl Simulation {
-    fn new(args: &DevnetArgs, api: &str, token: String) -> Result<Simulation> {
+    fn new(args: &DevnetArgs, api: &str) -> Result<Simulation> {
         let mut modules = Vec::new();
         for name in ["tsp", "classifier"] {
             let path = args.challenges.join(format!("{name}.wasm"));
@@ -1672,7 +1659,6 @@ impl Simulation {
             posting: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
-            token,
             modules,
             payloads: args.payloads.clone(),
             stage: 0,
@@ -1705,7 +1691,7 @@ impl Simulation {
         let body =
             platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
         let url = format!("{}/api/v1/transactions", self.api);
-        let (code, v) = post(&self.posting, &url, body, Some(&self.token)).await?;
+        let (code, v) = post(&self.posting, &url, body).await?;
         if !code.is_success() {
             bail!("the owner's transaction was refused ({code}): {v}");
         }
@@ -1859,7 +1845,7 @@ impl Simulation {
                 let body = submission_request(&miner, 1, &name, payload)?;
                 let url = format!("{}/api/v1/submissions", self.api);
                 // A miner whose request fails is reported, and the others still submit.
-                let refusal = match post(&self.posting, &url, body, None).await {
+                let refusal = match post(&self.posting, &url, body).await {
                     Ok((code, v)) if code.is_success() => {
                         self.admitted
                             .push(v["submission_id"].as_str().unwrap_or("").to_string());

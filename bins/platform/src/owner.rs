@@ -285,7 +285,7 @@ async fn send(
     let tx = sudo_tx(key, netuid, nonce, action);
     let tx_hash = tx.hash().to_hex();
     let body = encode(&platform_node::api::TransactionRequest { tx, blobs });
-    let (code, answer) = crate::node::post(&client, &api(args, "transactions"), body, None).await?;
+    let (code, answer) = crate::node::post(&client, &api(args, "transactions"), body).await?;
     if !code.is_success() {
         let why = answer["error"]
             .as_str()

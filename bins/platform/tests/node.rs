@@ -447,31 +447,42 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused") && err.contains("nosuch"), "{err}");
-    // Write methods other than submissions need the operator token from the data directory.
-    let (code, v) = post(&vs[0].api, "/api/v1/transactions", None, b"tx");
+    // On the public API, transactions other than submissions must be the owner's signed
+    // Sudo; a token changes nothing there.
+    let token = std::fs::read_to_string(vs[0].dir.join("operator.token")).unwrap();
+    for auth in [None, Some(token.trim())] {
+        let (code, v) = post(&vs[0].api, "/api/v1/transactions", auth, b"tx");
+        assert_eq!(code, 401, "{v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("operator.addr"),
+            "{v}"
+        );
+    }
+    // The operator listener (its address in operator.addr, on loopback) takes any
+    // transaction with the token.
+    let operator = std::fs::read_to_string(vs[0].dir.join("operator.addr")).unwrap();
+    let operator = operator.trim().trim_start_matches("http://").to_string();
+    assert!(operator.starts_with("127.0.0.1:"), "{operator}");
+    let (code, v) = post(&operator, "/api/v1/transactions", None, b"tx");
     assert_eq!(code, 401, "{v}");
     assert!(
         v["error"].as_str().unwrap().contains("operator.token"),
         "{v}"
     );
     let (code, _) = post(
-        &vs[0].api,
+        &operator,
         "/api/v1/transactions",
         Some("0".repeat(64).as_str()),
         b"tx",
     );
     assert_eq!(code, 401);
-    let token = std::fs::read_to_string(vs[0].dir.join("operator.token")).unwrap();
-    let (code, v) = post(
-        &vs[0].api,
-        "/api/v1/transactions",
-        Some(token.trim()),
-        b"tx",
-    );
+    let (code, v) = post(&operator, "/api/v1/transactions", Some(token.trim()), b"tx");
     assert_eq!(
         code, 400,
         "with the token, the malformed transaction itself is refused: {v}"
     );
+    // The operator listener serves nothing else.
+    assert_eq!(post(&operator, "/api/v1/submissions", None, b"x").0, 404);
     // Dave crossed the epoch close he missed by starting from a peer's snapshot (checked
     // against his chain client and the keys he knows), then the certified blocks after it.
     assert!(

@@ -69,8 +69,17 @@ pub struct Parts {
     pub rpc_stop: jsonrpsee::server::StopHandle,
 }
 
+/// The two listeners' routes: the public API, and the operator's.
+pub struct Routers {
+    /// Everything public: reads, miners' submissions, the owner's signed `Sudo`.
+    pub public: Router,
+    /// `POST /api/v1/transactions` for any transaction, with the operator token. Served on
+    /// the operator listener only (`operator_http`, loopback by default).
+    pub operator: Router,
+}
+
 /// The API's routes.
-pub fn router(parts: Parts) -> Router {
+pub fn router(parts: Parts) -> Routers {
     let Parts {
         status,
         net,
@@ -101,7 +110,30 @@ pub fn router(parts: Parts) -> Router {
             })
         }
     });
-    Router::new()
+    let ctx = Ctx {
+        registry: Arc::new(crate::metrics::registry(crate::metrics::Readings::new(
+            status.clone(),
+            net.metrics().clone(),
+            http.clone(),
+            dir.root().to_path_buf(),
+        ))),
+        status,
+        net,
+        dir,
+        pool,
+        token: token.into(),
+        chain,
+        chain_weights: Arc::default(),
+    };
+    let operator = Router::new()
+        .route(
+            "/api/v1/transactions",
+            axum::routing::post(post_transaction)
+                .layer(DefaultBodyLimit::max(MAX_SUBMISSION_REQUEST + 1024)),
+        )
+        .route_layer(axum::middleware::from_fn(count_request))
+        .with_state(ctx.clone());
+    let public = Router::new()
         .route_service("/rpc", rpc)
         .route(
             "/api/v1/submissions",
@@ -111,7 +143,7 @@ pub fn router(parts: Parts) -> Router {
         .route("/api/v1/submissions/{id}", get(get_submission))
         .route(
             "/api/v1/transactions",
-            axum::routing::post(post_transaction)
+            axum::routing::post(post_owner_transaction)
                 .layer(DefaultBodyLimit::max(MAX_SUBMISSION_REQUEST + 1024)),
         )
         .route("/api/v1/challenges", get(get_challenges))
@@ -132,21 +164,8 @@ pub fn router(parts: Parts) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn(count_request))
-        .with_state(Ctx {
-            registry: Arc::new(crate::metrics::registry(crate::metrics::Readings::new(
-                status.clone(),
-                net.metrics().clone(),
-                http.clone(),
-                dir.root().to_path_buf(),
-            ))),
-            status,
-            net,
-            dir,
-            pool,
-            token: token.into(),
-            chain,
-            chain_weights: Arc::default(),
-        })
+        .with_state(ctx);
+    Routers { public, operator }
 }
 
 fn snapshot(ctx: &Ctx) -> Status {
@@ -274,9 +293,23 @@ pub(crate) async fn admit_submission(
     Ok(id)
 }
 
-/// Admits a signed transaction with the blobs it names: any kind with the operator token, and
-/// without it the subnet owner's `Sudo` on the strength of the owner's signature (checked here,
-/// before anything else is touched).
+/// The public listener's `POST /api/v1/transactions`: the subnet owner's `Sudo`, admitted on
+/// the strength of the owner's signature (checked before anything else is touched). Any
+/// other transaction goes to the operator listener.
+async fn post_owner_transaction(State(ctx): State<Ctx>, body: Bytes) -> axum::response::Response {
+    let req: TransactionRequest = match decode("transaction request", &body, MAX_SUBMISSION_REQUEST)
+    {
+        Ok(r) => r,
+        Err(_) => return owner_only(),
+    };
+    if !signed_by_owner(&ctx.pool, &req.tx) {
+        return owner_only();
+    }
+    admit_request(&ctx, req).await
+}
+
+/// The operator listener's `POST /api/v1/transactions`: any signed transaction with the blobs
+/// it names, with the operator token.
 async fn post_transaction(
     State(ctx): State<Ctx>,
     headers: axum::http::HeaderMap,
@@ -285,19 +318,23 @@ async fn post_transaction(
     let auth = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let operator = crate::token::authorizes(auth, &ctx.token);
-    let req: TransactionRequest = match decode("transaction request", &body, MAX_SUBMISSION_REQUEST)
-    {
-        Ok(r) => r,
-        Err(e) if operator => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(_) => return needs_token(),
-    };
-    if !operator && !signed_by_owner(&ctx.pool, &req.tx) {
-        return needs_token();
+    if !crate::token::authorizes(auth, &ctx.token) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "this method needs the operator token ('Authorization: Bearer <token>' with the \
+             token from operator.token in the validator's data directory)",
+        );
     }
+    match decode("transaction request", &body, MAX_SUBMISSION_REQUEST) {
+        Ok(req) => admit_request(&ctx, req).await,
+        Err(e) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn admit_request(ctx: &Ctx, req: TransactionRequest) -> axum::response::Response {
     let hash = req.tx.hash();
     let kind = req.tx.kind();
-    match admit_and_gossip(&ctx, req.tx, req.blobs).await {
+    match admit_and_gossip(ctx, req.tx, req.blobs).await {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(
@@ -309,12 +346,12 @@ async fn post_transaction(
     }
 }
 
-fn needs_token() -> axum::response::Response {
+fn owner_only() -> axum::response::Response {
     refuse(
         StatusCode::UNAUTHORIZED,
-        "this method needs the operator token ('Authorization: Bearer <token>' with the token \
-         from operator.token in the validator's data directory), or a Sudo transaction signed \
-         by the subnet owner",
+        "the public API takes only the subnet owner's signed Sudo transactions here; other \
+         transactions go to the validator's operator listener (operator_http in config.toml, \
+         its address in operator.addr in the data directory) with the operator token",
     )
 }
 

@@ -24,6 +24,11 @@ pub struct NodeConfig {
     /// HTTP API address. Default `127.0.0.1:8080`.
     #[serde(default = "default_http")]
     pub http: String,
+    /// The operator listener: `POST /api/v1/transactions` for any transaction, with the
+    /// operator token. Keep it off public interfaces. Default `127.0.0.1:0` (a free port; the
+    /// address the node bound is written to `operator.addr` in the data directory).
+    #[serde(default = "default_operator_http")]
+    pub operator_http: String,
     /// The genesis file (Borsh-encoded `Genesis`, identical on every validator). Default
     /// `genesis.bin` in the data directory.
     #[serde(default)]
@@ -215,6 +220,10 @@ fn default_http() -> String {
     "127.0.0.1:8080".into()
 }
 
+fn default_operator_http() -> String {
+    "127.0.0.1:0".into()
+}
+
 fn default_block_ms() -> u64 {
     1000
 }
@@ -255,6 +264,7 @@ impl NodeConfig {
             listen: default_listen(),
             bootstrap: Vec::new(),
             http: default_http(),
+            operator_http: default_operator_http(),
             genesis: None,
             chain: None,
             fault: None,

@@ -32,6 +32,10 @@ pub mod views;
 pub mod wal;
 pub mod workload;
 
+/// Where a running node writes its operator listener's address (`http://ip:port`), in its data
+/// directory.
+pub const OPERATOR_ADDR_FILE: &str = "operator.addr";
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -198,7 +202,18 @@ pub async fn run(
     let stats = Arc::new(http::HttpStats::default());
     // Ends the JSON-RPC WebSocket sessions when the node stops.
     let (rpc_stop, rpc_sessions) = jsonrpsee::server::stop_channel();
-    let api = api::router(api::Parts {
+    let operator_listener = tokio::net::TcpListener::bind(&cfg.operator_http)
+        .await
+        .with_context(|| format!("binding the operator listener to {}", cfg.operator_http))?;
+    let operator_addr = operator_listener.local_addr()?;
+    platform_storage::write_atomic(
+        &cfg.data_dir().join(OPERATOR_ADDR_FILE),
+        format!("http://{operator_addr}\n").as_bytes(),
+        0o600,
+    )
+    .context("writing operator.addr")?;
+    tracing::info!("operator API on http://{operator_addr}");
+    let routers = api::router(api::Parts {
         status,
         net: net.clone(),
         dir: dir.clone(),
@@ -208,15 +223,30 @@ pub async fn run(
         chain: chain_client,
         rpc_stop,
     });
-    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (api_stop_tx, api_stop_rx) = tokio::sync::watch::channel(false);
     let limits = cfg.http_limits;
-    let server = tokio::spawn(http::serve(listener, api, limits, stats, async {
-        let _ = api_stop_rx.await;
-    }));
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let server = tokio::spawn(http::serve(
+        listener,
+        routers.public,
+        limits,
+        stats.clone(),
+        stopped(api_stop_rx.clone()),
+    ));
+    let operator_server = tokio::spawn(http::serve(
+        operator_listener,
+        routers.operator,
+        limits,
+        stats,
+        stopped(api_stop_rx),
+    ));
     let result = driver.run(events, stop).await;
     let _ = rpc_sessions.stop();
-    let _ = api_stop_tx.send(());
+    let _ = api_stop_tx.send(true);
     let _ = server.await;
+    let _ = operator_server.await;
     net.shutdown().await.ok();
     result
 }
