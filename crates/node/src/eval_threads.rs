@@ -6,7 +6,8 @@
 //! machine running many validators it stalled finalization for tens of seconds and let API
 //! requests time out. Here it runs on `[evaluation] workers` threads whose nice value is
 //! raised to `[evaluation] nice` (`platform_runtime::priority`), so the scheduler gives
-//! consensus, the network and the API the CPU first and evaluations what is left. Results do
+//! consensus, the network and the API the CPU first and evaluations what is left (modules are
+//! loaded — compiled on first use — before, at the node's own priority). Results do
 //! not depend on speed (fuel, not time, bounds a module); only the wall-clock backstop does,
 //! and it is sized for the slowest honest validator.
 

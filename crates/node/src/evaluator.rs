@@ -59,6 +59,8 @@ pub struct Evaluator {
     pool: Arc<Pool>,
     runtimes: Mutex<HashMap<(ChallengeId, u32), Arc<Runtime>>>,
     threads: EvalThreads,
+    /// Module loads at once (on the blocking pool, at the node's own priority).
+    loads: tokio::sync::Semaphore,
     collected: Mutex<HashMap<SubmissionId, Collected>>,
     /// Each pending submission's input: its challenge's key-value state after the block that
     /// ordered it. Every member evaluates over that one state however late it starts (a
@@ -115,6 +117,7 @@ impl Evaluator {
             pool,
             runtimes: Mutex::new(HashMap::new()),
             threads,
+            loads: tokio::sync::Semaphore::new(2),
             collected: Mutex::new(HashMap::new()),
             inputs: Mutex::new(HashMap::new()),
             fault,
@@ -241,22 +244,31 @@ impl Evaluator {
         let challenge_label = vec![("challenge", challenge.meta.id.as_str().to_string())];
         let seed = record.seed;
         let fault = self.fault;
-        let loader = self.loader.clone();
         let started = std::time::Instant::now();
+        let outcome = |labels: &[(&'static str, String)], o: &str| {
+            let mut l = labels.to_vec();
+            l.push(("outcome", o.to_string()));
+            crate::metrics::events().evaluations.get_or_create(&l).inc();
+        };
+        // The module is loaded (compiled on first use, in a child process that inherits the
+        // calling thread's priority) at the node's own priority: a compile is a one-time,
+        // bounded cost, and one starved behind other processes' work made a committee member
+        // miss its attestation deadline. Only running the module is low-priority work.
+        let loaded = {
+            let _load = self.loads.acquire().await?;
+            let (loader, runtime) = (self.loader.clone(), runtime.clone());
+            tokio::task::spawn_blocking(move || loader.load(&runtime, &module)).await?
+        };
+        let loaded = loaded.map_err(|e| {
+            outcome(&challenge_label, "load_failed");
+            anyhow::anyhow!("loading the module: {e}")
+        })?;
         let labels = challenge_label.clone();
         let evaluated = self
             .threads
             .run(move || {
                 let events = crate::metrics::events();
-                let outcome = |o: &str| {
-                    let mut l = labels.clone();
-                    l.push(("outcome", o.to_string()));
-                    events.evaluations.get_or_create(&l).inc();
-                };
-                let loaded = loader.load(&runtime, &module).map_err(|e| {
-                    outcome("load_failed");
-                    anyhow::anyhow!("loading the module: {e}")
-                })?;
+                let outcome = |o: &str| outcome(&labels, o);
                 let (_, eval, _) = runtime.validate_and_evaluate(
                     &loaded,
                     &EvalInput { seed, payload },
