@@ -38,6 +38,8 @@ pub fn run(quick: bool) -> Result<MempoolFigures> {
         })
         .collect();
     let state = state_with_active_challenge(&owner, &miners, 1_000)?;
+    let g = state.meta().network_id;
+    let submission = |miner: &Keypair, nonce| submission(miner, &g, nonce);
     let pool = Pool::new(state, Mempool::new(pending + timed, 256));
     let per_miner = pending.div_ceil(miners.len());
     let mut filled = 0;

@@ -838,8 +838,9 @@ pub(crate) fn run_devnet(
         );
     }
     let pids: Vec<u32> = children.0[1..].iter().map(Child::id).collect();
+    let network = (root.as_path(), genesis.network_id());
     let summary = rt.block_on(watch(
-        args, &apis, &pids, &root, &chain_url, started, sampler,
+        args, &apis, &pids, network, &chain_url, started, sampler,
     ))?;
     drop(children);
     Ok(summary)
@@ -1081,7 +1082,7 @@ async fn watch(
     args: &DevnetArgs,
     apis: &[(String, String)],
     pids: &[u32],
-    root: &Path,
+    (root, network_id): (&Path, platform_primitives::Hash),
     chain_url: &str,
     started: Instant,
     mut sampler: Option<&mut crate::soak::Sampler>,
@@ -1092,7 +1093,7 @@ async fn watch(
     let start = Instant::now();
     let mut last_line = String::new();
     // The owner's signed transactions go through the first validator's public API.
-    let mut sim = Simulation::new(args, &apis[0].1)?;
+    let mut sim = Simulation::new(args, &apis[0].1, network_id)?;
     // On a terminal, one panel redrawn in place; elsewhere, a line per change.
     let mut panel =
         (!args.json && std::io::stdout().is_terminal()).then(crate::devnet_view::Panel::default);
@@ -1419,7 +1420,7 @@ pub struct SubmitArgs {
 /// is the current time in nanoseconds, so repeated submissions differ.
 fn submission_request(
     key: &platform_crypto::Keypair,
-    netuid: u16,
+    (netuid, network): (u16, platform_primitives::Hash),
     challenge: &str,
     payload: Vec<u8>,
 ) -> Result<Vec<u8>> {
@@ -1436,7 +1437,7 @@ fn submission_request(
     };
     let signature = key.sign(
         platform_crypto::Domain::Submission,
-        &platform_state::SubmitTx::signing_bytes(NetUid(netuid), &submission),
+        &platform_state::SubmitTx::signing_bytes(NetUid(netuid), &network, &submission),
     );
     Ok(platform_primitives::encode(
         &platform_node::api::SubmissionRequest {
@@ -1482,12 +1483,13 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
         use platform_node::rpc::PlatformRpcClient;
         let base = args.node.trim_end_matches('/');
         let client = rpc_client(base).await?;
-        let netuid = client
+        let status = client
             .status()
             .await
-            .with_context(|| format!("reading the status of the node at {base}"))?
-            .netuid;
-        let body = submission_request(&key, netuid, &args.challenge, payload)?;
+            .with_context(|| format!("reading the status of the node at {base}"))?;
+        let genesis = platform_primitives::Hash::from_hex(&status.network_id)
+            .map_err(|e| anyhow::anyhow!("the node at {base} reports no genesis hash: {e}"))?;
+        let body = submission_request(&key, (status.netuid, genesis), &args.challenge, payload)?;
         let receipt = client
             .submit(hex::encode(body))
             .await
@@ -1607,6 +1609,8 @@ struct Tally {
 /// payloads of different quality (`scenarios/payloads`, scored in docs/scenarios.md).
 struct Simulation {
     api: String,
+    /// The devnet's network id (signed with every transaction).
+    network_id: platform_primitives::Hash,
     /// For transactions: a validator's API under an evaluation burst may take seconds to admit
     /// one, longer than the polling client's timeout.
     posting: reqwest::Client,
@@ -1637,7 +1641,11 @@ struct Simulation {
 }
 
 impl Simulation {
-    fn new(args: &DevnetArgs, api: &str) -> Result<Simulation> {
+    fn new(
+        args: &DevnetArgs,
+        api: &str,
+        network_id: platform_primitives::Hash,
+    ) -> Result<Simulation> {
         let mut modules = Vec::new();
         for name in ["tsp", "classifier"] {
             let path = args.challenges.join(format!("{name}.wasm"));
@@ -1656,6 +1664,7 @@ impl Simulation {
         }
         Ok(Simulation {
             api: api.to_string(),
+            network_id,
             posting: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
@@ -1687,7 +1696,8 @@ impl Simulation {
     ) -> Result<()> {
         let owner = parse_suri("//Alice")?;
         self.nonce += 1;
-        let tx = crate::owner::sudo_tx(&owner, platform_primitives::NetUid(1), self.nonce, action);
+        let network = (platform_primitives::NetUid(1), self.network_id);
+        let tx = crate::owner::sudo_tx(&owner, network, self.nonce, action);
         let body =
             platform_primitives::encode(&platform_node::api::TransactionRequest { tx, blobs });
         let url = format!("{}/api/v1/transactions", self.api);
@@ -1842,7 +1852,7 @@ impl Simulation {
                     // No variants of the same quality: submitted once, by one miner a letter.
                     continue;
                 }
-                let body = submission_request(&miner, 1, &name, payload)?;
+                let body = submission_request(&miner, (1, self.network_id), &name, payload)?;
                 let url = format!("{}/api/v1/submissions", self.api);
                 // A miner whose request fails is reported, and the others still submit.
                 let refusal = match post(&self.posting, &url, body).await {

@@ -239,9 +239,18 @@ pub fn run(cmd: OwnerCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The owner's `Sudo` for `action` with `nonce`, signed.
-pub fn sudo_tx(owner: &Keypair, netuid: NetUid, nonce: u64, action: SudoAction) -> Tx {
-    let signature = owner.sign(Domain::Sudo, &SudoTx::signing_bytes(netuid, nonce, &action));
+/// The owner's `Sudo` for `action` with `nonce`, signed for the network of `netuid` and
+/// identity `network` (`Genesis::network_id`).
+pub fn sudo_tx(
+    owner: &Keypair,
+    (netuid, network): (NetUid, Hash),
+    nonce: u64,
+    action: SudoAction,
+) -> Tx {
+    let signature = owner.sign(
+        Domain::Sudo,
+        &SudoTx::signing_bytes(netuid, &network, nonce, &action),
+    );
     Tx::Sudo(SudoTx {
         action,
         nonce,
@@ -274,6 +283,10 @@ async fn send(
             .and_then(|n| u16::try_from(n).ok())
             .ok_or_else(|| anyhow!("{}: no netuid in the answer", api(args, "owner")))?,
     );
+    let network_id = info["network_id"]
+        .as_str()
+        .and_then(|h| Hash::from_hex(h).ok())
+        .ok_or_else(|| anyhow!("{}: no network id in the answer", api(args, "owner")))?;
     let nonce = info["sudo_nonce"].as_u64().unwrap_or(0) + 1;
     let challenge = match &action {
         SudoAction::Publish(m) => Some(m.id.as_str().to_string()),
@@ -282,7 +295,7 @@ async fn send(
         }
         SudoAction::SetParams(_) => None,
     };
-    let tx = sudo_tx(key, netuid, nonce, action);
+    let tx = sudo_tx(key, (netuid, network_id), nonce, action);
     let tx_hash = tx.hash().to_hex();
     let body = encode(&platform_node::api::TransactionRequest { tx, blobs });
     let (code, answer) = crate::node::post(&client, &api(args, "transactions"), body).await?;

@@ -1469,21 +1469,41 @@ fn the_owner_manages_challenges_through_any_validators_public_api() {
         challenge: platform_primitives::ChallengeId::new("tsp-two").unwrap(),
         to: platform_state::Lifecycle::Retired,
     };
-    let signature = bob.sign(
-        platform_crypto::Domain::Sudo,
-        &platform_state::SudoTx::signing_bytes(platform_primitives::NetUid(1), 99, &action),
+    let owner = get(&api, "/api/v1/owner").unwrap();
+    let genesis =
+        platform_primitives::Hash::from_hex(owner["network_id"].as_str().unwrap()).unwrap();
+    let signed = |key: &platform_crypto::Keypair, genesis: &platform_primitives::Hash| {
+        let signature = key.sign(
+            platform_crypto::Domain::Sudo,
+            &platform_state::SudoTx::signing_bytes(
+                platform_primitives::NetUid(1),
+                genesis,
+                99,
+                &action,
+            ),
+        );
+        let tx = platform_state::Tx::Sudo(platform_state::SudoTx {
+            action: action.clone(),
+            nonce: 99,
+            signer: key.hotkey(),
+            signature: Some(signature),
+        });
+        platform_primitives::encode(&platform_node::api::TransactionRequest {
+            tx,
+            blobs: Vec::new(),
+        })
+    };
+    assert_eq!(
+        post_status(&api, "/api/v1/transactions", &signed(&bob, &genesis)),
+        401
     );
-    let tx = platform_state::Tx::Sudo(platform_state::SudoTx {
-        action,
-        nonce: 99,
-        signer: bob.hotkey(),
-        signature: Some(signature),
-    });
-    let body = platform_primitives::encode(&platform_node::api::TransactionRequest {
-        tx,
-        blobs: Vec::new(),
-    });
-    assert_eq!(post_status(&api, "/api/v1/transactions", &body), 401);
+    // So is the owner's own Sudo signed for another network with the same netuid.
+    let alice = platform_crypto::parse_suri("//Alice").unwrap();
+    let elsewhere = platform_primitives::Hash::of(b"another deployment of subnet 1");
+    assert_eq!(
+        post_status(&api, "/api/v1/transactions", &signed(&alice, &elsewhere)),
+        401
+    );
     let list = get(&api, "/api/v1/challenges").unwrap();
     let two = list
         .as_array()

@@ -366,7 +366,12 @@ fn signed_by_owner(pool: &Pool, tx: &Tx) -> bool {
             platform_crypto::sr25519::verify(
                 &t.signer,
                 platform_crypto::Domain::Sudo,
-                &platform_state::SudoTx::signing_bytes(meta.netuid, t.nonce, &t.action),
+                &platform_state::SudoTx::signing_bytes(
+                    meta.netuid,
+                    &meta.network_id,
+                    t.nonce,
+                    &t.action,
+                ),
                 sig,
             )
             .is_ok()
@@ -378,6 +383,7 @@ async fn get_owner(State(ctx): State<Ctx>) -> axum::response::Response {
     let meta = ctx.pool.latest().meta();
     Json(serde_json::json!({
         "netuid": meta.netuid.0,
+        "network_id": meta.network_id.to_hex(),
         "owner": meta.owner.to_ss58(),
         "sudo_nonce": meta.sudo_nonce,
         "height": meta.height,

@@ -76,6 +76,10 @@ pub struct Status {
     pub leader_views_skipped: u64,
     /// The subnet.
     pub netuid: u16,
+    /// The network's identity (hex, `Genesis::network_id`): miners and the owner sign it with
+    /// their transactions.
+    #[serde(default)]
+    pub network_id: String,
     /// Transactions waiting in the mempool.
     pub pending_transactions: usize,
     /// Blocks finalized since this process started.
@@ -534,6 +538,7 @@ impl Driver {
         {
             let mut s = status.lock().expect("status lock poisoned");
             s.netuid = netuid.0;
+            s.network_id = genesis.network_id().to_hex();
             s.hotkey = key.hotkey().to_ss58();
             s.validator = consensus.me.is_some();
             s.height = finalized_height;

@@ -415,6 +415,8 @@ mod tests {
         let owner = Keypair::from_seed(&[1; 32]);
         let miners = [Keypair::from_seed(&[2; 32]), Keypair::from_seed(&[3; 32])];
         let state = state_with_active_challenge(&owner, &miners, 3).unwrap();
+        let g = state.meta().network_id;
+        let submission = |miner: &Keypair, nonce| submission(miner, &g, nonce);
         let pool = Pool::new(state, Mempool::new(100, 100));
         let parked: Vec<Tx> = (1..=3).map(|n| submission(&miners[0], n)).collect();
         for tx in &parked {

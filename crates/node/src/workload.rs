@@ -12,9 +12,12 @@ use platform_state::{
 /// The workload's subnet.
 pub const NETUID: NetUid = NetUid(1);
 
-/// The owner's signed `Sudo`.
-pub fn sudo(owner: &Keypair, nonce: u64, action: SudoAction) -> Tx {
-    let signature = owner.sign(Domain::Sudo, &SudoTx::signing_bytes(NETUID, nonce, &action));
+/// The owner's signed `Sudo` for the network `network` (`Genesis::network_id`).
+pub fn sudo(owner: &Keypair, network: &Hash, nonce: u64, action: SudoAction) -> Tx {
+    let signature = owner.sign(
+        Domain::Sudo,
+        &SudoTx::signing_bytes(NETUID, network, nonce, &action),
+    );
     Tx::Sudo(SudoTx {
         action,
         nonce,
@@ -23,8 +26,9 @@ pub fn sudo(owner: &Keypair, nonce: u64, action: SudoAction) -> Tx {
     })
 }
 
-/// `miner`'s signed submission to the challenge `bench`; its payload is `nonce`'s bytes.
-pub fn submission(miner: &Keypair, nonce: u64) -> Tx {
+/// `miner`'s signed submission to the challenge `bench` of the network `network`; its payload
+/// is `nonce`'s bytes.
+pub fn submission(miner: &Keypair, network: &Hash, nonce: u64) -> Tx {
     let payload = nonce.to_le_bytes();
     let submission = Submission {
         challenge: ChallengeId::new("bench").expect("valid id"),
@@ -35,7 +39,7 @@ pub fn submission(miner: &Keypair, nonce: u64) -> Tx {
     };
     let signature = miner.sign(
         Domain::Submission,
-        &SubmitTx::signing_bytes(NETUID, &submission),
+        &SubmitTx::signing_bytes(NETUID, network, &submission),
     );
     Tx::Submit(SubmitTx {
         submission,
@@ -93,10 +97,12 @@ pub fn state_with_active_challenge(
         scoring: ScoringRule::WinnerTakesAll,
         assets: Vec::new(),
     };
+    let g = genesis.network_id();
     let steps = [
-        sudo(owner, 1, SudoAction::Publish(meta)),
+        sudo(owner, &g, 1, SudoAction::Publish(meta)),
         sudo(
             owner,
+            &g,
             2,
             SudoAction::Transition {
                 challenge: ChallengeId::new("bench").expect("valid id"),

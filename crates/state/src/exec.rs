@@ -181,7 +181,7 @@ impl State {
         check_sig(
             Domain::Submission,
             &s.miner,
-            &SubmitTx::signing_bytes(meta.netuid, s),
+            &SubmitTx::signing_bytes(meta.netuid, &meta.network_id, s),
             &t.signature,
         )?;
         let challenge = self
@@ -417,7 +417,7 @@ impl State {
         check_sig(
             Domain::Sudo,
             &t.signer,
-            &SudoTx::signing_bytes(meta.netuid, t.nonce, &t.action),
+            &SudoTx::signing_bytes(meta.netuid, &meta.network_id, t.nonce, &t.action),
             &t.signature,
         )?;
         if t.signer != meta.owner {

@@ -190,6 +190,7 @@ impl State {
                 sudo_nonce: None,
                 certified: 0,
                 pruned: 0,
+                network_id: g.network_id(),
             },
         );
         put(&mut s.store, keys::params(), &g.params);

@@ -29,6 +29,9 @@ pub struct Meta {
     pub certified: u64,
     /// Records removed by epoch closes so far (see [`crate::Params::retain_epochs`]).
     pub pruned: u64,
+    /// The network's identity ([`Genesis::network_id`]): part of what miners and the owner
+    /// sign.
+    pub network_id: Hash,
 }
 
 /// A challenge and where it is in its lifecycle.
@@ -165,5 +168,21 @@ impl Genesis {
     /// The genesis hash: the parent of block 1.
     pub fn hash(&self) -> Hash {
         Hash::of(&platform_primitives::encode(self))
+    }
+
+    /// The network's identity, which miners and the owner sign with their transactions so
+    /// that none can be replayed on another deployment with the same netuid: the hash of this
+    /// genesis with its key bindings' signatures left out. Those are randomized (sr25519), and
+    /// the network is already fixed by its chain hash, owner, metagraph, keys and time, so
+    /// two runs of one scenario share an identity and a state root.
+    pub fn network_id(&self) -> Hash {
+        let mut unsigned = self.clone();
+        for b in &mut unsigned.bindings {
+            b.signature = None;
+        }
+        Hash::of(&platform_primitives::encode(&(
+            "platform network id",
+            unsigned,
+        )))
     }
 }

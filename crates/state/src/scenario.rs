@@ -272,7 +272,7 @@ pub struct Report {
 }
 
 fn sudo_tx(
-    netuid: NetUid,
+    (netuid, genesis): (NetUid, Hash),
     counter: &mut u64,
     signer: &Keypair,
     nonce: Option<u64>,
@@ -280,7 +280,7 @@ fn sudo_tx(
 ) -> Tx {
     let nonce = nonce.unwrap_or(*counter + 1);
     *counter = (*counter).max(nonce);
-    let bytes = SudoTx::signing_bytes(netuid, nonce, &action);
+    let bytes = SudoTx::signing_bytes(netuid, &genesis, nonce, &action);
     Tx::Sudo(SudoTx {
         signature: Some(signer.sign(Domain::Sudo, &bytes)),
         action,
@@ -770,7 +770,8 @@ impl Runner {
             payload_len: claim_len.unwrap_or(bytes.len() as u64),
             nonce,
         };
-        let signing = SubmitTx::signing_bytes(self.netuid, &submission);
+        let signing =
+            SubmitTx::signing_bytes(self.netuid, &self.state.meta().network_id, &submission);
         let signature = match tamper.as_deref() {
             None => Some(k.sign(Domain::Submission, &signing)),
             Some("unsigned") => None,
@@ -824,7 +825,7 @@ impl Runner {
             publish.push((
                 format!("setup: publish {}", meta.id),
                 sudo_tx(
-                    self.netuid,
+                    (self.netuid, self.state.meta().network_id),
                     &mut self.sudo_nonce,
                     &self.owner,
                     None,
@@ -836,7 +837,7 @@ impl Runner {
             activate_txs.push((
                 format!("setup: activate {id}"),
                 sudo_tx(
-                    self.netuid,
+                    (self.netuid, self.state.meta().network_id),
                     &mut self.sudo_nonce,
                     &self.owner,
                     None,
@@ -888,7 +889,8 @@ impl Runner {
                             emission_bps: *emission_bps,
                         },
                     };
-                    let tx = sudo_tx(self.netuid, &mut self.sudo_nonce, signer, *nonce, action);
+                    let network = (self.netuid, self.state.meta().network_id);
+                    let tx = sudo_tx(network, &mut self.sudo_nonce, signer, *nonce, action);
                     batch.push((label(l), tx));
                 }
                 Step::Settle => {

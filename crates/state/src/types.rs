@@ -255,9 +255,11 @@ pub struct SubmitTx {
 }
 
 impl SubmitTx {
-    /// The bytes the miner signs: `borsh(netuid, submission)`.
-    pub fn signing_bytes(netuid: NetUid, submission: &Submission) -> Vec<u8> {
-        encode(&(netuid, submission))
+    /// The bytes the miner signs: `borsh(netuid, network, submission)`, `network` being the
+    /// network's identity (`Genesis::network_id`): it keeps a submission to one network from
+    /// being replayed on another with the same netuid (testnet and mainnet deployments).
+    pub fn signing_bytes(netuid: NetUid, network: &Hash, submission: &Submission) -> Vec<u8> {
+        encode(&(netuid, network, submission))
     }
 }
 
@@ -275,9 +277,15 @@ pub struct SudoTx {
 }
 
 impl SudoTx {
-    /// The bytes the owner signs: `borsh(netuid, nonce, action)`.
-    pub fn signing_bytes(netuid: NetUid, nonce: u64, action: &SudoAction) -> Vec<u8> {
-        encode(&(netuid, nonce, action))
+    /// The bytes the owner signs: `borsh(netuid, network, nonce, action)` (the network's
+    /// identity as for [`SubmitTx::signing_bytes`]).
+    pub fn signing_bytes(
+        netuid: NetUid,
+        network: &Hash,
+        nonce: u64,
+        action: &SudoAction,
+    ) -> Vec<u8> {
+        encode(&(netuid, network, nonce, action))
     }
 }
 

@@ -168,7 +168,12 @@ impl Net {
 
     pub fn sudo(&mut self, action: SudoAction) -> Tx {
         self.sudo_nonce += 1;
-        sudo_by(&self.owner, self.sudo_nonce, action)
+        sudo_by(
+            &self.owner,
+            &self.state.meta().network_id,
+            self.sudo_nonce,
+            action,
+        )
     }
 
     pub fn submit(&mut self, miner: usize, payload: &[u8]) -> (Tx, SubmissionId) {
@@ -184,7 +189,7 @@ impl Net {
         };
         let sig = k.sign(
             Domain::Submission,
-            &SubmitTx::signing_bytes(NETUID, &submission),
+            &SubmitTx::signing_bytes(NETUID, &self.state.meta().network_id, &submission),
         );
         let sid = submission.id();
         (
@@ -319,8 +324,12 @@ impl Net {
     }
 }
 
-pub fn sudo_by(k: &Keypair, nonce: u64, action: SudoAction) -> Tx {
-    let sig = k.sign(Domain::Sudo, &SudoTx::signing_bytes(NETUID, nonce, &action));
+/// `k`'s signed `Sudo` for the network `network` (`Genesis::network_id`).
+pub fn sudo_by(k: &Keypair, network: &Hash, nonce: u64, action: SudoAction) -> Tx {
+    let sig = k.sign(
+        Domain::Sudo,
+        &SudoTx::signing_bytes(NETUID, network, nonce, &action),
+    );
     Tx::Sudo(SudoTx {
         action,
         nonce,

@@ -268,8 +268,9 @@ fn state_records() {
             sudo_nonce: Some(9),
             certified: 17,
             pruned: 3,
+            network_id: Hash([5; 32]),
         },
-        "a166623d41105c55370ae687bc579e10d964409df9ab802f8dff317b112b9d61",
+        "8d915976f666fbb6850e8b7fc6781bf654686b63ef8b22eecd835e24ac7b5465",
     );
     check(
         ChallengeRecord {

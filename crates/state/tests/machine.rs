@@ -118,13 +118,24 @@ fn admission_and_application_agree() {
     let (first, _) = net.submit(0, &score_payload(5));
     net.apply(vec![first.clone()]).unwrap();
     let stranger = Keypair::from_seed(&[99; 32]);
+    let genesis = net.state.meta().network_id;
     let candidates = vec![
         // Replayed: the same transaction again (same nonce, same payload).
         first,
         // A non-owner sudo.
-        sudo_by(&stranger, 100, SudoAction::SetParams(Params::default())),
+        sudo_by(
+            &stranger,
+            &genesis,
+            100,
+            SudoAction::SetParams(Params::default()),
+        ),
         // An owner sudo with a used nonce.
-        sudo_by(&net.owner, 1, SudoAction::SetParams(Params::default())),
+        sudo_by(
+            &net.owner,
+            &genesis,
+            1,
+            SudoAction::SetParams(Params::default()),
+        ),
     ];
     for tx in candidates {
         let admitted = net.state.admit(&tx, &NoModules).unwrap_err();
@@ -164,7 +175,7 @@ fn submission_rules() {
     if let Tx::Submit(s) = &mut big {
         s.signature = Some(k.sign(
             platform_crypto::Domain::Submission,
-            &SubmitTx::signing_bytes(NETUID, &s.submission),
+            &SubmitTx::signing_bytes(NETUID, &net.state.meta().network_id, &s.submission),
         ));
     }
     assert_eq!(
@@ -830,4 +841,45 @@ fn closes_prune_settled_records_past_the_retention_and_keep_the_best() {
         })
         .unwrap();
     assert_eq!(imported.root(), net.state.root());
+}
+
+/// The owner's `Sudo` and a miner's submission signed for another network with the same netuid
+/// (another genesis: testnet and mainnet deployments) are refused as badly signed, in
+/// admission and in blocks alike; the same ones signed for this network are taken.
+#[test]
+fn transactions_signed_for_another_genesis_are_refused() {
+    let mut net = Net::with_challenge(Params::default(), None);
+    let elsewhere = Hash::of(b"another deployment of subnet 1");
+    assert_ne!(elsewhere, net.state.meta().network_id);
+    let action = SudoAction::SetParams(Params::default());
+    let replayed = sudo_by(&net.owner, &elsewhere, 50, action.clone());
+    let admitted = net.state.admit(&replayed, &NoModules).unwrap_err();
+    assert!(
+        matches!(admitted, Reject::BadSignature { .. }),
+        "{admitted:?}"
+    );
+    assert_eq!(reject_of(net.apply(vec![replayed])), admitted);
+
+    let (tx, _) = net.submit(0, &score_payload(5));
+    let Tx::Submit(mut s) = tx else {
+        unreachable!()
+    };
+    s.signature = Some(net.miners[0].sign(
+        platform_crypto::Domain::Submission,
+        &SubmitTx::signing_bytes(NETUID, &elsewhere, &s.submission),
+    ));
+    let foreign = Tx::Submit(s);
+    let admitted = net.state.admit(&foreign, &NoModules).unwrap_err();
+    assert!(
+        matches!(admitted, Reject::BadSignature { .. }),
+        "{admitted:?}"
+    );
+    assert_eq!(reject_of(net.apply(vec![foreign])), admitted);
+
+    // Signed for this network, both are taken.
+    let genesis = net.state.meta().network_id;
+    net.apply(vec![sudo_by(&net.owner, &genesis, 50, action)])
+        .unwrap();
+    let (ok, _) = net.submit(0, &score_payload(6));
+    net.apply(vec![ok]).unwrap();
 }
