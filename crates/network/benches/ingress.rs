@@ -2,8 +2,11 @@
 //! `cargo bench -p platform-network --bench ingress`.
 //!
 //! `accept`: a fresh, valid 256-byte consensus message goes through every stage (the sr25519
-//! verification dominates). `refuse_oversize` and `refuse_replay`: what refusing costs at the
-//! first stage and at the replay stage.
+//! verification dominates). `refuse_*`: what refusing costs at each stage, in pipeline order —
+//! oversize (size cap), replay (the replay cache), relay (a peer that is not a validator
+//! forwards it), malformed (bytes that do not decode), not_validator (an author outside the
+//! set), future_round (the round window), bad_signature (every stage, the verification
+//! failing).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,13 +43,17 @@ fn pipeline() -> (Ingress, PeerId, Keypair) {
 }
 
 fn message(key: &Keypair, i: u64) -> Vec<u8> {
+    message_in_round(key, i, 0)
+}
+
+fn message_in_round(key: &Keypair, i: u64, round: u64) -> Vec<u8> {
     let mut payload = i.to_le_bytes().to_vec();
     payload.resize(256, 0xAB);
     encode(&platform_network::Envelope::sign(
         key,
         NetUid(1),
         Topic::Consensus,
-        0,
+        round,
         payload,
     ))
 }
@@ -78,6 +85,38 @@ fn ingress(c: &mut Criterion) {
     g.bench_function("refuse_replay", |b| {
         b.iter(|| ing.check_gossip(Topic::Consensus, &peer, &seen, Instant::now()))
     });
+    // Each refusal below is checked once, so a benchmark cannot measure the wrong stage.
+    let mut refuse = |name: &str, from: &PeerId, data: &[u8], reason: &str| {
+        let v = ing.check_gossip(Topic::Consensus, from, data, Instant::now());
+        assert!(
+            matches!(v, Verdict::Reject(r) | Verdict::Ignore(r) if r == reason),
+            "{name}: {v:?}"
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| ing.check_gossip(Topic::Consensus, from, data, Instant::now()))
+        });
+    };
+    let stranger = PeerId::random();
+    refuse(
+        "refuse_relay",
+        &stranger,
+        &message(&key, 1 << 40),
+        "relay_not_validator",
+    );
+    refuse("refuse_malformed", &peer, &[7u8; 300], "malformed");
+    let outsider = Keypair::from_seed(&[2; 32]);
+    refuse(
+        "refuse_not_validator",
+        &peer,
+        &message(&outsider, 1),
+        "not_validator",
+    );
+    let ahead = message_in_round(&key, 2, 1_000_000);
+    refuse("refuse_future_round", &peer, &ahead, "future_round");
+    let mut forged = message(&key, 3);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    refuse("refuse_bad_signature", &peer, &forged, "bad_signature");
     g.finish();
 }
 
