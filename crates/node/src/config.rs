@@ -78,6 +78,9 @@ pub struct NodeConfig {
     /// The DHT's provider records (announcements of miners' payloads and challenge modules).
     #[serde(default)]
     pub dht: DhtConfig,
+    /// libp2p connection admission (`platform_network::admission`).
+    #[serde(default)]
+    pub p2p: P2pConfig,
     /// How long blobs the validator no longer needs are kept.
     #[serde(default)]
     pub retention: RetentionConfig,
@@ -87,6 +90,31 @@ pub struct NodeConfig {
     /// The threads that run challenge code.
     #[serde(default)]
     pub evaluation: EvaluationConfig,
+}
+
+/// `[p2p]`: who gets one of the node's libp2p connection slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// Most established connections; one per validator of the epoch (at most half) is kept
+    /// for validators. Default 256.
+    pub max_connections: u32,
+    /// Most inbound connections of non-validators from one IP address (loopback excepted).
+    /// Default 8.
+    pub max_per_ip: u32,
+    /// Seconds a connected peer has to bind a hotkey before it is disconnected. Default 10.
+    pub bind_deadline_secs: u64,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        let d = platform_network::Config::new(platform_primitives::NetUid(0));
+        P2pConfig {
+            max_connections: d.max_connections,
+            max_per_ip: d.max_per_ip,
+            bind_deadline_secs: d.bind_deadline.as_secs(),
+        }
+    }
 }
 
 /// `[evaluation]`: the threads that run challenge code (`platform_node::eval_threads`).
@@ -275,6 +303,7 @@ impl NodeConfig {
             mempool_per_sender: default_per_sender(),
             snapshot_catch_up: true,
             dht: DhtConfig::default(),
+            p2p: P2pConfig::default(),
             retention: RetentionConfig::default(),
             http_limits: crate::http::HttpLimits::default(),
             evaluation: EvaluationConfig::default(),
@@ -330,6 +359,17 @@ impl NodeConfig {
                 "config {}: [retention] snapshots must be at least 1 (a restart starts from the \
                  newest one)",
                 path.display()
+            );
+        }
+        let p2p = cfg.p2p;
+        if p2p.max_connections < 8 || p2p.max_per_ip == 0 || p2p.bind_deadline_secs == 0 {
+            anyhow::bail!(
+                "config {}: [p2p] max_connections must be at least 8 (is {}), max_per_ip and \
+                 bind_deadline_secs positive (are {} and {})",
+                path.display(),
+                p2p.max_connections,
+                p2p.max_per_ip,
+                p2p.bind_deadline_secs
             );
         }
         let evaluation = cfg.evaluation;
@@ -490,5 +530,55 @@ mod tests {
         std::fs::write(&path, "hotkey = \"//Alice\"\n[retention]\nsnapshots = 0\n").unwrap();
         let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
         assert!(err.contains("snapshots must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn p2p_and_evaluation_sections_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\n[p2p]\nmax_connections = 64\nmax_per_ip = 2\n\
+             bind_deadline_secs = 5\n[evaluation]\nworkers = 4\nnice = 0\n",
+        )
+        .unwrap();
+        let cfg = NodeConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.p2p,
+            P2pConfig {
+                max_connections: 64,
+                max_per_ip: 2,
+                bind_deadline_secs: 5
+            }
+        );
+        assert_eq!(
+            cfg.evaluation,
+            EvaluationConfig {
+                workers: 4,
+                nice: 0
+            }
+        );
+        for (section, want) in [
+            (
+                "[p2p]\nmax_per_ip = 0\n",
+                "[p2p] max_connections must be at least 8",
+            ),
+            (
+                "[p2p]\nmax_connections = 4\n",
+                "[p2p] max_connections must be at least 8",
+            ),
+            (
+                "[evaluation]\nnice = 20\n",
+                "[evaluation] workers must be 1 to 64",
+            ),
+            (
+                "[evaluation]\nworkers = 0\n",
+                "[evaluation] workers must be 1 to 64",
+            ),
+        ] {
+            std::fs::write(&path, format!("hotkey = \"//Alice\"\n{section}")).unwrap();
+            let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+            assert!(err.contains(want), "{section}: {err}");
+        }
     }
 }

@@ -119,6 +119,9 @@ pub async fn run(
         .map(|a| a.parse().with_context(|| format!("bootstrap address {a}")))
         .collect::<Result<_>>()?;
     net_cfg.providers = cfg.dht.limits();
+    net_cfg.max_connections = cfg.p2p.max_connections;
+    net_cfg.max_per_ip = cfg.p2p.max_per_ip;
+    net_cfg.bind_deadline = Duration::from_secs(cfg.p2p.bind_deadline_secs);
     for (topic, check) in driver::payload_checks() {
         if let Some(spec) = net_cfg.topics.get_mut(&topic) {
             spec.check = Some(check);
