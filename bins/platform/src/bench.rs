@@ -82,6 +82,9 @@ pub enum BenchCommand {
     /// validator processes on this machine, against the subnet-size targets. Exit 0 unless a
     /// devnet's validators disagree.
     Scale(crate::bench_scale::ScaleArgs),
+    /// An HTTP flood on one validator of a four-validator devnet: finalization idle and under
+    /// the flood, and the requests the API answered and refused per second.
+    Api(crate::bench_api::ApiArgs),
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -222,6 +225,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         }
         BenchCommand::Soak(args) => return crate::soak::run(args),
         BenchCommand::Scale(args) => return crate::bench_scale::run(args),
+        BenchCommand::Api(args) => return crate::bench_api::run(args),
         BenchCommand::Audit { quick, json } => {
             let figures = audit(quick)?;
             if json {

@@ -1318,21 +1318,29 @@ async fn watch(
             .iter()
             .all(|v| v.hash_at_target.is_none() || v.hash_at_target == first);
     let leaders = sim.leaders(&client).await;
-    let wanted = args.epochs.unwrap_or(0);
+    // The epochs every validator has submitted weights for: all of --epochs when the run
+    // reached its goal, fewer when it was stopped (Ctrl-C, SIGTERM) before — never the
+    // epochs that did not happen, which would cost a request each.
+    let closed = submitted[..counted]
+        .iter()
+        .map(|s| s.map_or(0, |e| e + 1))
+        .min()
+        .unwrap_or(0);
+    let wanted = args.epochs.unwrap_or(0).min(closed);
     if (epoch_list.len() as u64) < wanted {
         let next = epoch_list.len() as u64;
         epoch_list.extend(epoch_summaries(&client, &apis[..counted], next..wanted).await);
     }
     let disagreements = epoch_list.iter().filter(|e| !e.weights_identical).count();
-    // A submission shows in the chain's rows once a chain block includes it: with --epochs,
-    // give the last ones a few chain blocks.
+    // A submission shows in the chain's rows once a chain block includes it: when epochs
+    // closed under --epochs, give the last ones a few chain blocks.
     let deadline = Instant::now() + Duration::from_millis(10 * args.chain_block_ms);
     let chain_weights = loop {
         let rows =
             get::<Vec<serde_json::Value>>(&client, &format!("{chain_url}/v1/subnets/1/weights"))
                 .await
                 .unwrap_or_default();
-        if args.epochs.is_none() || rows.len() >= counted || Instant::now() > deadline {
+        if wanted == 0 || rows.len() >= counted || Instant::now() > deadline {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

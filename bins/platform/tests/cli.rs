@@ -616,3 +616,30 @@ fn bench_scale_reports_the_simulator_and_real_processes() {
         "{v}"
     );
 }
+
+/// `platform bench api`: a four-validator devnet, idle then flooded on Alice's API; the
+/// figures say how many requests were answered and that the others kept finalizing.
+#[test]
+fn bench_api_floods_one_validator_and_reports_finalization() {
+    let out = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args(["bench", "api", "--secs", "2", "--clients", "4", "--json"])
+        .env_remove("PLATFORM_DATA_DIR")
+        .env_remove("PLATFORM_CHAIN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["clients"], 4, "{v}");
+    for phase in ["idle", "flood"] {
+        assert!(v[phase]["blocks_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(
+            v[phase]["finalization_ms_p99"].as_f64().unwrap() > 0.0,
+            "{v}"
+        );
+    }
+    assert!(
+        v["flood"]["answered_per_sec"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert_eq!(v["idle"]["answered_per_sec"].as_f64(), Some(0.0), "{v}");
+}

@@ -1854,3 +1854,36 @@ fn json_rpc_serves_the_live_state_with_subscriptions() {
         );
     });
 }
+
+/// A devnet stopped (SIGTERM) long before its --epochs goal exits and leaves no validator or
+/// chain process behind. Before, its summary asked every validator for each of the epochs that
+/// never happened (here 100,000 of them), and the caller's watchdog killed it with its
+/// children still running.
+#[test]
+fn a_devnet_stopped_before_its_goal_exits_and_leaves_nothing_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let mut devnet = common::Devnet::start(
+        &dir,
+        &[
+            "--epochs",
+            "100000",
+            "--tempo",
+            "1000",
+            "--block-ms",
+            "200",
+            "--timeout-secs",
+            "600",
+        ],
+    );
+    let alice = devnet.api("alice");
+    wait_until("Alice to finalize a block", || {
+        get(&alice, "/api/v1/status").is_some_and(|s| s["height"].as_u64() >= Some(1))
+    });
+    assert!(!network_processes(&dir).is_empty(), "the network runs");
+    assert!(
+        devnet.terminate(DEADLINE),
+        "the devnet did not exit within {DEADLINE:?} of SIGTERM"
+    );
+    assert_eq!(network_processes(&dir), Vec::<String>::new());
+}

@@ -219,6 +219,28 @@ pub fn process_id(needle: &str) -> Option<String> {
     })
 }
 
+impl Devnet {
+    /// Sends SIGTERM and waits up to `deadline` for the devnet to exit; whether it did (if
+    /// not, it is killed).
+    pub fn terminate(&mut self, deadline: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let (exited, wait) = std::sync::mpsc::channel::<()>();
+        let child = &mut self.child;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let _ = child.wait();
+                let _ = exited.send(());
+            });
+            let in_time = wait.recv_timeout(deadline).is_ok();
+            if !in_time {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+            in_time
+        })
+    }
+}
+
 impl Drop for Devnet {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
