@@ -142,6 +142,16 @@ pub struct DevnetArgs {
         conflicts_with_all = ["byzantine", "withhold", "poison_anchors"]
     )]
     flood_announces: usize,
+    /// Make the last N validators unable to run modules' `weights` exports the first few
+    /// times (as runs over the wall-clock backstop would be). They wait and retry each epoch
+    /// close instead of refusing it or stopping (`platform_epoch_close_module_waits` in
+    /// /metrics, `module_waits` in the summary) and submit the same weights as the others.
+    #[arg(
+        long,
+        default_value_t = 0,
+        conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces"]
+    )]
+    stall_weights: usize,
     /// Committee size of the published challenges (default: every validator sits on every
     /// committee up to 8 validators, 8 members above that). With fewer members than
     /// validators, silent members can be replaced.
@@ -455,6 +465,8 @@ struct DevnetValidator {
     state_pruned: u64,
     /// Blocks it finalized while running.
     finalized: u64,
+    /// Times one of its epoch closes waited for a module that could not run there yet.
+    module_waits: u64,
     /// Signature checks its consensus engine made while running.
     signature_checks: u64,
     /// CPU time its process used (user and system), in milliseconds.
@@ -659,11 +671,16 @@ pub(crate) fn run_devnet(
             temp.path().to_path_buf()
         }
     };
-    let faulty = args.byzantine + args.withhold + args.poison_anchors + args.flood_announces;
+    let faulty = args.byzantine
+        + args.withhold
+        + args.poison_anchors
+        + args.flood_announces
+        + args.stall_weights;
     if faulty > 0 && !cfg!(feature = "test-faults") {
         bail!(
-            "--byzantine, --withhold, --poison-anchors and --flood-announces need a build with \
-             the `test-faults` feature: cargo build --features platform/test-faults"
+            "--byzantine, --withhold, --poison-anchors, --flood-announces and --stall-weights \
+             need a build with the `test-faults` feature: cargo build --features \
+             platform/test-faults"
         );
     }
     let uris = genesis::dev_validator_uris(args.validators);
@@ -772,6 +789,9 @@ pub(crate) fn run_devnet(
         }
         if i + args.flood_announces >= args.validators {
             cfg.fault = Some("flood-announces".into());
+        }
+        if i + args.stall_weights >= args.validators {
+            cfg.fault = Some("stall-weights".into());
         }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
@@ -1291,6 +1311,7 @@ async fn watch(
             state_entries,
             state_pruned,
             finalized: crate::soak::metric(&text, "platform_finalized_blocks_total"),
+            module_waits: crate::soak::metric_sum(&text, "platform_epoch_close_module_waits_total"),
             signature_checks: crate::soak::metric(
                 &text,
                 "platform_consensus_signature_checks_total",

@@ -157,6 +157,20 @@ pub(crate) fn metric(text: &str, name: &str) -> u64 {
     metric_f64(text, name) as u64
 }
 
+/// The sum of every sample of the counter family `name`, whatever its labels.
+pub(crate) fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// [`metric`] for samples with fractions (seconds).
 pub(crate) fn metric_f64(text: &str, name: &str) -> f64 {
     text.lines()
@@ -459,6 +473,14 @@ fn print(f: &SoakFigures) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_family_is_summed_over_its_labels() {
+        let text = "platform_waits_total{stage=\"verify\"} 3\nplatform_waits_total{stage=\"apply\"} 2\n\
+                    platform_waits_total_other 9\nplatform_waits_total 1\n";
+        assert_eq!(metric_sum(text, "platform_waits_total"), 6);
+        assert_eq!(metric_sum(text, "platform_absent_total"), 0);
+    }
 
     #[test]
     fn metrics_are_read_by_exact_name() {

@@ -1006,6 +1006,22 @@ fn devnet_over_three_epochs_submits_identical_weights() {
     assert_eq!(v["jailed"], serde_json::json!([]), "{v}");
 }
 
+/// Dave's first runs of the classifier's `weights` export (its scoring rule is a module) cannot
+/// run, as runs over the wall-clock backstop could not. Before, Dave voted against the first
+/// close and then stopped, unable to apply it once finalized. Now he waits and retries, and
+/// submits the same weights as the others in both epochs.
+#[test]
+fn a_validator_that_cannot_run_a_weights_module_yet_waits_and_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = devnet_two_epochs(&tmp.path().join("net"), &["--stall-weights", "1"]);
+    let dave = &v["validators"][3];
+    assert!(
+        dave["module_waits"].as_u64().unwrap() > 0,
+        "Dave's closes never waited: {dave}"
+    );
+    assert_identical_by(&v, 4);
+}
+
 /// Commit-reveal version 4, subtensor's default: every validator commits its weights
 /// timelocked to LocalChain's beacon, and the chain itself opens each commit in the next
 /// epoch, once the beacon has signed its round. Every commit of both epochs opens, and the

@@ -46,8 +46,10 @@ pub struct NodeConfig {
     /// quorum alone); `"withhold-attestations"` makes it evaluate nothing as a committee
     /// member (the state replaces it in each committee once the attestation time is up);
     /// `"poison-anchors"` makes it gossip forged epoch anchors (peers refuse them at ingress);
-    /// `"flood-announces"` makes it announce made-up blocks for views it does not lead.
-    /// Only builds with the `test-faults` feature accept one. Default: none.
+    /// `"flood-announces"` makes it announce made-up blocks for views it does not lead;
+    /// `"stall-weights"` makes its first runs of modules' `weights` exports report "cannot run
+    /// here yet", as over the wall-clock backstop (it waits and retries; it neither refuses
+    /// the close nor stops). Only builds with the `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// How challenge modules are compiled, set by the program that runs the node (not read
@@ -281,7 +283,14 @@ pub enum Fault {
     /// the views it does) every tick, as a Byzantine validator trying to make its peers fetch
     /// junk would. Peers follow one announcement per view, from its leader only.
     FloodAnnounces,
+    /// Report the first [`STALLED_WEIGHT_RUNS`] runs of a module's `weights` export as unable
+    /// to run here, as a validator whose runs hit the wall-clock backstop would: it must wait
+    /// for the module and retry, never refuse the close or stop.
+    StallWeights,
 }
+
+/// How many `weights` runs [`Fault::StallWeights`] reports as unavailable.
+pub const STALLED_WEIGHT_RUNS: u32 = 4;
 
 impl NodeConfig {
     /// A configuration with defaults for everything but the hotkey.
@@ -426,9 +435,11 @@ impl NodeConfig {
             Some("withhold-attestations") => Ok(Some(Fault::WithholdAttestations)),
             Some("poison-anchors") => Ok(Some(Fault::PoisonAnchors)),
             Some("flood-announces") => Ok(Some(Fault::FloodAnnounces)),
+            Some("stall-weights") => Ok(Some(Fault::StallWeights)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
-                 \"withhold-attestations\", \"poison-anchors\", \"flood-announces\")"
+                 \"withhold-attestations\", \"poison-anchors\", \"flood-announces\", \
+                 \"stall-weights\")"
             ),
         }
     }

@@ -27,8 +27,8 @@ use platform_primitives::{
 };
 use platform_runtime::ModuleLoader;
 use platform_state::{
-    Block, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Evidence, Genesis, Lifecycle,
-    RuntimeWeights, ScoringRule, State, Tx, records::EpochRecord, weights_digest,
+    Block, BlockError, BlockHeader, ChallengeMeta, EpochAnchor, EpochClose, Evidence, Genesis,
+    Lifecycle, ScoringRule, State, Tx, records::EpochRecord, weights_digest,
 };
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
@@ -41,6 +41,7 @@ use crate::mempool::{Mempool, Pool};
 use crate::snapshots::{self, SnapshotProof, Verdict};
 use crate::store::{self, FinalizedBlock};
 use crate::wal::WalWriter;
+use crate::weights_host::{RuntimeWeights, weights_host};
 
 /// What the node reports through the API.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -156,7 +157,7 @@ enum Internal {
 const MAX_EARLY_MESSAGES: usize = 4096;
 
 /// The largest module read from the blob store for epoch weights.
-const MAX_MODULE_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_MODULE_BYTES: u64 = 64 << 20;
 
 /// An epoch's leader-election seed: fixed by its anchor, known to every validator.
 pub fn epoch_beacon(netuid: NetUid, record: &EpochRecord) -> [u8; 32] {
@@ -431,15 +432,6 @@ fn module_challenges(state: &State) -> Vec<ChallengeMeta> {
         .collect()
 }
 
-/// The weights host of a validator: challenge modules read from the data directory's blob
-/// store when first needed, compiled by `loader`.
-pub fn weights_host(dir: Arc<DataDir>, loader: ModuleLoader) -> RuntimeWeights {
-    RuntimeWeights::with_source(Box::new(move |h| {
-        dir.blobs().get(h, MAX_MODULE_BYTES).ok().flatten()
-    }))
-    .with_loader(loader)
-}
-
 fn epoch_change(block: &Block) -> (Option<&EpochAnchor>, bool) {
     let anchor = block.txs.iter().find_map(|t| match t {
         Tx::EpochAnchor(a) => Some(a),
@@ -465,7 +457,11 @@ impl Driver {
         fault: Option<Fault>,
         (loader, threads): (ModuleLoader, crate::eval_threads::EvalThreads),
     ) -> Result<Driver> {
-        let host = Arc::new(weights_host(dir.clone(), loader.clone()));
+        let mut host = weights_host(dir.clone(), loader.clone());
+        if fault == Some(Fault::StallWeights) {
+            host = host.with_stalls(crate::config::STALLED_WEIGHT_RUNS);
+        }
+        let host = Arc::new(host);
         let mut canonical =
             State::genesis(genesis).map_err(|e| anyhow!("the genesis is invalid: {e}"))?;
         let mut finalized_digest = genesis.hash();
@@ -492,17 +488,36 @@ impl Driver {
             finalized_view = proof.anchor.view;
         }
         // Replay finalized blocks, in batches, recording the evaluation inputs they order.
+        // A block whose epoch close needs a module this data directory does not hold ends the
+        // replay there: the driver catches up on the rest from peers, fetching the module.
         let mut replayed_inputs = crate::evaluator::Inputs::new();
-        loop {
+        'replay: loop {
             let batch =
                 store::finalized_range(dir.db(), finalized_height + 1, finalized_height + 256)?;
             if batch.is_empty() {
                 break;
             }
             for f in batch {
-                canonical.apply_block(&f.block, &*host).map_err(|e| {
-                    anyhow!("replaying finalized block {}: {e:?}", f.proposal.height.0)
-                })?;
+                match canonical.apply_block(&f.block, &*host) {
+                    Ok(_) => {}
+                    Err(BlockError::ModuleUnavailable { challenge, module }) => {
+                        tracing::warn!(
+                            height = f.proposal.height.0,
+                            %challenge,
+                            %module,
+                            "replay stops before this epoch close: its module is not here; \
+                             catching up on the rest from peers"
+                        );
+                        crate::metrics::events().module_wait("replay");
+                        break 'replay;
+                    }
+                    Err(e) => {
+                        return Err(anyhow!(
+                            "replaying finalized block {}: {e:?}",
+                            f.proposal.height.0
+                        ));
+                    }
+                }
                 crate::evaluator::record_inputs(&mut replayed_inputs, &canonical, &f.block);
                 finalized_digest = f.proposal.digest();
                 finalized_height = f.proposal.height.0;
@@ -1072,6 +1087,16 @@ impl Driver {
         false
     }
 
+    /// Asks for [`Internal::Retry`] in a second: for work that waits on something no event will
+    /// announce (a module whose run hit the wall-clock backstop may run in time again).
+    fn retry_later(&self) {
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = tx.send(Internal::Retry).await;
+        });
+    }
+
     /// Applies `block` to `state`; a block that closes an epoch runs modules' `weights`
     /// exports, so it runs as blocking work. Returns the submissions whose committee the block
     /// added this validator to as a replacement for members who did not attest in time.
@@ -1114,6 +1139,7 @@ impl Driver {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(epoch = current.epoch.0, "cannot close the epoch yet: {e}");
+                crate::metrics::events().module_wait("build");
                 return None;
             }
         };
@@ -1335,6 +1361,18 @@ impl Driver {
             Ok(added) => {
                 self.forks.insert(p.digest(), (p.height.0, fork, added));
                 Some(true)
+            }
+            Err(BlockError::ModuleUnavailable { challenge, module }) => {
+                // Not a verdict on the block: this validator cannot tell yet.
+                tracing::warn!(
+                    height = p.height.0,
+                    %challenge,
+                    %module,
+                    "cannot check the epoch close yet: its module did not run here; will retry"
+                );
+                crate::metrics::events().module_wait("verify");
+                self.retry_later();
+                None
             }
             Err(e) => {
                 tracing::warn!(height = p.height.0, "refusing proposal: {e:?}");
@@ -1578,7 +1616,6 @@ impl Driver {
                     break;
                 }
             }
-            self.to_apply.pop_front();
             let (block_hash, root, added, entries, pruned) = {
                 let mut canonical = self.pool.state();
                 let added = match fork {
@@ -1586,13 +1623,31 @@ impl Driver {
                         *canonical = state;
                         added
                     }
-                    None => self.apply(&mut canonical, &block).map_err(|e| {
-                        anyhow!(
-                            "finalized block {} does not apply: {e:?}",
-                            proposal.height.0
-                        )
-                    })?,
+                    None => match self.apply(&mut canonical, &block) {
+                        Ok(added) => added,
+                        Err(BlockError::ModuleUnavailable { challenge, module }) => {
+                            // The state rolled back; the block stays first in line.
+                            tracing::warn!(
+                                height = proposal.height.0,
+                                %challenge,
+                                %module,
+                                "cannot apply the finalized epoch close yet: its module did \
+                                 not run here; will retry"
+                            );
+                            drop(canonical);
+                            crate::metrics::events().module_wait("apply");
+                            self.retry_later();
+                            break;
+                        }
+                        Err(e) => {
+                            return Err(anyhow!(
+                                "finalized block {} does not apply: {e:?}",
+                                proposal.height.0
+                            ));
+                        }
+                    },
                 };
+                self.to_apply.pop_front();
                 self.evaluator.record_inputs(&canonical, &block);
                 let entries = canonical.entry_count() as u64;
                 let pruned = canonical.meta().pruned;

@@ -30,6 +30,7 @@ pub mod store;
 pub mod token;
 pub mod views;
 pub mod wal;
+pub mod weights_host;
 pub mod workload;
 
 /// Where a running node writes its operator listener's address (`http://ip:port`), in its data
@@ -47,6 +48,7 @@ use platform_storage::DataDir;
 
 pub use config::NodeConfig;
 pub use driver::{SharedStatus, Status};
+pub use weights_host::{RuntimeWeights, weights_host};
 
 /// Serves finalized blocks from the database to peers that sync.
 struct FinalizedBlocks(Arc<DataDir>);

@@ -72,6 +72,10 @@ pub struct Events {
     pub weight_submissions: Family<Labels, Counter>,
     /// Hash commits waiting for their reveal window (commit-reveal version 2).
     pub pending_commits: Gauge,
+    /// Times an epoch close had to wait because a challenge module could not run here yet
+    /// (missing, or over the wall-clock backstop), by where (`verify`: a proposal, `apply`: a
+    /// finalized block, `replay`: the restart's replay, `build`: this leader's close).
+    pub module_waits: Family<Labels, Counter>,
 }
 
 impl Events {
@@ -89,7 +93,15 @@ impl Events {
             equivocations: Counter::default(),
             weight_submissions: Family::default(),
             pending_commits: Gauge::default(),
+            module_waits: Family::default(),
         }
+    }
+
+    /// Counts an epoch close that waits for a module, at `stage`.
+    pub fn module_wait(&self, stage: &'static str) {
+        self.module_waits
+            .get_or_create(&vec![("stage", stage.into())])
+            .inc();
     }
 
     /// Counts a weight submission's result.
@@ -151,6 +163,11 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_mempool_offers",
         "Transactions offered to the mempool, by source and result",
         e.mempool_offers.clone(),
+    );
+    r.register(
+        "platform_epoch_close_module_waits",
+        "Epoch closes that waited because a challenge module could not run here yet, by stage",
+        e.module_waits.clone(),
     );
     r.register(
         "platform_consensus_view_timeouts",

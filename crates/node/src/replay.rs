@@ -12,7 +12,7 @@ use platform_state::{BlockError, Genesis, State};
 use platform_storage::DataDir;
 use serde::Serialize;
 
-use crate::{driver, snapshots, store};
+use crate::{snapshots, store};
 
 /// Blocks read from the database at a time.
 const BATCH: u64 = 256;
@@ -54,7 +54,7 @@ pub fn replay(
     loader: ModuleLoader,
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport> {
-    let host = driver::weights_host(dir.clone(), loader);
+    let host = crate::weights_host::weights_host(dir.clone(), loader);
     let first = store::finalized_range(dir.db(), 1, 1)?;
     let (mut state, from, start_height) = if first.is_empty() {
         match snapshots::list(dir.db())?.into_iter().next() {

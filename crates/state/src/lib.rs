@@ -12,7 +12,6 @@
 //! - [`committee`]: capped-stake sortition;
 //! - [`weights`]: scoring rules and exact epoch weights;
 //! - [`snapshot`]: export and verified import;
-//! - [`scenario`]: runs a scenario file through the state machine and the wasm runtime.
 //!
 //! The state is an ordered key-value map under a sparse Merkle trie ([`smt`]): a block's cost
 //! to the root is proportional to the entries it changed.
@@ -24,7 +23,6 @@ mod keys;
 mod machine;
 pub mod records;
 pub mod reject;
-pub mod scenario;
 pub mod smt;
 pub mod snapshot;
 pub mod store;
@@ -36,4 +34,6 @@ pub use records::Genesis;
 pub use reject::{BlockError, Reject};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use types::*;
-pub use weights::{ModuleSource, NoModules, RuntimeWeights, WeightsHost, weights_digest};
+pub use weights::{
+    ModuleShares, NoModules, WeightsHost, WeightsInput, WeightsOutput, weights_digest,
+};

@@ -2,13 +2,9 @@
 //! emission-weighted sum → exact u16 vector. Integer arithmetic only.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use platform_primitives::{Epoch, Hash, Hotkey, Uid, Weights, decode, encode};
-use platform_runtime::{
-    Allocation, Entry, EvalInput, LoadedModule, ModuleLoader, OutcomeClass, Runtime,
-};
+use platform_primitives::{Epoch, Hash, Hotkey, Uid, Weights, encode};
 
 use crate::types::{ChallengeMeta, Neuron, ScoringRule};
 
@@ -43,13 +39,14 @@ pub enum ModuleShares {
     /// The module ran and failed deterministically (trap, fuel, bad output): the challenge's
     /// emission goes to the burn UID.
     Failed,
-    /// This validator could not run it (module missing, wall-clock backstop). It cannot judge
-    /// the epoch close.
+    /// This validator could not run it yet (module missing, wall-clock backstop). It cannot
+    /// judge the epoch close: the block waits, it is not refused.
     Unavailable,
 }
 
-/// Runs modules' `weights` exports at epoch close. The one place where applying a block runs
-/// wasm.
+/// Runs modules' `weights` exports at epoch close: the one place where applying a block runs
+/// wasm. The state defines it; the node implements it over its blob store and the wasm runtime
+/// (`platform_node::RuntimeWeights`), so that nothing here reads files or clocks.
 pub trait WeightsHost {
     /// Runs `challenge`'s module on `input`.
     fn run(&self, challenge: &ChallengeMeta, input: &WeightsInput) -> ModuleShares;
@@ -61,109 +58,6 @@ pub struct NoModules;
 impl WeightsHost for NoModules {
     fn run(&self, _: &ChallengeMeta, _: &WeightsInput) -> ModuleShares {
         ModuleShares::Unavailable
-    }
-}
-
-type Loaded = (Arc<Runtime>, Arc<LoadedModule>);
-
-/// Where [`RuntimeWeights`] finds a module's bytes, by their blake3.
-pub type ModuleSource = Box<dyn Fn(&Hash) -> Option<Vec<u8>> + Send + Sync>;
-
-/// Runs `weights` exports in the wasm runtime, with each challenge's resource policy.
-pub struct RuntimeWeights {
-    source: ModuleSource,
-    loader: ModuleLoader,
-    /// Compiled modules by (module hash, encoded resources).
-    loaded: Mutex<BTreeMap<(Hash, Vec<u8>), Loaded>>,
-}
-
-impl RuntimeWeights {
-    /// A host over module bytes (keyed by their blake3).
-    pub fn new(modules: impl IntoIterator<Item = Vec<u8>>) -> RuntimeWeights {
-        let modules: BTreeMap<Hash, Vec<u8>> =
-            modules.into_iter().map(|b| (Hash::of(&b), b)).collect();
-        RuntimeWeights::with_source(Box::new(move |h| modules.get(h).cloned()))
-    }
-
-    /// A host that reads modules from `source` (a blob store) when first needed. Bytes that do
-    /// not hash to the requested module are treated as missing.
-    pub fn with_source(source: ModuleSource) -> RuntimeWeights {
-        RuntimeWeights {
-            source,
-            loader: ModuleLoader::in_process(),
-            loaded: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// Compiles modules with `loader` (validators: a bounded child process) instead of in
-    /// this process.
-    pub fn with_loader(mut self, loader: ModuleLoader) -> RuntimeWeights {
-        self.loader = loader;
-        self
-    }
-
-    /// Whether `meta`'s module is compiled and ready (running it will not compile).
-    pub fn is_loaded(&self, meta: &ChallengeMeta) -> bool {
-        let key = (meta.wasm_hash, encode(&meta.resources));
-        let cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        cache.contains_key(&key)
-    }
-
-    /// Compiles `meta`'s module if its bytes are at hand; `false` when they are not.
-    pub fn preload(&self, meta: &ChallengeMeta) -> bool {
-        self.load(meta).is_some()
-    }
-
-    fn load(&self, meta: &ChallengeMeta) -> Option<Loaded> {
-        let policy_key = encode(&meta.resources);
-        let key = (meta.wasm_hash, policy_key);
-        {
-            let cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(hit) = cache.get(&key) {
-                return Some(hit.clone());
-            }
-        }
-        let bytes = (self.source)(&meta.wasm_hash).filter(|b| Hash::of(b) == meta.wasm_hash)?;
-        let rt = Arc::new(Runtime::new(meta.resources.policy(), Allocation::OnDemand).ok()?);
-        let module = self.loader.load(&rt, &bytes).ok()?;
-        let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(key, (rt.clone(), module.clone()));
-        Some((rt, module))
-    }
-}
-
-impl WeightsHost for RuntimeWeights {
-    fn run(&self, meta: &ChallengeMeta, input: &WeightsInput) -> ModuleShares {
-        let Some((rt, module)) = self.load(meta) else {
-            return ModuleShares::Unavailable;
-        };
-        if !module.info.exports.iter().any(|e| e == "weights") {
-            return ModuleShares::Failed;
-        }
-        let eval = rt.call(
-            &module,
-            Entry::Weights,
-            &EvalInput {
-                seed: input.epoch.0,
-                payload: encode(input),
-            },
-            Arc::new(BTreeMap::new()),
-            Arc::new(Vec::new()),
-        );
-        match eval.outcome {
-            OutcomeClass::Ok => {}
-            OutcomeClass::Deadline => return ModuleShares::Unavailable,
-            _ => return ModuleShares::Failed,
-        }
-        let Ok(out) =
-            decode::<platform_runtime::EvalOutput>("weights output", &eval.output, usize::MAX)
-        else {
-            return ModuleShares::Failed;
-        };
-        match decode::<WeightsOutput>("weights shares", &out.details, out.details.len()) {
-            Ok(shares) => ModuleShares::Shares(shares),
-            Err(_) => ModuleShares::Failed,
-        }
     }
 }
 

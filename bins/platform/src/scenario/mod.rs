@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use platform_state::Effect;
-use platform_state::scenario::{self, Report};
+mod runner;
+
+use runner::Report;
 
 use crate::output;
 
@@ -34,7 +36,7 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
         json,
         snapshot,
     } = cmd;
-    let (report, snap) = match scenario::run_file_with_snapshot(&file, snapshot.is_some()) {
+    let (report, snap) = match runner::run_file_with_snapshot(&file, snapshot.is_some()) {
         Ok(r) => r,
         Err(e) => {
             // Exit code 2: the scenario could not run (1 is kept for unmet expectations).

@@ -19,12 +19,10 @@ use platform_primitives::{
 use platform_runtime::{Allocation, EvalInput, LoadedModule, Runtime};
 use serde::{Deserialize, Serialize};
 
-use crate::machine::Effect;
-use crate::records::{Genesis, SubmissionStatus};
-use crate::reject::Reject;
-use crate::types::*;
-use crate::weights::{RuntimeWeights, weights_digest};
-use crate::{State, records::Meta};
+use platform_node::RuntimeWeights;
+use platform_state::records::{Genesis, Meta, SubmissionStatus};
+use platform_state::types::*;
+use platform_state::{Effect, Reject, State, weights_digest};
 
 /// Largest scenario file read.
 pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
@@ -349,13 +347,8 @@ fn key(suri: &str) -> Result<Keypair, ScenarioError> {
 fn bls_key(k: &Keypair, suri: &str) -> BlsSecretKey {
     k.derive_bls_key().unwrap_or_else(|| {
         // Soft-derived keys have no seed; scenario keys are public dev keys anyway.
-        BlsSecretKey::from_seed(blake3::hash(suri.as_bytes()).as_bytes())
+        BlsSecretKey::from_seed(&Hash::of(suri.as_bytes()).0)
     })
-}
-
-/// Runs the scenario at `path`.
-pub fn run_file(path: &Path) -> Result<Report, ScenarioError> {
-    run_file_with_snapshot(path, false).map(|(r, _)| r)
 }
 
 /// Runs the scenario at `path`; with `snapshot`, also exports the final state. A scenario has
