@@ -10,12 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use platform_chain::local::genesis::{self, GenesisFile};
 use platform_chain::local::{LocalChain, LocalChainClient, server};
-use platform_chain::submit::{
-    PendingStore, Retry, RevealOutcome, Submitted, reveal_due, submit_weights,
-};
+use platform_chain::retry::Retry;
 use platform_chain::{AnyChain, is_subtensor_url};
 use platform_chain::{Chain, ValidatorWeights};
 use platform_crypto::{Keypair, Keystore, parse_suri};
+use platform_node::weights_submitter::{
+    PendingStore, RevealOutcome, Submitted, reveal_due, submit_weights,
+};
 use serde::Serialize;
 
 use crate::output;
@@ -360,7 +361,7 @@ async fn dry_run_weights(
             match round {
                 Some(round) => timelock::seal(&c.beacon().await?, round, &payload, &randomness)?,
                 None => {
-                    platform_chain::submit::seal_timelocked(
+                    platform_chain::timelock::seal_timelocked(
                         &c,
                         key,
                         netuid,
@@ -445,7 +446,7 @@ async fn check_subnet(
     let mut problems = Vec::new();
     let (mode, call, index, reveal_round) = match timelock::timelocked_version(&hyper) {
         Some(_) => {
-            let round = match platform_chain::submit::timelocked_reveal_round(
+            let round = match platform_chain::timelock::timelocked_reveal_round(
                 c,
                 netuid,
                 hyper.tempo,
@@ -666,9 +667,9 @@ pub fn wallet_key(
 fn pending_store(data_dir: &Path) -> Result<PendingStore> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    Ok(PendingStore::open(
-        &data_dir.join(platform_chain::submit::PENDING_COMMITS_FILE),
-    )?)
+    Ok(PendingStore::open(&data_dir.join(
+        platform_node::weights_submitter::PENDING_COMMITS_FILE,
+    ))?)
 }
 
 pub fn run_localchain(args: LocalChainArgs) -> Result<ExitCode> {

@@ -13,9 +13,9 @@
 
 pub mod any;
 pub mod local;
+pub mod retry;
 pub mod rules;
 pub mod scale;
-pub mod submit;
 pub mod subtensor;
 pub mod timelock;
 

@@ -12,12 +12,14 @@
 //! the signature yet when the epoch ends; earlier and the weights would be readable too soon.
 //! Cross-implementation vectors: `crates/chain/tests/vectors/tlock.json`.
 
+use platform_crypto::Keypair;
 use platform_crypto::timelock::{self, BeaconKey, Randomness, TimelockError};
 use serde::{Deserialize, Serialize};
 
+use crate::retry::Retry;
 use crate::rules::{epoch_index, epoch_start};
 use crate::scale::{compact, vec_u16};
-use crate::{ChainError, Hyperparameters};
+use crate::{Chain, ChainError, Hyperparameters};
 
 /// Subtensor's cap on a timelocked commit (`MAX_CRV3_COMMIT_SIZE_BYTES`).
 pub const MAX_COMMIT_BYTES: usize = 5000;
@@ -353,6 +355,64 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
+}
+
+/// Seals weights for a timelocked commit made now: the reveal round from the chain's head and
+/// beacon, the payload encrypted to it. Nothing is sent.
+pub async fn seal_timelocked<C: Chain>(
+    chain: &C,
+    signer: &Keypair,
+    netuid: u16,
+    tempo: u16,
+    reveal_period_epochs: u64,
+    payload: (&[u16], &[u16], u64),
+    retry: Retry,
+) -> Result<TimelockedCommit, ChainError> {
+    let (beacon, round) =
+        timelocked_reveal_round(chain, netuid, tempo, reveal_period_epochs, retry).await?;
+    let (uids, values, version_key) = payload;
+    let payload = WeightsPayload {
+        hotkey: signer.hotkey().0,
+        uids: uids.to_vec(),
+        values: values.to_vec(),
+        version_key,
+    };
+    seal(&beacon, round, &payload, &Randomness::fresh())
+}
+
+/// The chain's beacon and the round a timelocked commit made now would be sealed to: the
+/// stateful schedule of newer runtimes when the chain exposes it, the spec-393 formula
+/// otherwise.
+pub async fn timelocked_reveal_round<C: Chain>(
+    chain: &C,
+    netuid: u16,
+    tempo: u16,
+    reveal_period_epochs: u64,
+    retry: Retry,
+) -> Result<(Beacon, u64), ChainError> {
+    let beacon = retry.run(|| chain.beacon()).await?;
+    let round = match retry.run(|| chain.epoch_state(netuid)).await? {
+        // Newer runtimes: the stateful schedule.
+        Some(state) => {
+            reveal_round_stateful(&state, reveal_period_epochs, &beacon).ok_or_else(|| {
+                ChainError::Unsupported(format!(
+                    "subnet {netuid} runs no epochs (tempo 0): a timelocked commit would never \
+                     be revealed"
+                ))
+            })?
+        }
+        None => {
+            let head = retry.run(|| chain.head()).await?;
+            let at = CommitAt {
+                netuid,
+                tempo,
+                reveal_period_epochs,
+                current_block: head.number,
+            };
+            reveal_round(&at, &beacon)
+        }
+    };
+    Ok((beacon, round))
 }
 
 #[cfg(test)]

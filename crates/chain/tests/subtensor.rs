@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use platform_chain::local::genesis;
 use platform_chain::local::sim::ChainState;
+use platform_chain::retry::Retry;
 use platform_chain::scale::commit_hash;
-use platform_chain::submit::{Retry, Submitted, submit_weights};
 use platform_chain::subtensor::SubtensorChain;
+use platform_chain::timelock::seal_timelocked;
 use platform_chain::{AnyChain, Chain, ChainError};
 
 mod common;
@@ -143,32 +144,34 @@ async fn the_chains_own_refusal_is_named() {
     assert!(chain.weights(1).await.unwrap().is_empty());
 }
 
-/// On a commit-reveal v4 subnet the submitter sends `commit_timelocked_weights` (call 113):
-/// the SCALE payload sealed to a drand quicknet round ahead of this machine's clock.
+/// A commit-reveal v4 commit goes to subtensor as `commit_timelocked_weights` (call 113): the
+/// SCALE payload sealed to a drand quicknet round ahead of this machine's clock. (Which mode a
+/// subnet's settings call for is the node's weight submitter's choice, tested there.)
 #[tokio::test]
 async fn timelocked_commits_reach_subtensor_as_commit_timelocked_weights() {
     let fake = FakeSubtensor::new(dev_state(Some(4)));
     let chain = over_mock(&fake).await;
-    let r = submit_weights(
+    let hyper = chain.hyperparameters(1).await.unwrap();
+    assert_eq!(
+        platform_chain::timelock::timelocked_version(&hyper),
+        Some(4)
+    );
+    let sealed = seal_timelocked(
         &chain,
         &key("//Alice"),
         1,
-        &[4, 7],
-        &[100, 300],
-        0,
-        None,
+        hyper.tempo,
+        hyper.reveal_period_epochs,
+        (&[4, 7], &[100, 300], 0),
         Retry::default(),
     )
     .await
     .unwrap();
-    let Submitted::Timelocked {
-        reveal_round,
-        commit_bytes,
-        ..
-    } = r
-    else {
-        panic!("{r:?}")
-    };
+    let (reveal_round, commit_bytes) = (sealed.reveal_round, sealed.commit.len());
+    chain
+        .commit_timelocked_weights(&key("//Alice"), 1, &sealed, 4)
+        .await
+        .unwrap();
     let received = fake.received();
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!((received[0].pallet, received[0].call_index), (7, 113));

@@ -33,8 +33,8 @@ use platform_state::{
 use platform_storage::DataDir;
 use tokio::sync::mpsc;
 
+use crate::chain_watch::ChainWatch;
 use crate::config::Fault;
-use crate::epochs::{ChainWatch, WeightSubmitter};
 use crate::evaluator::Evaluator;
 use crate::liveness::{Heard, partitioned};
 use crate::mempool::{Mempool, Pool};
@@ -42,6 +42,7 @@ use crate::snapshots::{self, SnapshotProof, Verdict};
 use crate::store::{self, FinalizedBlock};
 use crate::wal::WalWriter;
 use crate::weights_host::{RuntimeWeights, weights_host};
+use crate::weights_submitter::WeightSubmitter;
 
 /// What the node reports through the API.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -101,7 +102,7 @@ pub struct Status {
     /// The chain block the current epoch is anchored on.
     pub epoch_chain_block: u64,
     /// The chain as last read (`None` without a chain).
-    pub chain: Option<crate::epochs::ChainStatus>,
+    pub chain: Option<crate::chain_watch::ChainStatus>,
     /// The newest epoch whose weights this validator submitted to the chain.
     pub weights_submitted_epoch: Option<u64>,
     /// The height of this node's newest snapshot.

@@ -11,11 +11,11 @@
 //! snapshot and peers' certified blocks.
 
 pub mod api;
+pub mod chain_watch;
 pub mod collect;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
-pub mod epochs;
 pub mod eval_threads;
 pub mod evaluator;
 pub mod genesis;
@@ -31,6 +31,7 @@ pub mod token;
 pub mod views;
 pub mod wal;
 pub mod weights_host;
+pub mod weights_submitter;
 pub mod workload;
 
 /// Where a running node writes its operator listener's address (`http://ip:port`), in its data
@@ -151,16 +152,16 @@ pub async fn run(
 
     let chain = match &cfg.chain {
         Some(url) => {
-            let client = epochs::connect(url)
+            let client = chain_watch::connect(url)
                 .await
                 .with_context(|| format!("connecting to chain {url}"))?;
-            let watch = Arc::new(epochs::ChainWatch::new(genesis.netuid.0, client));
+            let watch = Arc::new(chain_watch::ChainWatch::new(genesis.netuid.0, client));
             // Fail early on a chain that does not know the subnet.
             watch
                 .poll()
                 .await
                 .with_context(|| format!("reading subnet {} from chain {url}", genesis.netuid.0))?;
-            let submitter = epochs::WeightSubmitter::start(
+            let submitter = weights_submitter::WeightSubmitter::start(
                 Arc::new(Keypair::from_seed(
                     key.seed().context("the hotkey has no seed")?,
                 )),

@@ -715,10 +715,10 @@ pub async fn restore(
             epoch.epoch.0
         ),
         (_, Some(url)) => {
-            let client = crate::epochs::connect(url)
+            let client = crate::chain_watch::connect(url)
                 .await
                 .with_context(|| format!("connecting to chain {url}"))?;
-            let watch = crate::epochs::ChainWatch::new(genesis.netuid.0, client);
+            let watch = crate::chain_watch::ChainWatch::new(genesis.netuid.0, client);
             let anchor = EpochAnchor {
                 epoch: epoch.epoch,
                 chain_block: epoch.chain_block,

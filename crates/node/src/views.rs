@@ -288,7 +288,7 @@ pub struct EpochWeightsView {
     pub weights: Vec<u16>,
     /// What this validator submitted to the chain for the epoch (`None`: not yet, or a newer
     /// epoch's weights were submitted instead).
-    pub submitted: Option<crate::epochs::WeightSubmission>,
+    pub submitted: Option<crate::weights_submitter::WeightSubmission>,
 }
 
 /// Why an epoch's weights are not shown.
@@ -313,7 +313,7 @@ pub fn epoch_weights(
         .epoch(Epoch(epoch))
         .ok_or(EpochWeightsError::Unknown(epoch))?;
     let weights = record.weights.ok_or(EpochWeightsError::Open(epoch))?;
-    let submitted = crate::epochs::submission(dir, epoch)
+    let submitted = crate::weights_submitter::submission(dir, epoch)
         .map_err(|e| EpochWeightsError::Store(e.to_string()))?;
     Ok(EpochWeightsView {
         epoch,

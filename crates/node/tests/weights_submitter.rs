@@ -1,4 +1,5 @@
-//! Weight submission in the mode the subnet requires, against LocalChain: direct, CRv2 with
+//! The node's weight submitter writes weights in the mode the subnet requires, against
+//! LocalChain: direct, CRv2 with
 //! the reveal data persisted across a restart, timelocked commits revealed by the chain,
 //! bounded retries.
 
@@ -7,11 +8,13 @@ use std::time::Duration;
 use platform_chain::local::LocalChain;
 use platform_chain::local::LocalChainClient;
 use platform_chain::local::genesis;
-use platform_chain::submit::{
-    PendingStore, Retry, RevealOutcome, Submitted, reveal_due, seal_timelocked, submit_weights,
-};
+use platform_chain::retry::Retry;
+use platform_chain::timelock::seal_timelocked;
 use platform_chain::{Chain, ChainError, rules, timelock};
 use platform_crypto::parse_suri;
+use platform_node::weights_submitter::{
+    PendingStore, RevealOutcome, Submitted, reveal_due, submit_weights,
+};
 
 fn chain(cr: Option<u16>) -> LocalChain {
     let mut g = genesis::dev();
