@@ -1113,12 +1113,12 @@ async fn watch(
     let start = Instant::now();
     let mut last_line = String::new();
     // The owner's signed transactions go through the first validator's public API.
-    let mut sim = Simulation::new(args, &apis[0].1, network_id)?;
+    let mut traffic = DevnetTraffic::new(args, &apis[0].1, network_id)?;
     // On a terminal, one panel redrawn in place; elsewhere, a line per change.
     let mut panel =
         (!args.json && std::io::stdout().is_terminal()).then(crate::devnet_view::Panel::default);
     if panel.is_some() {
-        sim.held = Some(Vec::new());
+        traffic.held = Some(Vec::new());
     }
     let mut rows: Vec<crate::devnet_view::Row> = apis
         .iter()
@@ -1165,7 +1165,12 @@ async fn watch(
             }
         }
         if let Some(p) = panel.as_mut() {
-            for msg in sim.held.as_mut().map(std::mem::take).unwrap_or_default() {
+            for msg in traffic
+                .held
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default()
+            {
                 p.event(msg);
             }
             if drawn_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
@@ -1228,11 +1233,11 @@ async fn watch(
         if min >= 1 {
             let reached = args.blocks.is_some_and(|target| min >= target)
                 || args.epochs.is_some_and(|n| epochs[0] >= n);
-            sim.step(&client, args.json, epochs[0], reached).await;
+            traffic.step(&client, args.json, epochs[0], reached).await;
         }
         // With --blocks, stop once that many are final everywhere and every submission the
         // miners made is settled (certified or expired).
-        if args.blocks.is_some_and(|target| min >= target) && sim.settled(&client).await {
+        if args.blocks.is_some_and(|target| min >= target) && traffic.settled(&client).await {
             break;
         }
         // Read each epoch's submissions as soon as every validator has made its own: the
@@ -1326,7 +1331,7 @@ async fn watch(
     let blocks_per_sec = first_block.map_or(0.0, |(at, h0)| {
         target.saturating_sub(h0) as f64 / at.elapsed().as_secs_f64().max(1e-3)
     });
-    let tally = sim.tally(&client).await;
+    let tally = traffic.tally(&client).await;
     let scale = ScaleFigures::of(&validators[..counted], blocks_per_sec, tally.ordered);
     let first = validators.first().and_then(|v| v.hash_at_target.clone());
     // A validator cut off by its peers may not hold the target block; those that do agree.
@@ -1338,7 +1343,7 @@ async fn watch(
         && validators[counted..]
             .iter()
             .all(|v| v.hash_at_target.is_none() || v.hash_at_target == first);
-    let leaders = sim.leaders(&client).await;
+    let leaders = traffic.leaders(&client).await;
     // The epochs every validator has submitted weights for: all of --epochs when the run
     // reached its goal, fewer when it was stopped (Ctrl-C, SIGTERM) before — never the
     // epochs that did not happen, which would cost a request each.
@@ -1398,9 +1403,9 @@ async fn watch(
         first_epoch_closed_ms: first_epoch_ms,
         jailed,
         validators,
-        challenges_active: sim.active,
-        submissions_admitted: sim.admitted.len(),
-        submissions_refused: sim.refused.clone(),
+        challenges_active: traffic.active,
+        submissions_admitted: traffic.admitted.len(),
+        submissions_refused: traffic.refused.clone(),
         submissions_in_blocks: tally.ordered,
         submissions_evaluated: tally.certified,
         submissions_expired: tally.expired,
@@ -1636,7 +1641,7 @@ struct Tally {
 /// challenges through signed `Sudo` transactions that go through consensus; then miners
 /// //Miner1 … //MinerN (`--miners`, default 6) each submit one payload per challenge —
 /// payloads of different quality (`scenarios/payloads`, scored in docs/scenarios.md).
-struct Simulation {
+struct DevnetTraffic {
     api: String,
     /// The devnet's network id (signed with every transaction).
     network_id: platform_primitives::Hash,
@@ -1669,12 +1674,12 @@ struct Simulation {
     held: Option<Vec<String>>,
 }
 
-impl Simulation {
+impl DevnetTraffic {
     fn new(
         args: &DevnetArgs,
         api: &str,
         network_id: platform_primitives::Hash,
-    ) -> Result<Simulation> {
+    ) -> Result<DevnetTraffic> {
         let mut modules = Vec::new();
         for name in ["tsp", "classifier"] {
             let path = args.challenges.join(format!("{name}.wasm"));
@@ -1691,7 +1696,7 @@ impl Simulation {
                 }
             }
         }
-        Ok(Simulation {
+        Ok(DevnetTraffic {
             api: api.to_string(),
             network_id,
             posting: reqwest::Client::builder()

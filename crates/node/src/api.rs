@@ -16,8 +16,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use borsh::{BorshDeserialize, BorshSerialize};
-use platform_network::{Network, Topic};
-use platform_primitives::{Hash, SubmissionId, decode, encode};
+use platform_network::Network;
+use platform_primitives::{Hash, SubmissionId, decode};
 use platform_state::{SubmitTx, Tx};
 use platform_storage::DataDir;
 
@@ -257,10 +257,8 @@ pub(crate) async fn admit(
             return Err(failed("could not store the content"));
         }
     }
-    if let Err(e) = net.publish(Topic::Submissions, height, encode(&tx)).await {
-        // Alone on the network, or peers not subscribed yet: our own proposals still carry it.
-        tracing::debug!("gossiping a {} transaction: {e}", tx.kind());
-    }
+    // Published only once its payload and blobs are stored: peers fetch them from here.
+    crate::mempool::publish_tx(net, &tx, height).await;
     Ok(())
 }
 

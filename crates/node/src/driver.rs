@@ -1966,24 +1966,19 @@ impl Driver {
         let (pool, net, round) = (self.pool.clone(), self.net.clone(), self.finalized_height);
         tokio::spawn(async move {
             let admitted = {
-                let tx = tx.clone();
-                tokio::task::spawn_blocking(move || pool.admit(tx)).await
+                let (tx, net) = (tx.clone(), net.clone());
+                tokio::task::spawn_blocking(move || pool.admit_and_publish(&net, tx, round)).await
             };
-            // Gossiped again while pending here: peers that were still in the previous epoch
-            // refused it from a validator they did not know yet.
-            let pending = matches!(
-                &admitted,
-                Ok(Err(crate::mempool::AdmitError::Mempool(
-                    crate::mempool::MempoolError::Duplicate
-                )))
-            );
             match admitted {
                 Ok(Ok(_)) => tracing::info!("binding this validator's keys (BindKeys sent)"),
-                Ok(Err(_)) if pending => {}
-                Ok(Err(e)) => return tracing::warn!("BindKeys not admitted: {e}"),
-                Err(e) => return tracing::warn!("BindKeys: {e}"),
+                // Gossiped again while pending here: peers that were still in the previous
+                // epoch refused it from a validator they did not know yet.
+                Ok(Err(crate::mempool::AdmitError::Mempool(
+                    crate::mempool::MempoolError::Duplicate,
+                ))) => crate::mempool::publish_tx(&net, &tx, round).await,
+                Ok(Err(e)) => tracing::warn!("BindKeys not admitted: {e}"),
+                Err(e) => tracing::warn!("BindKeys: {e}"),
             }
-            let _ = net.publish(Topic::Submissions, round, encode(&tx)).await;
         });
     }
 

@@ -423,17 +423,8 @@ impl Evaluator {
                     signature,
                 })
             };
-            match pool.admit(certify.clone()) {
-                Ok(_) => {
-                    tracing::info!(submission = %id, "certificate formed");
-                    let net = this.net.clone();
-                    let round = record.height.0;
-                    tokio::runtime::Handle::current().spawn(async move {
-                        let _ = net
-                            .publish(Topic::Submissions, round, encode(&certify))
-                            .await;
-                    });
-                }
+            match pool.admit_and_publish(&this.net, certify, record.height.0) {
+                Ok(_) => tracing::info!(submission = %id, "certificate formed"),
                 Err(e) => tracing::debug!("certificate for {id} not admitted: {e}"),
             }
         })
@@ -492,14 +483,8 @@ impl Evaluator {
     /// it first). Runs the state's checks: call it on a blocking thread.
     pub fn report(&self, evidence: Evidence, round: u64) -> bool {
         let tx = Tx::Evidence(evidence);
-        match self.pool.admit(tx.clone()) {
-            Ok(_) => {
-                let net = self.net.clone();
-                tokio::runtime::Handle::current().spawn(async move {
-                    let _ = net.publish(Topic::Submissions, round, encode(&tx)).await;
-                });
-                true
-            }
+        match self.pool.admit_and_publish(&self.net, tx, round) {
+            Ok(_) => true,
             Err(e) => {
                 tracing::debug!("evidence not admitted: {e}");
                 false

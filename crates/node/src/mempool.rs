@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use platform_network::{Network, Topic};
 use platform_primitives::{ChallengeId, Hash, Hotkey, SubmissionId};
 use platform_state::{NoModules, Reject, State, Tx};
 
@@ -115,6 +116,34 @@ impl Pool {
             .admit(&tx, &NoModules)
             .map_err(AdmitError::Rejected)?;
         Ok(self.mempool().insert(tx)?)
+    }
+
+    /// Admits this validator's own `tx` ([`Pool::admit`]) and, once admitted, gossips it to
+    /// the other validators at `round` ([`publish_tx`]): the path of the transactions a
+    /// validator makes itself (key bindings, certificates, evidence). Runs the state's
+    /// checks: call it on a blocking thread inside the runtime.
+    pub fn admit_and_publish(
+        &self,
+        net: &Network,
+        tx: Tx,
+        round: u64,
+    ) -> Result<Option<(Tx, &'static str)>, AdmitError> {
+        let evicted = self.admit(tx.clone())?;
+        let net = net.clone();
+        tokio::runtime::Handle::current().spawn(async move { publish_tx(&net, &tx, round).await });
+        Ok(evicted)
+    }
+}
+
+/// Gossips a transaction this validator holds in its mempool on the submissions topic. Alone on
+/// the network, or with peers not subscribed yet, publishing fails; its own proposals still
+/// carry the transaction.
+pub async fn publish_tx(net: &Network, tx: &Tx, round: u64) {
+    if let Err(e) = net
+        .publish(Topic::Submissions, round, platform_primitives::encode(tx))
+        .await
+    {
+        tracing::debug!("gossiping a {} transaction: {e}", tx.kind());
     }
 }
 

@@ -13,7 +13,7 @@ use platform_runtime::{EvalOutput, OutcomeClass};
 
 use crate::committee::{capped_weights, draw_order};
 use crate::keys;
-use crate::machine::{BlockCtx, Effect, Event, MAX_VALUE_BYTES, State, get, put};
+use crate::machine::{BlockCtx, Event, MAX_VALUE_BYTES, State, TxOutcome, get, put};
 use crate::records::*;
 use crate::reject::Reject;
 use crate::types::*;
@@ -121,7 +121,7 @@ impl State {
         ctx: &BlockCtx,
         tx: &Tx,
         host: &dyn WeightsHost,
-    ) -> Result<Effect, Reject> {
+    ) -> Result<TxOutcome, Reject> {
         match tx {
             Tx::Submit(t) => self.submit(ctx, t),
             Tx::Attest(a) => self.attest(a),
@@ -174,7 +174,7 @@ impl State {
         set.into_iter().map(|v| v.0).zip(w).collect()
     }
 
-    fn submit(&mut self, ctx: &BlockCtx, t: &SubmitTx) -> Result<Effect, Reject> {
+    fn submit(&mut self, ctx: &BlockCtx, t: &SubmitTx) -> Result<TxOutcome, Reject> {
         let meta = self.meta();
         let params = self.params();
         let s = &t.submission;
@@ -265,7 +265,7 @@ impl State {
                 status: SubmissionStatus::Pending,
             },
         );
-        Ok(Effect::Submitted {
+        Ok(TxOutcome::Submitted {
             submission: id,
             committee,
         })
@@ -288,7 +288,7 @@ impl State {
             .map_err(|_| Reject::BadBlsSignature)
     }
 
-    fn attest(&mut self, a: &Attest) -> Result<Effect, Reject> {
+    fn attest(&mut self, a: &Attest) -> Result<TxOutcome, Reject> {
         let mut r = self.pending(&a.submission)?;
         if !r.committee.contains(&a.evaluator) {
             return Err(Reject::NotInCommittee {
@@ -305,13 +305,13 @@ impl State {
         self.check_attest_signature(a)?;
         r.attestations.push((a.evaluator, a.digest));
         put(&mut self.store, keys::submission(&a.submission), &r);
-        Ok(Effect::Attested {
+        Ok(TxOutcome::Attested {
             submission: a.submission,
             evaluator: a.evaluator,
         })
     }
 
-    fn certify(&mut self, ctx: &BlockCtx, c: &CertifyTx) -> Result<Effect, Reject> {
+    fn certify(&mut self, ctx: &BlockCtx, c: &CertifyTx) -> Result<TxOutcome, Reject> {
         let mut r = self.pending(&c.submission)?;
         let n = r.committee.len() as u32;
         let signers = c.signers.count() as u32;
@@ -391,7 +391,7 @@ impl State {
                 ..meta
             },
         );
-        Ok(Effect::Certified {
+        Ok(TxOutcome::Certified {
             submission: c.submission,
             score,
             signers,
@@ -412,7 +412,7 @@ impl State {
         Ok(())
     }
 
-    fn sudo(&mut self, t: &SudoTx) -> Result<Effect, Reject> {
+    fn sudo(&mut self, t: &SudoTx) -> Result<TxOutcome, Reject> {
         let mut meta = self.meta();
         check_sig(
             Domain::Sudo,
@@ -460,7 +460,7 @@ impl State {
                         status,
                     },
                 );
-                Effect::Published {
+                TxOutcome::Published {
                     challenge: m.id.clone(),
                     version: m.version,
                 }
@@ -480,7 +480,7 @@ impl State {
                 }
                 c.status = *to;
                 put(&mut self.store, keys::challenge(challenge), &c);
-                Effect::Transitioned {
+                TxOutcome::Transitioned {
                     challenge: challenge.clone(),
                     to: *to,
                 }
@@ -503,7 +503,7 @@ impl State {
                 self.emission_total_with(challenge, *emission_bps)?;
                 c.meta.emission_bps = *emission_bps;
                 put(&mut self.store, keys::challenge(challenge), &c);
-                Effect::EmissionSet {
+                TxOutcome::EmissionSet {
                     challenge: challenge.clone(),
                     emission_bps: *emission_bps,
                 }
@@ -511,7 +511,7 @@ impl State {
             SudoAction::SetParams(p) => {
                 check_params(p)?;
                 put(&mut self.store, keys::params(), p);
-                Effect::ParamsSet
+                TxOutcome::ParamsSet
             }
         };
         meta = self.meta();
@@ -520,7 +520,7 @@ impl State {
         Ok(effect)
     }
 
-    pub(crate) fn bind_keys(&mut self, b: &BindKeysTx) -> Result<Effect, Reject> {
+    pub(crate) fn bind_keys(&mut self, b: &BindKeysTx) -> Result<TxOutcome, Reject> {
         let meta = self.meta();
         check_sig(
             Domain::BindKeys,
@@ -554,10 +554,10 @@ impl State {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(b.hotkey, verified);
-        Ok(Effect::Bound { hotkey: b.hotkey })
+        Ok(TxOutcome::Bound { hotkey: b.hotkey })
     }
 
-    fn evidence(&mut self, e: &Evidence) -> Result<Effect, Reject> {
+    fn evidence(&mut self, e: &Evidence) -> Result<TxOutcome, Reject> {
         let offender = match e {
             Evidence::Equivocation { first, second } => return self.equivocation(first, second),
             Evidence::Conflicting { a, b } => {
@@ -595,12 +595,12 @@ impl State {
     }
 
     /// Jails `hotkey` for `jail_epochs` after the current one (never shortening a jail).
-    fn jail(&mut self, hotkey: Hotkey) -> Effect {
+    fn jail(&mut self, hotkey: Hotkey) -> TxOutcome {
         let until = Epoch(self.meta().epoch.0 + 1 + self.params().jail_epochs);
         if self.jailed_until(&hotkey).is_none_or(|u| u < until) {
             put(&mut self.store, keys::jail(&hotkey), &until);
         }
-        Effect::Jailed { hotkey, until }
+        TxOutcome::Jailed { hotkey, until }
     }
 
     /// Equivocation: both votes are of one kind (notarize or finalize) for two proposals of one
@@ -611,7 +611,7 @@ impl State {
         &mut self,
         a: &platform_consensus::Vote<platform_crypto::BlsSignature>,
         b: &platform_consensus::Vote<platform_crypto::BlsSignature>,
-    ) -> Result<Effect, Reject> {
+    ) -> Result<TxOutcome, Reject> {
         use platform_consensus::{Subject, VoteKind, types::signing_message};
         // Two notarize or two finalize votes on different proposals of one view, or a nullify
         // and a finalize of one view (the safety rules sign neither pair).
@@ -660,7 +660,7 @@ impl State {
         Ok(self.jail(hotkey))
     }
 
-    fn anchor(&mut self, a: &EpochAnchor) -> Result<Effect, Reject> {
+    fn anchor(&mut self, a: &EpochAnchor) -> Result<TxOutcome, Reject> {
         let meta = self.meta();
         let next = Epoch(meta.epoch.0 + 1);
         if a.epoch != next {
@@ -693,13 +693,13 @@ impl State {
                 weights: None,
             },
         );
-        Ok(Effect::Anchored {
+        Ok(TxOutcome::Anchored {
             epoch: next,
             validators: count,
         })
     }
 
-    fn close(&mut self, c: &EpochClose, host: &dyn WeightsHost) -> Result<Effect, Reject> {
+    fn close(&mut self, c: &EpochClose, host: &dyn WeightsHost) -> Result<TxOutcome, Reject> {
         let meta = self.meta();
         if c.epoch != meta.epoch {
             return Err(Reject::WrongEpoch {
@@ -745,7 +745,7 @@ impl State {
                 ..meta
             },
         );
-        Ok(Effect::Closed {
+        Ok(TxOutcome::Closed {
             epoch: c.epoch,
             uids: weights.uids().iter().map(|u| u.0).collect(),
             weights: weights.weights().to_vec(),

@@ -29,7 +29,7 @@ pub mod store;
 pub mod types;
 pub mod weights;
 
-pub use machine::{Applied, Effect, Event, State};
+pub use machine::{Applied, Event, State, TxOutcome};
 pub use records::Genesis;
 pub use reject::{BlockError, Reject};
 pub use snapshot::{Snapshot, SnapshotError};

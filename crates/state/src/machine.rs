@@ -27,7 +27,7 @@ pub(crate) const MAX_VALUE_BYTES: usize = 4 << 20;
 /// What an accepted transaction did.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
-pub enum Effect {
+pub enum TxOutcome {
     /// A submission was ordered and its committee drawn.
     Submitted {
         /// Its id.
@@ -134,7 +134,7 @@ pub struct Applied {
     /// Timeout events, before the transactions.
     pub events: Vec<Event>,
     /// One effect per transaction, in order.
-    pub effects: Vec<Effect>,
+    pub outcomes: Vec<TxOutcome>,
     /// The state root after the block.
     pub state_root: Hash,
 }
@@ -413,7 +413,7 @@ impl State {
 
     /// Mempool admission: would `tx` be accepted in the next block? Runs the block executor
     /// against the current state and rolls back.
-    pub fn admit(&mut self, tx: &Tx, host: &dyn WeightsHost) -> Result<Effect, Reject> {
+    pub fn admit(&mut self, tx: &Tx, host: &dyn WeightsHost) -> Result<TxOutcome, Reject> {
         if tx.is_epoch_transaction() {
             return Err(Reject::EpochTransactionNotAdmitted { kind: tx.kind() });
         }
@@ -472,7 +472,7 @@ impl State {
         timestamp_ms: u64,
         candidates: Vec<Tx>,
         host: &dyn WeightsHost,
-    ) -> (Block, Vec<(Tx, Result<Effect, Reject>)>) {
+    ) -> (Block, Vec<(Tx, Result<TxOutcome, Reject>)>) {
         let meta = self.meta();
         let height = Height(meta.height.0 + 1);
         let (beacon, proof) =
@@ -589,10 +589,10 @@ impl State {
             beacon,
         };
         let events = self.run_timeouts(h.height);
-        let mut effects = Vec::with_capacity(block.txs.len());
+        let mut outcomes = Vec::with_capacity(block.txs.len());
         for (index, tx) in block.txs.iter().enumerate() {
             match self.apply_tx(&ctx, tx, host) {
-                Ok(e) => effects.push(e),
+                Ok(e) => outcomes.push(e),
                 Err(Reject::ModuleUnavailable { challenge, module }) => {
                     return Err(BlockError::ModuleUnavailable { challenge, module });
                 }
@@ -609,7 +609,7 @@ impl State {
         self.last_block = h.hash();
         Ok(Applied {
             events,
-            effects,
+            outcomes,
             state_root: self.root(),
         })
     }

@@ -30,7 +30,7 @@ pub struct Snapshot {
 
 /// What a verified snapshot holds.
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
-pub struct SnapshotInfo {
+pub struct SnapshotContents {
     /// Height of the last block applied.
     pub height: Height,
     /// Its header hash.
@@ -109,11 +109,14 @@ impl Snapshot {
     /// Decodes a snapshot and checks everything that needs no consensus: the format, the key
     /// order, the root recomputed from the entries, and the log position inside. The
     /// certificate is not checked; use [`Snapshot::import`] to load a state.
-    pub fn inspect(bytes: &[u8], limit: usize) -> Result<SnapshotInfo, SnapshotError> {
+    pub fn inspect(bytes: &[u8], limit: usize) -> Result<SnapshotContents, SnapshotError> {
         Self::open(bytes, limit).map(|(info, _, _)| info)
     }
 
-    fn open(bytes: &[u8], limit: usize) -> Result<(SnapshotInfo, Vec<u8>, State), SnapshotError> {
+    fn open(
+        bytes: &[u8],
+        limit: usize,
+    ) -> Result<(SnapshotContents, Vec<u8>, State), SnapshotError> {
         let snap: Snapshot = decode("snapshot", bytes, limit)?;
         if snap.version != 1 {
             return Err(SnapshotError::Version(snap.version));
@@ -142,7 +145,7 @@ impl Snapshot {
                 claimed: snap.height,
             });
         }
-        let info = SnapshotInfo {
+        let info = SnapshotContents {
             height: snap.height,
             block_hash: snap.block_hash,
             state_root: snap.state_root,

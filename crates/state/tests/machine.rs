@@ -289,8 +289,8 @@ fn certification_needs_more_than_two_thirds_and_credits_only_signers() {
     let three = net.certify(&sid, &body, &attests, &[0, 1, 2]);
     let applied = net.apply(vec![three.clone()]).unwrap();
     assert!(matches!(
-        applied.effects[0],
-        Effect::Certified {
+        applied.outcomes[0],
+        TxOutcome::Certified {
             score: Some(Score(700)),
             signers: 3,
             ..
@@ -490,9 +490,9 @@ fn equivocating_consensus_votes_jail_the_validator_once() {
     );
     let applied = net.apply(vec![evidence(a.clone(), b.clone())]).unwrap();
     assert!(
-        matches!(applied.effects[0], Effect::Jailed { hotkey, .. } if hotkey == offender),
+        matches!(applied.outcomes[0], TxOutcome::Jailed { hotkey, .. } if hotkey == offender),
         "{:?}",
-        applied.effects
+        applied.outcomes
     );
     assert!(net.state.jailed_until(&offender).is_some());
     assert!(matches!(
@@ -536,9 +536,9 @@ fn a_nullify_and_a_finalize_in_one_view_jail_the_validator() {
         .apply(vec![evidence(finalize.clone(), nullify.clone())])
         .unwrap();
     assert!(
-        matches!(applied.effects[0], Effect::Jailed { hotkey, .. } if hotkey == offender),
+        matches!(applied.outcomes[0], TxOutcome::Jailed { hotkey, .. } if hotkey == offender),
         "{:?}",
-        applied.effects
+        applied.outcomes
     );
     assert!(matches!(
         reject_of(net.apply(vec![evidence(nullify, finalize)])),
@@ -568,7 +568,7 @@ fn conflicting_attestations_jail_and_jailed_validators_are_never_drawn() {
     assert_eq!(reject_of(net.apply(vec![same])), Reject::NotEvidence);
     let ev = Tx::Evidence(Evidence::Conflicting { a, b });
     let applied = net.apply(vec![ev.clone()]).unwrap();
-    assert!(matches!(applied.effects[0], Effect::Jailed { hotkey, .. } if hotkey == member));
+    assert!(matches!(applied.outcomes[0], TxOutcome::Jailed { hotkey, .. } if hotkey == member));
     assert!(matches!(
         reject_of(net.apply(vec![ev])),
         Reject::EvidenceKnown { .. }

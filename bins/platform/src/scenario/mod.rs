@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use platform_state::Effect;
+use platform_state::TxOutcome;
 mod runner;
 
 use runner::Report;
@@ -61,9 +61,9 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// A one-line description of an effect for people.
-fn describe(e: &Effect) -> String {
+fn describe(e: &TxOutcome) -> String {
     match e {
-        Effect::Submitted {
+        TxOutcome::Submitted {
             submission,
             committee,
         } => format!(
@@ -71,7 +71,7 @@ fn describe(e: &Effect) -> String {
             &submission.to_string()[..12],
             committee.len()
         ),
-        Effect::Certified {
+        TxOutcome::Certified {
             submission,
             score,
             signers,
@@ -80,7 +80,9 @@ fn describe(e: &Effect) -> String {
             &submission.to_string()[..12],
             score.map_or_else(|| "none".into(), |s| s.to_string())
         ),
-        Effect::Closed { epoch, uids, .. } => format!("epoch {epoch} closed, {} uids", uids.len()),
+        TxOutcome::Closed { epoch, uids, .. } => {
+            format!("epoch {epoch} closed, {} uids", uids.len())
+        }
         other => serde_json::to_string(other).unwrap_or_default(),
     }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use platform_node::RuntimeWeights;
 use platform_state::records::{Genesis, Meta, SubmissionStatus};
 use platform_state::types::*;
-use platform_state::{Effect, Reject, State, weights_digest};
+use platform_state::{Reject, State, TxOutcome, weights_digest};
 
 /// Largest scenario file read.
 pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
@@ -231,7 +231,7 @@ pub struct ReceiptLine {
     pub outcome: String,
     /// What the transaction did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub effect: Option<Effect>,
+    pub effect: Option<TxOutcome>,
     /// Why it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejection: Option<String>,
@@ -561,7 +561,7 @@ impl Runner {
             .apply_block(&block, &self.host)
             .map_err(|e| ScenarioError(format!("block {height} did not apply: {e}")))?;
         self.report.blocks += 1;
-        let mut effects = applied.effects.into_iter();
+        let mut effects = applied.outcomes.into_iter();
         for ((slot, label), (tx, outcome)) in slots.into_iter().zip(outcomes) {
             lines[slot] = Some(match outcome {
                 Ok(_) => {
@@ -583,14 +583,14 @@ impl Runner {
         Ok(())
     }
 
-    fn on_effect(&mut self, effect: &Effect) {
+    fn on_effect(&mut self, effect: &TxOutcome) {
         match effect {
-            Effect::Submitted { submission, .. } => self.pending.push(*submission),
-            Effect::Certified { .. } => self.report.certified += 1,
-            Effect::Jailed { hotkey, .. } if !self.report.jailed.contains(hotkey) => {
+            TxOutcome::Submitted { submission, .. } => self.pending.push(*submission),
+            TxOutcome::Certified { .. } => self.report.certified += 1,
+            TxOutcome::Jailed { hotkey, .. } if !self.report.jailed.contains(hotkey) => {
                 self.report.jailed.push(*hotkey);
             }
-            Effect::Closed {
+            TxOutcome::Closed {
                 epoch,
                 uids,
                 weights,
