@@ -152,6 +152,17 @@ pub struct DevnetArgs {
         conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces"]
     )]
     stall_weights: usize,
+    /// Make the last N validators gossip, every tick, well-formed messages that mean nothing
+    /// on every topic (a vote for a proposal nobody made, a submission no miner signed, an
+    /// attestation of a submission nobody made). The others count and drop them
+    /// (`inputs_dropped` and `refused` in the summary), penalize the sender and go on;
+    /// --blocks and --epochs count only the others.
+    #[arg(
+        long,
+        default_value_t = 0,
+        conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces", "stall_weights"]
+    )]
+    garbage_gossip: usize,
     /// Committee size of the published challenges (default: every validator sits on every
     /// committee up to 8 validators, 8 members above that). With fewer members than
     /// validators, silent members can be replaced.
@@ -467,6 +478,10 @@ struct DevnetValidator {
     finalized: u64,
     /// Times one of its epoch closes waited for a module that could not run there yet.
     module_waits: u64,
+    /// Inputs its handlers could not use and dropped, by `input/reason` (from its `/metrics`).
+    inputs_dropped: BTreeMap<String, u64>,
+    /// Gossiped transactions its mempool refused by the state's rules.
+    gossip_rejected: u64,
     /// Signature checks its consensus engine made while running.
     signature_checks: u64,
     /// CPU time its process used (user and system), in milliseconds.
@@ -547,21 +562,31 @@ impl ScaleFigures {
 /// The network's refusals in a node's `/metrics` text
 /// (`platform_network_rejected_total{channel="…",reason="…"} n`), by `channel/reason`.
 fn refusals(metrics: &str) -> BTreeMap<String, u64> {
+    labelled_pairs(
+        metrics,
+        "platform_network_rejected_total",
+        ("channel", "reason"),
+    )
+}
+
+/// The samples of a counter family with two labels, keyed `first/second` by their values.
+fn labelled_pairs(metrics: &str, name: &str, keys: (&str, &str)) -> BTreeMap<String, u64> {
     metrics
         .lines()
         .filter_map(|l| {
-            let labels = l.strip_prefix("platform_network_rejected_total{")?;
+            let labels = l.strip_prefix(name)?.strip_prefix('{')?;
             let (labels, count) = labels.split_once("} ")?;
-            let (channel, reason) = labels.split_once(',')?;
+            let (first, second) = labels.split_once(',')?;
             let unquote = |kv: &str, key: &str| -> Option<String> {
-                Some(kv.strip_prefix(key)?.trim_matches('"').to_string())
+                Some(
+                    kv.strip_prefix(key)?
+                        .strip_prefix('=')?
+                        .trim_matches('"')
+                        .to_string(),
+                )
             };
             Some((
-                format!(
-                    "{}/{}",
-                    unquote(channel, "channel=")?,
-                    unquote(reason, "reason=")?
-                ),
+                format!("{}/{}", unquote(first, keys.0)?, unquote(second, keys.1)?),
                 count.trim().parse().ok()?,
             ))
         })
@@ -675,12 +700,13 @@ pub(crate) fn run_devnet(
         + args.withhold
         + args.poison_anchors
         + args.flood_announces
-        + args.stall_weights;
+        + args.stall_weights
+        + args.garbage_gossip;
     if faulty > 0 && !cfg!(feature = "test-faults") {
         bail!(
-            "--byzantine, --withhold, --poison-anchors, --flood-announces and --stall-weights \
-             need a build with the `test-faults` feature: cargo build --features \
-             platform/test-faults"
+            "--byzantine, --withhold, --poison-anchors, --flood-announces, --stall-weights and \
+             --garbage-gossip need a build with the `test-faults` feature: cargo build \
+             --features platform/test-faults"
         );
     }
     let uris = genesis::dev_validator_uris(args.validators);
@@ -792,6 +818,9 @@ pub(crate) fn run_devnet(
         }
         if i + args.stall_weights >= args.validators {
             cfg.fault = Some("stall-weights".into());
+        }
+        if i + args.garbage_gossip >= args.validators {
+            cfg.fault = Some("garbage-gossip".into());
         }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
@@ -1144,7 +1173,8 @@ async fn watch(
     let mut epoch_list: Vec<EpochSummary> = Vec::new();
     // Validators that gossip forged anchors are banned by their peers and cut off; the goal
     // counts the others (the faulty ones are the last).
-    let counted = apis.len() - (args.poison_anchors + args.flood_announces).min(apis.len() - 1);
+    let counted = apis.len()
+        - (args.poison_anchors + args.flood_announces + args.garbage_gossip).min(apis.len() - 1);
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             let status = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await;
@@ -1317,6 +1347,19 @@ async fn watch(
             state_pruned,
             finalized: crate::soak::metric(&text, "platform_finalized_blocks_total"),
             module_waits: crate::soak::metric_sum(&text, "platform_epoch_close_module_waits_total"),
+            inputs_dropped: labelled_pairs(
+                &text,
+                "platform_inputs_dropped_total",
+                ("input", "reason"),
+            ),
+            gossip_rejected: labelled_pairs(
+                &text,
+                "platform_mempool_offers_total",
+                ("source", "result"),
+            )
+            .get("gossip/rejected")
+            .copied()
+            .unwrap_or(0),
             signature_checks: crate::soak::metric(
                 &text,
                 "platform_consensus_signature_checks_total",

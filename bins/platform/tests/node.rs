@@ -1078,6 +1078,29 @@ fn a_validator_flooding_block_announcements_stops_nothing() {
     }
 }
 
+/// Dave gossips, every tick, messages on every topic that pass the network's checks (well
+/// formed, signed by a validator, in the round window) and mean nothing. The honest three
+/// count and drop each kind, and finalize as before: handlers of peers' input never end a
+/// validator.
+#[test]
+fn a_validator_gossiping_garbage_on_every_topic_stops_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = run_devnet(
+        &tmp.path().join("net"),
+        &["--blocks", "40", "--garbage-gossip", "1"],
+    );
+    assert_eq!(v["all_identical"], true, "{v}");
+    let validators = v["validators"].as_array().unwrap();
+    for honest in &validators[..3] {
+        assert!(honest["height"].as_u64().unwrap() >= 40, "{honest}");
+        // An attestation of a submission nobody made.
+        let dropped = &honest["inputs_dropped"]["attestation/unknown_submission"];
+        assert!(dropped.as_u64().unwrap_or(0) > 0, "{honest}");
+        // A submission no miner signed.
+        assert!(honest["gossip_rejected"].as_u64().unwrap() > 0, "{honest}");
+    }
+}
+
 /// Dave attests forged results: the three honest validators certify the real ones, Dave's
 /// contradicting attestations become evidence, Dave is jailed, and the weights are the same
 /// as without him misbehaving.

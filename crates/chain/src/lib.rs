@@ -9,7 +9,13 @@
 //!
 //! - [`subtensor`]: **SubtensorChain**, the client of a real subtensor node (subxt, static
 //!   code generated from the checked-in runtime metadata).
-//! - [`rules`]: subtensor's weight rules as pure functions, shared by both.
+//! - [`rules`]: subtensor's weight and epoch rules as pure functions, shared by both and by the
+//!   node (the one place they are written).
+//! - [`timelock`]: timelocked commits as subtensor opens them (payload, sealing, reveal round).
+//! - [`retry`]: bounded retries of transient failures.
+//!
+//! It supplies calls and rules, never policy: which mode to submit weights in, when to reveal
+//! and what to record is the node's weight submitter's job (`platform_node::weights_submitter`).
 
 pub mod any;
 pub mod local;

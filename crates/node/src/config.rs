@@ -49,7 +49,8 @@ pub struct NodeConfig {
     /// `"flood-announces"` makes it announce made-up blocks for views it does not lead;
     /// `"stall-weights"` makes its first runs of modules' `weights` exports report "cannot run
     /// here yet", as over the wall-clock backstop (it waits and retries; it neither refuses
-    /// the close nor stops). Only builds with the `test-faults` feature accept one. Default: none.
+    /// the close nor stops); `"garbage-gossip"` makes it gossip well-formed messages that mean
+    /// nothing on every topic (peers count, drop and penalize them). Only builds with the `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// How challenge modules are compiled, set by the program that runs the node (not read
@@ -283,6 +284,11 @@ pub enum Fault {
     /// the views it does) every tick, as a Byzantine validator trying to make its peers fetch
     /// junk would. Peers follow one announcement per view, from its leader only.
     FloodAnnounces,
+    /// Gossip, every tick, messages on every topic that pass the network's checks and mean
+    /// nothing (a vote for a proposal nobody made, a submission no miner signed, an
+    /// attestation of a submission nobody made), as a Byzantine validator probing its peers'
+    /// handlers would. Peers count and drop them, penalize it, and go on.
+    GarbageGossip,
     /// Report the first [`STALLED_WEIGHT_RUNS`] runs of a module's `weights` export as unable
     /// to run here, as a validator whose runs hit the wall-clock backstop would: it must wait
     /// for the module and retry, never refuse the close or stop.
@@ -436,10 +442,11 @@ impl NodeConfig {
             Some("poison-anchors") => Ok(Some(Fault::PoisonAnchors)),
             Some("flood-announces") => Ok(Some(Fault::FloodAnnounces)),
             Some("stall-weights") => Ok(Some(Fault::StallWeights)),
+            Some("garbage-gossip") => Ok(Some(Fault::GarbageGossip)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
                  \"withhold-attestations\", \"poison-anchors\", \"flood-announces\", \
-                 \"stall-weights\")"
+                 \"stall-weights\", \"garbage-gossip\")"
             ),
         }
     }

@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::chain_watch::ChainWatch;
 use crate::config::Fault;
+use crate::error::NodeError;
 use crate::evaluator::Evaluator;
 use crate::liveness::{Heard, partitioned};
 use crate::mempool::{Mempool, Pool};
@@ -389,6 +390,8 @@ pub struct Driver {
     poison_anchors: bool,
     /// The deliberate fault [`Fault::FloodAnnounces`] (tests only).
     flood_announces: bool,
+    /// The deliberate fault [`Fault::GarbageGossip`] (tests only).
+    garbage_gossip: bool,
     /// The block header announced for each recent view (one per view is followed).
     announced: HashMap<(Epoch, View), Hash>,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
@@ -594,6 +597,7 @@ impl Driver {
             close_timeout: None,
             poison_anchors: fault == Some(Fault::PoisonAnchors),
             flood_announces: fault == Some(Fault::FloodAnnounces),
+            garbage_gossip: fault == Some(Fault::GarbageGossip),
             announced: HashMap::new(),
             bind_sent: None,
             early: VecDeque::new(),
@@ -712,7 +716,7 @@ impl Driver {
             tokio::select! {
                 _ = &mut stop => return Ok(()),
                 ev = events.recv() => match ev {
-                    Some(ev) => self.on_network(ev).await?,
+                    Some(ev) => crate::error::contain(self.on_network(ev).await)?,
                     None => return Ok(()),
                 },
                 Some(i) = self.internal_rx.recv() => self.on_internal(i).await?,
@@ -738,6 +742,9 @@ impl Driver {
                     }
                     if self.flood_announces {
                         self.flood_announcements().await;
+                    }
+                    if self.garbage_gossip {
+                        self.gossip_garbage().await;
                     }
                     // Nothing finalized for three view timeouts: a peer may hold a
                     // finalization this node missed (an epoch's close cannot be finalized
@@ -812,7 +819,9 @@ impl Driver {
         healed
     }
 
-    async fn on_network(&mut self, ev: NetEvent) -> Result<()> {
+    /// Handles one event from the network. Input the network's ingress let through but this
+    /// node cannot use is [`NodeError::Dropped`]; only this node's own failures are fatal.
+    async fn on_network(&mut self, ev: NetEvent) -> Result<(), NodeError> {
         let NetEvent::Gossip {
             topic,
             envelope,
@@ -830,7 +839,8 @@ impl Driver {
                     "consensus message",
                     &envelope.payload,
                     platform_consensus::types::MAX_MESSAGE_BYTES,
-                )?;
+                )
+                .map_err(|_| NodeError::dropped("consensus", "malformed"))?;
                 let epoch = self.epoch();
                 match message.epoch() {
                     Some(e) if e > epoch => {
@@ -871,15 +881,12 @@ impl Driver {
                     from: from as ValidatorIndex,
                     message,
                 });
-                self.perform(effects).await
+                Ok(self.perform(effects).await?)
             }
             Topic::Announce => {
-                let Ok(a) =
+                let a =
                     decode::<Announcement>("block announcement", &envelope.payload, ANNOUNCE_BYTES)
-                else {
-                    // Ingress decoded it already; never reached.
-                    return Ok(());
-                };
+                        .map_err(|_| NodeError::dropped("announce", "malformed"))?;
                 match self.accept_announcement(&a, &envelope.author) {
                     Ok(()) => {}
                     Err("stale_announcement") => return Ok(()),
@@ -925,9 +932,8 @@ impl Driver {
                 Ok(())
             }
             Topic::Submissions => {
-                let Ok(tx) = Tx::decode(&envelope.payload) else {
-                    return Ok(());
-                };
+                let tx = Tx::decode(&envelope.payload)
+                    .map_err(|_| NodeError::dropped("transaction", "malformed"))?;
                 let pool = self.pool.clone();
                 tokio::task::spawn_blocking(move || {
                     let result = match pool.admit(tx) {
@@ -945,10 +951,10 @@ impl Driver {
                 Ok(())
             }
             Topic::Attestations => {
-                if let Some(a) = Evaluator::decode(&envelope.payload) {
-                    let evaluator = self.evaluator.clone();
-                    tokio::spawn(async move { evaluator.collect(a).await });
-                }
+                let a = Evaluator::decode(&envelope.payload)
+                    .ok_or(NodeError::dropped("attestation", "malformed"))?;
+                let evaluator = self.evaluator.clone();
+                tokio::spawn(async move { evaluator.collect(a).await });
                 Ok(())
             }
         }
@@ -2031,6 +2037,74 @@ impl Driver {
                 .net
                 .publish(Topic::Announce, self.finalized_height + 1, encode(&a))
                 .await;
+        }
+    }
+
+    /// The deliberate fault [`Fault::GarbageGossip`]: messages on every topic that pass the
+    /// network's checks (well formed, signed by this validator, in the round window) and mean
+    /// nothing: a notarize vote for a proposal nobody made with a signature over other bytes,
+    /// a submission no miner signed, an attestation of a submission nobody made.
+    async fn gossip_garbage(&self) {
+        let Some(bls) = self.key.derive_bls_key() else {
+            return;
+        };
+        let view = self.consensus.engine.view();
+        let junk = Hash::of(&encode(&(self.finalized_height, view.0, "garbage")));
+        let mut messages = Vec::new();
+        if let Some(me) = self.consensus.me {
+            let vote = platform_consensus::Vote {
+                kind: VoteKind::Notarize,
+                subject: Subject::Proposal(Proposal {
+                    epoch: self.epoch(),
+                    view,
+                    height: Height(self.finalized_height + 1),
+                    parent: self.finalized_digest,
+                    payload: junk,
+                }),
+                signer: me,
+                signature: bls.sign(&junk.0),
+            };
+            let message: Message<BlsSignature> = Message::Vote(vote);
+            messages.push((Topic::Consensus, view.0, encode(&message)));
+        }
+        let submission = platform_primitives::Submission {
+            challenge: platform_primitives::ChallengeId::new("garbage").expect("a valid id"),
+            miner: self.key.hotkey(),
+            payload_hash: junk,
+            payload_len: 1,
+            nonce: self.finalized_height,
+        };
+        let unsigned = Tx::Submit(platform_state::SubmitTx {
+            submission,
+            signature: None,
+        });
+        messages.push((Topic::Submissions, self.finalized_height, encode(&unsigned)));
+        let result = platform_state::ResultBody {
+            outcome: platform_runtime::OutcomeClass::Ok,
+            output: Vec::new(),
+            write_set: Vec::new(),
+            fuel_used: 0,
+            engine_hash: [0; 32],
+        };
+        let digest = result.digest();
+        let attestation = crate::evaluator::Attestation {
+            attest: platform_state::Attest {
+                submission: platform_primitives::SubmissionId(junk),
+                evaluator: self.key.hotkey(),
+                digest,
+                signature: bls.sign(&digest.0),
+            },
+            result,
+        };
+        messages.push((
+            Topic::Attestations,
+            self.finalized_height,
+            encode(&attestation),
+        ));
+        for (topic, round, bytes) in messages {
+            if let Err(e) = self.net.publish(topic, round, bytes).await {
+                tracing::debug!("gossiping garbage: {e}");
+            }
         }
     }
 

@@ -350,32 +350,34 @@ impl Evaluator {
         let pool = self.pool.clone();
         let netuid = self.netuid;
         let this = self.clone();
+        let dropped = |reason| crate::error::count_dropped("attestation", reason);
         let _ = tokio::task::spawn_blocking(move || {
             let (record, key) = {
                 let state = pool.state();
                 let Some(record) = state.submission(&id) else {
-                    return;
+                    // Unknown here: never ordered, or already pruned.
+                    return dropped("unknown_submission");
                 };
                 let Some(keys) = state.bound_keys(&a.attest.evaluator) else {
-                    return;
+                    return dropped("unbound_evaluator");
                 };
                 (record, keys)
             };
             if !record.committee.contains(&a.attest.evaluator) {
-                return;
+                return dropped("not_a_member");
             }
             if a.result.digest() != a.attest.digest {
                 tracing::warn!(member = %a.attest.evaluator, "attestation with a mismatched result");
-                return;
+                return dropped("mismatched_result");
             }
             let Ok(verified): Result<VerifiedBlsKey, _> = key.bls_key.verify_possession(&key.pop)
             else {
-                return;
+                return dropped("bad_key");
             };
             let message = Attest::message(netuid, &id, &a.attest.digest);
             if a.attest.signature.verify(&verified, &message).is_err() {
                 tracing::warn!(member = %a.attest.evaluator, "attestation with a bad signature");
-                return;
+                return dropped("bad_signature");
             }
             match record.status {
                 SubmissionStatus::Pending => {}

@@ -1,14 +1,32 @@
-//! The Platform validator node.
+//! The Platform validator node: the composition of the pure parts (consensus engine, state
+//! machine) with the network, storage, the wasm runtime and the chain, and everything a
+//! validator process does with them (`platform run`).
 //!
-//! Built so far: a validator process (`platform run`) that joins its peers over the network
-//! (`platform-network`), orders blocks with the consensus engine (`platform-consensus`, BLS
-//! certificates, WAL persisted before every vote), executes them with the replicated state
-//! machine (`platform-state`), persists finalized blocks, serves them to peers that sync, and
-//! reports its status over HTTP; takes miners' submissions into a bounded mempool; evaluates
-//! them in committees (`evaluator`); anchors epochs on the chain's tempo, closes them and
-//! submits each epoch's weights to the chain (`epochs`); stores a snapshot every epoch
-//! (`snapshots`) and restarts from it; catches up after a restart or a partition from a peer's
-//! snapshot and peers' certified blocks.
+//! What lives where:
+//!
+//! - [`driver`]: the consensus driver — the one task that owns the engine, the canonical state
+//!   and the forks being voted on; builds, verifies, applies and persists blocks, switches
+//!   epochs, catches up.
+//! - [`error`]: the error boundary — bad input from peers is dropped and counted, only this
+//!   node's own failures stop it.
+//! - [`wal`], [`store`], [`snapshots`], [`collect`]: what is persisted (the consensus WAL,
+//!   finalized blocks, snapshots) and what is collected again.
+//! - [`mempool`]: admission of transactions (the state's own rule) and the one
+//!   admit-and-publish path of a validator's own transactions.
+//! - [`evaluator`], [`eval_threads`]: committee evaluations on dedicated low-priority threads,
+//!   attestations and certificates.
+//! - [`weights_host`](mod@weights_host): runs challenge modules' `weights` exports at epoch close for the state.
+//! - [`chain_watch`]: reads the chain's epochs and metagraphs; [`weights_submitter`]: writes
+//!   this validator's weights to the chain (the only writer).
+//! - [`api`], [`http`], [`rpc`], [`views`], [`metrics`], [`dashboard`], [`token`]: the HTTP API,
+//!   its listener and limits, JSON-RPC, the read models they share, Prometheus metrics, the web
+//!   dashboard and the operator token.
+//! - [`config`], [`genesis`], [`liveness`], [`replay`], [`workload`]: configuration, genesis
+//!   files, peer liveness, offline replay, benchmark workloads.
+//!
+//! It never decides what the state machine decides (admission and block validity are
+//! `platform-state`'s rules), never signs anything the consensus safety rules have not allowed,
+//! and never blocks the async runtime's workers with module runs, state execution or disk I/O.
 
 pub mod api;
 pub mod chain_watch;
@@ -16,6 +34,7 @@ pub mod collect;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
+pub mod error;
 pub mod eval_threads;
 pub mod evaluator;
 pub mod genesis;

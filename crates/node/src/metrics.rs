@@ -76,6 +76,9 @@ pub struct Events {
     /// (missing, or over the wall-clock backstop), by where (`verify`: a proposal, `apply`: a
     /// finalized block, `replay`: the restart's replay, `build`: this leader's close).
     pub module_waits: Family<Labels, Counter>,
+    /// Inputs (gossip, peers' data) a handler could not use and dropped, by input and reason
+    /// (`crate::error`).
+    pub inputs_dropped: Family<Labels, Counter>,
 }
 
 impl Events {
@@ -94,7 +97,15 @@ impl Events {
             weight_submissions: Family::default(),
             pending_commits: Gauge::default(),
             module_waits: Family::default(),
+            inputs_dropped: Family::default(),
         }
+    }
+
+    /// Counts an input a handler dropped.
+    pub fn inputs_dropped(&self, input: &'static str, reason: &'static str) {
+        self.inputs_dropped
+            .get_or_create(&vec![("input", input.into()), ("reason", reason.into())])
+            .inc();
     }
 
     /// Counts an epoch close that waits for a module, at `stage`.
@@ -163,6 +174,11 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_mempool_offers",
         "Transactions offered to the mempool, by source and result",
         e.mempool_offers.clone(),
+    );
+    r.register(
+        "platform_inputs_dropped",
+        "Inputs (gossip, peers' data) a handler could not use and dropped, by input and reason",
+        e.inputs_dropped.clone(),
     );
     r.register(
         "platform_epoch_close_module_waits",

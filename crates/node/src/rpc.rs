@@ -1,6 +1,6 @@
 //! JSON-RPC 2.0 at `/rpc` on the node's HTTP listener, over HTTP (POST) and WebSocket
 //! (`jsonrpsee`), reading the same live state as the REST API and answering with the same
-//! typed views (`crate::views`). The [`PlatformRpc`] trait is the contract: the server below
+//! typed views (`crate::views`). The `PlatformRpc` trait is the contract: the server below
 //! implements it and `PlatformRpcClient` (generated from it) is what the CLI and the tests
 //! call, so both sides share every request and response type.
 //!
