@@ -174,6 +174,11 @@ pub fn epoch_start(index: u64, netuid: u16, tempo: u16) -> u64 {
     (index * (u64::from(tempo) + 1)).saturating_sub(u64::from(netuid) + 1)
 }
 
+/// Whether `block` is the first block of a subtensor epoch.
+pub fn is_epoch_start(block: u64, netuid: u16, tempo: u16) -> bool {
+    epoch_start(epoch_index(block, netuid, tempo), netuid, tempo) == block
+}
+
 /// The first block of the epoch after the one `block` is in.
 pub fn next_epoch_start(block: u64, netuid: u16, tempo: u16) -> u64 {
     epoch_start(epoch_index(block, netuid, tempo) + 1, netuid, tempo)

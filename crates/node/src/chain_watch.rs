@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use platform_chain::rules::{epoch_index, epoch_start};
+use platform_chain::rules::{epoch_index, epoch_start, is_epoch_start};
 use platform_chain::{AnyChain, Chain, ChainError, NeuronInfo};
 use platform_primitives::{Hash, Uid};
 use platform_state::{EpochAnchor, Neuron};
@@ -48,11 +48,6 @@ pub fn to_neurons(infos: &[NeuronInfo]) -> Vec<Neuron> {
         .collect();
     out.sort_by_key(|n| n.uid);
     out
-}
-
-/// Whether `block` starts a chain epoch.
-pub fn is_epoch_start(block: u64, netuid: u16, tempo: u16) -> bool {
-    epoch_start(epoch_index(block, netuid, tempo), netuid, tempo) == block
 }
 
 /// Watches the chain: the latest epoch-start block, and the anchors asked about.

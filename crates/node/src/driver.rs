@@ -6,6 +6,11 @@
 //! the `announce` topic, and the consensus proposal carries the header hash. A validator asked
 //! to verify a proposal whose block has not arrived yet waits for it.
 //!
+//! It owns the engine, the canonical state and the forks being voted on, and is the only task
+//! that changes them. It never votes before the WAL has acknowledged the engine's safety state,
+//! never lets bad input from a peer end it (`crate::error`), and never answers "cannot tell
+//! yet" (a missing block, module or chain read) with a "no".
+//!
 //! Leaders may build on a block that is notarized but not yet final, so every verified block's
 //! resulting state is kept as a fork (`State::fork`) until finalization makes one canonical.
 

@@ -7,6 +7,9 @@
 //! one attested something false: every validator that saw such an attestation turns it into
 //! `Evidence::WrongResult`, which the state answers by jailing the member.
 //!
+//! It never runs module code on the async runtime's workers (`crate::eval_threads`), and never
+//! decides a score itself: only certified results reach the state.
+//!
 //! Evaluations run on the evaluation threads (`crate::eval_threads`), at a lower scheduling
 //! priority than consensus, never on the async runtime's workers. Module and payload bytes come from the blob store or peers (checked
 //! against their hashes by the network).

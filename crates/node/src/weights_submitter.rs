@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_chain::retry::Retry;
-use platform_chain::rules::{epoch_index, epoch_start};
+use platform_chain::rules::reveal_window;
 use platform_chain::scale::commit_hash;
 use platform_chain::timelock::{self, seal_timelocked};
 use platform_chain::{Chain, ChainError, Reveal};
@@ -540,12 +540,7 @@ pub async fn submit_weights<C: Chain>(
             return Err(e);
         }
     };
-    let tempo = hyper.tempo;
-    let reveal_epoch = epoch_index(inc.block, netuid, tempo) + hyper.reveal_period_epochs;
-    let window = (
-        epoch_start(reveal_epoch, netuid, tempo),
-        epoch_start(reveal_epoch + 1, netuid, tempo) - 1,
-    );
+    let window = reveal_window(inc.block, netuid, hyper.tempo, hyper.reveal_period_epochs);
     record.committed_at = Some(inc.block);
     record.window = Some(window);
     pending.put(&record)?;
