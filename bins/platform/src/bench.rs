@@ -85,6 +85,10 @@ pub enum BenchCommand {
     /// An HTTP flood on one validator of a four-validator devnet: finalization idle and under
     /// the flood, and the requests the API answered and refused per second.
     Api(crate::bench_api::ApiArgs),
+    /// Gossip floods by one Byzantine validator of four (block announcements, forged epoch
+    /// anchors, well-formed garbage on every topic): the others' finalization during each vs
+    /// idle, and what they refused. Needs a build with the `test-faults` feature.
+    Gossip(crate::bench_gossip::GossipArgs),
     /// Durable audit-log appends per second with group commit (writes to a temporary folder).
     Audit {
         /// Fewer, shorter runs.
@@ -226,6 +230,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Soak(args) => return crate::soak::run(args),
         BenchCommand::Scale(args) => return crate::bench_scale::run(args),
         BenchCommand::Api(args) => return crate::bench_api::run(args),
+        BenchCommand::Gossip(args) => return crate::bench_gossip::run(args),
         BenchCommand::Audit { quick, json } => {
             let figures = audit(quick)?;
             if json {

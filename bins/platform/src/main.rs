@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod bench;
 mod bench_api;
+mod bench_gossip;
 mod bench_mempool;
 mod bench_network;
 mod bench_runtime;

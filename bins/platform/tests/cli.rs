@@ -620,6 +620,59 @@ fn bench_scale_reports_the_simulator_and_real_processes() {
 /// `platform bench api`: a four-validator devnet, idle then flooded on Alice's API; the
 /// figures say how many requests were answered and that the others kept finalizing.
 #[test]
+fn bench_gossip_measures_each_flood_and_what_was_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_platform"))
+        .args([
+            "bench",
+            "gossip",
+            "--blocks",
+            "12",
+            "--block-ms",
+            "200",
+            "--json",
+        ])
+        .env_remove("PLATFORM_DATA_DIR")
+        .env_remove("PLATFORM_CHAIN")
+        .output()
+        .unwrap();
+    if !cfg!(feature = "test-faults") {
+        // The faults are not in this build: a clear refusal, not a silent pass.
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("test-faults"), "{}", stderr(&out));
+        return;
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let runs = v.as_array().unwrap();
+    let attacks: Vec<&str> = runs.iter().map(|r| r["attack"].as_str().unwrap()).collect();
+    assert_eq!(
+        attacks,
+        [
+            "idle",
+            "flood-announces",
+            "poison-anchors",
+            "garbage-gossip"
+        ]
+    );
+    for r in runs {
+        assert_eq!(r["identical"], true, "{r}");
+        assert!(r["blocks_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["finalization_ms_p99"].as_u64().unwrap() > 0, "{r}");
+    }
+    // Each attack shows in what the honest validators refused or dropped.
+    let count = |run: usize, map: &str, key: &str| runs[run][map][key].as_u64().unwrap_or(0);
+    assert!(count(1, "refused", "announce/not_leader") > 0, "{v}");
+    assert!(
+        count(2, "refused", "submissions/epoch_transaction") > 0,
+        "{v}"
+    );
+    assert!(
+        count(3, "dropped", "attestation/unknown_submission") > 0,
+        "{v}"
+    );
+}
+
+#[test]
 fn bench_api_floods_one_validator_and_reports_finalization() {
     let out = Command::new(env!("CARGO_BIN_EXE_platform"))
         .args(["bench", "api", "--secs", "2", "--clients", "4", "--json"])
