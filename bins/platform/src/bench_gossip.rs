@@ -1,9 +1,10 @@
 //! `platform bench gossip`: what a Byzantine validator's gossip floods cost the others' finality.
 //!
-//! Four devnet runs of `--blocks` blocks each, one validator (Dave, a quarter of the stake)
+//! Five devnet runs of `--blocks` blocks each, one validator (Dave, a quarter of the stake)
 //! misbehaving in each but the first: idle; flooding block announcements for views he does not
 //! lead (`--flood-announces`); gossiping forged epoch anchors (`--poison-anchors`); gossiping
-//! well-formed messages that mean nothing on every topic (`--garbage-gossip`). For each run: the
+//! well-formed messages that mean nothing on every topic (`--garbage-gossip`); flooding
+//! `Fetch`/`FetchView` requests (`--flood-fetches`). For each run: the
 //! honest three's finalized blocks per second, their worst finalization p50 and p99, and how
 //! much of Dave's traffic they refused at ingress and dropped in their handlers.
 //!
@@ -49,11 +50,12 @@ struct Run {
     identical: bool,
 }
 
-const ATTACKS: [(&str, Option<&str>); 4] = [
+const ATTACKS: [(&str, Option<&str>); 5] = [
     ("idle", None),
     ("flood-announces", Some("--flood-announces")),
     ("poison-anchors", Some("--poison-anchors")),
     ("garbage-gossip", Some("--garbage-gossip")),
+    ("flood-fetches", Some("--flood-fetches")),
 ];
 
 pub fn run(a: GossipArgs) -> Result<ExitCode> {

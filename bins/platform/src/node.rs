@@ -163,6 +163,16 @@ pub struct DevnetArgs {
         conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces", "stall_weights"]
     )]
     garbage_gossip: usize,
+    /// Make the last N validators send 256 consensus requests per tick (`FetchView` for views
+    /// already decided, each answered with a certificate; `Fetch` for digests nobody proposed).
+    /// The others rate-limit them (`consensus/rate_limited_*` in `refused`) and go on; --blocks
+    /// and --epochs count only the others.
+    #[arg(
+        long,
+        default_value_t = 0,
+        conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces", "stall_weights", "garbage_gossip"]
+    )]
+    flood_fetches: usize,
     /// Committee size of the published challenges (default: every validator sits on every
     /// committee up to 8 validators, 8 members above that). With fewer members than
     /// validators, silent members can be replaced.
@@ -701,12 +711,13 @@ pub(crate) fn run_devnet(
         + args.poison_anchors
         + args.flood_announces
         + args.stall_weights
-        + args.garbage_gossip;
+        + args.garbage_gossip
+        + args.flood_fetches;
     if faulty > 0 && !cfg!(feature = "test-faults") {
         bail!(
-            "--byzantine, --withhold, --poison-anchors, --flood-announces, --stall-weights and \
-             --garbage-gossip need a build with the `test-faults` feature: cargo build \
-             --features platform/test-faults"
+            "--byzantine, --withhold, --poison-anchors, --flood-announces, --stall-weights, \
+             --garbage-gossip and --flood-fetches need a build with the `test-faults` feature: \
+             cargo build --features platform/test-faults"
         );
     }
     let uris = genesis::dev_validator_uris(args.validators);
@@ -821,6 +832,9 @@ pub(crate) fn run_devnet(
         }
         if i + args.garbage_gossip >= args.validators {
             cfg.fault = Some("garbage-gossip".into());
+        }
+        if i + args.flood_fetches >= args.validators {
+            cfg.fault = Some("flood-fetches".into());
         }
         let config = dir.join("config.toml");
         cfg.save(&config)?;
@@ -1174,7 +1188,8 @@ async fn watch(
     // Validators that gossip forged anchors are banned by their peers and cut off; the goal
     // counts the others (the faulty ones are the last).
     let counted = apis.len()
-        - (args.poison_anchors + args.flood_announces + args.garbage_gossip).min(apis.len() - 1);
+        - (args.poison_anchors + args.flood_announces + args.garbage_gossip + args.flood_fetches)
+            .min(apis.len() - 1);
     loop {
         for (i, (_, api)) in apis.iter().enumerate() {
             let status = get::<NodeStatus>(&client, &format!("{api}/api/v1/status")).await;

@@ -651,7 +651,8 @@ fn bench_gossip_measures_each_flood_and_what_was_refused() {
             "idle",
             "flood-announces",
             "poison-anchors",
-            "garbage-gossip"
+            "garbage-gossip",
+            "flood-fetches"
         ]
     );
     for r in runs {
@@ -670,6 +671,14 @@ fn bench_gossip_measures_each_flood_and_what_was_refused() {
         count(3, "dropped", "attestation/unknown_submission") > 0,
         "{v}"
     );
+    let rate_limited: u64 = runs[4]["refused"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("consensus/rate_limited"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert!(rate_limited > 0, "{v}");
 }
 
 #[test]

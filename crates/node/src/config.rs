@@ -50,7 +50,8 @@ pub struct NodeConfig {
     /// `"stall-weights"` makes its first runs of modules' `weights` exports report "cannot run
     /// here yet", as over the wall-clock backstop (it waits and retries; it neither refuses
     /// the close nor stops); `"garbage-gossip"` makes it gossip well-formed messages that mean
-    /// nothing on every topic (peers count, drop and penalize them). Only builds with the `test-faults` feature accept one. Default: none.
+    /// nothing on every topic (peers count, drop and penalize them); `"flood-fetches"` makes it
+    /// send 256 consensus `Fetch`/`FetchView` requests per tick (peers rate-limit it). Only builds with the `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// How challenge modules are compiled, set by the program that runs the node (not read
@@ -289,6 +290,10 @@ pub enum Fault {
     /// attestation of a submission nobody made), as a Byzantine validator probing its peers'
     /// handlers would. Peers count and drop them, penalize it, and go on.
     GarbageGossip,
+    /// Send 256 consensus requests per tick (`FetchView` for decided views, `Fetch` for
+    /// digests nobody proposed), as a Byzantine validator trying to make its peers answer
+    /// certificates without end would. Peers rate-limit it and go on.
+    FloodFetches,
     /// Report the first [`STALLED_WEIGHT_RUNS`] runs of a module's `weights` export as unable
     /// to run here, as a validator whose runs hit the wall-clock backstop would: it must wait
     /// for the module and retry, never refuse the close or stop.
@@ -443,10 +448,11 @@ impl NodeConfig {
             Some("flood-announces") => Ok(Some(Fault::FloodAnnounces)),
             Some("stall-weights") => Ok(Some(Fault::StallWeights)),
             Some("garbage-gossip") => Ok(Some(Fault::GarbageGossip)),
+            Some("flood-fetches") => Ok(Some(Fault::FloodFetches)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
                  \"withhold-attestations\", \"poison-anchors\", \"flood-announces\", \
-                 \"stall-weights\", \"garbage-gossip\")"
+                 \"stall-weights\", \"garbage-gossip\", \"flood-fetches\")"
             ),
         }
     }

@@ -117,4 +117,30 @@ impl Driver {
             tracing::debug!("gossiping a forged anchor: {e}");
         }
     }
+
+    /// The deliberate fault [`Fault::FloodFetches`]: 256 consensus requests per tick, half
+    /// `FetchView` for views already decided (each answered with a certificate) and half
+    /// `Fetch` for digests nobody proposed, all distinct so that no replay cache stops them.
+    pub(super) async fn flood_fetches(&mut self) {
+        let view = self.consensus.engine.view();
+        self.fetch_flood_tick += 1;
+        let tick = self.fetch_flood_tick;
+        for i in 0..128u64 {
+            let old = View(view.0.saturating_sub(1 + (tick * 128 + i) % view.0.max(1)));
+            let junk = Hash::of(&encode(&(tick, i, "fetch")));
+            for message in [
+                Message::<BlsSignature>::FetchView(old),
+                Message::<BlsSignature>::Fetch(junk),
+            ] {
+                if let Err(e) = self
+                    .net
+                    .publish(Topic::Consensus, view.0, encode(&message))
+                    .await
+                {
+                    tracing::debug!("flooding fetches: {e}");
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -339,6 +339,9 @@ pub struct Driver {
     flood_announces: bool,
     /// The deliberate fault [`Fault::GarbageGossip`] (tests only).
     garbage_gossip: bool,
+    /// The deliberate fault [`Fault::FloodFetches`] (tests only), and its tick count.
+    flood_fetches: bool,
+    fetch_flood_tick: u64,
     /// The block header announced for each recent view (one per view is followed).
     announced: HashMap<(Epoch, View), Hash>,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).
@@ -487,6 +490,9 @@ impl Driver {
                     }
                     if self.garbage_gossip {
                         self.gossip_garbage().await;
+                    }
+                    if self.flood_fetches {
+                        self.flood_fetches().await;
                     }
                     // Nothing finalized for three view timeouts: a peer may hold a
                     // finalization this node missed (an epoch's close cannot be finalized

@@ -231,6 +231,8 @@ impl Driver {
             poison_anchors: fault == Some(Fault::PoisonAnchors),
             flood_announces: fault == Some(Fault::FloodAnnounces),
             garbage_gossip: fault == Some(Fault::GarbageGossip),
+            flood_fetches: fault == Some(Fault::FloodFetches),
+            fetch_flood_tick: 0,
             announced: HashMap::new(),
             bind_sent: None,
             early: VecDeque::new(),
