@@ -861,6 +861,20 @@ pub(crate) fn run_devnet(
                     let http = free_port()?;
                     cfg.listen = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
                     cfg.http = format!("127.0.0.1:{http}");
+                    // The others' bootstrap lists name its old address, so it dials every
+                    // one of them itself (before, a restarted first validator was reachable
+                    // by nobody and a devnet could stall at height 0).
+                    let peer = addrs[i]
+                        .rsplit_once("/p2p/")
+                        .map(|(_, p)| p.to_string())
+                        .context("a validator address without its peer id")?;
+                    addrs[i] = format!("{}/p2p/{peer}", cfg.listen);
+                    cfg.bootstrap = addrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, a)| a.clone())
+                        .collect();
                     cfg.save(&config)?;
                     apis[i].1 = format!("http://127.0.0.1:{http}");
                     children.0[i + 1] = spawn_validator(&exe, &dir)?;
