@@ -490,6 +490,9 @@ struct DevnetValidator {
     module_waits: u64,
     /// Inputs its handlers could not use and dropped, by `input/reason` (from its `/metrics`).
     inputs_dropped: BTreeMap<String, u64>,
+    /// Pending transactions that left its mempool unordered, by `kind/reason` (evicted, or
+    /// refused by a block it built).
+    mempool_dropped: BTreeMap<String, u64>,
     /// Gossiped transactions its mempool refused by the state's rules.
     gossip_rejected: u64,
     /// Signature checks its consensus engine made while running.
@@ -1380,6 +1383,11 @@ async fn watch(
                 &text,
                 "platform_inputs_dropped_total",
                 ("input", "reason"),
+            ),
+            mempool_dropped: labelled_pairs(
+                &text,
+                "platform_mempool_dropped_total",
+                ("kind", "reason"),
             ),
             gossip_rejected: labelled_pairs(
                 &text,

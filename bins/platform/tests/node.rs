@@ -824,6 +824,12 @@ fn a_devnet_registers_and_evaluates_a_full_subnet_of_miners() {
     assert_eq!(v["submissions_admitted"].as_u64(), Some(expected), "{v}");
     assert_eq!(v["submissions_in_blocks"].as_u64(), Some(expected), "{v}");
     assert_eq!(v["submissions_evaluated"].as_u64(), Some(expected), "{v}");
+    // No validator's block refused a pending submission (miners 1-6 submit twice; their
+    // nonces may be ordered either way round).
+    for x in v["validators"].as_array().unwrap() {
+        let dropped = x["mempool_dropped"].as_object().unwrap();
+        assert!(!dropped.keys().any(|k| k.starts_with("submit/")), "{x}");
+    }
 
     // `platform replay`: every stored block re-executes to the state roots its certified
     // headers commit to.

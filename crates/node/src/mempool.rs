@@ -291,16 +291,24 @@ impl Mempool {
             }
             self.index.remove(&h);
             self.track(&old, false);
+            crate::metrics::events().mempool_dropped(old.kind(), "evicted".into());
             evicted = Some((old, "mempool full: evicted from the largest sender"));
         }
         self.track(&tx, true);
         let queue = self.queues.entry(who).or_default();
         // The owner's actions are kept in nonce order, whatever order gossip delivered them
-        // in: a later nonce applied first would void the earlier one.
+        // in: a later nonce applied first would void the earlier one. A miner's submissions
+        // too: the state accepts them out of order only within a window of recent nonces.
         let at = match &tx {
             Tx::Sudo(new) => queue
                 .iter()
                 .position(|(_, q)| matches!(q, Tx::Sudo(old) if old.nonce > new.nonce))
+                .unwrap_or(queue.len()),
+            Tx::Submit(new) => queue
+                .iter()
+                .position(|(_, q)| {
+                    matches!(q, Tx::Submit(old) if old.submission.nonce > new.submission.nonce)
+                })
                 .unwrap_or(queue.len()),
             _ => queue.len(),
         };
@@ -436,6 +444,27 @@ mod tests {
         // goes on from the state's next.
         m.insert(sudo(1)).unwrap();
         assert_eq!(nonces(m.candidates(10, Some(3))), vec![1, 2, 3, 4]);
+    }
+
+    /// Gossip delivers a miner's submissions in any order; they are proposed in nonce order.
+    #[test]
+    fn a_miners_submissions_are_proposed_in_nonce_order() {
+        let miner = Keypair::from_seed(&[2; 32]);
+        let g = platform_primitives::Hash::of(b"network");
+        let mut m = Mempool::new(100, 100);
+        for n in [3, 1, 2] {
+            m.insert(crate::workload::submission(&miner, &g, n))
+                .unwrap();
+        }
+        let nonces: Vec<u64> = m
+            .candidates(10, None)
+            .iter()
+            .map(|t| match t {
+                Tx::Submit(s) => s.submission.nonce,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(nonces, vec![1, 2, 3]);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Events {
     /// Transactions offered to the mempool by source (`api`, `gossip`) and result
     /// (`admitted`, `full`, `rejected`).
     pub mempool_offers: Family<Labels, Counter>,
+    /// Pending transactions that left the mempool unordered, by kind and reason (`evicted`
+    /// for room, or the state's refusal code when a block built here refused them).
+    pub mempool_dropped: Family<Labels, Counter>,
     /// View timeouts this node's consensus engine handled.
     pub view_timeouts: Counter,
     /// Certificates formed or received, by kind (`notarize`, `nullify`: a view given up,
@@ -91,6 +94,7 @@ impl Events {
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(seconds_histogram),
             mempool_offers: Family::default(),
+            mempool_dropped: Family::default(),
             view_timeouts: Counter::default(),
             certificates: Family::default(),
             equivocations: Counter::default(),
@@ -119,6 +123,13 @@ impl Events {
     pub fn weights(&self, result: &'static str) {
         self.weight_submissions
             .get_or_create(&vec![("result", result.into())])
+            .inc();
+    }
+
+    /// Counts a pending transaction of `kind` dropped unordered, for `reason`.
+    pub fn mempool_dropped(&self, kind: &'static str, reason: String) {
+        self.mempool_dropped
+            .get_or_create(&vec![("kind", kind.into()), ("reason", reason)])
             .inc();
     }
 
@@ -174,6 +185,11 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_mempool_offers",
         "Transactions offered to the mempool, by source and result",
         e.mempool_offers.clone(),
+    );
+    r.register(
+        "platform_mempool_dropped",
+        "Pending transactions that left the mempool unordered, by kind and reason",
+        e.mempool_dropped.clone(),
     );
     r.register(
         "platform_inputs_dropped",

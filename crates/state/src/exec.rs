@@ -210,12 +210,12 @@ impl State {
                 max,
             });
         }
-        if let Some(last) = get::<u64>(&self.store, &keys::miner_nonce(&s.miner))
-            && s.nonce <= last
-        {
+        let mut nonces =
+            get::<NonceWindow>(&self.store, &keys::miner_nonce(&s.miner)).unwrap_or_default();
+        if !nonces.accepts(s.nonce) {
             return Err(Reject::NonceReplayed {
                 nonce: s.nonce,
-                last,
+                last: nonces.last(),
             });
         }
         let count_key = keys::miner_count(meta.epoch, &s.challenge, &s.miner);
@@ -245,7 +245,8 @@ impl State {
             order.into_iter().take(usize::from(size)).collect()
         };
         let deadline = Height(ctx.height.0 + params.attest_timeout_blocks);
-        put(&mut self.store, keys::miner_nonce(&s.miner), &s.nonce);
+        nonces.record(s.nonce);
+        put(&mut self.store, keys::miner_nonce(&s.miner), &nonces);
         put(&mut self.store, count_key, &(count + 1));
         put(&mut self.store, payload_key, &id);
         put(&mut self.store, keys::deadline(deadline, &id), &());

@@ -186,3 +186,43 @@ impl Genesis {
         )))
     }
 }
+
+/// The nonces a miner's submissions have used, for replay protection that tolerates
+/// reordering: a miner's submissions travel through different validators' mempools and
+/// gossip paths, so a later nonce can be ordered before an earlier one. A nonce is accepted
+/// if it is above `floor` and not among `recent`; `recent` holds every used nonce above
+/// `floor` (at most [`NonceWindow::SIZE`]), and when it overflows its smallest becomes the
+/// floor. A replay is refused either way: a used nonce is in `recent` or at most `floor`.
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
+pub struct NonceWindow {
+    /// Every nonce at or below it is refused (`None`: none yet).
+    pub floor: Option<u64>,
+    /// The used nonces above `floor`, ascending.
+    pub recent: Vec<u64>,
+}
+
+impl NonceWindow {
+    /// How many used nonces are remembered above the floor: a miner may have this many
+    /// submissions in flight and have them ordered in any order.
+    pub const SIZE: usize = 16;
+
+    /// Whether `nonce` may be used.
+    pub fn accepts(&self, nonce: u64) -> bool {
+        self.floor.is_none_or(|f| nonce > f) && self.recent.binary_search(&nonce).is_err()
+    }
+
+    /// Records `nonce` as used. The caller checked [`NonceWindow::accepts`].
+    pub fn record(&mut self, nonce: u64) {
+        if let Err(at) = self.recent.binary_search(&nonce) {
+            self.recent.insert(at, nonce);
+        }
+        if self.recent.len() > Self::SIZE {
+            self.floor = Some(self.recent.remove(0));
+        }
+    }
+
+    /// The highest nonce used (for error messages).
+    pub fn last(&self) -> u64 {
+        self.recent.last().copied().or(self.floor).unwrap_or(0)
+    }
+}

@@ -53,12 +53,13 @@ pub enum Reject {
         /// The submission that keeps it.
         first: SubmissionId,
     },
-    /// The nonce is not above the signer's last accepted nonce.
-    #[error("nonce {nonce} was already used; the last accepted nonce is {last}")]
+    /// The nonce was already used, or is older than the signer's window of recent nonces
+    /// (a miner's last 16; an owner's last one).
+    #[error("nonce {nonce} was already used or is too old; the highest accepted nonce is {last}")]
     NonceReplayed {
         /// The nonce given.
         nonce: u64,
-        /// The last accepted.
+        /// The highest accepted.
         last: u64,
     },
     /// The miner reached its submissions for this challenge this epoch.

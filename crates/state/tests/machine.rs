@@ -187,6 +187,66 @@ fn submission_rules() {
     );
 }
 
+/// A miner's submissions reach the leader through different mempools and gossip paths, so a
+/// later nonce may be ordered first: the earlier one is still accepted while it is within the
+/// miner's last `NonceWindow::SIZE` nonces. A used nonce is never accepted again, and one
+/// older than the window is refused.
+#[test]
+fn a_miners_nonces_may_be_ordered_out_of_order_but_never_replayed() {
+    let params = Params {
+        max_submissions_per_epoch: 64,
+        ..Params::default()
+    };
+    let mut net = Net::with_challenge(params, None);
+    let subs: Vec<Tx> = (1..=18)
+        .map(|i| net.submit(0, &score_payload(i)).0)
+        .collect();
+    // Nonce 2 before nonce 1: both are ordered.
+    net.apply(vec![subs[1].clone()]).unwrap();
+    net.apply(vec![subs[0].clone()]).unwrap();
+    // Either again is a replay.
+    for replay in [&subs[0], &subs[1]] {
+        assert!(matches!(
+            reject_of(net.apply(vec![replay.clone()])),
+            Reject::NonceReplayed { last: 2, .. }
+        ));
+    }
+    // Nonces 4..=18 ordered, 3 held back: the window (17 used nonces, 16 kept) moves its
+    // floor to 1, and nonce 3 is still within it.
+    net.apply(subs[3..].to_vec()).unwrap();
+    net.apply(vec![subs[2].clone()]).unwrap();
+    // 18 used: the floor is now 2; every used nonce is refused, above or below it.
+    for replay in &subs {
+        assert!(matches!(
+            reject_of(net.apply(vec![replay.clone()])),
+            Reject::NonceReplayed { last: 18, .. }
+        ));
+    }
+    // An unused nonce at or below the floor is too old.
+    let old = {
+        let k = &net.miners[0];
+        let submission = platform_primitives::Submission {
+            challenge: platform_primitives::ChallengeId::new("score").unwrap(),
+            miner: k.hotkey(),
+            payload_hash: platform_primitives::Hash::of(&score_payload(99)),
+            payload_len: score_payload(99).len() as u64,
+            nonce: 0,
+        };
+        let sig = k.sign(
+            platform_crypto::Domain::Submission,
+            &SubmitTx::signing_bytes(NETUID, &net.state.meta().network_id, &submission),
+        );
+        Tx::Submit(SubmitTx {
+            submission,
+            signature: Some(sig),
+        })
+    };
+    assert!(matches!(
+        reject_of(net.apply(vec![old])),
+        Reject::NonceReplayed { nonce: 0, .. }
+    ));
+}
+
 #[test]
 fn lifecycle_emission_and_params_rules() {
     let mut net = Net::with_challenge(Params::default(), None);

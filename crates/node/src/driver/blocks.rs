@@ -238,6 +238,7 @@ impl Driver {
                     return None;
                 }
                 tracing::info!(kind = tx.kind(), "dropping a pending transaction: {reason}");
+                crate::metrics::events().mempool_dropped(tx.kind(), reject_code(reason));
                 Some(tx.hash())
             })
             .collect();
@@ -383,4 +384,12 @@ impl Driver {
         }
         effects
     }
+}
+
+/// The state's code for a refusal (`nonce_replayed`, …): its serialized `reason` tag.
+fn reject_code(r: &platform_state::Reject) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
