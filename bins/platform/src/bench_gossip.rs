@@ -4,7 +4,8 @@
 //! misbehaving in each but the first: idle; flooding block announcements for views he does not
 //! lead (`--flood-announces`); gossiping forged epoch anchors (`--poison-anchors`); gossiping
 //! well-formed messages that mean nothing on every topic (`--garbage-gossip`); flooding
-//! `Fetch`/`FetchView` requests (`--flood-fetches`). For each run: the
+//! certificate requests point-to-point and `Fetch`/`FetchView` asks on gossip
+//! (`--flood-fetches`). For each run: the
 //! honest three's finalized blocks per second, their worst finalization p50 and p99, and how
 //! much of Dave's traffic they refused at ingress and dropped in their handlers.
 //!

@@ -557,6 +557,96 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     }
 }
 
+/// A counter's value in a node's `/metrics` (the line with exactly these labels).
+fn counter(api: &str, name_and_labels: &str) -> Option<u64> {
+    let needle = format!("{name_and_labels} ");
+    get_text(api, "/metrics")?
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle)?.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// How long `observer` has not heard from the validator with hotkey `ss58`.
+fn silent_ms(observer: &str, ss58: &str) -> Option<u64> {
+    get(observer, "/api/v1/validators")?
+        .as_array()?
+        .iter()
+        .find(|v| v["hotkey"] == ss58)?["silent_ms"]
+        .as_u64()
+}
+
+/// Dave is frozen (SIGSTOP) while the others finalize on, then thawed: his engine is views
+/// behind and asks for the certificates it lacks point-to-point (the certificates protocol),
+/// moves to the network's view and votes again, within the same epoch.
+#[test]
+fn a_frozen_validator_syncs_views_point_to_point_and_votes_again_in_the_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Epochs of 361 chain blocks of 400 ms (about 2.4 minutes): the test fits in one.
+    let chain = LocalChain::start(&tmp.path().join("chain"), 360, 400);
+    let mut vs = init_four(tmp.path(), &chain.url);
+    for v in &mut vs {
+        v.start();
+    }
+    wait_or_show("three finalized blocks everywhere", &vs, || {
+        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+    });
+    let (alice, dave) = (vs[0].api.clone(), 3);
+    let dave_key = get(&vs[dave].api, "/api/v1/status").unwrap()["hotkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let epoch_before = epoch(&alice).unwrap();
+    let pid = vs[dave].child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+
+    signal("-STOP");
+    // The fault happened: Dave's API does not answer, the others go on, and they stop
+    // hearing from him.
+    let at_pause = height(&alice).unwrap();
+    wait_or_show("the others to go on without Dave", &vs, || {
+        height(&alice).is_some_and(|h| h >= at_pause + 8)
+            && silent_ms(&alice, &dave_key).is_some_and(|ms| ms > 3_000)
+    });
+    assert_eq!(height(&vs[dave].api), None, "a frozen node answers nothing");
+
+    signal("-CONT");
+    wait_or_show("Dave's certificate asks to be answered", &vs, || {
+        counter(
+            &vs[dave].api,
+            "platform_view_sync_asks_total{result=\"answered\"}",
+        )
+        .is_some_and(|n| n > 0)
+    });
+    // Someone answered him, over the certificates protocol.
+    let served: u64 = vs[..dave]
+        .iter()
+        .filter_map(|v| {
+            counter(
+                &v.api,
+                "platform_network_accepted_total{channel=\"certificates\"}",
+            )
+        })
+        .sum();
+    assert!(served > 0, "no validator served a certificate request");
+    // He votes again: the others hear him, and he finalizes with them.
+    wait_or_show("Dave to vote again", &vs, || {
+        silent_ms(&alice, &dave_key).is_some_and(|ms| ms < 1_000)
+    });
+    all_agree_beyond(&vs, height(&alice).unwrap());
+    assert_eq!(
+        epoch(&alice),
+        Some(epoch_before),
+        "an epoch closed meanwhile"
+    );
+}
+
 /// The API listener's refusals for `reason`, from its `/metrics`.
 fn http_refused(api: &str, reason: &str) -> Option<u64> {
     let needle = format!("platform_http_refused_total{{reason=\"{reason}\"}} ");

@@ -47,7 +47,10 @@ pub use libp2p;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use providers::{ProviderLimits, ProviderStats};
 pub use service::{SERVE_OUTSIDERS, SERVE_PER_OUTSIDER, SERVE_READS};
-pub use wire::{Envelope, PeerBinding, SnapshotInfo, Topic};
+pub use wire::{
+    CertificateAsk, Envelope, MAX_CERTIFICATE_BYTES, MAX_CERTIFICATES, PeerBinding, SnapshotInfo,
+    Topic,
+};
 
 use service::{Command, Task};
 use wire::{Request, Response};
@@ -120,6 +123,11 @@ pub trait Provider: Send + Sync + 'static {
     fn blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>>;
     /// The latest snapshot held.
     fn latest_snapshot(&self) -> Option<SnapshotInfo>;
+    /// Encoded consensus certificates for `ask`, at most [`MAX_CERTIFICATES`]. A node that
+    /// takes no part in consensus has none.
+    fn certificates(&self, _ask: CertificateAsk) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }
 
 /// A provider with nothing to serve (observers, tools).
@@ -680,6 +688,52 @@ impl Network {
         }
         Err(NetError::NotFound {
             what: format!("blocks {from}..={to}"),
+            tried,
+        })
+    }
+
+    /// Consensus certificates for `ask`, asked point-to-point (never gossiped) of the
+    /// connected validators in turn — those bound to `first` before the others — until one
+    /// answers with some. Returns the answering validator's hotkey and the encoded
+    /// certificates; the caller's consensus engine checks them (and reports the validator for
+    /// a bad one). An answer with more than [`MAX_CERTIFICATES`] or an oversized one is
+    /// refused and penalized here.
+    pub async fn fetch_certificates(
+        &self,
+        ask: CertificateAsk,
+        first: Option<Hotkey>,
+    ) -> Result<(Hotkey, Vec<Vec<u8>>), NetError> {
+        let mut peers = self.call(Command::ValidatorPeers).await?;
+        // Stable: the preferred validator's peers first, the rest in peer order.
+        peers.sort_by_key(|(p, h)| (Some(*h) != first, *p));
+        let mut tried = 0;
+        for (peer, hotkey) in peers {
+            if self.breaker_open(&peer) {
+                continue;
+            }
+            tried += 1;
+            match self.request(peer, Request::Certificates(ask)).await {
+                Ok(Response::Certificates(certs)) if certs.is_empty() => {}
+                Ok(Response::Certificates(certs)) => {
+                    if certs.len() > MAX_CERTIFICATES
+                        || certs.iter().any(|c| c.len() > MAX_CERTIFICATE_BYTES)
+                    {
+                        self.breaker_result(peer, false);
+                        self.report(peer, "certificates", "oversize").await?;
+                        continue;
+                    }
+                    self.breaker_result(peer, true);
+                    return Ok((hotkey, certs));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, "certificates {ask:?}: {e}");
+                    self.breaker_result(peer, false);
+                }
+            }
+        }
+        Err(NetError::NotFound {
+            what: format!("certificates for {ask:?}"),
             tried,
         })
     }

@@ -24,8 +24,8 @@ use crate::metrics::Metrics;
 use crate::providers::ProviderStore;
 use crate::seen::SeenStore;
 use crate::wire::{
-    Codec, Envelope, MAX_BLOB_BYTES, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE, PeerBinding, Protocol,
-    Request, Response, Topic,
+    Codec, Envelope, MAX_BLOB_BYTES, MAX_CERTIFICATES, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE,
+    PeerBinding, Protocol, Request, Response, Topic,
 };
 use crate::{Config, Event, NetError, NetStatus, PeerLink, Provider};
 
@@ -46,6 +46,7 @@ pub(crate) struct Behaviour {
     sync: request_response::Behaviour<Codec>,
     blob: request_response::Behaviour<Codec>,
     snapshot: request_response::Behaviour<Codec>,
+    certificates: request_response::Behaviour<Codec>,
 }
 
 impl Behaviour {
@@ -57,6 +58,7 @@ impl Behaviour {
             Protocol::Sync => &mut self.sync,
             Protocol::Blob => &mut self.blob,
             Protocol::Snapshot => &mut self.snapshot,
+            Protocol::Certificates => &mut self.certificates,
         }
     }
 }
@@ -75,6 +77,8 @@ pub(crate) enum Command {
     ReportValidator(Hotkey, &'static str, &'static str),
     SyncPeers(oneshot::Sender<Vec<PeerId>>),
     PeersOf(Hotkey, oneshot::Sender<Vec<PeerId>>),
+    /// Connected peers bound to a validator of the set, with the validator.
+    ValidatorPeers(oneshot::Sender<Vec<(PeerId, Hotkey)>>),
     Status(oneshot::Sender<NetStatus>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -281,6 +285,7 @@ impl Task {
                     sync: rr(Protocol::Sync),
                     blob: rr(Protocol::Blob),
                     snapshot: rr(Protocol::Snapshot),
+                    certificates: rr(Protocol::Certificates),
                 })
             })
             .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
@@ -560,6 +565,16 @@ impl Task {
                 peers.sort_by_key(|p| (!self.ingress.is_validator_peer(p), *p));
                 let _ = reply.send(peers);
             }
+            Command::ValidatorPeers(reply) => {
+                let mut peers: Vec<(PeerId, Hotkey)> = self
+                    .swarm
+                    .connected_peers()
+                    .filter(|p| self.ingress.is_validator_peer(p))
+                    .filter_map(|p| Some((*p, self.ingress.bound_hotkey(p)?)))
+                    .collect();
+                peers.sort();
+                let _ = reply.send(peers);
+            }
             Command::PeersOf(hotkey, reply) => {
                 let _ = reply.send(self.ingress.peers_of(&hotkey));
             }
@@ -774,6 +789,9 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Snapshot(ev)) => {
                 self.on_rr(Protocol::Snapshot, ev)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Certificates(ev)) => {
+                self.on_rr(Protocol::Certificates, ev)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
@@ -926,6 +944,25 @@ impl Task {
                 let provider = self.provider.clone();
                 self.respond_later(Protocol::Snapshot, peer, channel, move || {
                     Response::Snapshot(provider.latest_snapshot())
+                });
+            }
+            // Only validators take part in consensus: an outsider has no use for
+            // certificates, and answering it would make this node an amplifier.
+            Request::Certificates(_) if !self.ingress.is_validator_peer(&peer) => {
+                self.ingress
+                    .report(Protocol::Certificates.name(), &peer, "not_validator", now);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .certificates
+                    .send_response(channel, Response::Error("not_validator".into()));
+            }
+            Request::Certificates(ask) => {
+                let provider = self.provider.clone();
+                self.respond_later(Protocol::Certificates, peer, channel, move || {
+                    let mut certs = provider.certificates(ask);
+                    certs.truncate(MAX_CERTIFICATES);
+                    Response::Certificates(certs)
                 });
             }
         }

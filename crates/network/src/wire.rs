@@ -191,15 +191,19 @@ pub enum Protocol {
     Blob,
     /// The latest snapshot's description.
     Snapshot,
+    /// Consensus certificates a validator lacks (view synchronization), answered to the
+    /// asker only, and only to validators.
+    Certificates,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Hello,
         Protocol::Sync,
         Protocol::Blob,
         Protocol::Snapshot,
+        Protocol::Certificates,
     ];
 
     /// The short name used in protocol strings and metrics.
@@ -209,6 +213,7 @@ impl Protocol {
             Protocol::Sync => "sync",
             Protocol::Blob => "blob",
             Protocol::Snapshot => "snapshot",
+            Protocol::Certificates => "certificates",
         }
     }
 
@@ -230,7 +235,7 @@ impl Protocol {
     pub fn max_request(self) -> usize {
         match self {
             Protocol::Hello => 512,
-            Protocol::Sync | Protocol::Blob | Protocol::Snapshot => 128,
+            Protocol::Sync | Protocol::Blob | Protocol::Snapshot | Protocol::Certificates => 128,
         }
     }
 
@@ -241,6 +246,7 @@ impl Protocol {
             Protocol::Sync => MAX_SYNC_RESPONSE + 1024,
             Protocol::Blob => MAX_BLOB_BYTES + 1024,
             Protocol::Snapshot => 64 * 1024,
+            Protocol::Certificates => MAX_CERTIFICATES * (MAX_CERTIFICATE_BYTES + 8) + 64,
         }
     }
 }
@@ -251,6 +257,29 @@ pub const MAX_SYNC_RESPONSE: usize = 4 * 1024 * 1024;
 pub const MAX_SYNC_BLOCKS: u64 = 256;
 /// The largest blob served or fetched.
 pub const MAX_BLOB_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most certificates one answer carries.
+pub const MAX_CERTIFICATES: usize = 4;
+/// The largest encoded certificate served or accepted (the consensus layer's message cap).
+pub const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
+
+/// Which consensus certificates a validator asks for. Opaque to the network: the node's
+/// [`crate::Provider`] answers, and the asker's consensus engine checks what comes back.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
+pub enum CertificateAsk {
+    /// The notarization or finalization of the proposal with this digest.
+    Proposal(Hash),
+    /// The certificates of a view of an epoch (or the latest finalization, once the responder
+    /// finalized past it).
+    View {
+        /// The epoch.
+        epoch: u64,
+        /// The view.
+        view: u64,
+    },
+}
 
 /// A request on one of the [`Protocol`]s.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -268,6 +297,8 @@ pub enum Request {
     Blob(Hash),
     /// The latest snapshot's description.
     Snapshot,
+    /// Consensus certificates.
+    Certificates(CertificateAsk),
 }
 
 impl Request {
@@ -278,6 +309,7 @@ impl Request {
             Request::Sync { .. } => Protocol::Sync,
             Request::Blob(_) => Protocol::Blob,
             Request::Snapshot => Protocol::Snapshot,
+            Request::Certificates(_) => Protocol::Certificates,
         }
     }
 }
@@ -294,6 +326,9 @@ pub enum Response {
     Blob(Option<Vec<u8>>),
     /// The latest snapshot, if the responder has one.
     Snapshot(Option<SnapshotInfo>),
+    /// Encoded consensus certificates (at most [`MAX_CERTIFICATES`]), none when the responder
+    /// has nothing for the ask.
+    Certificates(Vec<Vec<u8>>),
     /// The request was refused; the code says why (`rate_limited`, `banned`, `bad_range`, ...).
     Error(String),
 }
@@ -306,6 +341,7 @@ impl Response {
                 | (Response::Blocks(_), Protocol::Sync)
                 | (Response::Blob(_), Protocol::Blob)
                 | (Response::Snapshot(_), Protocol::Snapshot)
+                | (Response::Certificates(_), Protocol::Certificates)
                 | (Response::Error(_), _)
         )
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use platform_crypto::{Domain, Keypair, Signature, sr25519};
 use platform_network::{
-    Config, Envelope, Event, Membership, NetStatus, Network, NothingToServe, Provider, Rate,
-    SnapshotInfo, Topic, identity_from_hotkey,
+    CertificateAsk, Config, Envelope, Event, Membership, NetStatus, Network, NothingToServe,
+    Provider, Rate, SnapshotInfo, Topic, identity_from_hotkey,
 };
 use platform_primitives::{NetUid, decode, encode};
 use platform_storage::DataDir;
@@ -336,6 +336,74 @@ async fn a_late_node_syncs_certified_blocks_and_the_latest_snapshot() {
     assert_eq!(
         late.net.fetch_blob(info.blob).await.unwrap(),
         snapshot_bytes
+    );
+}
+
+/// Holds the certificates of one view (opaque bytes here; the node's consensus engine checks
+/// real ones).
+struct OneView(Vec<Vec<u8>>);
+
+const KNOWN: CertificateAsk = CertificateAsk::View { epoch: 1, view: 5 };
+
+impl Provider for OneView {
+    fn blocks(&self, _: u64, _: u64, _: usize) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn latest_snapshot(&self) -> Option<SnapshotInfo> {
+        None
+    }
+    fn certificates(&self, ask: CertificateAsk) -> Vec<Vec<u8>> {
+        if ask == KNOWN {
+            self.0.clone()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// View synchronization asks validators point-to-point: the asker gets the certificates from
+/// whichever connected validator holds them (the preferred one first), and only validators
+/// are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_answered_to_the_asking_validator_only() {
+    let certs = vec![b"notarization".to_vec(), b"nullification".to_vec()];
+    let stakes = [(1, 400), (2, 300), (3, 200)];
+    let asker = start(1, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let holder = start(2, Config::new(NETUID), Arc::new(OneView(certs.clone()))).await;
+    let empty = start(3, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    let m = membership(&stakes);
+    mesh(&[&asker.net, &holder.net, &empty.net], &m).await;
+
+    // Preferring the validator that has nothing, the answer still comes from the one that has.
+    let (from, got) = asker
+        .net
+        .fetch_certificates(KNOWN, Some(empty.key.hotkey()))
+        .await
+        .unwrap();
+    assert_eq!(from, holder.key.hotkey());
+    assert_eq!(got, certs);
+    // Nobody holds another view's: the error says how many were asked.
+    let other = CertificateAsk::View { epoch: 1, view: 6 };
+    assert!(matches!(
+        asker.net.fetch_certificates(other, None).await,
+        Err(platform_network::NetError::NotFound { tried: 2, .. })
+    ));
+
+    // A peer outside the validator set is refused, counted and penalized.
+    let outsider = start(9, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    outsider.net.set_membership(m.clone()).await.unwrap();
+    outsider.net.dial(holder.net.addr().clone()).await.unwrap();
+    until("the outsider to bind", async || {
+        !status(&outsider.net).await.connected_validators.is_empty()
+    })
+    .await;
+    assert!(outsider.net.fetch_certificates(KNOWN, None).await.is_err());
+    let refused = holder.net.metrics().snapshot().rejected;
+    assert!(
+        refused
+            .get(&("certificates".to_string(), "not_validator".to_string()))
+            .is_some_and(|n| *n >= 1),
+        "{refused:?}"
     );
 }
 

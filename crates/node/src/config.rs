@@ -51,7 +51,8 @@ pub struct NodeConfig {
     /// here yet", as over the wall-clock backstop (it waits and retries; it neither refuses
     /// the close nor stops); `"garbage-gossip"` makes it gossip well-formed messages that mean
     /// nothing on every topic (peers count, drop and penalize them); `"flood-fetches"` makes it
-    /// send 256 consensus `Fetch`/`FetchView` requests per tick (peers rate-limit it). Only builds with the `test-faults` feature accept one. Default: none.
+    /// send 128 certificate requests point-to-point and 256 `Fetch`/`FetchView` asks on
+    /// gossip per tick (peers rate-limit the first and refuse the second). Only builds with the `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// How challenge modules are compiled, set by the program that runs the node (not read
@@ -290,9 +291,10 @@ pub enum Fault {
     /// attestation of a submission nobody made), as a Byzantine validator probing its peers'
     /// handlers would. Peers count and drop them, penalize it, and go on.
     GarbageGossip,
-    /// Send 256 consensus requests per tick (`FetchView` for decided views, `Fetch` for
-    /// digests nobody proposed), as a Byzantine validator trying to make its peers answer
-    /// certificates without end would. Peers rate-limit it and go on.
+    /// Send 128 certificate requests point-to-point and 256 asks on gossip per tick
+    /// (`FetchView` for decided views, `Fetch` for digests nobody proposed), as a Byzantine
+    /// validator trying to make its peers answer certificates without end would. Peers
+    /// rate-limit the requests, refuse the gossiped asks, and go on.
     FloodFetches,
     /// Report the first [`STALLED_WEIGHT_RUNS`] runs of a module's `weights` export as unable
     /// to run here, as a validator whose runs hit the wall-clock backstop would: it must wait

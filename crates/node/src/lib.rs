@@ -70,8 +70,9 @@ pub use config::NodeConfig;
 pub use driver::{SharedStatus, Status};
 pub use weights_host::{RuntimeWeights, weights_host};
 
-/// Serves finalized blocks from the database to peers that sync.
-struct FinalizedBlocks(Arc<DataDir>);
+/// Serves finalized blocks from the database to peers that sync, and the consensus
+/// certificates the driver keeps to validators that ask.
+struct FinalizedBlocks(Arc<DataDir>, Arc<driver::CertificateBook>);
 
 impl Provider for FinalizedBlocks {
     fn blocks(&self, from: u64, to: u64, max_bytes: usize) -> Vec<Vec<u8>> {
@@ -101,6 +102,10 @@ impl Provider for FinalizedBlocks {
             blob: record.blob,
             certificate: encode(&record.proof),
         })
+    }
+
+    fn certificates(&self, ask: platform_network::CertificateAsk) -> Vec<Vec<u8>> {
+        self.1.answer(ask)
     }
 }
 
@@ -160,11 +165,12 @@ pub async fn run(
     if let Some(fault) = cfg.fault()? {
         tracing::warn!("this validator runs with a deliberate fault: {fault:?}");
     }
+    let certificates = Arc::new(driver::CertificateBook::default());
     let (net, events) = Network::start(
         net_cfg,
         Keypair::from_seed(key.seed().context("the hotkey has no seed")?),
         dir.clone(),
-        Arc::new(FinalizedBlocks(dir.clone())),
+        Arc::new(FinalizedBlocks(dir.clone(), certificates.clone())),
     )
     .await?;
     tracing::info!(%hotkey, addr = %net.addr(), "network up");
@@ -202,7 +208,7 @@ pub async fn run(
         key,
         &genesis,
         dir.clone(),
-        net.clone(),
+        (net.clone(), certificates),
         (
             Duration::from_millis(cfg.block_interval_ms),
             Duration::from_millis(cfg.view_timeout_ms),

@@ -63,6 +63,10 @@ pub struct Events {
     /// Pending transactions that left the mempool unordered, by kind and reason (`evicted`
     /// for room, or the state's refusal code when a block built here refused them).
     pub mempool_dropped: Family<Labels, Counter>,
+    /// Certificate asks this validator made point-to-point (view sync), by result
+    /// (`answered`: a validator sent certificates; `unanswered`: no connected validator had
+    /// any).
+    pub view_sync_asks: Family<Labels, Counter>,
     /// View timeouts this node's consensus engine handled.
     pub view_timeouts: Counter,
     /// Certificates formed or received, by kind (`notarize`, `nullify`: a view given up,
@@ -95,6 +99,7 @@ impl Events {
             http_seconds: Family::new_with_constructor(seconds_histogram),
             mempool_offers: Family::default(),
             mempool_dropped: Family::default(),
+            view_sync_asks: Family::default(),
             view_timeouts: Counter::default(),
             certificates: Family::default(),
             equivocations: Counter::default(),
@@ -130,6 +135,13 @@ impl Events {
     pub fn mempool_dropped(&self, kind: &'static str, reason: String) {
         self.mempool_dropped
             .get_or_create(&vec![("kind", kind.into()), ("reason", reason)])
+            .inc();
+    }
+
+    /// Counts a certificate ask's result.
+    pub fn view_sync_ask(&self, result: &'static str) {
+        self.view_sync_asks
+            .get_or_create(&vec![("result", result.into())])
             .inc();
     }
 
@@ -190,6 +202,11 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_mempool_dropped",
         "Pending transactions that left the mempool unordered, by kind and reason",
         e.mempool_dropped.clone(),
+    );
+    r.register(
+        "platform_view_sync_asks",
+        "Certificate asks made point-to-point to catch up on views, by result",
+        e.view_sync_asks.clone(),
     );
     r.register(
         "platform_inputs_dropped",

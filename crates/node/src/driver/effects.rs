@@ -30,6 +30,20 @@ impl Driver {
             // Only consensus members publish: peers refuse (and penalize) consensus gossip
             // from anyone else.
             Effect::Broadcast(_) | Effect::Send { .. } if self.consensus.me.is_none() => {}
+            // Asks for missing certificates go point-to-point (`view_sync`), never on gossip.
+            Effect::Broadcast(message @ (Message::Fetch(_) | Message::FetchView(_))) => {
+                self.ask_certificates(&message, None)
+            }
+            Effect::Send {
+                to,
+                message: message @ (Message::Fetch(_) | Message::FetchView(_)),
+            } => self.ask_certificates(&message, Some(to)),
+            // The engine's answers to a gossiped ask: asks are refused on gossip, and peers'
+            // asks are answered from the certificate book by the network.
+            Effect::Send {
+                message: Message::Certificate(_),
+                ..
+            } => {}
             Effect::Broadcast(message) | Effect::Send { message, .. } => {
                 let round = message
                     .view()
@@ -145,6 +159,7 @@ impl Driver {
                 }
             }
             Effect::Certified(c) => {
+                self.certificates.record(&c);
                 let kind = match c.kind {
                     platform_consensus::VoteKind::Notarize => "notarize",
                     platform_consensus::VoteKind::Nullify => "nullify",

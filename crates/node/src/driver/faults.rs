@@ -118,13 +118,24 @@ impl Driver {
         }
     }
 
-    /// The deliberate fault [`Fault::FloodFetches`]: 256 consensus requests per tick, half
-    /// `FetchView` for views already decided (each answered with a certificate) and half
+    /// The deliberate fault [`Fault::FloodFetches`]: per tick, 128 certificate requests
+    /// point-to-point (for views already decided, each answered with a certificate) and 256
+    /// asks on gossip, where they do not belong, half `FetchView` for decided views and half
     /// `Fetch` for digests nobody proposed, all distinct so that no replay cache stops them.
     pub(super) async fn flood_fetches(&mut self) {
         let view = self.consensus.engine.view();
         self.fetch_flood_tick += 1;
         let tick = self.fetch_flood_tick;
+        for i in 0..128u64 {
+            let ask = platform_network::CertificateAsk::View {
+                epoch: self.epoch().0,
+                view: view.0.saturating_sub(1 + i % view.0.max(1)),
+            };
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                let _ = net.fetch_certificates(ask, None).await;
+            });
+        }
         for i in 0..128u64 {
             let old = View(view.0.saturating_sub(1 + (tick * 128 + i) % view.0.max(1)));
             let junk = Hash::of(&encode(&(tick, i, "fetch")));

@@ -18,7 +18,8 @@
 //! `start` (rebuilding the state, an epoch's engine), `gossip` (what peers send),
 //! `effects` (what the engine asks for), `blocks` (building and verifying), `finalize`
 //! (applying, persisting, collecting, switching epochs), `catch_up` (blocks and snapshots
-//! from peers) and `faults` (the test suite's deliberate faults).
+//! from peers), `view_sync` (certificates a validator lacks, asked point-to-point) and
+//! `faults` (the test suite's deliberate faults).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,9 +64,11 @@ mod faults;
 mod finalize;
 mod gossip;
 mod start;
+mod view_sync;
 
 pub use start::consensus_members;
 use start::epoch_engine;
+pub use view_sync::CertificateBook;
 
 /// What the node reports through the API.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -175,6 +178,12 @@ enum Internal {
     /// A peer's snapshot (its bytes, blob hash and the peer), for catch-up across epochs
     /// (checked before use).
     Snapshot(Vec<u8>, Hash, platform_network::libp2p::PeerId),
+    /// A validator's answer to a certificate ask (`None`: no connected validator had any).
+    Certificates {
+        generation: u64,
+        ask: platform_network::CertificateAsk,
+        answer: Option<(Hotkey, Vec<Vec<u8>>)>,
+    },
 }
 
 /// Most consensus messages of the next epoch held until this node enters it.
@@ -244,8 +253,13 @@ pub fn payload_checks() -> Vec<(Topic, PayloadCheck)> {
                     &e.payload,
                     platform_consensus::types::MAX_MESSAGE_BYTES,
                 )
-                .map(|_| ())
                 .map_err(|_| "bad_consensus_message")
+                .and_then(|m| match m {
+                    // Asks travel point-to-point (the certificates protocol), never on
+                    // gossip, where every validator would answer every one.
+                    Message::Fetch(_) | Message::FetchView(_) => Err("fetch_on_gossip"),
+                    Message::Vote(_) | Message::Certificate(_) => Ok(()),
+                })
             }),
         ),
         (
@@ -348,6 +362,11 @@ pub struct Driver {
     bind_sent: Option<Instant>,
     /// Consensus messages of the next epoch, held until this node enters it.
     early: VecDeque<(Hotkey, Message<BlsSignature>)>,
+    /// Every certificate this validator's engine formed or received, served to validators
+    /// that ask (`view_sync`).
+    certificates: Arc<CertificateBook>,
+    /// Certificate asks in flight.
+    asking: HashSet<platform_network::CertificateAsk>,
     /// Modules being fetched or compiled for an epoch close.
     preparing: Arc<Mutex<HashSet<Hash>>>,
     /// The snapshot of the current epoch's first state, waiting for a certified block after it.
@@ -598,6 +617,11 @@ impl Driver {
             Internal::Snapshot(bytes, blob, peer) => {
                 self.install_snapshot(bytes, blob, peer).await?
             }
+            Internal::Certificates {
+                generation,
+                ask,
+                answer,
+            } => self.on_certificates(generation, ask, answer).await?,
         };
         self.perform(effects).await
     }
