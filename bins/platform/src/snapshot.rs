@@ -9,7 +9,7 @@ use platform_state::Snapshot;
 use crate::output;
 
 /// Largest snapshot file read.
-const MAX_SNAPSHOT_BYTES: u64 = 4 << 30;
+const MAX_SNAPSHOT_BYTES: u64 = snapshots::MAX_SNAPSHOT_BYTES as u64;
 
 /// Snapshot commands.
 #[derive(clap::Subcommand, Debug)]
@@ -97,8 +97,12 @@ struct Stored {
     height: u64,
     epoch: u64,
     block_hash: String,
+    /// The manifest's blob.
     blob: String,
+    /// The snapshot's size, from its manifest (`None`: the manifest is missing or unreadable).
     bytes: Option<u64>,
+    /// The chunks it is stored and served in.
+    chunks: Option<usize>,
 }
 
 fn stored(
@@ -107,14 +111,18 @@ fn stored(
     let dir = platform_node::replay::open(data_dir)?;
     let list = snapshots::list(dir.db())?
         .into_iter()
-        .map(|(height, r)| Stored {
-            height,
-            epoch: r.proof.anchor.epoch.0,
-            block_hash: r.proof.anchor.payload.to_hex(),
-            bytes: std::fs::metadata(dir.blobs().path(&r.blob))
+        .map(|(height, r)| {
+            let manifest = snapshots::read_manifest(dir.blobs(), &r.blob)
                 .ok()
-                .map(|m| m.len()),
-            blob: r.blob.to_hex(),
+                .flatten();
+            Stored {
+                height,
+                epoch: r.proof.anchor.epoch.0,
+                block_hash: r.proof.anchor.payload.to_hex(),
+                bytes: manifest.as_ref().map(|m| m.len),
+                chunks: manifest.as_ref().map(|m| m.chunks.len()),
+                blob: r.blob.to_hex(),
+            }
         })
         .collect();
     Ok((list, dir))
@@ -129,11 +137,12 @@ fn list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         for s in &list {
             println!(
-                "height {:>8}  epoch {:>5}  block {}  {} bytes",
+                "height {:>8}  epoch {:>5}  block {}  {} bytes in {} chunks",
                 s.height,
                 s.epoch,
                 s.block_hash,
-                s.bytes.map_or("?".to_string(), |b| b.to_string())
+                s.bytes.map_or("?".to_string(), |b| b.to_string()),
+                s.chunks.map_or("?".to_string(), |c| c.to_string())
             );
         }
     }
@@ -161,10 +170,12 @@ fn create(
     };
     // Loads as the node would load it (root and proof links checked) before it is written.
     snapshots::load(&dir, at, &record)?;
-    let bytes = dir
-        .blobs()
-        .get(&record.blob, snapshots::MAX_SNAPSHOT_BYTES as u64)?
-        .ok_or_else(|| anyhow::anyhow!("the snapshot's blob {} is missing", record.blob))?;
+    let bytes = snapshots::read_chunked(dir.blobs(), &record.blob)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "a blob of the snapshot (manifest {}) is missing",
+            record.blob
+        )
+    })?;
     let tmp = out.with_extension("partial");
     std::fs::write(&tmp, &bytes)
         .and_then(|()| std::fs::rename(&tmp, out))

@@ -394,10 +394,15 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     let mut vs = init_four(tmp.path(), &chain.url);
     // Each keeps three snapshots and deletes the blocks behind the oldest: enough for Dave's
     // second restart below (one close missed, caught up block by block) to find his blocks.
+    // Snapshots are stored and served in chunks of 4 KiB, so the one Dave fetches comes in
+    // several.
     for v in &vs {
         let config = std::fs::read_to_string(&v.config).unwrap();
         assert!(config.contains("snapshots = 2"), "{config}");
-        std::fs::write(&v.config, config.replace("snapshots = 2", "snapshots = 3")).unwrap();
+        let config = config
+            .replace("snapshots = 2", "snapshots = 3")
+            .replace("snapshot_chunk_kib = 8192", "snapshot_chunk_kib = 4");
+        std::fs::write(&v.config, config).unwrap();
     }
     for v in &mut vs {
         v.start();
@@ -496,6 +501,22 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     // behind his oldest) and crosses the close he missed block by block, each block checked
     // against its epoch's validator set.
     vs[dave].kill9();
+    // The snapshots he holds are stored in chunks; the peer's came in as many.
+    let out = platform(&[
+        "snapshot",
+        "list",
+        "--data-dir",
+        vs[dave].dir.to_str().unwrap(),
+        "--json",
+    ]);
+    let held = json(&out);
+    let chunks: Vec<u64> = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["chunks"].as_u64().unwrap())
+        .collect();
+    assert!(chunks.iter().any(|c| *c > 1), "{held}");
     let config = std::fs::read_to_string(&vs[dave].config).unwrap();
     assert!(config.contains("snapshot_catch_up = true"), "{config}");
     std::fs::write(

@@ -47,6 +47,9 @@ pub struct Retention {
     /// oldest kept snapshot's height are deleted when a snapshot is stored: a restart starts
     /// from a snapshot, and a peer behind it catches up from a snapshot too.
     pub archive: bool,
+    /// Size of the chunks snapshots are stored and served in
+    /// ([`crate::snapshots::Manifest`]).
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl Default for Retention {
@@ -57,6 +60,7 @@ impl Default for Retention {
             unordered_depth: 256,
             snapshots: 2,
             archive: false,
+            snapshot_chunk_bytes: crate::snapshots::CHUNK_BYTES,
         }
     }
 }

@@ -161,6 +161,9 @@ pub struct RetentionConfig {
     /// snapshots and for history. Default `false`: blocks at or below the oldest kept
     /// snapshot are deleted when a newer snapshot is stored.
     pub archive: bool,
+    /// Size in KiB of the chunks snapshots are stored and served in (4 to 8,192). A snapshot
+    /// of any size moves between validators chunk by chunk. Default 8192 (8 MiB).
+    pub snapshot_chunk_kib: u32,
 }
 
 impl Default for RetentionConfig {
@@ -172,6 +175,7 @@ impl Default for RetentionConfig {
             unordered_depth: d.unordered_depth,
             snapshots: d.snapshots,
             archive: d.archive,
+            snapshot_chunk_kib: (d.snapshot_chunk_bytes / 1024) as u32,
         }
     }
 }
@@ -185,6 +189,10 @@ impl RetentionConfig {
             unordered_depth: self.unordered_depth,
             snapshots: self.snapshots,
             archive: self.archive,
+            snapshot_chunk_bytes: (self.snapshot_chunk_kib as usize * 1024).clamp(
+                crate::snapshots::MIN_CHUNK_BYTES,
+                crate::snapshots::MAX_CHUNK_BYTES,
+            ),
         }
     }
 }
@@ -383,6 +391,15 @@ impl NodeConfig {
                 path.display()
             );
         }
+        let kib = cfg.retention.snapshot_chunk_kib as usize;
+        if !(crate::snapshots::MIN_CHUNK_BYTES / 1024..=crate::snapshots::MAX_CHUNK_BYTES / 1024)
+            .contains(&kib)
+        {
+            anyhow::bail!(
+                "config {}: [retention] snapshot_chunk_kib must be 4 to 8192 (is {kib})",
+                path.display()
+            );
+        }
         let p2p = cfg.p2p;
         if p2p.max_connections < 8 || p2p.max_per_ip == 0 || p2p.bind_deadline_secs == 0 {
             anyhow::bail!(
@@ -556,6 +573,23 @@ mod tests {
         std::fs::write(&path, "hotkey = \"//Alice\"\n[retention]\nsnapshots = 0\n").unwrap();
         let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
         assert!(err.contains("snapshots must be at least 1"), "{err}");
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\n[retention]\nsnapshot_chunk_kib = 16\n",
+        )
+        .unwrap();
+        let r = NodeConfig::load(&path).unwrap().retention.get();
+        assert_eq!(r.snapshot_chunk_bytes, 16 * 1024);
+        std::fs::write(
+            &path,
+            "hotkey = \"//Alice\"\n[retention]\nsnapshot_chunk_kib = 1\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("snapshot_chunk_kib must be 4 to 8192"),
+            "{err}"
+        );
     }
 
     #[test]

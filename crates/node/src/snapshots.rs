@@ -37,8 +37,169 @@ pub const MAX_PROOF_BLOCKS: usize = 16;
 /// The largest encoded proof.
 pub const MAX_PROOF_BYTES: usize = 32 * 1024;
 
-/// The largest snapshot stored, served or accepted (the network's blob limit).
-pub const MAX_SNAPSHOT_BYTES: usize = platform_network::wire::MAX_BLOB_BYTES;
+/// The largest snapshot stored, served or accepted.
+pub const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
+
+/// The default size of the chunks a snapshot is stored and served in (`[retention]
+/// snapshot_chunk_kib`).
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// The largest chunk accepted (well under the network's blob limit).
+pub const MAX_CHUNK_BYTES: usize = 8 << 20;
+
+/// The smallest chunk size a node may be configured with (tests store smaller ones).
+pub const MIN_CHUNK_BYTES: usize = 4 << 10;
+
+/// The most chunks a manifest lists.
+pub const MAX_CHUNKS: usize = 1 << 16;
+
+/// The largest encoded manifest.
+pub const MAX_MANIFEST_BYTES: usize = 16 + 4 + MAX_CHUNKS * 32;
+
+/// A snapshot is stored and served as chunks, each a content-addressed blob, listed by a
+/// manifest blob; a snapshot's `blob` (in its record, in `SnapshotInfo`) is the manifest's.
+/// A peer fetches the manifest, then each chunk, checked against its hash as it arrives, so
+/// a snapshot of any size moves in pieces no larger than [`MAX_CHUNK_BYTES`], and memory
+/// grows with what arrives, not with what the manifest claims.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Manifest {
+    /// The snapshot's length in bytes.
+    pub len: u64,
+    /// Its chunks, in order.
+    pub chunks: Vec<Hash>,
+}
+
+impl Manifest {
+    /// Strictly decodes a manifest and checks its bounds.
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, String> {
+        let m: Manifest =
+            decode("snapshot manifest", bytes, MAX_MANIFEST_BYTES).map_err(|e| e.to_string())?;
+        if m.len > MAX_SNAPSHOT_BYTES as u64 {
+            return Err(format!(
+                "the snapshot is {} bytes, above the {MAX_SNAPSHOT_BYTES}-byte limit",
+                m.len
+            ));
+        }
+        if m.chunks.len() > MAX_CHUNKS || (m.chunks.is_empty() != (m.len == 0)) {
+            return Err(format!("{} chunks for {} bytes", m.chunks.len(), m.len));
+        }
+        Ok(m)
+    }
+}
+
+/// Stores `bytes` as chunks of `chunk` bytes and their manifest; returns the manifest's blob.
+pub fn put_chunked(
+    blobs: &platform_storage::BlobStore,
+    bytes: &[u8],
+    chunk: usize,
+) -> Result<Hash, StoreError> {
+    if bytes.len() > MAX_SNAPSHOT_BYTES {
+        return Err(StoreError::TooLarge(bytes.len()));
+    }
+    let chunk = chunk.clamp(1, MAX_CHUNK_BYTES);
+    let mut chunks = Vec::with_capacity(bytes.len().div_ceil(chunk));
+    for piece in bytes.chunks(chunk) {
+        chunks.push(blobs.put(piece)?);
+    }
+    let manifest = Manifest {
+        len: bytes.len() as u64,
+        chunks,
+    };
+    Ok(blobs.put(&encode(&manifest))?)
+}
+
+/// The manifest stored under `blob`, if held.
+pub fn read_manifest(
+    blobs: &platform_storage::BlobStore,
+    blob: &Hash,
+) -> Result<Option<Manifest>, StoreError> {
+    let Some(bytes) = blobs.get(blob, MAX_MANIFEST_BYTES as u64)? else {
+        return Ok(None);
+    };
+    Manifest::decode(&bytes)
+        .map(Some)
+        .map_err(|reason| StoreError::Manifest {
+            blob: *blob,
+            reason,
+        })
+}
+
+/// The snapshot bytes whose manifest is `blob`, read chunk by chunk (`None`: the manifest or a
+/// chunk is not held).
+pub fn read_chunked(
+    blobs: &platform_storage::BlobStore,
+    blob: &Hash,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(manifest) = read_manifest(blobs, blob)? else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for c in &manifest.chunks {
+        let Some(piece) = blobs.get(c, MAX_CHUNK_BYTES as u64)? else {
+            return Ok(None);
+        };
+        out.extend_from_slice(&piece);
+        if out.len() as u64 > manifest.len {
+            break;
+        }
+    }
+    if out.len() as u64 != manifest.len {
+        return Err(StoreError::Manifest {
+            blob: *blob,
+            reason: format!("its chunks hold {} bytes, not {}", out.len(), manifest.len),
+        });
+    }
+    Ok(Some(out))
+}
+
+/// A peer's snapshot, by its manifest's blob: the manifest, then each chunk (asked of `peer`
+/// first, then of the other connected peers; each checked against its hash on arrival and
+/// stored). Refused when the chunks add up to more or less than the manifest says.
+pub async fn fetch_peer(
+    net: &platform_network::Network,
+    blob: Hash,
+    peer: platform_network::libp2p::PeerId,
+) -> Result<Vec<u8>, String> {
+    let manifest = net
+        .fetch_blob_from(blob, Some(peer))
+        .await
+        .map_err(|e| format!("its manifest: {e}"))?;
+    let manifest = Manifest::decode(&manifest)?;
+    let mut out = Vec::new();
+    for (i, c) in manifest.chunks.iter().enumerate() {
+        let piece = net
+            .fetch_blob_from(*c, Some(peer))
+            .await
+            .map_err(|e| format!("chunk {i} of {}: {e}", manifest.chunks.len()))?;
+        if piece.len() > MAX_CHUNK_BYTES {
+            return Err(format!("chunk {i} is {} bytes", piece.len()));
+        }
+        out.extend_from_slice(&piece);
+        if out.len() as u64 > manifest.len {
+            return Err(format!(
+                "its chunks exceed the {} bytes it claims",
+                manifest.len
+            ));
+        }
+    }
+    if out.len() as u64 != manifest.len {
+        return Err(format!(
+            "its chunks hold {} bytes, not {}",
+            out.len(),
+            manifest.len
+        ));
+    }
+    Ok(out)
+}
+
+/// Every blob a stored snapshot occupies: its manifest and its chunks.
+fn snapshot_blobs(blobs: &platform_storage::BlobStore, blob: &Hash) -> Vec<Hash> {
+    let mut all = vec![*blob];
+    if let Ok(Some(m)) = read_manifest(blobs, blob) {
+        all.extend(m.chunks);
+    }
+    all
+}
 
 /// Binds a snapshot to consensus (module docs).
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -152,6 +313,14 @@ pub enum StoreError {
     /// Too large to serve.
     #[error("the snapshot is {0} bytes, above the {MAX_SNAPSHOT_BYTES}-byte limit")]
     TooLarge(usize),
+    /// A manifest that does not decode or does not match its chunks.
+    #[error("snapshot manifest {blob}: {reason}")]
+    Manifest {
+        /// The manifest's blob.
+        blob: Hash,
+        /// Why.
+        reason: String,
+    },
     /// The stored snapshot does not load.
     #[error("stored snapshot at height {height}: {reason}")]
     Corrupt {
@@ -186,10 +355,7 @@ pub fn save(
     proof: SnapshotProof,
     retention: &crate::collect::Retention,
 ) -> Result<Saved, StoreError> {
-    if bytes.len() > MAX_SNAPSHOT_BYTES {
-        return Err(StoreError::TooLarge(bytes.len()));
-    }
-    let blob = dir.blobs().put(bytes)?;
+    let blob = put_chunked(dir.blobs(), bytes, retention.snapshot_chunk_bytes)?;
     let height = proof.anchor.height.0;
     dir.db()
         .write(|tx| tx.put(&SNAPSHOTS, &height, &SnapshotRecord { blob, proof }))?;
@@ -202,9 +368,17 @@ pub fn save(
             }
             Ok::<_, DbError>(())
         })?;
+        // Chunks are content-addressed, so two snapshots may share one: only blobs no kept
+        // snapshot uses are deleted.
+        let kept: std::collections::HashSet<Hash> = all[old.len()..]
+            .iter()
+            .flat_map(|(_, r)| snapshot_blobs(dir.blobs(), &r.blob))
+            .collect();
         for (_, r) in old {
-            if r.blob != blob {
-                let _ = std::fs::remove_file(dir.blobs().path(&r.blob));
+            for b in snapshot_blobs(dir.blobs(), &r.blob) {
+                if !kept.contains(&b) {
+                    let _ = dir.blobs().remove(&b);
+                }
             }
         }
     }
@@ -235,10 +409,8 @@ pub fn load(
     record: &SnapshotRecord,
 ) -> Result<(State, SnapshotProof), StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { height, reason };
-    let bytes = dir
-        .blobs()
-        .get(&record.blob, MAX_SNAPSHOT_BYTES as u64)?
-        .ok_or_else(|| corrupt(format!("blob {} is missing", record.blob)))?;
+    let bytes = read_chunked(dir.blobs(), &record.blob)?
+        .ok_or_else(|| corrupt(format!("a blob of snapshot {} is missing", record.blob)))?;
     let state = Snapshot::import(&bytes, MAX_SNAPSHOT_BYTES, |block, h, root, _| {
         record.proof.check_links(block, h, root)
     })
@@ -598,6 +770,73 @@ mod tests {
         let mut pending = Pending::new(proof.anchor, state.fork());
         let (_, made) = pending.add(p1, header, &proof.certificate).unwrap();
         assert_eq!(made, proof);
+    }
+
+    #[test]
+    fn snapshots_are_stored_in_chunks_listed_by_a_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        // 100 KiB in chunks of 4 KiB: 25 chunks, read back whole.
+        let bytes: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let blob = put_chunked(dir.blobs(), &bytes, MIN_CHUNK_BYTES).unwrap();
+        let manifest = read_manifest(dir.blobs(), &blob).unwrap().unwrap();
+        assert_eq!(manifest.len, bytes.len() as u64);
+        assert_eq!(manifest.chunks.len(), 25);
+        assert_eq!(read_chunked(dir.blobs(), &blob).unwrap().unwrap(), bytes);
+        // A missing chunk: the snapshot is not held.
+        dir.blobs().remove(&manifest.chunks[7]).unwrap();
+        assert_eq!(read_chunked(dir.blobs(), &blob).unwrap(), None);
+        // Manifests are decoded strictly and must be consistent.
+        let mut trailing = encode(&manifest);
+        trailing.push(0);
+        assert!(Manifest::decode(&trailing).is_err());
+        let empty_with_length = Manifest {
+            len: 5,
+            chunks: Vec::new(),
+        };
+        assert!(Manifest::decode(&encode(&empty_with_length)).is_err());
+        let too_large = Manifest {
+            len: MAX_SNAPSHOT_BYTES as u64 + 1,
+            chunks: vec![Hash::of(b"x")],
+        };
+        assert!(Manifest::decode(&encode(&too_large)).is_err());
+        // Chunks that add up to more or less than the manifest says are refused.
+        let short = put_chunked(dir.blobs(), &bytes[..10_000], MIN_CHUNK_BYTES).unwrap();
+        let mut lying = read_manifest(dir.blobs(), &short).unwrap().unwrap();
+        lying.len += 1;
+        let lying = dir.blobs().put(&encode(&lying)).unwrap();
+        let err = read_chunked(dir.blobs(), &lying).unwrap_err();
+        assert!(err.to_string().contains("not 10001"), "{err}");
+    }
+
+    /// Snapshots in small chunks load as whole ones do, and deleting an old snapshot keeps
+    /// the chunks a kept one shares with it.
+    #[test]
+    fn chunked_snapshots_load_and_shared_chunks_survive_pruning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let (mut state, proof, bytes) = genesis_and_proof(&["//Alice", "//Bob", "//Charlie"]);
+        let retention = crate::collect::Retention {
+            snapshots: 1,
+            snapshot_chunk_bytes: 512,
+            ..crate::collect::Retention::default()
+        };
+        let first = save(&dir, &bytes, proof.clone(), &retention).unwrap();
+        let manifest = read_manifest(dir.blobs(), &first.blob).unwrap().unwrap();
+        assert_eq!(manifest.chunks.len(), bytes.len().div_ceil(512));
+        assert!(manifest.chunks.len() > 1, "{} bytes", bytes.len());
+        let (mut loaded, _) = load_latest(&dir).unwrap().unwrap();
+        assert_eq!(loaded.root(), state.root());
+        // A newer snapshot with the same bytes (same chunks) replaces it: the manifest and
+        // chunks it uses stay.
+        let mut later = proof.clone();
+        later.anchor.height = Height(5);
+        let second = save(&dir, &bytes, later, &retention).unwrap();
+        assert_eq!(list(dir.db()).unwrap().len(), 1);
+        assert_eq!(second.blob, first.blob);
+        for c in &manifest.chunks {
+            assert!(dir.blobs().contains(c));
+        }
     }
 
     #[test]

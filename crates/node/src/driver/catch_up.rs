@@ -80,7 +80,7 @@ impl Driver {
                 && info.height >= from
                 && !refused.contains(&info.blob)
             {
-                match net.fetch_blob_from(info.blob, Some(peer)).await {
+                match snapshots::fetch_peer(&net, info.blob, peer).await {
                     Ok(bytes) => {
                         let _ = tx.send(Internal::Snapshot(bytes, info.blob, peer)).await;
                         return;
