@@ -1,4 +1,4 @@
-//! Request-response frames (hello, sync, blob, snapshot) as the codec reads them from a
+//! Request-response frames (hello, sync, blob, snapshot, certificates) as the codec reads them from a
 //! stream: the first byte picks the protocol and whether it is a request or a response.
 #![no_main]
 

@@ -1,4 +1,6 @@
-//! `platform bench state`: the state root's cost per block at 10⁵ and 10⁶ entries.
+//! `platform bench state`: the state root's cost per block at 10⁵ and 10⁶ entries, and a
+//! block's cost with an empty history against a history of 10⁶ entries of which 10⁵ are
+//! settled submissions.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,19 @@ pub struct SizeFigures {
     fork_update_100_changes_us: f64,
 }
 
+/// Applying one block of submissions on a fork of the committed state (what a validator does
+/// to verify a block), with and without a long history in the state.
+#[derive(Serialize)]
+pub struct HistoryFigures {
+    /// Entries in the state.
+    entries: u64,
+    /// Certified submission records among them.
+    settled_submissions: u64,
+    /// Median time to fork the state and apply the block (64 signed submissions: signature
+    /// checks, committee draws, the root).
+    block_apply_us: f64,
+}
+
 #[derive(Serialize)]
 pub struct StateFigures {
     sizes: Vec<SizeFigures>,
@@ -23,9 +38,58 @@ pub struct StateFigures {
     scaling_1m_over_100k: f64,
     /// The same ratio for fork + 100 changes + root.
     fork_scaling_1m_over_100k: f64,
+    /// A block's cost with an empty history, then with 10⁶ entries (10⁵ settled submissions).
+    history: Vec<HistoryFigures>,
+    /// Cost with the history over cost without. Target: at most 1.2.
+    history_ratio: f64,
 }
 
-pub fn run(quick: bool) -> StateFigures {
+/// Submissions per block in the history comparison.
+const BLOCK_SUBMISSIONS: usize = 64;
+
+/// Times fork + apply of one block of [`BLOCK_SUBMISSIONS`] submissions on a state holding
+/// `filler` extra entries and `settled` certified submissions.
+fn block_with_history(filler: u64, settled: u64, rounds: usize) -> anyhow::Result<HistoryFigures> {
+    use platform_crypto::Keypair;
+    use platform_node::workload::{state_with_active_challenge, submission};
+    use platform_state::NoModules;
+    let owner = Keypair::from_seed(&[1; 32]);
+    let miners: Vec<Keypair> = (0..BLOCK_SUBMISSIONS)
+        .map(|i| Keypair::from_seed(&[i as u8 + 2; 32]))
+        .collect();
+    let mut state = state_with_active_challenge(&owner, &miners, 1_000)?;
+    platform_state::fixtures::add_history(&mut state, filler, settled);
+    let network = state.meta().network_id;
+    let txs: Vec<_> = miners
+        .iter()
+        .enumerate()
+        .map(|(i, m)| submission(m, &network, i as u64 + 1))
+        .collect();
+    let view = platform_primitives::View(state.meta().height.0 + 1);
+    let (block, outcomes) = state.fork().build_block(&owner, view, 1, txs, &NoModules);
+    if let Some((_, Err(e))) = outcomes.iter().find(|(_, r)| r.is_err()) {
+        anyhow::bail!("the benchmark block refused a submission: {e}");
+    }
+    let mut samples: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            let mut fork = state.fork();
+            let applied = fork.apply_block(&block, &NoModules);
+            std::hint::black_box(applied.is_ok());
+            t.elapsed()
+        })
+        .collect();
+    if let Err(e) = state.fork().apply_block(&block, &NoModules) {
+        anyhow::bail!("the benchmark block does not apply: {e:?}");
+    }
+    Ok(HistoryFigures {
+        entries: state.entry_count() as u64,
+        settled_submissions: settled,
+        block_apply_us: median_us(&mut samples),
+    })
+}
+
+pub fn run(quick: bool) -> anyhow::Result<StateFigures> {
     let rounds = if quick { 20 } else { 200 };
     let mut sizes = Vec::new();
     for n in [100_000u64, 1_000_000] {
@@ -57,11 +121,20 @@ pub fn run(quick: bool) -> StateFigures {
         let r = f(&sizes[1]) / f(&sizes[0]).max(0.001);
         (r * 100.0).round() / 100.0
     };
-    StateFigures {
+    let block_rounds = if quick { 10 } else { 50 };
+    let history = vec![
+        block_with_history(0, 0, block_rounds)?,
+        block_with_history(900_000, 100_000, block_rounds)?,
+    ];
+    let history_ratio =
+        (history[1].block_apply_us / history[0].block_apply_us.max(0.001) * 100.0).round() / 100.0;
+    Ok(StateFigures {
         scaling_1m_over_100k: ratio(|s| s.root_update_100_changes_us),
         fork_scaling_1m_over_100k: ratio(|s| s.fork_update_100_changes_us),
         sizes,
-    }
+        history,
+        history_ratio,
+    })
 }
 
 fn median_us(samples: &mut [Duration]) -> f64 {
@@ -81,5 +154,21 @@ pub fn print(f: &StateFigures) {
         "10⁶ / 10⁵ cost ratio: {} in place, {} with a fork (1.0 = independent of state size, \
          10 = proportional)",
         f.scaling_1m_over_100k, f.fork_scaling_1m_over_100k
+    );
+    for h in &f.history {
+        println!(
+            "a block of {BLOCK_SUBMISSIONS} submissions, forked and applied: {:>9} µs with {} \
+             entries ({} settled submissions)",
+            h.block_apply_us, h.entries, h.settled_submissions
+        );
+    }
+    println!(
+        "with that history / without: {} (target: at most 1.2, {})",
+        f.history_ratio,
+        if f.history_ratio <= 1.2 {
+            "met"
+        } else {
+            "not met"
+        }
     );
 }

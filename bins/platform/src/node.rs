@@ -77,6 +77,11 @@ pub struct RunArgs {
 
 /// `platform devnet`.
 #[derive(clap::Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("fault")
+        .multiple(false)
+        .args(DevnetArgs::FAULT_FLAGS)
+))]
 pub struct DevnetArgs {
     /// How many validators (1 to 64: //Alice, //Bob, //Charlie, //Dave, then //Validator5 …,
     /// each a process; stakes differ, see --stakes). Above 8, committees have 8 members unless
@@ -123,55 +128,40 @@ pub struct DevnetArgs {
     /// Make the last N validators withhold evaluations: they sit on committees but never
     /// attest, and once a committee's attestation time is up the state replaces them with
     /// validators outside it (see --committee-size, --attest-timeout-blocks).
-    #[arg(long, default_value_t = 0, conflicts_with = "byzantine")]
+    #[arg(long, default_value_t = 0)]
     withhold: usize,
     /// Make the last N validators gossip forged epoch anchors (a metagraph that leaves them
     /// the only validator). Peers refuse them at ingress (`epoch_transaction` in /metrics) and
     /// soon ban the sender; the others keep finalizing and closing epochs without it, and
     /// --blocks and --epochs count only them.
-    #[arg(long, default_value_t = 0, conflicts_with_all = ["byzantine", "withhold"])]
+    #[arg(long, default_value_t = 0)]
     poison_anchors: usize,
     /// Make the last N validators announce made-up blocks for views they do not lead (and a
     /// second block for the views they do) every tick. Peers follow one announcement per view,
     /// from its leader only, count the rest (`announce/not_leader`,
     /// `announce/duplicate_announcement` in /metrics) and soon ban the sender; --blocks and
     /// --epochs count only the others.
-    #[arg(
-        long,
-        default_value_t = 0,
-        conflicts_with_all = ["byzantine", "withhold", "poison_anchors"]
-    )]
+    #[arg(long, default_value_t = 0)]
     flood_announces: usize,
     /// Make the last N validators unable to run modules' `weights` exports the first few
     /// times (as runs over the wall-clock backstop would be). They wait and retry each epoch
     /// close instead of refusing it or stopping (`platform_epoch_close_module_waits` in
     /// /metrics, `module_waits` in the summary) and submit the same weights as the others.
-    #[arg(
-        long,
-        default_value_t = 0,
-        conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces"]
-    )]
+    #[arg(long, default_value_t = 0)]
     stall_weights: usize,
     /// Make the last N validators gossip, every tick, well-formed messages that mean nothing
     /// on every topic (a vote for a proposal nobody made, a submission no miner signed, an
     /// attestation of a submission nobody made). The others count and drop them
     /// (`inputs_dropped` and `refused` in the summary), penalize the sender and go on;
     /// --blocks and --epochs count only the others.
-    #[arg(
-        long,
-        default_value_t = 0,
-        conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces", "stall_weights"]
-    )]
+    #[arg(long, default_value_t = 0)]
     garbage_gossip: usize,
-    /// Make the last N validators send 256 consensus requests per tick (`FetchView` for views
-    /// already decided, each answered with a certificate; `Fetch` for digests nobody proposed).
-    /// The others rate-limit them (`consensus/rate_limited_*` in `refused`) and go on; --blocks
-    /// and --epochs count only the others.
-    #[arg(
-        long,
-        default_value_t = 0,
-        conflicts_with_all = ["byzantine", "withhold", "poison_anchors", "flood_announces", "stall_weights", "garbage_gossip"]
-    )]
+    /// Make the last N validators send, every tick, 128 certificate requests point-to-point
+    /// (for views already decided, each answered with a certificate) and 256 `Fetch` and
+    /// `FetchView` asks on gossip, where they do not belong. The others rate-limit the first
+    /// (`certificates/rate_limited` in `refused`), refuse the second (`consensus/fetch_on_gossip`)
+    /// and go on; --blocks and --epochs count only the others.
+    #[arg(long, default_value_t = 0)]
     flood_fetches: usize,
     /// Committee size of the published challenges (default: every validator sits on every
     /// committee up to 8 validators, 8 members above that). With fewer members than
@@ -217,6 +207,33 @@ pub struct DevnetArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+}
+
+impl DevnetArgs {
+    /// The flags that each make the last N validators run a deliberate fault: at most one
+    /// may be given.
+    const FAULT_FLAGS: [&'static str; 7] = [
+        "byzantine",
+        "withhold",
+        "poison_anchors",
+        "flood_announces",
+        "stall_weights",
+        "garbage_gossip",
+        "flood_fetches",
+    ];
+
+    /// Each fault flag's count with the fault's name in config.toml (`NodeConfig::fault`).
+    fn faults(&self) -> [(usize, &'static str); 7] {
+        [
+            (self.byzantine, "wrong-scores"),
+            (self.withhold, "withhold-attestations"),
+            (self.poison_anchors, "poison-anchors"),
+            (self.flood_announces, "flood-announces"),
+            (self.stall_weights, "stall-weights"),
+            (self.garbage_gossip, "garbage-gossip"),
+            (self.flood_fetches, "flood-fetches"),
+        ]
+    }
 }
 
 pub fn init(args: InitArgs) -> Result<ExitCode> {
@@ -709,13 +726,7 @@ pub(crate) fn run_devnet(
             temp.path().to_path_buf()
         }
     };
-    let faulty = args.byzantine
-        + args.withhold
-        + args.poison_anchors
-        + args.flood_announces
-        + args.stall_weights
-        + args.garbage_gossip
-        + args.flood_fetches;
+    let faulty: usize = args.faults().iter().map(|(n, _)| n).sum();
     if faulty > 0 && !cfg!(feature = "test-faults") {
         bail!(
             "--byzantine, --withhold, --poison-anchors, --flood-announces, --stall-weights, \
@@ -818,26 +829,11 @@ pub(crate) fn run_devnet(
         // Every miner, the owner and the watch loop reach the API from 127.0.0.1.
         cfg.http_limits.per_ip_requests_per_sec = 0;
         cfg.http_limits.per_ip_connections = cfg.http_limits.max_connections;
-        if i + args.byzantine >= args.validators {
-            cfg.fault = Some("wrong-scores".into());
-        }
-        if i + args.withhold >= args.validators {
-            cfg.fault = Some("withhold-attestations".into());
-        }
-        if i + args.poison_anchors >= args.validators {
-            cfg.fault = Some("poison-anchors".into());
-        }
-        if i + args.flood_announces >= args.validators {
-            cfg.fault = Some("flood-announces".into());
-        }
-        if i + args.stall_weights >= args.validators {
-            cfg.fault = Some("stall-weights".into());
-        }
-        if i + args.garbage_gossip >= args.validators {
-            cfg.fault = Some("garbage-gossip".into());
-        }
-        if i + args.flood_fetches >= args.validators {
-            cfg.fault = Some("flood-fetches".into());
+        // The last N validators run the fault a flag names (one flag at most).
+        for (n, fault) in args.faults() {
+            if i + n >= args.validators {
+                cfg.fault = Some(fault.into());
+            }
         }
         let config = dir.join("config.toml");
         cfg.save(&config)?;

@@ -102,14 +102,28 @@ impl Lab {
     fn split(&self, a: usize, b: usize) {
         for (from, to) in [(a, b), (b, a)] {
             let route = format!("{}/32", self.addr(to));
-            ip(&["-n", &self.namespaces[from], "route", "add", "blackhole", &route]);
+            ip(&[
+                "-n",
+                &self.namespaces[from],
+                "route",
+                "add",
+                "blackhole",
+                &route,
+            ]);
         }
     }
 
     fn join(&self, a: usize, b: usize) {
         for (from, to) in [(a, b), (b, a)] {
             let route = format!("{}/32", self.addr(to));
-            ip(&["-n", &self.namespaces[from], "route", "del", "blackhole", &route]);
+            ip(&[
+                "-n",
+                &self.namespaces[from],
+                "route",
+                "del",
+                "blackhole",
+                &route,
+            ]);
         }
     }
 
@@ -438,6 +452,10 @@ fn netns_minority_majority_and_successive_faults() {
     // quorum; Charlie; Dave).
     for i in [1, 2] {
         cut_and_see(&lab, &nodes, i, false);
+        figure(
+            &format!("{}_cut_blocks_per_sec", NAMES[i]),
+            rate(&lab, alice, Duration::from_secs(10)),
+        );
         lab.heal(i);
     }
     cut_and_see(&lab, &nodes, 3, false);

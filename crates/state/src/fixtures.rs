@@ -49,3 +49,60 @@ pub fn fork_update_and_root(
     let mut fork = s.clone();
     update_and_root(&mut fork, n, changes, round)
 }
+
+/// Adds what a long history leaves in the state to `state`: `filler` 64-byte entries and
+/// `settled` certified submission records of one challenge, each with its payload index, as if
+/// ordered and certified in earlier epochs and kept by a long retention. Commits and computes
+/// the root. For the per-block cost with a history (`platform bench state`).
+pub fn add_history(state: &mut crate::State, filler: u64, settled: u64) {
+    use crate::keys;
+    use crate::machine::put;
+    use crate::records::{SubmissionRecord, SubmissionStatus};
+    use platform_primitives::{ChallengeId, Hash, Height, Hotkey, Score, Submission};
+
+    let challenge = ChallengeId::new("history").expect("valid id");
+    let store = &mut state.store;
+    for i in 0..filler {
+        store.put(key(i), vec![(i % 251) as u8; 64]);
+    }
+    for i in 0..settled {
+        let seed = blake3::hash(&i.to_le_bytes());
+        let submission = Submission {
+            challenge: challenge.clone(),
+            miner: Hotkey(*seed.as_bytes()),
+            payload_hash: Hash(*blake3::hash(seed.as_bytes()).as_bytes()),
+            payload_len: 1_000,
+            nonce: i,
+        };
+        let id = submission.id();
+        put(
+            store,
+            keys::payload(&challenge, &submission.payload_hash),
+            &id,
+        );
+        put(
+            store,
+            keys::submission(&id),
+            &SubmissionRecord {
+                submission,
+                height: Height(1),
+                epoch: platform_primitives::Epoch(0),
+                seed: i,
+                draw_seed: Hash(*seed.as_bytes()),
+                committee: vec![Hotkey([1; 32]); 3],
+                dropped: Vec::new(),
+                deadline: Height(10),
+                attestations: Vec::new(),
+                status: SubmissionStatus::Certified {
+                    digest: Hash(*seed.as_bytes()),
+                    outcome: platform_runtime::OutcomeClass::Ok,
+                    score: Some(Score(i % 1_000_000)),
+                    signers: vec![Hotkey([1; 32]); 3],
+                    height: Height(2),
+                },
+            },
+        );
+    }
+    store.commit();
+    store.root();
+}
