@@ -601,24 +601,11 @@ fn refusals(metrics: &str) -> BTreeMap<String, u64> {
 
 /// The samples of a counter family with two labels, keyed `first/second` by their values.
 fn labelled_pairs(metrics: &str, name: &str, keys: (&str, &str)) -> BTreeMap<String, u64> {
-    metrics
-        .lines()
-        .filter_map(|l| {
-            let labels = l.strip_prefix(name)?.strip_prefix('{')?;
-            let (labels, count) = labels.split_once("} ")?;
-            let (first, second) = labels.split_once(',')?;
-            let unquote = |kv: &str, key: &str| -> Option<String> {
-                Some(
-                    kv.strip_prefix(key)?
-                        .strip_prefix('=')?
-                        .trim_matches('"')
-                        .to_string(),
-                )
-            };
-            Some((
-                format!("{}/{}", unquote(first, keys.0)?, unquote(second, keys.1)?),
-                count.trim().parse().ok()?,
-            ))
+    crate::soak::samples(metrics, name)
+        .into_iter()
+        .filter_map(|(labels, value)| {
+            let get = |key: &str| labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+            Some((format!("{}/{}", get(keys.0)?, get(keys.1)?), value as u64))
         })
         .collect()
 }

@@ -157,18 +157,32 @@ pub(crate) fn metric(text: &str, name: &str) -> u64 {
     metric_f64(text, name) as u64
 }
 
-/// The sum of every sample of the counter family `name`, whatever its labels.
-pub(crate) fn metric_sum(text: &str, name: &str) -> u64 {
+/// Every sample of the family `name` in Prometheus text: its labels (name and unquoted value,
+/// in order) and its value.
+pub(crate) fn samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
     text.lines()
         .filter_map(|l| {
             let rest = l.strip_prefix(name)?;
-            let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once("} ")?.1,
-                None => rest.strip_prefix(' ')?,
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
             };
-            value.trim().parse::<u64>().ok()
+            let labels = labels
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.trim_matches('"').to_string()))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some((labels, value.trim().parse().ok()?))
         })
-        .sum()
+        .collect()
+}
+
+/// The sum of every sample of the counter family `name`, whatever its labels.
+pub(crate) fn metric_sum(text: &str, name: &str) -> u64 {
+    samples(text, name).iter().map(|(_, v)| *v as u64).sum()
 }
 
 /// [`metric`] for samples with fractions (seconds).
@@ -480,6 +494,24 @@ mod tests {
                     platform_waits_total_other 9\nplatform_waits_total 1\n";
         assert_eq!(metric_sum(text, "platform_waits_total"), 6);
         assert_eq!(metric_sum(text, "platform_absent_total"), 0);
+    }
+
+    #[test]
+    fn labelled_samples_are_read_with_their_labels() {
+        let text = "platform_x_total{kind=\"a\",reason=\"b\"} 3\nplatform_x_total 4\n\
+                    platform_x_total_other{kind=\"c\"} 9\n";
+        let got = samples(text, "platform_x_total");
+        assert_eq!(
+            got,
+            vec![
+                (
+                    vec![("kind".into(), "a".into()), ("reason".into(), "b".into())],
+                    3.0
+                ),
+                (vec![], 4.0)
+            ]
+        );
+        assert_eq!(metric_sum(text, "platform_x_total"), 7);
     }
 
     #[test]
