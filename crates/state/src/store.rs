@@ -8,8 +8,11 @@
 //! unchanged parts between clones: cloning a store — forking the state to build or verify a
 //! block on — costs O(1), and a write to the clone copies only the O(log n) nodes on its
 //! path. A block's cost is thus proportional to what it changes, whatever the state's size.
+//! Keys and values are reference-counted, so a copied B-tree node (up to 64 entries) costs
+//! reference counts, not copies of every key and value in it.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use imbl::OrdMap;
 
@@ -20,11 +23,14 @@ use crate::smt::Trie;
 /// Entries, their trie and the undo journal.
 #[derive(Clone, Default)]
 pub struct Store {
-    entries: OrdMap<Vec<u8>, Vec<u8>>,
+    entries: OrdMap<Bytes, Bytes>,
     trie: Trie,
     /// Previous values of every key written since the journal was last cleared, oldest first.
-    journal: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    journal: Vec<(Bytes, Option<Bytes>)>,
 }
+
+/// A key or value, shared between the stores that hold it.
+type Bytes = Arc<[u8]>;
 
 /// A point in the journal to roll back to.
 #[derive(Clone, Copy, Debug)]
@@ -37,16 +43,17 @@ fn path(key: &[u8]) -> [u8; 32] {
 impl Store {
     /// The value under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries.get(key).map(Vec::as_slice)
+        self.entries.get(key).map(AsRef::as_ref)
     }
 
     /// Writes `value` under `key`.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        if self.entries.get(&key) == Some(&value) {
+        if self.get(&key) == Some(value.as_slice()) {
             return;
         }
         self.trie.insert(path(&key), Hash::of(&value));
-        let old = self.entries.insert(key.clone(), value);
+        let key: Bytes = key.into();
+        let old = self.entries.insert(key.clone(), value.into());
         self.journal.push((key, old));
     }
 
@@ -54,7 +61,7 @@ impl Store {
     pub fn delete(&mut self, key: &[u8]) {
         if let Some(old) = self.entries.remove(key) {
             self.trie.remove(&path(key));
-            self.journal.push((key.to_vec(), Some(old)));
+            self.journal.push((key.into(), Some(old)));
         }
     }
 
@@ -63,7 +70,7 @@ impl Store {
         self.entries
             .range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
     /// The state root.
@@ -105,9 +112,7 @@ impl Store {
 
     /// Every entry, in key order (for snapshots).
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 }
 
