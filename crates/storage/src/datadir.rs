@@ -6,8 +6,12 @@ use crate::audit::{AuditEntry, AuditError, AuditLog};
 use crate::blobs::{BlobError, BlobStore};
 use crate::db::{Db, DbError, TableSpec};
 
-/// The layout version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The layout version this build reads and writes. A data directory of another version is
+/// refused (start a fresh one, from the network's genesis or a peer's snapshot):
+/// 1. the first layout;
+/// 2. snapshots stored as chunks listed by a manifest blob, and the state's miner nonces as
+///    windows of recent nonces (a version-1 snapshot or state does not read back).
+pub const FORMAT_VERSION: u32 = 2;
 
 const META: TableSpec<String, u32> = TableSpec::new("meta", 16);
 const FORMAT_KEY: &str = "format_version";
@@ -34,7 +38,9 @@ pub enum DataDirError {
     Blob(#[from] BlobError),
     /// Written by another version of Platform.
     #[error(
-        "data directory {path} has format version {found}; this build of platform reads version {expected}"
+        "data directory {path} has format version {found}; this build of platform reads version \
+         {expected}: start this validator on a fresh data directory (`platform init`), which \
+         catches up from its peers"
     )]
     Version {
         /// The folder.

@@ -23,8 +23,9 @@ const KEPT_VIEWS: usize = 1024;
 /// Most certificate requests of one validator in flight at once.
 const MAX_ASKS_IN_FLIGHT: usize = 8;
 
-/// How often, and how long apart, an ask is repeated while no validator is connected.
-const NO_PEER_RETRIES: usize = 20;
+/// How often, and how long apart, an ask is repeated while no validator is connected (30 s:
+/// long enough for a node back from a pause or a partition to redial its peers).
+const NO_PEER_RETRIES: usize = 60;
 const NO_PEER_WAIT: Duration = Duration::from_millis(500);
 
 /// The certificates this validator can give a peer that asks: its epoch's latest
