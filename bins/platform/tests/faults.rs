@@ -100,27 +100,22 @@ impl Lab {
     /// Splits hosts `a` and `b` apart, both ways, while each keeps its link to everyone else:
     /// a blackhole route in each one's namespace drops what it sends the other.
     fn split(&self, a: usize, b: usize) {
-        for (from, to) in [(a, b), (b, a)] {
-            let route = format!("{}/32", self.addr(to));
-            ip(&[
-                "-n",
-                &self.namespaces[from],
-                "route",
-                "add",
-                "blackhole",
-                &route,
-            ]);
-        }
+        self.blackholes("add", a, b);
     }
 
     fn join(&self, a: usize, b: usize) {
+        self.blackholes("del", a, b);
+    }
+
+    /// Adds or deletes (`op`) the blackhole routes between hosts `a` and `b`.
+    fn blackholes(&self, op: &str, a: usize, b: usize) {
         for (from, to) in [(a, b), (b, a)] {
             let route = format!("{}/32", self.addr(to));
             ip(&[
                 "-n",
                 &self.namespaces[from],
                 "route",
-                "del",
+                op,
                 "blackhole",
                 &route,
             ]);
