@@ -393,6 +393,9 @@ struct CheckReport {
     tempo: u16,
     next_epoch_block: u64,
     weights: WeightsPlan,
+    /// A subtensor node's runtime (absent for LocalChain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<CheckedRuntime>,
     /// The validators a genesis read from this subnet now would hold: permit and stake.
     validators: Vec<CheckedValidator>,
     neurons: usize,
@@ -417,6 +420,13 @@ struct WeightsPlan {
     /// For timelocked commits: the drand round a commit made now would be sealed to.
     #[serde(skip_serializing_if = "Option::is_none")]
     reveal_round: Option<u64>,
+}
+
+/// The runtime's spec version and the shapes Platform uses that it changed.
+#[derive(Serialize)]
+struct CheckedRuntime {
+    spec_version: u32,
+    changed: Vec<&'static str>,
 }
 
 #[derive(Clone, Serialize)]
@@ -482,6 +492,20 @@ async fn check_subnet(
     if hyper.tempo == 0 {
         problems.push(format!("subnet {netuid} has tempo 0: it runs no epochs"));
     }
+    let runtime = c.runtime().await?.map(|r| CheckedRuntime {
+        spec_version: r.spec_version,
+        changed: r.changed,
+    });
+    if let Some(r) = runtime.as_ref() {
+        let needed = format!("SubtensorModule.{call}");
+        if r.changed.contains(&needed.as_str()) {
+            problems.push(format!(
+                "the runtime (spec {}) changed {needed}, which this subnet's weights need: \
+                 Platform must be rebuilt with its metadata",
+                r.spec_version
+            ));
+        }
+    }
     let checked = |n: &platform_chain::NeuronInfo| CheckedValidator {
         uid: Some(n.uid),
         hotkey: n.hotkey.to_ss58(),
@@ -543,6 +567,7 @@ async fn check_subnet(
             max_weights_limit: hyper.max_weights_limit,
             reveal_round,
         },
+        runtime,
         validators,
         neurons: neurons.len(),
         validator,
@@ -558,6 +583,20 @@ fn print_check(r: &CheckReport) {
         r.next_epoch_block,
         r.next_epoch_block.saturating_sub(r.block)
     );
+    if let Some(rt) = &r.runtime {
+        if rt.changed.is_empty() {
+            println!(
+                "runtime: spec {}, every shape Platform uses as built",
+                rt.spec_version
+            );
+        } else {
+            println!(
+                "runtime: spec {}, changed: {}",
+                rt.spec_version,
+                rt.changed.join(", ")
+            );
+        }
+    }
     let w = &r.weights;
     match w.reveal_round {
         Some(round) => println!(

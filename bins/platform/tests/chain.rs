@@ -510,6 +510,37 @@ fn chain_commands_against_subtensor() {
         "{report}"
     );
     assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    assert_eq!(report["runtime"]["spec_version"], 393, "{report}");
+    assert_eq!(report["runtime"]["changed"], serde_json::json!([]));
+
+    // A runtime upgrade that changes set_weights: named by `check` and by `set-weights`,
+    // which sends nothing.
+    fake.upgrade_runtime(395, fake_subtensor::upgraded::changed_set_weights());
+    fake.produce_block();
+    let out = platform(&["chain", "check", "--chain", &url, "--netuid", "1", "--json"]);
+    assert!(!out.status.success(), "a problem is a non-zero exit");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["runtime"]["spec_version"], 395, "{report}");
+    assert_eq!(
+        report["runtime"]["changed"],
+        serde_json::json!(["SubtensorModule.set_weights"])
+    );
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("SubtensorModule.set_weights"),
+        "{report}"
+    );
+    let before = fake.received().len();
+    let out = set_weights(&url, "1", "//Bob", "4", "1", &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("spec 395") && stderr.contains("SubtensorModule.set_weights"),
+        "{stderr}"
+    );
+    assert_eq!(fake.received().len(), before);
 }
 
 /// `platform chain check`: with a chain, what Platform would do there (here a LocalChain whose

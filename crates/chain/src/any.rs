@@ -30,6 +30,15 @@ impl AnyChain {
         }
     }
 
+    /// A subtensor node's runtime: its spec version and which shapes Platform uses it changed
+    /// (`None` for LocalChain, whose interface is Platform's own).
+    pub async fn runtime(&self) -> Result<Option<crate::subtensor::RuntimeShapes>, ChainError> {
+        match self {
+            AnyChain::Local(_) => Ok(None),
+            AnyChain::Subtensor(c) => c.runtime().await.map(Some),
+        }
+    }
+
     /// The LocalChain client, if this is one (registration and the consensus view exist only
     /// there).
     pub fn local(&self) -> Option<&LocalChainClient> {

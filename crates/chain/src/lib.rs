@@ -309,15 +309,18 @@ pub enum ChainError {
     /// The chain's own storage failed.
     #[error("chain storage: {0}")]
     Storage(String),
-    /// The live runtime's calls or storage differ from the metadata this build was generated
-    /// from.
+    /// The live runtime changed the shape of calls, storage items or runtime APIs Platform uses
+    /// (a runtime upgrade that kept them works; see [`subtensor::Shape`]).
     #[error(
-        "the chain's runtime does not match the metadata Platform was built with \
-         (crates/chain/metadata): {reason}. Refresh the metadata from the live chain and rebuild"
+        "the chain's runtime ({runtime}) changed the shape of {items}, which Platform uses; \
+         Platform was built with the metadata of finney spec 393 (crates/chain/metadata): \
+         refresh it from the live chain and rebuild"
     )]
     RuntimeMismatch {
-        /// What differs.
-        reason: String,
+        /// The runtime, e.g. `spec 395`.
+        runtime: String,
+        /// The calls, storage items or runtime APIs that changed, by name.
+        items: String,
     },
     /// The chain refused a transaction for a reason Platform does not check itself.
     #[error("{reason}")]

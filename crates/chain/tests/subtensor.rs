@@ -19,6 +19,7 @@ mod common;
 use common::conformance::{conformance_commit_reveal, conformance_set_weights, key};
 use common::fake_subtensor::{
     FakeSubtensor, SETTING_WEIGHTS_TOO_FAST, SubtensorCall, mock_rpc_client, serve_websocket,
+    upgraded,
 };
 
 fn dev_state(cr: Option<u16>) -> ChainState {
@@ -120,6 +121,66 @@ async fn subtensor_over_a_loopback_websocket() {
     let chain = SubtensorChain::connect(&url).await.unwrap();
     conformance_commit_reveal(&chain, || fake.produce_block()).await;
     assert_commit_reveal_extrinsics(&fake);
+}
+
+/// A runtime upgrade under a running client: a newer spec that keeps the shapes Platform uses
+/// works at once (the extrinsic is signed for the new spec version, which the fake checks);
+/// one that changes `set_weights` is refused with the call's name, nothing is sent, and reads
+/// go on working.
+#[tokio::test]
+async fn a_runtime_upgrade_is_followed_and_a_changed_shape_is_named() {
+    use platform_chain::subtensor::RuntimeShapes;
+    let fake = FakeSubtensor::new(dev_state(None));
+    let url = serve_websocket(fake.clone()).await;
+    let chain = SubtensorChain::connect(&url).await.unwrap();
+    let built = RuntimeShapes {
+        spec_version: 393,
+        changed: vec![],
+    };
+    assert_eq!(chain.runtime().await.unwrap(), built);
+    chain
+        .set_weights(&key("//Alice"), 1, &[4, 5], &[1, 2], 0)
+        .await
+        .unwrap();
+
+    fake.upgrade_runtime(394, upgraded::unrelated_changes());
+    fake.produce_block();
+    let newer = RuntimeShapes {
+        spec_version: 394,
+        changed: vec![],
+    };
+    assert_eq!(chain.runtime().await.unwrap(), newer);
+    chain
+        .set_weights(&key("//Bob"), 1, &[4], &[1], 0)
+        .await
+        .unwrap();
+    assert_eq!(fake.received().len(), 2);
+
+    fake.upgrade_runtime(395, upgraded::changed_set_weights());
+    fake.produce_block();
+    assert_eq!(
+        chain.runtime().await.unwrap(),
+        RuntimeShapes {
+            spec_version: 395,
+            changed: vec!["SubtensorModule.set_weights"],
+        }
+    );
+    let e = chain
+        .set_weights(&key("//Charlie"), 1, &[4], &[1], 0)
+        .await
+        .unwrap_err();
+    let ChainError::RuntimeMismatch { runtime, items } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (runtime.as_str(), items.as_str()),
+        ("spec 395", "SubtensorModule.set_weights")
+    );
+    assert!(e.to_string().contains("SubtensorModule.set_weights"), "{e}");
+    assert_eq!(fake.received().len(), 2, "nothing was sent");
+    // Reads use none of what changed.
+    assert_eq!(chain.metagraph(1, None).await.unwrap().len(), 12);
+    assert_eq!(chain.weights(1).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

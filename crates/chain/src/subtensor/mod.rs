@@ -1,9 +1,12 @@
 //! **SubtensorChain**: the [`Chain`] of a real Bittensor subtensor node, through subxt.
 //!
 //! - Types and call payloads are generated at build time from the metadata checked in under
-//!   `crates/chain/metadata/` ([`runtime`]). Every static payload carries a hash of its shape;
-//!   when the live runtime's shape differs, subxt refuses to encode and the client reports
-//!   [`ChainError::RuntimeMismatch`] instead of sending wrong bytes.
+//!   `crates/chain/metadata/` ([`runtime`]). The live runtime's metadata is read at every block
+//!   the client works at (subxt reads the block's runtime version and fetches the metadata of
+//!   each new spec version once), so a runtime upgrade is followed without a restart. Only the
+//!   shapes Platform uses are checked ([`Shape`]): before an item is used, its shape in the
+//!   block's runtime is compared with the built one, and a changed shape is refused with
+//!   [`ChainError::RuntimeMismatch`] naming the item, never sent as wrong bytes.
 //! - Reads: the metagraph through the `NeuronInfoRuntimeApi.get_neurons_lite` runtime API at a
 //!   block; hyperparameters from `SubtensorModule` storage; the epoch schedule from `Tempo` and
 //!   subtensor's formula ([`crate::rules::next_epoch_start`]).
@@ -138,15 +141,32 @@ impl SubtensorChain {
             client,
             url: label.into(),
         };
-        // Fail now, not at the first weight setting, if the runtime's calls changed shape.
+        // Fail now if what every read needs changed shape; calls are checked when made (a
+        // subnet needs only one of the weight calls).
         let at = chain.at(None).await?;
-        let probe = api::transactions()
-            .subtensor_module()
-            .set_weights(0, vec![], vec![], 0);
-        at.transactions()
-            .validate(&probe)
-            .map_err(|e| chain.error(e))?;
+        require(&at, Shape::READS)?;
+        let changed = changed_shapes(&at, &Shape::ALL);
+        if !changed.is_empty() {
+            tracing::warn!(
+                spec = at.spec_version(),
+                changed = changed.join(", "),
+                "the chain's runtime changed calls Platform may make; they are refused if used"
+            );
+        }
         Ok(chain)
+    }
+
+    /// The runtime at the finalized head: its spec version and which of the shapes Platform
+    /// uses it changed.
+    pub async fn runtime(&self) -> Result<RuntimeShapes, ChainError> {
+        self.read("runtime", || async {
+            let at = self.at(None).await?;
+            Ok(RuntimeShapes {
+                spec_version: at.spec_version(),
+                changed: changed_shapes(&at, &Shape::ALL),
+            })
+        })
+        .await
     }
 
     /// The endpoint.
@@ -193,7 +213,8 @@ impl SubtensorChain {
         );
         if mismatch {
             return ChainError::RuntimeMismatch {
-                reason: e.to_string(),
+                runtime: "the live runtime".into(),
+                items: e.to_string(),
             };
         }
         ChainError::Rejected {
@@ -255,7 +276,10 @@ impl SubtensorChain {
         }
     }
 
+    /// Checks the read shapes at `at`, then that subnet `netuid` exists; every subnet read
+    /// starts here.
     async fn subnet_exists(&self, at: &AtBlock, netuid: u16) -> Result<(), ChainError> {
+        require(at, Shape::READS)?;
         let storage = api::storage().subtensor_module();
         let added: bool = fetch!(self, at, storage.networks_added(), (netuid,));
         if !added {
@@ -525,6 +549,7 @@ impl Chain for SubtensorChain {
             weights,
             version_key,
         )?;
+        require(&at, &[Shape::SetWeights])?;
         let call = api::transactions().subtensor_module().set_weights(
             netuid,
             uids.to_vec(),
@@ -551,6 +576,7 @@ impl Chain for SubtensorChain {
                 max: MAX_COMMITS,
             });
         }
+        require(&at, &[Shape::CommitWeights])?;
         let call = api::transactions()
             .subtensor_module()
             .commit_weights(netuid, H256(hash));
@@ -600,6 +626,7 @@ impl Chain for SubtensorChain {
             &reveal.values,
             reveal.version_key,
         )?;
+        require(&at, &[Shape::RevealWeights])?;
         let call = api::transactions().subtensor_module().reveal_weights(
             netuid,
             reveal.uids.clone(),
@@ -615,6 +642,7 @@ impl Chain for SubtensorChain {
             let at = self.at(None).await?;
             self.subnet_exists(&at, netuid).await?;
             let neurons = self.metagraph_at(&at, netuid).await?;
+            require(&at, &[Shape::Weights])?;
             let entry = api::storage().subtensor_module().weights();
             let mut out = Vec::new();
             for n in neurons.iter().filter(|n| n.validator_permit) {
@@ -685,6 +713,7 @@ impl Chain for SubtensorChain {
                 ),
             });
         }
+        require(&at, &[Shape::CommitTimelockedWeights])?;
         let call = api::transactions()
             .subtensor_module()
             .commit_timelocked_weights(
@@ -725,6 +754,7 @@ impl SubtensorChain {
         netuid: u16,
         hotkey: &Hotkey,
     ) -> Result<Vec<([u8; 32], u64, u64, u64)>, ChainError> {
+        require(at, &[Shape::WeightCommits])?;
         let entry = api::storage().subtensor_module().weight_commits();
         let found = at
             .storage()
@@ -765,4 +795,172 @@ fn check_weights_now(
         block: at.block_number() + 1,
     };
     rules::check_weights(&cx, &hotkey, last_set, uids, weights, version_key).map(|_| ())
+}
+
+/// The runtime at a block, as [`SubtensorChain::runtime`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeShapes {
+    /// Its spec version.
+    pub spec_version: u32,
+    /// The shapes Platform uses that differ from the built ones, by name.
+    pub changed: Vec<&'static str>,
+}
+
+/// A call, storage item or runtime API Platform uses. Each is checked against the runtime of
+/// the block it is used at; an upgrade that keeps these shapes needs nothing from Platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `SubtensorModule.set_weights`.
+    SetWeights,
+    /// `SubtensorModule.commit_weights`.
+    CommitWeights,
+    /// `SubtensorModule.reveal_weights`.
+    RevealWeights,
+    /// `SubtensorModule.commit_timelocked_weights`.
+    CommitTimelockedWeights,
+    /// `SubtensorModule.NetworksAdded`.
+    NetworksAdded,
+    /// `SubtensorModule.Tempo`.
+    Tempo,
+    /// `SubtensorModule.MinAllowedWeights`.
+    MinAllowedWeights,
+    /// `SubtensorModule.MaxWeightsLimit`.
+    MaxWeightsLimit,
+    /// `SubtensorModule.WeightsVersionKey`.
+    WeightsVersionKey,
+    /// `SubtensorModule.WeightsSetRateLimit`.
+    WeightsSetRateLimit,
+    /// `SubtensorModule.CommitRevealWeightsEnabled`.
+    CommitRevealWeightsEnabled,
+    /// `SubtensorModule.CommitRevealWeightsVersion`.
+    CommitRevealWeightsVersion,
+    /// `SubtensorModule.RevealPeriodEpochs`.
+    RevealPeriodEpochs,
+    /// `SubtensorModule.Weights`.
+    Weights,
+    /// `SubtensorModule.WeightCommits`.
+    WeightCommits,
+    /// `NeuronInfoRuntimeApi.get_neurons_lite`.
+    NeuronsLite,
+}
+
+impl Shape {
+    /// Every shape Platform uses.
+    pub const ALL: [Shape; 16] = [
+        Shape::SetWeights,
+        Shape::CommitWeights,
+        Shape::RevealWeights,
+        Shape::CommitTimelockedWeights,
+        Shape::NetworksAdded,
+        Shape::Tempo,
+        Shape::MinAllowedWeights,
+        Shape::MaxWeightsLimit,
+        Shape::WeightsVersionKey,
+        Shape::WeightsSetRateLimit,
+        Shape::CommitRevealWeightsEnabled,
+        Shape::CommitRevealWeightsVersion,
+        Shape::RevealPeriodEpochs,
+        Shape::Weights,
+        Shape::WeightCommits,
+        Shape::NeuronsLite,
+    ];
+
+    /// What every read of a subnet needs: its existence, hyperparameters and neurons.
+    pub const READS: &[Shape] = &[
+        Shape::NetworksAdded,
+        Shape::Tempo,
+        Shape::MinAllowedWeights,
+        Shape::MaxWeightsLimit,
+        Shape::WeightsVersionKey,
+        Shape::WeightsSetRateLimit,
+        Shape::CommitRevealWeightsEnabled,
+        Shape::CommitRevealWeightsVersion,
+        Shape::RevealPeriodEpochs,
+        Shape::NeuronsLite,
+    ];
+
+    /// Its name in the runtime: `Pallet.call`, `Pallet.StorageItem` or `RuntimeApi.method`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::SetWeights => "SubtensorModule.set_weights",
+            Shape::CommitWeights => "SubtensorModule.commit_weights",
+            Shape::RevealWeights => "SubtensorModule.reveal_weights",
+            Shape::CommitTimelockedWeights => "SubtensorModule.commit_timelocked_weights",
+            Shape::NetworksAdded => "SubtensorModule.NetworksAdded",
+            Shape::Tempo => "SubtensorModule.Tempo",
+            Shape::MinAllowedWeights => "SubtensorModule.MinAllowedWeights",
+            Shape::MaxWeightsLimit => "SubtensorModule.MaxWeightsLimit",
+            Shape::WeightsVersionKey => "SubtensorModule.WeightsVersionKey",
+            Shape::WeightsSetRateLimit => "SubtensorModule.WeightsSetRateLimit",
+            Shape::CommitRevealWeightsEnabled => "SubtensorModule.CommitRevealWeightsEnabled",
+            Shape::CommitRevealWeightsVersion => "SubtensorModule.CommitRevealWeightsVersion",
+            Shape::RevealPeriodEpochs => "SubtensorModule.RevealPeriodEpochs",
+            Shape::Weights => "SubtensorModule.Weights",
+            Shape::WeightCommits => "SubtensorModule.WeightCommits",
+            Shape::NeuronsLite => "NeuronInfoRuntimeApi.get_neurons_lite",
+        }
+    }
+
+    /// Whether the runtime at `at` has this item with the shape Platform was built for (a
+    /// missing item does not).
+    fn matches(self, at: &AtBlock) -> bool {
+        let tx = api::transactions().subtensor_module();
+        let s = api::storage().subtensor_module();
+        let txs = at.transactions();
+        let storage = at.storage();
+        match self {
+            Shape::SetWeights => txs.validate(&tx.set_weights(0, vec![], vec![], 0)).is_ok(),
+            Shape::CommitWeights => txs.validate(&tx.commit_weights(0, H256([0; 32]))).is_ok(),
+            Shape::RevealWeights => txs
+                .validate(&tx.reveal_weights(0, vec![], vec![], vec![], 0))
+                .is_ok(),
+            Shape::CommitTimelockedWeights => txs
+                .validate(&tx.commit_timelocked_weights(0, BoundedVec(vec![]), 0, 0))
+                .is_ok(),
+            Shape::NetworksAdded => storage.validate(s.networks_added()).is_ok(),
+            Shape::Tempo => storage.validate(s.tempo()).is_ok(),
+            Shape::MinAllowedWeights => storage.validate(s.min_allowed_weights()).is_ok(),
+            Shape::MaxWeightsLimit => storage.validate(s.max_weights_limit()).is_ok(),
+            Shape::WeightsVersionKey => storage.validate(s.weights_version_key()).is_ok(),
+            Shape::WeightsSetRateLimit => storage.validate(s.weights_set_rate_limit()).is_ok(),
+            Shape::CommitRevealWeightsEnabled => {
+                storage.validate(s.commit_reveal_weights_enabled()).is_ok()
+            }
+            Shape::CommitRevealWeightsVersion => {
+                storage.validate(s.commit_reveal_weights_version()).is_ok()
+            }
+            Shape::RevealPeriodEpochs => storage.validate(s.reveal_period_epochs()).is_ok(),
+            Shape::Weights => storage.validate(s.weights()).is_ok(),
+            Shape::WeightCommits => storage.validate(s.weight_commits()).is_ok(),
+            Shape::NeuronsLite => at
+                .runtime_apis()
+                .validate(
+                    api::runtime_apis()
+                        .neuron_info_runtime_api()
+                        .get_neurons_lite(0),
+                )
+                .is_ok(),
+        }
+    }
+}
+
+/// The names of the `shapes` the runtime at `at` changed.
+fn changed_shapes(at: &AtBlock, shapes: &[Shape]) -> Vec<&'static str> {
+    shapes
+        .iter()
+        .filter(|s| !s.matches(at))
+        .map(|s| s.name())
+        .collect()
+}
+
+/// Refuses to go on when the runtime at `at` changed any of `shapes`, naming them.
+fn require(at: &AtBlock, shapes: &[Shape]) -> Result<(), ChainError> {
+    let changed = changed_shapes(at, shapes);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(ChainError::RuntimeMismatch {
+        runtime: format!("spec {}", at.spec_version()),
+        items: changed.join(", "),
+    })
 }

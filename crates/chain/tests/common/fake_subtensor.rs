@@ -233,6 +233,9 @@ struct Inner {
     nonces: BTreeMap<[u8; 32], u32>,
     received: Vec<Received>,
     refuse_next: Option<u8>,
+    /// Runtime upgrades: from which block each spec version (with its metadata) is live; the
+    /// checked-in spec 393 before the first.
+    upgrades: Vec<(u64, u32, Arc<Vec<u8>>)>,
 }
 
 /// The fake node.
@@ -305,6 +308,7 @@ impl FakeSubtensor {
                 nonces: BTreeMap::new(),
                 received: Vec::new(),
                 refuse_next: None,
+                upgrades: Vec::new(),
             }),
         })
     }
@@ -317,6 +321,16 @@ impl FakeSubtensor {
     /// The extrinsics accepted so far.
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
+    }
+
+    /// Upgrades the runtime: from the next block on, the node reports `spec_version`, serves
+    /// `metadata` and checks signatures against that version.
+    pub fn upgrade_runtime(&self, spec_version: u32, metadata: Vec<u8>) {
+        let mut inner = self.inner.lock().unwrap();
+        let from = inner.chain.block + 1;
+        inner
+            .upgrades
+            .push((from, spec_version, Arc::new(metadata)));
     }
 
     /// Makes the next extrinsic fail in dispatch with subtensor error `index`.
@@ -408,6 +422,17 @@ impl FakeSubtensor {
 }
 
 impl Inner {
+    /// The spec version and metadata live at block `at`.
+    fn runtime_at(&self, at: u64) -> (u32, &[u8]) {
+        self.upgrades
+            .iter()
+            .rev()
+            .find(|(from, _, _)| *from <= at)
+            .map_or((SPEC_VERSION, METADATA), |(_, spec, md)| {
+                (*spec, md.as_slice())
+            })
+    }
+
     fn storage(&self, key: &[u8], at: u64) -> Option<Vec<u8>> {
         if key == prefix("System", "Events").as_slice() {
             return Some(
@@ -529,7 +554,7 @@ impl Inner {
                 spec_name: "node-subtensor".into(),
                 impl_name: "node-subtensor".into(),
                 authoring_version: 1,
-                spec_version: SPEC_VERSION,
+                spec_version: self.runtime_at(at).0,
                 impl_version: 1,
                 apis: Vec::new(),
                 transaction_version: TX_VERSION,
@@ -542,7 +567,7 @@ impl Inner {
                 if v != 16 {
                     return Ok(None::<Vec<u8>>.encode());
                 }
-                Ok(Some(METADATA.to_vec()).encode())
+                Ok(Some(self.runtime_at(at).1.to_vec()).encode())
             }
             "AccountNonceApi_account_nonce" => {
                 let account: [u8; 32] =
@@ -654,7 +679,7 @@ impl Inner {
         };
         let mut payload = call_bytes.to_vec();
         payload.extend(extra);
-        payload.extend(SPEC_VERSION.encode());
+        payload.extend(self.runtime_at(head).0.encode());
         payload.extend(TX_VERSION.encode());
         payload.extend(self.chain.block_hash(0));
         payload.extend(checkpoint);
@@ -906,5 +931,88 @@ async fn websocket_connection(fake: Arc<FakeSubtensor>, socket: tokio::net::TcpS
         if tx.flush().await.is_err() {
             return;
         }
+    }
+}
+
+/// Runtimes a node might upgrade to: the checked-in spec-393 metadata with one edit to
+/// `SubtensorModule`'s calls, as a runtime upgrade would make it.
+pub mod upgraded {
+    use frame_metadata::{RuntimeMetadata, RuntimeMetadataPrefixed};
+    use parity_scale_codec::{Decode, Encode};
+    use scale_info::form::PortableForm;
+    use scale_info::{Field, TypeDef, TypeDefPrimitive, Variant};
+
+    /// The metadata with `edit` applied to `SubtensorModule`'s call variants (the second
+    /// argument is the type id of `u8`).
+    fn with_calls(edit: impl FnOnce(&mut Vec<Variant<PortableForm>>, u32)) -> Vec<u8> {
+        let mut prefixed =
+            RuntimeMetadataPrefixed::decode(&mut &super::METADATA[..]).expect("metadata decodes");
+        let RuntimeMetadata::V16(md) = &mut prefixed.1 else {
+            panic!("expected metadata version 16");
+        };
+        let calls = md
+            .pallets
+            .iter()
+            .find(|p| p.name == "SubtensorModule")
+            .and_then(|p| p.calls.as_ref())
+            .expect("SubtensorModule has calls")
+            .ty
+            .id;
+        let u8_id = md
+            .types
+            .types
+            .iter()
+            .find(|t| matches!(t.ty.type_def, TypeDef::Primitive(TypeDefPrimitive::U8)))
+            .expect("a u8 type")
+            .id;
+        let ty = md
+            .types
+            .types
+            .iter_mut()
+            .find(|t| t.id == calls)
+            .expect("the call type");
+        let TypeDef::Variant(v) = &mut ty.ty.type_def else {
+            panic!("calls are an enum");
+        };
+        edit(&mut v.variants, u8_id);
+        prefixed.encode()
+    }
+
+    fn u8_field(name: &str, u8_id: u32) -> Field<PortableForm> {
+        Field {
+            name: Some(name.into()),
+            ty: u8_id.into(),
+            type_name: Some("u8".into()),
+            docs: Vec::new(),
+        }
+    }
+
+    /// Changes that leave what Platform uses alone: a new call, and an argument added to a call
+    /// Platform never makes (`burned_register`).
+    pub fn unrelated_changes() -> Vec<u8> {
+        with_calls(|calls, u8_id| {
+            calls.push(Variant {
+                name: "a_call_added_by_an_upgrade".into(),
+                fields: vec![u8_field("flag", u8_id)],
+                index: 250,
+                docs: Vec::new(),
+            });
+            let burned = calls
+                .iter_mut()
+                .find(|c| c.name == "burned_register")
+                .expect("burned_register");
+            burned.fields.push(u8_field("mechanism", u8_id));
+        })
+    }
+
+    /// `set_weights` with a fifth argument.
+    pub fn changed_set_weights() -> Vec<u8> {
+        with_calls(|calls, u8_id| {
+            let set_weights = calls
+                .iter_mut()
+                .find(|c| c.name == "set_weights")
+                .expect("set_weights");
+            set_weights.fields.push(u8_field("mechanism", u8_id));
+        })
     }
 }
