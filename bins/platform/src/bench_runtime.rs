@@ -64,14 +64,9 @@ fn eval(
     m: &LoadedModule,
     input: &EvalInput,
     state: &Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
+    assets: &Arc<Vec<Vec<u8>>>,
 ) {
-    std::hint::black_box(rt.call(
-        m,
-        Entry::Evaluate,
-        input,
-        state.clone(),
-        Arc::new(Vec::new()),
-    ));
+    std::hint::black_box(rt.call(m, Entry::Evaluate, input, state.clone(), assets.clone()));
 }
 
 /// Evaluations per second with one thread per `(runtime, module)` pair; the same runtime may
@@ -82,11 +77,12 @@ fn throughput(shards: &[(&Runtime, &LoadedModule)], per_thread: usize) -> u64 {
         payload: Vec::new(),
     };
     let state = Arc::new(BTreeMap::new());
+    let none = Arc::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|s| {
         for &(rt, m) in shards {
-            let (input, state) = (&input, &state);
-            s.spawn(move || (0..per_thread).for_each(|_| eval(rt, m, input, state)));
+            let (input, state, none) = (&input, &state, &none);
+            s.spawn(move || (0..per_thread).for_each(|_| eval(rt, m, input, state, none)));
         }
     });
     ((shards.len() * per_thread) as f64 / start.elapsed().as_secs_f64()) as u64
@@ -114,11 +110,12 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
         seed: 0,
         payload: Vec::new(),
     };
-    let trivial_p50 = p50(n, || eval(&rt, &trivial, &small, &empty));
+    let none = Arc::new(Vec::new());
+    let trivial_p50 = p50(n, || eval(&rt, &trivial, &small, &empty, &none));
     // 8-byte seed + 4-byte length + 52 bytes of payload = 64 bytes of input.
     let input64 = platform_runtime::fixtures::input_64();
     let kv = Arc::new(BTreeMap::from([(b"counter".to_vec(), vec![0u8; 8])]));
-    let full_p50 = p50(n, || eval(&rt, &full, &input64, &kv));
+    let full_p50 = p50(n, || eval(&rt, &full, &input64, &kv, &none));
     let per_thread = if quick { 1_000 } else { 100_000 };
     let one = throughput(&[(&rt, &trivial)], per_thread);
     let two = throughput(&[(&rt, &trivial), (&rt, &trivial)], per_thread);
@@ -138,11 +135,9 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
         let Ok(wasm) = std::fs::read(&path) else {
             continue;
         };
-        let sample = examples_dir
-            .join("../../..")
-            .join(name)
-            .join("samples/good1.bin");
-        let payload = std::fs::read(&sample).unwrap_or_default();
+        let source = examples_dir.join("../../..").join(name);
+        let payload = std::fs::read(source.join("samples/good1.bin")).unwrap_or_default();
+        let assets = Arc::new(platform_runtime::fixtures::challenge_assets(&source)?);
         let input = EvalInput { seed: 0, payload };
         let runs = if quick { 5 } else { 2_000 };
         let fresh =
@@ -160,10 +155,10 @@ pub fn run(quick: bool, examples_dir: &Path) -> Result<RuntimeFigures> {
         let (mut with_fuel, mut without) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
         for _ in 0..runs {
             let t = Instant::now();
-            eval(&fresh, &m, &input, &empty);
+            eval(&fresh, &m, &input, &empty, &assets);
             with_fuel.push(t.elapsed());
             let t = Instant::now();
-            eval(&unmetered_rt, &um, &input, &empty);
+            eval(&unmetered_rt, &um, &input, &empty, &assets);
             without.push(t.elapsed());
         }
         with_fuel.sort();

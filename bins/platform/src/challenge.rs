@@ -62,6 +62,10 @@ pub enum ChallengeCommand {
         /// Which export to run: `evaluate` (after `validate`), `query` or `weights`.
         #[arg(long, default_value = "evaluate", value_parser = ["evaluate", "query", "weights"])]
         entry: String,
+        /// A file the module reads with `asset_read` (repeat, in index order), as the
+        /// challenge's metadata would pin it.
+        #[arg(long = "asset", value_name = "FILE")]
+        assets: Vec<PathBuf>,
         /// Print the result as JSON (`outcome`, `score`, `fuel_used`, `receipt`, `wall_us`, …).
         #[arg(long)]
         json: bool,
@@ -196,9 +200,16 @@ pub fn run(cmd: ChallengeCommand) -> Result<ExitCode> {
             seed,
             fuel,
             entry,
+            assets,
             json,
         } => {
             let bytes = read_module(&file)?;
+            let assets = Arc::new(
+                assets
+                    .iter()
+                    .map(|p| read_limited(p, platform_state::MAX_ASSET_BYTES, "asset"))
+                    .collect::<Result<Vec<_>>>()?,
+            );
             let payload = read_limited(&submission, MAX_PAYLOAD, "submission")?;
             let mut policy = Policy::default();
             if let Some(f) = fuel {
@@ -230,21 +241,10 @@ pub fn run(cmd: ChallengeCommand) -> Result<ExitCode> {
                         Entry::Weights
                     };
                     let start = std::time::Instant::now();
-                    let e = rt.call(
-                        &module,
-                        which,
-                        &input,
-                        Arc::new(BTreeMap::new()),
-                        Arc::new(Vec::new()),
-                    );
+                    let e = rt.call(&module, which, &input, Arc::new(BTreeMap::new()), assets);
                     (None, e, start.elapsed())
                 }
-                _ => rt.validate_and_evaluate(
-                    &module,
-                    &input,
-                    Arc::new(BTreeMap::new()),
-                    Arc::new(Vec::new()),
-                ),
+                _ => rt.validate_and_evaluate(&module, &input, Arc::new(BTreeMap::new()), assets),
             };
             let report = TestReport {
                 outcome: e.outcome,

@@ -1712,6 +1712,8 @@ struct DevnetTraffic {
     /// one, longer than the polling client's timeout.
     posting: reqwest::Client,
     modules: Vec<(String, Vec<u8>)>,
+    /// Each module's assets (its source folder's `assets/`), uploaded with its publish.
+    assets: BTreeMap<String, Vec<Vec<u8>>>,
     payloads: PathBuf,
     stage: u8,
     nonce: u64,
@@ -1744,10 +1746,18 @@ impl DevnetTraffic {
         network_id: platform_primitives::Hash,
     ) -> Result<DevnetTraffic> {
         let mut modules = Vec::new();
+        let mut assets = BTreeMap::new();
         for name in ["tsp", "classifier"] {
             let path = args.challenges.join(format!("{name}.wasm"));
             match std::fs::read(&path) {
-                Ok(bytes) => modules.push((name.to_string(), bytes)),
+                Ok(bytes) => {
+                    // The source folder beside the build (`challenges/<name>/assets/`).
+                    let source = args.challenges.join("../../..").join(name);
+                    let files = platform_runtime::fixtures::challenge_assets(&source)
+                        .with_context(|| format!("reading the assets of {name}"))?;
+                    assets.insert(name.to_string(), files);
+                    modules.push((name.to_string(), bytes));
+                }
                 Err(_) => {
                     if !args.json {
                         println!(
@@ -1766,6 +1776,7 @@ impl DevnetTraffic {
                 .timeout(Duration::from_secs(30))
                 .build()?,
             modules,
+            assets,
             payloads: args.payloads.clone(),
             stage: 0,
             nonce: 0,
@@ -1805,15 +1816,21 @@ impl DevnetTraffic {
         Ok(())
     }
 
-    async fn challenges(&self, client: &reqwest::Client) -> Vec<(String, String)> {
+    /// Each challenge's id, lifecycle, and whether it can be activated: it has no assets, or
+    /// validators holding more than 2/3 of the stake hold them.
+    async fn challenges(&self, client: &reqwest::Client) -> Vec<(String, String, bool)> {
         get::<Vec<serde_json::Value>>(client, &format!("{}/api/v1/challenges", self.api))
             .await
             .unwrap_or_default()
             .iter()
             .map(|c| {
+                let ready = u128::from(c["assets_ready_stake"].as_u64().unwrap_or(0));
+                let total = u128::from(c["total_stake"].as_u64().unwrap_or(0));
+                let no_assets = c["assets"].as_array().is_none_or(Vec::is_empty);
                 (
                     c["id"].as_str().unwrap_or("").to_string(),
                     c["lifecycle"].as_str().unwrap_or("").to_string(),
+                    no_assets || ready * 3 > total * 2,
                 )
             })
             .collect()
@@ -1861,6 +1878,7 @@ impl DevnetTraffic {
         let modules = self.modules.clone();
         let (tsp_bps, classifier_bps) = (6_000, 3_000);
         for (name, wasm) in modules {
+            let files = self.assets.get(&name).cloned().unwrap_or_default();
             let (scoring, emission_bps) = if name == "tsp" {
                 (
                     platform_state::ScoringRule::TopK {
@@ -1882,9 +1900,18 @@ impl DevnetTraffic {
                 committee_size: self.committee_size,
                 emission_bps,
                 scoring,
-                assets: Vec::new(),
+                assets: files
+                    .iter()
+                    .map(|bytes| platform_state::Asset {
+                        url: String::new(),
+                        blake3: platform_primitives::Hash::of(bytes),
+                        max_bytes: bytes.len() as u64,
+                    })
+                    .collect(),
             };
-            self.sudo(platform_state::SudoAction::Publish(meta), vec![wasm])
+            let mut blobs = vec![wasm];
+            blobs.extend(files);
+            self.sudo(platform_state::SudoAction::Publish(meta), blobs)
                 .await?;
         }
         self.stage = 1;
@@ -1897,8 +1924,12 @@ impl DevnetTraffic {
         lifecycle: &str,
         next: u8,
     ) -> Result<()> {
+        // A draft is activated once the validators hold its assets.
         let list = self.challenges(client).await;
-        let ready = list.iter().filter(|(_, l)| l == lifecycle).count();
+        let ready = list
+            .iter()
+            .filter(|(_, l, can_activate)| l == lifecycle && (*can_activate || l != "draft"))
+            .count();
         if ready == self.modules.len() {
             if lifecycle == "active" {
                 self.active = ready;

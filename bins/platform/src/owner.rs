@@ -12,7 +12,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use platform_crypto::{Domain, Keypair};
 use platform_primitives::{ChallengeId, Hash, NetUid, encode};
 use platform_state::{
-    ChallengeMeta, Lifecycle, Params, Resources, ScoringRule, SudoAction, SudoTx, Tx,
+    Asset, ChallengeMeta, Lifecycle, MAX_ASSET_BYTES, Params, Resources, ScoringRule, SudoAction,
+    SudoTx, Tx,
 };
 use serde::Serialize;
 
@@ -100,8 +101,17 @@ pub enum ChallengeAction {
         /// `proportional:BASELINE` or `module` (the module's `weights` export).
         #[arg(long, default_value = "top-k:3:5000")]
         scoring: String,
+        /// A data set the module reads with `asset_read` (repeat; index order). `FILE`: pinned
+        /// by its blake3 and size, and uploaded with the publish, so validators fetch it from
+        /// peers (the request carries at most 16 MiB in all). `FILE=http://…`: pinned from the
+        /// local copy, not uploaded; validators download it from the URL, check it and serve
+        /// it to each other.
+        #[arg(long = "asset", value_name = "FILE[=URL]")]
+        assets: Vec<String>,
     },
-    /// Open a draft challenge to submissions.
+    /// Open a draft challenge to submissions. A challenge with assets is opened only once
+    /// validators holding more than 2/3 of the stake hold them: the command waits for that
+    /// (up to --timeout-secs), showing their progress.
     Activate {
         #[command(flatten)]
         owner: OwnerArgs,
@@ -150,8 +160,10 @@ pub fn run(cmd: OwnerCommand) -> Result<ExitCode> {
             emission_bps,
             committee_size,
             scoring,
+            assets,
         }) => {
             let bytes = crate::challenge::read_module(&wasm)?;
+            let (assets, uploads) = read_assets(&assets)?;
             let info =
                 platform_runtime::validate::validate(&bytes, &platform_runtime::Policy::default())
                     .map_err(|e| anyhow!("{}: the module fails the checks: {e}", wasm.display()))?;
@@ -165,9 +177,11 @@ pub fn run(cmd: OwnerCommand) -> Result<ExitCode> {
                 committee_size,
                 emission_bps,
                 scoring: parse_scoring(&scoring)?,
-                assets: Vec::new(),
+                assets,
             };
-            (owner, SudoAction::Publish(meta), vec![bytes], "publish")
+            let mut blobs = vec![bytes];
+            blobs.extend(uploads);
+            (owner, SudoAction::Publish(meta), blobs, "publish")
         }
         OwnerCommand::Challenge(ChallengeAction::Activate { owner, id }) => (
             owner,
@@ -215,7 +229,15 @@ pub fn run(cmd: OwnerCommand) -> Result<ExitCode> {
         owner.data_dir.as_deref(),
         &crate::wallet::Passwords::from_env(),
     )?;
-    let out = runtime()?.block_on(send(&owner, &key, action, blobs, name))?;
+    let rt = runtime()?;
+    if let SudoAction::Transition {
+        challenge,
+        to: Lifecycle::Active,
+    } = &action
+    {
+        rt.block_on(wait_for_assets(&owner, challenge.as_str()))?;
+    }
+    let out = rt.block_on(send(&owner, &key, action, blobs, name))?;
     if owner.json {
         output::json(&out);
     } else {
@@ -339,6 +361,79 @@ async fn send(
         challenge,
         params,
     })
+}
+
+/// The `--asset FILE[=URL]` options: the assets to pin, and the files to upload.
+fn read_assets(specs: &[String]) -> Result<(Vec<Asset>, Vec<Vec<u8>>)> {
+    let mut assets = Vec::new();
+    let mut uploads = Vec::new();
+    for spec in specs {
+        let (file, url) = match spec.split_once('=') {
+            Some((file, url)) => (file, url),
+            None => (spec.as_str(), ""),
+        };
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+            bail!("--asset {spec}: the URL must be http://… or https://…");
+        }
+        let bytes =
+            std::fs::read(file).with_context(|| format!("--asset {spec}: reading {file}"))?;
+        if bytes.is_empty() || bytes.len() as u64 > MAX_ASSET_BYTES {
+            bail!(
+                "--asset {spec}: {file} is {} bytes; an asset is 1 byte to {} MiB",
+                bytes.len(),
+                MAX_ASSET_BYTES >> 20
+            );
+        }
+        assets.push(Asset {
+            url: url.to_string(),
+            blake3: Hash::of(&bytes),
+            max_bytes: bytes.len() as u64,
+        });
+        if url.is_empty() {
+            uploads.push(bytes);
+        }
+    }
+    Ok((assets, uploads))
+}
+
+/// Waits until validators holding more than 2/3 of the stake hold challenge `id`'s assets (at
+/// once for a challenge without any), reporting progress on stderr.
+async fn wait_for_assets(args: &OwnerArgs, id: &str) -> Result<()> {
+    let client = client()?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut shown = None;
+    loop {
+        let list = get_json(&client, &api(args, "challenges")).await?;
+        let Some(c) = list
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["id"] == id))
+            .cloned()
+        else {
+            bail!("no challenge '{id}' at {}", args.node);
+        };
+        let assets = c["assets"].as_array().map_or(0, Vec::len);
+        let ready = c["assets_ready_stake"].as_u64().unwrap_or(0);
+        let total = c["total_stake"].as_u64().unwrap_or(0);
+        if assets == 0 || u128::from(ready) * 3 > u128::from(total) * 2 {
+            return Ok(());
+        }
+        if shown != Some(ready) {
+            eprintln!(
+                "waiting for validators to hold the {assets} asset(s) of '{id}': {ready} of \
+                 {total} stake so far, more than 2/3 needed"
+            );
+            shown = Some(ready);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "validators with only {ready} of {total} stake hold the assets of '{id}' after \
+                 {} s; check that each asset is uploaded or its URL is reachable from the \
+                 validators (their logs and `platform_asset_fetches_total` say why)",
+                args.timeout_secs
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn transition(id: &str, to: Lifecycle) -> Result<SudoAction> {

@@ -1498,7 +1498,21 @@ fn stop_devnet(mut devnet: Child, dir: &Path) {
 /// `platform submit --wait` of the TSP sample `good1.bin` to `challenge` as `miner`.
 fn submit_and_wait(api: &str, challenge: &str, miner: &str) -> serde_json::Value {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let payload = repo.join("challenges/tsp/samples/good1.bin");
+    submit_payload_and_wait(
+        api,
+        challenge,
+        miner,
+        &repo.join("challenges/tsp/samples/good1.bin"),
+    )
+}
+
+/// [`submit_and_wait`] with the payload file `payload`.
+fn submit_payload_and_wait(
+    api: &str,
+    challenge: &str,
+    miner: &str,
+    payload: &Path,
+) -> serde_json::Value {
     let o = platform(&[
         "submit",
         "--node",
@@ -1627,9 +1641,9 @@ fn the_owner_manages_challenges_through_any_validators_public_api() {
         challenge: platform_primitives::ChallengeId::new("tsp-two").unwrap(),
         to: platform_state::Lifecycle::Retired,
     };
-    let owner = get(&api, "/api/v1/owner").unwrap();
+    let owner_info = get(&api, "/api/v1/owner").unwrap();
     let genesis =
-        platform_primitives::Hash::from_hex(owner["network_id"].as_str().unwrap()).unwrap();
+        platform_primitives::Hash::from_hex(owner_info["network_id"].as_str().unwrap()).unwrap();
     let signed = |key: &platform_crypto::Keypair, genesis: &platform_primitives::Hash| {
         let signature = key.sign(
             platform_crypto::Domain::Sudo,
@@ -1670,7 +1684,82 @@ fn the_owner_manages_challenges_through_any_validators_public_api() {
         .find(|c| c["id"] == "tsp-two")
         .unwrap();
     assert_eq!(two["lifecycle"], "active");
+
+    // A challenge whose data set the validators download from the owner's URL (a server on
+    // loopback that counts what it serves): `activate` waits until validators with more than
+    // 2/3 of the stake hold it, then a miner is scored on it.
+    // Not the devnet's classifier data set, which the validators already hold: the same
+    // points with the held-out half in reverse order (17-byte records; the same accuracy).
+    let original = std::fs::read(repo.join("challenges/classifier/assets/dataset.bin")).unwrap();
+    let mut records: Vec<&[u8]> = original.chunks(17).collect();
+    records[200..].reverse();
+    let data = records.concat();
+    assert_ne!(data, original);
+    let dataset = tmp.path().join("dataset.bin");
+    std::fs::write(&dataset, &data).unwrap();
+    let (url, served) = serve_file(data);
+    let classifier = repo.join("challenges/target/wasm32-unknown-unknown/release/classifier.wasm");
+    let v = owner(&[
+        "challenge",
+        "publish",
+        "--wasm",
+        classifier.to_str().unwrap(),
+        "--id",
+        "classifier-two",
+        "--scoring",
+        "winner-takes-all",
+        "--asset",
+        &format!("{}={url}", dataset.display()),
+    ]);
+    assert_eq!(v["challenge"]["lifecycle"], "draft", "{v}");
+    let v = owner(&["challenge", "activate", "--id", "classifier-two"]);
+    assert_eq!(v["challenge"]["lifecycle"], "active", "{v}");
+    let c = &v["challenge"];
+    assert_eq!(c["assets"][0]["url"], url.as_str(), "{v}");
+    let (ready, total) = (
+        c["assets_ready_stake"].as_u64().unwrap(),
+        c["total_stake"].as_u64().unwrap(),
+    );
+    assert!(ready * 3 > total * 2, "{v}");
+    assert!(
+        served.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "no validator downloaded the asset"
+    );
+    let payload = repo.join("challenges/classifier/samples/good1.bin");
+    let v = submit_payload_and_wait(&api, "classifier-two", "//Miner8", &payload);
+    assert_eq!(v["status"], "certified", "{v}");
+    // The trained sample's held-out accuracy on the data set.
+    assert_eq!(v["score"], "0.745000000", "{v}");
     stop_devnet(devnet, &dir);
+}
+
+/// Serves `body` to every GET on a loopback port: the URL, and how many times it was served.
+fn serve_file(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/dataset.bin", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if s.write_all(head.as_bytes()).is_ok() && s.write_all(&body).is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    (url, served)
 }
 
 /// The status code of a plain HTTP POST of `body` to a node's API (`host:port`).

@@ -1,7 +1,8 @@
-//! Writes `samples/` for seed 0: a trained model, a weak one, and two invalid payloads.
+//! Writes the data set (`assets/dataset.bin`, the challenge's asset 0) and `samples/` for seed
+//! 0: a trained model, a weak one, and two invalid payloads.
 //! Run: `cargo run --example make_samples --target x86_64-unknown-linux-gnu -p classifier`.
 
-use classifier::{FEATURES, Model, TRAIN, accuracy, dataset};
+use classifier::{FEATURES, Model, TRAIN, accuracy, dataset, decode_dataset, encode_dataset};
 use platform_challenge_sdk::borsh;
 
 fn main() {
@@ -20,7 +21,12 @@ fn main() {
         weights: [weights[0], 0, 0, 0],
         bias: 0,
     };
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bytes = encode_dataset(&data);
+    assert_eq!(decode_dataset(&bytes).map(|d| d.len()), Some(data.len()));
+    std::fs::create_dir_all(root.join("assets")).unwrap();
+    std::fs::write(root.join("assets/dataset.bin"), &bytes).unwrap();
+    let dir = root.join("samples");
     std::fs::write(dir.join("good1.bin"), borsh::to_vec(&trained).unwrap()).unwrap();
     std::fs::write(dir.join("good2.bin"), borsh::to_vec(&weak).unwrap()).unwrap();
     std::fs::write(dir.join("invalid1.bin"), [1u8, 2, 3]).unwrap();

@@ -1,10 +1,13 @@
 //! Classifier challenge: a machine-learning task in integer arithmetic.
 //!
-//! A synthetic dataset of 400 labelled points with 4 features is generated from
-//! [`DATASET_SEED`], the same for every miner and every evaluation: two
-//! classes around opposite centres, with approximately Gaussian noise (sums of uniform draws),
-//! in fixed point (1000 = 1.0). The first 200 points are the training split that miners
-//! reproduce from the seed; the last 200 are the held-out split the module scores on.
+//! The data set is the challenge's asset 0 (`assets/dataset.bin`, pinned by its blake3 in the
+//! challenge's metadata and fetched by the validators): 400 labelled points with 4 features,
+//! each 4 little-endian `i32` then a `u8` label ([`encode_dataset`]). It was generated from
+//! [`DATASET_SEED`] by `examples/make_samples.rs`: two classes around opposite centres, with
+//! approximately Gaussian noise (sums of uniform draws), in fixed point (1000 = 1.0). The first
+//! 200 points are the training split miners learn from; the last 200 are the held-out split
+//! the module scores on. An evaluation without the asset (or with one that does not decode)
+//! traps: it is the validator's problem, never scored as the miner's.
 //!
 //! A submission is the parameters of a fixed linear model: Borsh `Model { weights: [i32; 4],
 //! bias: i32 }`; it predicts class 1 when `weights · x + bias > 0` (i64 arithmetic). The score is
@@ -21,7 +24,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use platform_challenge_sdk::borsh::{self, BorshDeserialize, BorshSerialize};
-use platform_challenge_sdk::{EvalInput, EvalOutput, SCORE_ONE, challenge, kv};
+use platform_challenge_sdk::{EvalInput, EvalOutput, SCORE_ONE, asset, challenge, kv};
 
 /// Features per point.
 pub const FEATURES: usize = 4;
@@ -93,9 +96,46 @@ pub fn dataset(seed: u64) -> Vec<Point> {
         .collect()
 }
 
+/// Bytes of one encoded point.
+const POINT_BYTES: usize = 4 * FEATURES + 1;
+
+/// The asset's encoding of `points`: per point, its features as little-endian `i32`, then its
+/// label.
+pub fn encode_dataset(points: &[Point]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(points.len() * POINT_BYTES);
+    for p in points {
+        for v in p.x {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(p.label);
+    }
+    out
+}
+
+/// Decodes [`encode_dataset`]'s bytes: exactly [`POINTS`] points with labels 0 or 1.
+pub fn decode_dataset(bytes: &[u8]) -> Option<Vec<Point>> {
+    if bytes.len() != POINTS * POINT_BYTES {
+        return None;
+    }
+    bytes
+        .chunks_exact(POINT_BYTES)
+        .map(|c| {
+            let x = core::array::from_fn(|f| {
+                i32::from_le_bytes([c[4 * f], c[4 * f + 1], c[4 * f + 2], c[4 * f + 3]])
+            });
+            let label = c[4 * FEATURES];
+            (label <= 1).then_some(Point { x, label })
+        })
+        .collect()
+}
+
 /// Held-out accuracy of `model` on the dataset of `seed`, as a fixed-point score.
 pub fn accuracy(seed: u64, model: &Model) -> u64 {
-    let data = dataset(seed);
+    accuracy_on(&dataset(seed), model)
+}
+
+/// Held-out accuracy of `model` on `data` (its points after the training split).
+pub fn accuracy_on(data: &[Point], model: &Model) -> u64 {
     let held_out = &data[TRAIN..];
     let correct = held_out
         .iter()
@@ -122,7 +162,10 @@ fn evaluate(input: EvalInput) -> EvalOutput {
             details: Vec::new(),
         };
     };
-    let score = accuracy(DATASET_SEED, &model);
+    let Some(data) = asset(0).and_then(|bytes| decode_dataset(&bytes)) else {
+        panic!("asset 0, the data set, is missing or does not decode");
+    };
+    let score = accuracy_on(&data, &model);
     let evaluations = kv::get_borsh::<u64>(b"evaluations").unwrap_or(0) + 1;
     kv::put_borsh(b"evaluations", &evaluations);
     EvalOutput {

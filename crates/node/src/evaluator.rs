@@ -11,12 +11,14 @@
 //! decides a score itself: only certified results reach the state.
 //!
 //! Evaluations run on the evaluation threads (`crate::eval_threads`), at a lower scheduling
-//! priority than consensus, never on the async runtime's workers. Module and payload bytes come from the blob store or peers (checked
-//! against their hashes by the network).
+//! priority than consensus, never on the async runtime's workers. Module and payload bytes come
+//! from the blob store or peers (checked against their hashes by the network); a challenge's
+//! assets from [`crate::assets`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use platform_crypto::{BlsSecretKey, BlsSignature, SignerBitmap, VerifiedBlsKey};
@@ -26,11 +28,14 @@ use platform_primitives::{
 };
 use platform_runtime::{Allocation, EvalInput, ModuleLoader, Runtime};
 
+use crate::assets::Assets;
 use crate::config::Fault;
 use crate::eval_threads::EvalThreads;
 use crate::mempool::Pool;
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
-use platform_state::{Attest, Block, CertifyTx, Evidence, ResultBody, State, Tx};
+use platform_state::{
+    AssetsReady, Attest, Block, CertifyTx, Evidence, Lifecycle, ResultBody, State, Tx,
+};
 
 /// What members gossip on the `attestations` topic.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -77,7 +82,15 @@ pub struct Evaluator {
     /// module included), since this process started.
     evaluations: AtomicU64,
     evaluation_ms: AtomicU64,
+    /// Challenge assets held for evaluations.
+    assets: Assets,
+    /// When this validator last set out to confirm a challenge version's assets.
+    asset_confirms: Mutex<BTreeMap<(ChallengeId, u32), Instant>>,
 }
+
+/// How long a confirmation of assets that has not reached the state waits before it is tried
+/// again (the fetch failed, or the transaction was dropped).
+const ASSET_CONFIRM_RETRY: Duration = Duration::from_secs(15);
 
 /// A challenge's key-value state.
 type Kv = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -127,6 +140,8 @@ impl Evaluator {
             loader,
             evaluations: AtomicU64::new(0),
             evaluation_ms: AtomicU64::new(0),
+            assets: Assets::default(),
+            asset_confirms: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -216,6 +231,7 @@ impl Evaluator {
             })?;
         let module = self.net.fetch_blob(challenge.meta.wasm_hash).await?;
         let payload = self.net.fetch_blob(record.submission.payload_hash).await?;
+        let assets = self.assets.of(&self.net, &challenge.meta).await?;
         let kv = self
             .inputs
             .lock()
@@ -276,7 +292,7 @@ impl Evaluator {
                     &loaded,
                     &EvalInput { seed, payload },
                     kv,
-                    Arc::new(Vec::new()),
+                    assets,
                 );
                 outcome(
                     serde_json::to_value(eval.outcome)
@@ -468,6 +484,73 @@ impl Evaluator {
             }
         }
         txs
+    }
+
+    /// Confirms, for each challenge whose assets the finalized state does not yet list this
+    /// validator as holding, that it does: fetches them ([`crate::assets`]), then admits and
+    /// gossips a signed `AssetsReady`. Runs after each finalized block; a confirmation that has
+    /// not reached the state is retried after [`ASSET_CONFIRM_RETRY`].
+    pub fn confirm_assets(self: &Arc<Self>) {
+        let Some(secret) = self.secret.clone() else {
+            return;
+        };
+        let (due, live, height) = {
+            let state = self.pool.state();
+            let mut due = Vec::new();
+            let mut live = Vec::new();
+            for c in state.challenges() {
+                if c.meta.assets.is_empty() || c.status == Lifecycle::Retired {
+                    continue;
+                }
+                live.push((c.meta.id.clone(), c.meta.version));
+                if !state.assets_ready(&c.meta.id).contains(&self.me) {
+                    due.push(c.meta);
+                }
+            }
+            (due, live, state.meta().height.0)
+        };
+        self.assets.retain(&live);
+        let now = Instant::now();
+        let mut confirms = self.asset_confirms.lock().expect("asset lock poisoned");
+        confirms.retain(|key, _| live.contains(key));
+        for meta in due {
+            let key = (meta.id.clone(), meta.version);
+            if confirms
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < ASSET_CONFIRM_RETRY)
+            {
+                continue;
+            }
+            confirms.insert(key, now);
+            let (this, secret) = (self.clone(), secret.clone());
+            tokio::spawn(async move {
+                if let Err(e) = this.assets.of(&this.net, &meta).await {
+                    tracing::warn!(challenge = %meta.id, "cannot confirm its assets: {e:#}");
+                    return;
+                }
+                let tx = Tx::AssetsReady(AssetsReady {
+                    challenge: meta.id.clone(),
+                    version: meta.version,
+                    validator: this.me,
+                    signature: secret.sign(&AssetsReady::message(
+                        this.netuid,
+                        &meta.id,
+                        meta.version,
+                    )),
+                });
+                let admitted = tokio::task::spawn_blocking(move || {
+                    this.pool.admit_and_publish(&this.net, tx, height)
+                })
+                .await;
+                match admitted {
+                    Ok(Ok(_)) => {
+                        tracing::info!(challenge = %meta.id, version = meta.version, "holds the challenge's assets; confirmation sent")
+                    }
+                    Ok(Err(e)) => tracing::debug!("asset confirmation not admitted: {e}"),
+                    Err(e) => tracing::warn!("asset confirmation: {e}"),
+                }
+            });
+        }
     }
 
     /// Decodes a gossiped attestation.

@@ -29,6 +29,7 @@
 //! and never blocks the async runtime's workers with module runs, state execution or disk I/O.
 
 pub mod api;
+pub mod assets;
 pub mod chain_watch;
 pub mod collect;
 pub mod config;

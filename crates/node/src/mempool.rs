@@ -181,6 +181,7 @@ pub fn signer(tx: &Tx) -> Hotkey {
         Tx::Certify(c) => Hotkey(c.submission.0.0),
         Tx::Sudo(s) => s.signer,
         Tx::BindKeys(b) => b.hotkey,
+        Tx::AssetsReady(a) => a.validator,
         Tx::Evidence(_) | Tx::EpochAnchor(_) | Tx::EpochClose(_) => Hotkey([0; 32]),
     }
 }

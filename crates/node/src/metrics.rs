@@ -67,6 +67,9 @@ pub struct Events {
     /// (`answered`: a validator sent certificates; `unanswered`: no connected validator had
     /// any).
     pub view_sync_asks: Family<Labels, Counter>,
+    /// Challenge assets fetched, by source (`store`: already here, `peers`, `url`) or
+    /// `failed`.
+    pub asset_fetches: Family<Labels, Counter>,
     /// View timeouts this node's consensus engine handled.
     pub view_timeouts: Counter,
     /// Certificates formed or received, by kind (`notarize`, `nullify`: a view given up,
@@ -100,6 +103,7 @@ impl Events {
             mempool_offers: Family::default(),
             mempool_dropped: Family::default(),
             view_sync_asks: Family::default(),
+            asset_fetches: Family::default(),
             view_timeouts: Counter::default(),
             certificates: Family::default(),
             equivocations: Counter::default(),
@@ -135,6 +139,13 @@ impl Events {
     pub fn mempool_dropped(&self, kind: &'static str, reason: String) {
         self.mempool_dropped
             .get_or_create(&vec![("kind", kind.into()), ("reason", reason)])
+            .inc();
+    }
+
+    /// Counts a challenge asset fetch by source or failure.
+    pub fn asset_fetch(&self, source: &'static str) {
+        self.asset_fetches
+            .get_or_create(&vec![("source", source.into())])
             .inc();
     }
 
@@ -207,6 +218,11 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_view_sync_asks",
         "Certificate asks made point-to-point to catch up on views, by result",
         e.view_sync_asks.clone(),
+    );
+    r.register(
+        "platform_asset_fetches",
+        "Challenge assets fetched, by source (store, peers, url) or failed",
+        e.asset_fetches.clone(),
     );
     r.register(
         "platform_inputs_dropped",

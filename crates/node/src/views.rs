@@ -199,15 +199,40 @@ pub struct ChallengeView {
     pub resources: platform_state::Resources,
     /// The best certified score (the earliest certified among equals).
     pub leader: Option<Leader>,
+    /// Data sets the module reads (`asset_read`), in index order.
+    pub assets: Vec<AssetView>,
+    /// Stake of the current validators that confirmed they hold every asset of this version;
+    /// a challenge with assets is activated once it is more than 2/3 of `total_stake`.
+    pub assets_ready_stake: u64,
+    /// The current validators' stake.
+    pub total_stake: u64,
+}
+
+/// One of a challenge's assets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetView {
+    /// Where validators fetch it when no peer has it (empty: from peers only).
+    pub url: String,
+    /// Its blake3 (hex).
+    pub blake3: String,
+    pub max_bytes: u64,
 }
 
 /// Every challenge in the canonical state.
 pub fn challenges(pool: &Pool) -> Vec<ChallengeView> {
     let state = pool.latest();
+    let validators = state.current_epoch().validators;
+    let total_stake: u64 = validators.iter().map(|(_, s)| *s).sum();
     state
         .challenges()
         .into_iter()
         .map(|c| {
+            let ready = state.assets_ready(&c.meta.id);
+            let assets_ready_stake = validators
+                .iter()
+                .filter(|(hk, _)| ready.contains(hk))
+                .map(|(_, s)| *s)
+                .sum();
             let leader = state
                 .scores(&c.meta.id)
                 .into_iter()
@@ -226,6 +251,18 @@ pub fn challenges(pool: &Pool) -> Vec<ChallengeView> {
                 committee_size: c.meta.committee_size,
                 resources: c.meta.resources.clone(),
                 leader,
+                assets: c
+                    .meta
+                    .assets
+                    .iter()
+                    .map(|a| AssetView {
+                        url: a.url.clone(),
+                        blake3: a.blake3.to_hex(),
+                        max_bytes: a.max_bytes,
+                    })
+                    .collect(),
+                assets_ready_stake,
+                total_stake,
             }
         })
         .collect()

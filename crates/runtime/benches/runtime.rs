@@ -54,17 +54,11 @@ fn evaluations(c: &mut Criterion) {
         };
         let payload = std::fs::read(dir.join(name).join("samples/good1.bin")).unwrap();
         let input = EvalInput { seed: 0, payload };
+        let assets =
+            Arc::new(platform_runtime::fixtures::challenge_assets(&dir.join(name)).unwrap());
         let m = rt.load(&wasm).unwrap();
         c.bench_function(&format!("example/{name}"), |b| {
-            b.iter(|| {
-                rt.call(
-                    &m,
-                    Entry::Evaluate,
-                    &input,
-                    empty.clone(),
-                    Arc::new(Vec::new()),
-                )
-            })
+            b.iter(|| rt.call(&m, Entry::Evaluate, &input, empty.clone(), assets.clone()))
         });
         c.bench_function(&format!("compile/{name}"), |b| {
             b.iter(|| rt.engine().precompile_module(&wasm).unwrap())

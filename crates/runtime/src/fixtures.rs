@@ -30,3 +30,18 @@ pub fn input_64() -> crate::EvalInput {
         payload: vec![1; 52],
     }
 }
+
+/// A challenge's assets as its source folder holds them (`<dir>/assets/`, every file in name
+/// order; none when there is no such folder): what its owner pins in the metadata and what
+/// `asset_read` serves by index.
+pub fn challenge_assets(dir: &std::path::Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let folder = dir.join("assets");
+    if !folder.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = std::fs::read_dir(&folder)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    files.sort();
+    files.iter().map(std::fs::read).collect()
+}

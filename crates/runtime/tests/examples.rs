@@ -44,6 +44,11 @@ fn samples(name: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// A challenge's assets: the files of its `assets/` folder in name order (none for most).
+fn assets(name: &str) -> Arc<Vec<Vec<u8>>> {
+    Arc::new(platform_runtime::fixtures::challenge_assets(&challenges_dir().join(name)).unwrap())
+}
+
 fn check_samples(name: &str) {
     let rt = Runtime::new(Policy::default(), Allocation::Pooling).unwrap();
     let m = rt.load(&module(name)).unwrap();
@@ -59,7 +64,7 @@ fn check_samples(name: &str) {
     for (file, payload) in list {
         let input = EvalInput { seed: 0, payload };
         let (_, e, _) =
-            rt.validate_and_evaluate(&m, &input, Arc::new(BTreeMap::new()), Arc::new(vec![]));
+            rt.validate_and_evaluate(&m, &input, Arc::new(BTreeMap::new()), assets(name));
         if file.starts_with("good") {
             assert_eq!(e.outcome, OutcomeClass::Ok, "{name}/{file}: {:?}", e.error);
             assert!(e.score.unwrap() > 0, "{name}/{file} scores above zero");
@@ -81,6 +86,40 @@ fn tsp_samples() {
 #[test]
 fn classifier_samples() {
     check_samples("classifier");
+}
+
+/// The classifier scores on its data set, asset 0: without it an evaluation traps (the
+/// validator's problem, never a score of zero for the miner); the same data scores the same.
+#[test]
+fn the_classifier_reads_its_data_set_from_its_asset() {
+    let rt = Runtime::new(Policy::default(), Allocation::Pooling).unwrap();
+    let m = rt.load(&module("classifier")).unwrap();
+    let payload = samples("classifier")
+        .into_iter()
+        .find(|(f, _)| f == "good1.bin")
+        .unwrap()
+        .1;
+    let input = EvalInput { seed: 0, payload };
+    let run = |assets: Vec<Vec<u8>>| {
+        rt.call(
+            &m,
+            platform_runtime::Entry::Evaluate,
+            &input,
+            Arc::new(BTreeMap::new()),
+            Arc::new(assets),
+        )
+    };
+    let data = assets("classifier");
+    assert_eq!(data.len(), 1);
+    let scored = run(data.to_vec());
+    assert_eq!(scored.outcome, OutcomeClass::Ok, "{:?}", scored.error);
+    // The trained sample's held-out accuracy on seed 0 (examples/make_samples.rs prints it).
+    assert_eq!(scored.score, Some(745_000_000));
+    let missing = run(Vec::new());
+    assert_eq!(missing.outcome, OutcomeClass::Trap, "{:?}", missing.error);
+    let mut truncated = data[0].clone();
+    truncated.pop();
+    assert_eq!(run(vec![truncated]).outcome, OutcomeClass::Trap);
 }
 
 #[test]
@@ -157,8 +196,9 @@ fn receipts_agree_across_allocators_and_cache() {
                     platform_runtime::Entry::Evaluate,
                     &input,
                     Arc::new(BTreeMap::new()),
-                    Arc::new(vec![]),
+                    assets(name),
                 );
+                assert_eq!(e.outcome, OutcomeClass::Ok, "{name}: {:?}", e.error);
                 digests.push(e.digest);
             }
         }

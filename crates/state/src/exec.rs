@@ -95,8 +95,17 @@ fn check_meta(m: &ChallengeMeta) -> Result<(), Reject> {
     {
         return bad("top_k rule (k >= 1, decay_bps 1 to 10000)");
     }
-    if m.assets.len() > MAX_ASSETS || m.assets.iter().any(|a| a.url.len() > MAX_NAME_BYTES) {
-        return bad("assets (at most 16, URLs up to 256 bytes)");
+    let bad_asset = |a: &Asset| {
+        a.url.len() > MAX_NAME_BYTES
+            || !(a.url.is_empty() || a.url.starts_with("https://") || a.url.starts_with("http://"))
+            || a.max_bytes == 0
+            || a.max_bytes > MAX_ASSET_BYTES
+    };
+    if m.assets.len() > MAX_ASSETS || m.assets.iter().any(bad_asset) {
+        return bad(
+            "assets (at most 16; each an http(s) URL up to 256 bytes or none, and 1 byte to 32 \
+             MiB)",
+        );
     }
     Ok(())
 }
@@ -131,7 +140,82 @@ impl State {
             Tx::Evidence(e) => self.evidence(e),
             Tx::EpochAnchor(a) => self.anchor(a),
             Tx::EpochClose(c) => self.close(c, host),
+            Tx::AssetsReady(a) => self.assets_ready_tx(a),
         }
+    }
+
+    fn assets_ready_tx(&mut self, a: &AssetsReady) -> Result<TxOutcome, Reject> {
+        let none = || Reject::NoAssetsToConfirm {
+            challenge: a.challenge.clone(),
+            version: a.version,
+        };
+        let c = self.challenge(&a.challenge).ok_or_else(none)?;
+        if c.meta.assets.is_empty() || c.meta.version != a.version || c.status == Lifecycle::Retired
+        {
+            return Err(none());
+        }
+        if !self
+            .current_epoch()
+            .validators
+            .iter()
+            .any(|(hk, _)| *hk == a.validator)
+        {
+            return Err(Reject::NotValidator {
+                hotkey: a.validator,
+            });
+        }
+        let mut ready = self.assets_ready(&a.challenge);
+        let Err(at) = ready.binary_search(&a.validator) else {
+            return Err(Reject::AssetsAlreadyConfirmed {
+                challenge: a.challenge.clone(),
+                validator: a.validator,
+            });
+        };
+        let key = self.verified_bls(&a.validator)?;
+        a.signature
+            .verify(
+                &key,
+                &AssetsReady::message(self.meta().netuid, &a.challenge, a.version),
+            )
+            .map_err(|_| Reject::BadBlsSignature)?;
+        ready.insert(at, a.validator);
+        put(
+            &mut self.store,
+            keys::assets_ready(&a.challenge),
+            &AssetsReadyRecord {
+                version: a.version,
+                validators: ready,
+            },
+        );
+        Ok(TxOutcome::AssetsConfirmed {
+            challenge: a.challenge.clone(),
+            version: a.version,
+            validator: a.validator,
+        })
+    }
+
+    /// Refuses to activate a challenge with assets until validators holding more than 2/3 of
+    /// the current epoch's stake hold them.
+    fn check_assets_available(&self, c: &ChallengeRecord) -> Result<(), Reject> {
+        if c.meta.assets.is_empty() {
+            return Ok(());
+        }
+        let ready = self.assets_ready(&c.meta.id);
+        let validators = self.current_epoch().validators;
+        let total: u64 = validators.iter().map(|(_, s)| *s).sum();
+        let ready_stake: u64 = validators
+            .iter()
+            .filter(|(hk, _)| ready.binary_search(hk).is_ok())
+            .map(|(_, s)| *s)
+            .sum();
+        if u128::from(ready_stake) * 3 <= u128::from(total) * 2 {
+            return Err(Reject::AssetsUnavailable {
+                challenge: c.meta.id.clone(),
+                ready_stake,
+                total_stake: total,
+            });
+        }
+        Ok(())
     }
 
     fn verified_bls(&self, hotkey: &Hotkey) -> Result<platform_crypto::VerifiedBlsKey, Reject> {
@@ -478,6 +562,9 @@ impl State {
                         from: c.status,
                         to: *to,
                     });
+                }
+                if *to == Lifecycle::Active {
+                    self.check_assets_available(&c)?;
                 }
                 c.status = *to;
                 put(&mut self.store, keys::challenge(challenge), &c);

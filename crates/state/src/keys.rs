@@ -20,6 +20,7 @@ pub const DEADLINE: u8 = 0x0c;
 pub const CREDIT: u8 = 0x0d;
 pub const EVIDENCE: u8 = 0x0e;
 pub const EQUIVOCATION: u8 = 0x0f;
+pub const ASSETS_READY: u8 = 0x10;
 
 fn challenge_part(k: &mut Vec<u8>, id: &ChallengeId) {
     k.push(id.as_str().len() as u8);
@@ -36,6 +37,12 @@ pub fn params() -> Vec<u8> {
 
 pub fn challenge(id: &ChallengeId) -> Vec<u8> {
     let mut k = vec![CHALLENGE];
+    challenge_part(&mut k, id);
+    k
+}
+
+pub fn assets_ready(id: &ChallengeId) -> Vec<u8> {
+    let mut k = vec![ASSETS_READY];
     challenge_part(&mut k, id);
     k
 }

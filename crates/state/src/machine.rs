@@ -74,6 +74,15 @@ pub enum TxOutcome {
     },
     /// Parameters changed.
     ParamsSet,
+    /// A validator confirmed it holds a challenge's assets.
+    AssetsConfirmed {
+        /// The challenge.
+        challenge: ChallengeId,
+        /// Its version.
+        version: u32,
+        /// The validator.
+        validator: Hotkey,
+    },
     /// A validator bound its keys.
     Bound {
         /// The validator.
@@ -290,6 +299,18 @@ impl State {
     /// A challenge.
     pub fn challenge(&self, id: &ChallengeId) -> Option<ChallengeRecord> {
         get(&self.store, &keys::challenge(id))
+    }
+
+    /// The validators that confirmed they hold the assets of the challenge's current version,
+    /// hotkeys ascending (empty for a challenge without assets).
+    pub fn assets_ready(&self, id: &ChallengeId) -> Vec<Hotkey> {
+        let Some(c) = self.challenge(id) else {
+            return Vec::new();
+        };
+        get::<AssetsReadyRecord>(&self.store, &keys::assets_ready(id))
+            .filter(|r| r.version == c.meta.version)
+            .map(|r| r.validators)
+            .unwrap_or_default()
     }
 
     /// Every challenge, ids ascending.

@@ -43,6 +43,15 @@ pub struct ChallengeRecord {
     pub status: Lifecycle,
 }
 
+/// The validators that hold every asset of a challenge's version (`Tx::AssetsReady`).
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
+pub struct AssetsReadyRecord {
+    /// The challenge version they confirmed; a new version starts an empty record.
+    pub version: u32,
+    /// The validators, hotkeys ascending.
+    pub validators: Vec<Hotkey>,
+}
+
 /// An epoch: its anchor, validator set and, once closed, its weights.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct EpochRecord {

@@ -224,6 +224,35 @@ pub enum Reject {
         /// The module hash.
         module: Hash,
     },
+    /// Only a challenge's current version with assets, not retired, takes `AssetsReady`.
+    #[error("challenge '{challenge}' has no assets at version {version} to confirm")]
+    NoAssetsToConfirm {
+        /// The challenge.
+        challenge: ChallengeId,
+        /// The version named.
+        version: u32,
+    },
+    /// The validator already confirmed this version's assets.
+    #[error("{validator} already confirmed the assets of '{challenge}'")]
+    AssetsAlreadyConfirmed {
+        /// The challenge.
+        challenge: ChallengeId,
+        /// The validator.
+        validator: Hotkey,
+    },
+    /// Activation waits until validators holding more than 2/3 of the stake hold its assets.
+    #[error(
+        "challenge '{challenge}': validators with {ready_stake} of {total_stake} stake hold its \
+         assets; more than 2/3 must before it is activated"
+    )]
+    AssetsUnavailable {
+        /// The challenge.
+        challenge: ChallengeId,
+        /// Stake of the current validators that confirmed them.
+        ready_stake: u64,
+        /// The current validators' stake.
+        total_stake: u64,
+    },
     /// Epoch transactions never enter a mempool: only a proposer's epoch block carries them,
     /// built from its own chain client (a gossiped anchor with any metagraph would otherwise
     /// reach honest leaders' ordinary blocks, which the others refuse).

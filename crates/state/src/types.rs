@@ -19,6 +19,8 @@ pub const MAX_BLOCK_BYTES: usize = 8 << 20;
 pub const MAX_NEURONS: usize = 4096;
 /// Longest challenge name, asset URL or libp2p peer id accepted.
 pub const MAX_NAME_BYTES: usize = 256;
+/// Largest asset a challenge may declare (the largest blob peers exchange).
+pub const MAX_ASSET_BYTES: u64 = 32 << 20;
 /// Most assets a challenge may declare.
 pub const MAX_ASSETS: usize = 16;
 
@@ -150,7 +152,8 @@ impl Resources {
 /// An external file a challenge reads by index (fetched by the node, never by the module).
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Asset {
-    /// Where to fetch it (https).
+    /// Where to fetch it when no peer has it (`http(s)://…`), or empty: from peers only (the
+    /// owner uploads it with the `Publish`).
     pub url: String,
     /// blake3 of the content.
     pub blake3: Hash,
@@ -339,6 +342,31 @@ impl Attest {
     }
 }
 
+/// A validator's statement that it holds every asset of a challenge's version, each fetched
+/// and checked against its blake3. A challenge with assets becomes active only once validators
+/// holding more than 2/3 of the epoch's stake have made it, so its committees can evaluate.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct AssetsReady {
+    /// The challenge.
+    pub challenge: ChallengeId,
+    /// Its version (the assets are the metadata's of that version).
+    pub version: u32,
+    /// The validator.
+    pub validator: Hotkey,
+    /// BLS signature over [`AssetsReady::message`] with the validator's bound key.
+    pub signature: BlsSignature,
+}
+
+impl AssetsReady {
+    /// What the validator signs: `"platform/v1/assets-ready" ‖ borsh(netuid, challenge,
+    /// version)`.
+    pub fn message(netuid: NetUid, challenge: &ChallengeId, version: u32) -> Vec<u8> {
+        let mut m = b"platform/v1/assets-ready".to_vec();
+        m.extend(encode(&(netuid, challenge, version)));
+        m
+    }
+}
+
 /// The full result a certificate finalizes; its receipt digest is recomputed from these fields.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct ResultBody {
@@ -448,6 +476,8 @@ pub enum Tx {
     EpochAnchor(EpochAnchor),
     /// The end of an epoch.
     EpochClose(EpochClose),
+    /// A validator holds a challenge's assets.
+    AssetsReady(AssetsReady),
 }
 
 impl Tx {
@@ -479,6 +509,7 @@ impl Tx {
             Tx::Evidence(_) => "evidence",
             Tx::EpochAnchor(_) => "epoch_anchor",
             Tx::EpochClose(_) => "epoch_close",
+            Tx::AssetsReady(_) => "assets_ready",
         }
     }
 }

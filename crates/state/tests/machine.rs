@@ -943,3 +943,122 @@ fn transactions_signed_for_another_genesis_are_refused() {
     let (ok, _) = net.submit(0, &score_payload(6));
     net.apply(vec![ok]).unwrap();
 }
+
+/// A challenge with assets is activated only once validators holding more than 2/3 of the
+/// stake confirmed they hold them; each validator confirms once per version, with its bound
+/// BLS key; a new version starts over.
+#[test]
+fn a_challenge_with_assets_waits_for_a_quorum_holding_them() {
+    let mut net = Net::new(Params::default());
+    let mut meta = net.meta("data", None);
+    meta.assets = vec![Asset {
+        url: String::new(),
+        blake3: Hash::of(b"the data set"),
+        max_bytes: 1 << 20,
+    }];
+    let publish = net.sudo(SudoAction::Publish(meta.clone()));
+    net.apply(vec![publish]).unwrap();
+    let activate = |net: &mut Net| {
+        net.sudo(SudoAction::Transition {
+            challenge: id("data"),
+            to: Lifecycle::Active,
+        })
+    };
+    let ready = |net: &Net, i: usize, version: u32| {
+        let v = &net.validators[i];
+        Tx::AssetsReady(AssetsReady {
+            challenge: id("data"),
+            version,
+            validator: v.key.hotkey(),
+            signature: v
+                .bls
+                .sign(&AssetsReady::message(NETUID, &id("data"), version)),
+        })
+    };
+    // Stakes 5,000, 4,000, 3,000 and 2,000 of 14,000.
+    let tx = activate(&mut net);
+    assert_eq!(
+        reject_of(net.apply(vec![tx])),
+        Reject::AssetsUnavailable {
+            challenge: id("data"),
+            ready_stake: 0,
+            total_stake: 14_000,
+        }
+    );
+    net.sudo_nonce -= 1;
+    net.apply(vec![ready(&net, 0, 1), ready(&net, 1, 1)])
+        .unwrap();
+    assert_eq!(net.state.assets_ready(&id("data")).len(), 2);
+    // 9,000 is not more than 2/3 of 14,000.
+    let tx = activate(&mut net);
+    assert!(matches!(
+        reject_of(net.apply(vec![tx])),
+        Reject::AssetsUnavailable {
+            ready_stake: 9_000,
+            ..
+        }
+    ));
+    net.sudo_nonce -= 1;
+    // Once per validator and version; the current version only; signed by the validator.
+    assert_eq!(
+        reject_of(net.apply(vec![ready(&net, 0, 1)])),
+        Reject::AssetsAlreadyConfirmed {
+            challenge: id("data"),
+            validator: net.validators[0].key.hotkey(),
+        }
+    );
+    assert_eq!(
+        reject_of(net.apply(vec![ready(&net, 2, 2)])),
+        Reject::NoAssetsToConfirm {
+            challenge: id("data"),
+            version: 2,
+        }
+    );
+    let mut forged = ready(&net, 2, 1);
+    if let Tx::AssetsReady(a) = &mut forged {
+        a.signature = net.validators[3]
+            .bls
+            .sign(&AssetsReady::message(NETUID, &id("data"), 1));
+    }
+    assert_eq!(reject_of(net.apply(vec![forged])), Reject::BadBlsSignature);
+    let outsider = Keypair::from_seed(&[42; 32]);
+    let mut outside = ready(&net, 2, 1);
+    if let Tx::AssetsReady(a) = &mut outside {
+        a.validator = outsider.hotkey();
+    }
+    assert_eq!(
+        reject_of(net.apply(vec![outside])),
+        Reject::NotValidator {
+            hotkey: outsider.hotkey()
+        }
+    );
+    // The third confirmation makes 12,000: activated.
+    net.apply(vec![ready(&net, 2, 1)]).unwrap();
+    let tx = activate(&mut net);
+    net.apply(vec![tx]).unwrap();
+    assert_eq!(
+        net.state.challenge(&id("data")).unwrap().status,
+        Lifecycle::Active
+    );
+    // A new version's assets are confirmed afresh.
+    meta.version = 2;
+    let publish = net.sudo(SudoAction::Publish(meta));
+    net.apply(vec![publish]).unwrap();
+    assert!(net.state.assets_ready(&id("data")).is_empty());
+    net.apply(vec![ready(&net, 3, 2)]).unwrap();
+    assert_eq!(
+        net.state.assets_ready(&id("data")),
+        vec![net.validators[3].key.hotkey()]
+    );
+    // A challenge without assets is activated as before and takes no confirmation.
+    let plain = net.meta("plain", None);
+    let mut plain_meta = plain;
+    plain_meta.emission_bps = 0;
+    let publish = net.sudo(SudoAction::Publish(plain_meta));
+    net.apply(vec![publish]).unwrap();
+    let tx = net.sudo(SudoAction::Transition {
+        challenge: id("plain"),
+        to: Lifecycle::Active,
+    });
+    net.apply(vec![tx]).unwrap();
+}

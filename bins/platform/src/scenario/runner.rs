@@ -119,6 +119,11 @@ pub struct ChallengeFile {
     /// Activate after publishing (default true).
     #[serde(default = "yes")]
     pub activate: bool,
+    /// Files the module reads with `asset_read`, in index order, relative to the scenario:
+    /// pinned in the challenge's metadata; every validator confirms it holds them before the
+    /// challenge is activated.
+    #[serde(default)]
+    pub assets: Vec<PathBuf>,
 }
 
 /// One step.
@@ -314,6 +319,7 @@ struct Validator {
 struct ChallengeRt {
     runtime: Runtime,
     module: Arc<LoadedModule>,
+    assets: Arc<Vec<Vec<u8>>>,
 }
 
 /// The runner's error: the scenario itself is wrong (not a rejected transaction, which is a
@@ -490,7 +496,19 @@ impl Runner {
             let module = runtime
                 .load(&bytes)
                 .map_err(|e| ScenarioError(format!("module {} of '{id}': {e}", path.display())))?;
-            challenges.insert(id, ChallengeRt { runtime, module });
+            let assets = c
+                .assets
+                .iter()
+                .map(|a| read(&base.join(a), MAX_ASSET_BYTES, "asset"))
+                .collect::<Result<Vec<_>, _>>()?;
+            challenges.insert(
+                id,
+                ChallengeRt {
+                    runtime,
+                    module,
+                    assets: Arc::new(assets),
+                },
+            );
             modules.push(bytes);
         }
         Ok(Runner {
@@ -623,7 +641,7 @@ impl Runner {
                     payload,
                 },
                 Arc::new(self.state.challenge_kv(&record.submission.challenge)),
-                Arc::new(Vec::new()),
+                rt.assets.clone(),
             );
             let result = ResultBody {
                 outcome: eval.outcome,
@@ -805,15 +823,39 @@ impl Runner {
                     committee_size: c.committee_size,
                     emission_bps: c.emission_bps,
                     scoring: c.scoring.clone(),
-                    assets: Vec::new(),
+                    assets: rt
+                        .assets
+                        .iter()
+                        .map(|bytes| Asset {
+                            url: String::new(),
+                            blake3: Hash::of(bytes),
+                            max_bytes: bytes.len() as u64,
+                        })
+                        .collect(),
                 },
                 c.activate,
             ));
         }
         let mut to_activate = Vec::new();
+        let mut confirm = Vec::new();
         for (meta, activate) in metas {
             if activate {
                 to_activate.push(meta.id.clone());
+            }
+            if !meta.assets.is_empty() {
+                // Every validator holds the scenario's files: each confirms it.
+                for v in &self.validators {
+                    let message = AssetsReady::message(self.netuid, &meta.id, meta.version);
+                    confirm.push((
+                        format!("setup: {} holds the assets of {}", v.key.hotkey(), meta.id),
+                        Tx::AssetsReady(AssetsReady {
+                            challenge: meta.id.clone(),
+                            version: meta.version,
+                            validator: v.key.hotkey(),
+                            signature: v.bls.sign(&message),
+                        }),
+                    ));
+                }
             }
             publish.push((
                 format!("setup: publish {}", meta.id),
@@ -842,6 +884,9 @@ impl Runner {
             ));
         }
         self.block(publish)?;
+        if !confirm.is_empty() {
+            self.block(confirm)?;
+        }
         self.block(activate_txs)?;
 
         let steps = std::mem::take(&mut self.s.steps);

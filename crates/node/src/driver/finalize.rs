@@ -87,6 +87,7 @@ impl Driver {
             if block.txs.iter().any(|t| matches!(t, Tx::Certify(_))) {
                 self.evaluator.prune();
             }
+            self.evaluator.confirm_assets();
             self.finalized_digest = digest;
             self.finalized_height = proposal.height.0;
             self.finalized_view = proposal.view;
