@@ -182,7 +182,9 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
     /// Where the built example challenges are (`tsp.wasm`, `classifier.wasm`); the owner
-    /// (//Alice) publishes and activates them, then simulated miners submit to them.
+    /// (//Alice) publishes them, each with its source folder's `assets/` files
+    /// (`<this>/../../../<name>/assets/`, the classifier's data set) uploaded as its assets,
+    /// activates them once the validators hold those, then simulated miners submit to them.
     #[arg(
         long,
         default_value = "challenges/target/wasm32-unknown-unknown/release"
