@@ -80,6 +80,9 @@ enum Command {
     /// Read the metagraph and weights of a chain, set weights, register (LocalChain).
     #[command(subcommand)]
     Chain(chain::ChainCommand),
+    /// Derive a subnet's genesis from the chain at a block: its metagraph, its owner, and the
+    /// key bindings of the validators whose peer records the chain held by then.
+    Genesis(node::GenesisArgs),
     /// Create a validator's data directory: config, genesis (--dev: a dev network's), keys.
     Init(node::InitArgs),
     /// Run a validator: consensus with its peers, the replicated state, the HTTP API.
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Genesis(args) => node::genesis_from_chain(args),
         Command::Init(args) => node::init(args),
         Command::Run(args) => node::run(args),
         Command::Devnet(args) => node::devnet(args),

@@ -53,9 +53,130 @@ pub struct InitArgs {
     /// weights are submitted to it. Without it the network stays in its genesis epoch.
     #[arg(long)]
     chain: Option<String>,
+    /// Launch the network from the chain (with --chain, --netuid, instead of --genesis and
+    /// --bootstrap): `platform run` publishes this validator's peer record on the subnet,
+    /// derives the genesis from the chain at this block once the chain reaches it (every
+    /// validator given the same block derives the same one), and dials the validators whose
+    /// records the chain holds. Pick a block far enough ahead for every validator to start.
+    #[arg(long, requires_all = ["chain", "netuid"], conflicts_with_all = ["genesis", "dev"])]
+    genesis_block: Option<u64>,
+    /// The subnet (with --genesis-block).
+    #[arg(long)]
+    netuid: Option<u16>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `platform genesis`.
+#[derive(clap::Args, Debug)]
+pub struct GenesisArgs {
+    /// The chain (a LocalChain URL, http://…; peer records on subtensor are not built yet).
+    #[arg(long)]
+    chain: String,
+    /// The subnet.
+    #[arg(long)]
+    netuid: u16,
+    /// The chain block to derive it at (default: the chain's head). Validators launched with
+    /// `platform init --genesis-block B` derive the same genesis at B themselves.
+    #[arg(long)]
+    block: Option<u64>,
+    /// Also write it as a genesis file (Borsh), for networks that hand one around.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print JSON: `network_id`, `genesis_hash`, `chain_block`, `owner`, `neurons`, and each
+    /// permitted validator's `hotkey`, `stake`, `bound` (its peer record was on chain) and
+    /// `addrs`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `platform genesis`: the genesis the chain gives subnet `--netuid` at `--block`.
+pub fn genesis_from_chain(args: GenesisArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let netuid = platform_primitives::NetUid(args.netuid);
+    let (genesis, records) = rt.block_on(async {
+        let chain = platform_chain::AnyChain::connect(&args.chain).await?;
+        let block = match args.block {
+            Some(b) => b,
+            None => platform_chain::Chain::head(&chain).await?.number,
+        };
+        let genesis = genesis::from_chain(&chain, netuid, block).await?;
+        let records = genesis::peer_records(&chain, netuid, Some(block)).await?;
+        anyhow::Ok((genesis, records))
+    })?;
+    if let Some(out) = &args.out {
+        genesis::save(&genesis, out)?;
+    }
+    #[derive(Serialize)]
+    struct Validator {
+        hotkey: String,
+        stake: u64,
+        bound: bool,
+        addrs: Vec<String>,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        network_id: String,
+        genesis_hash: String,
+        chain_block: u64,
+        owner: String,
+        neurons: usize,
+        validators: Vec<Validator>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+    }
+    let validators = genesis
+        .metagraph
+        .iter()
+        .filter(|n| n.validator_permit)
+        .map(|n| Validator {
+            hotkey: n.hotkey.to_ss58(),
+            stake: n.stake,
+            bound: genesis.bindings.iter().any(|b| b.hotkey == n.hotkey),
+            addrs: records
+                .iter()
+                .find(|(b, _)| b.hotkey == n.hotkey)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let out = Out {
+        network_id: genesis.network_id().to_hex(),
+        genesis_hash: genesis.hash().to_hex(),
+        chain_block: genesis.chain_block,
+        owner: genesis.owner.to_ss58(),
+        neurons: genesis.metagraph.len(),
+        validators,
+        file: args.out.as_ref().map(|p| p.display().to_string()),
+    };
+    if args.json {
+        output::json(&out);
+    } else {
+        println!(
+            "subnet {} at chain block {}: network {}",
+            args.netuid, out.chain_block, out.network_id
+        );
+        println!("owner {}, {} neurons", out.owner, out.neurons);
+        for v in &out.validators {
+            println!(
+                "  {}  stake {:>20}  {}",
+                v.hotkey,
+                v.stake,
+                if v.bound {
+                    format!("bound, at {}", v.addrs.join(" "))
+                } else {
+                    "no peer record: binds later (BindKeys)".into()
+                }
+            );
+        }
+        if let Some(f) = &out.file {
+            println!("wrote {f}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `platform run`.
@@ -264,20 +385,27 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
     }
     let key = crate::chain::load_hotkey(&hotkey, Some(&args.data_dir), &args.wallet.passwords())?;
     let genesis_path = args.data_dir.join("genesis.bin");
-    let genesis = match (&args.genesis, args.dev) {
-        (Some(file), _) => genesis::load(file)?,
-        (None, true) => genesis::dev(args.validators, now_ms(), 1000)?,
-        (None, false) => bail!(
-            "a genesis is needed: --dev for a dev network, or --genesis FILE (the file every \
-             validator of the network shares)"
+    let genesis = match (&args.genesis, args.dev, args.genesis_block) {
+        (Some(file), _, _) => Some(genesis::load(file)?),
+        (None, true, _) => Some(genesis::dev(args.validators, now_ms(), 1000)?),
+        // Derived by `platform run` once the chain reaches the block.
+        (None, false, Some(_)) => None,
+        (None, false, None) => bail!(
+            "a genesis is needed: --dev for a dev network, --genesis FILE (the file every \
+             validator of the network shares), or --chain URL --netuid N --genesis-block B to \
+             derive it from the chain"
         ),
     };
-    genesis::save(&genesis, &genesis_path)?;
+    if let Some(g) = &genesis {
+        genesis::save(g, &genesis_path)?;
+    }
     let mut cfg = NodeConfig::new(&hotkey);
     cfg.listen = args.listen;
     cfg.http = args.http;
     cfg.bootstrap = args.bootstrap;
     cfg.chain = args.chain;
+    cfg.netuid = args.genesis_block.and(args.netuid);
+    cfg.genesis_block = args.genesis_block;
     cfg.save(&config_path)?;
     let token_file = platform_node::token::path(&args.data_dir);
     platform_node::token::load_or_create(&args.data_dir)?;
@@ -285,7 +413,10 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
     struct Out {
         config: String,
         genesis: String,
-        genesis_hash: String,
+        /// `None` until `platform run` derives it from the chain.
+        genesis_hash: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        genesis_block: Option<u64>,
         hotkey: String,
         peer_id: String,
         operator_token_file: String,
@@ -294,7 +425,8 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
         operator_token_file: token_file.display().to_string(),
         config: config_path.display().to_string(),
         genesis: genesis_path.display().to_string(),
-        genesis_hash: genesis.hash().to_hex(),
+        genesis_hash: genesis.as_ref().map(|g| g.hash().to_hex()),
+        genesis_block: args.genesis_block,
         hotkey: key.hotkey().to_ss58(),
         peer_id: platform_network::identity_from_hotkey(&key)
             .public()
@@ -304,8 +436,19 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
     if args.json {
         output::json(&out);
     } else {
-        println!("wrote {} and {}", out.config, out.genesis);
-        println!("genesis {}", out.genesis_hash);
+        match (&out.genesis_hash, out.genesis_block) {
+            (Some(hash), _) => {
+                println!("wrote {} and {}", out.config, out.genesis);
+                println!("genesis {hash}");
+            }
+            (None, block) => {
+                println!("wrote {}", out.config);
+                println!(
+                    "genesis: derived from the chain at block {} when the node runs",
+                    block.unwrap_or(0)
+                );
+            }
+        }
         println!("hotkey  {}  peer id {}", out.hotkey, out.peer_id);
         println!(
             "operator token in {} (the operator listener, operator_http, takes any transaction \

@@ -278,6 +278,119 @@ fn all_agree_beyond(vs: &[Validator], height_now: u64) {
     );
 }
 
+/// Four validators launched from the chain alone: each `platform init` names the chain, the
+/// subnet and a genesis block ahead, with no genesis file and no bootstrap list. Each node
+/// publishes its peer record on the subnet, derives the genesis at that block, finds the others
+/// through their records, and the four finalize blocks and submit the same weights.
+#[test]
+fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = LocalChain::start(&tmp.path().join("chain"), 6, 200);
+    let chain_addr = chain.url.trim_start_matches("http://").to_string();
+    let head = get(&chain_addr, "/v1/head").unwrap()["number"]
+        .as_u64()
+        .unwrap();
+    // Time for the four processes to start and publish their records (200 ms blocks).
+    let genesis_block = head + 40;
+    let mut vs: Vec<Validator> = ["alice", "bob", "charlie", "dave"]
+        .iter()
+        .map(|name| {
+            let dir = tmp.path().join(name);
+            let api = format!("127.0.0.1:{}", free_port());
+            let hotkey = format!("//{}{}", name[..1].to_uppercase(), &name[1..]);
+            let v = json(&platform(&[
+                "init",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--hotkey",
+                &hotkey,
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+                "--http",
+                &api,
+                "--chain",
+                &chain.url,
+                "--netuid",
+                "1",
+                "--genesis-block",
+                &genesis_block.to_string(),
+                "--json",
+            ]));
+            assert_eq!(v["genesis_hash"], serde_json::Value::Null, "{v}");
+            Validator {
+                config: PathBuf::from(v["config"].as_str().unwrap()),
+                dir,
+                api,
+                child: None,
+            }
+        })
+        .collect();
+    for v in &mut vs {
+        v.start();
+    }
+    wait_or_show("the first blocks on every validator", &vs, || {
+        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+    });
+    // One genesis, derived by each node on its own, the same as `platform genesis` derives.
+    let files: Vec<Vec<u8>> = vs
+        .iter()
+        .map(|v| std::fs::read(v.dir.join("genesis.bin")).unwrap())
+        .collect();
+    assert!(files.iter().all(|f| *f == files[0]));
+    let derived = json(&platform(&[
+        "genesis",
+        "--chain",
+        &chain.url,
+        "--netuid",
+        "1",
+        "--block",
+        &genesis_block.to_string(),
+        "--json",
+    ]));
+    let network_id = get(&vs[0].api, "/api/v1/status").unwrap()["network_id"].clone();
+    assert_eq!(derived["network_id"], network_id, "{derived}");
+    let validators = derived["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 4, "{derived}");
+    assert!(validators.iter().all(|v| v["bound"] == true), "{derived}");
+    // No bootstrap list: every node is connected to the three others through their records.
+    wait_or_show(
+        "every validator to connect to the three others",
+        &vs,
+        || {
+            vs.iter().all(|v| {
+                get(&v.api, "/api/v1/status")
+                    .and_then(|s| s["peers"].as_u64())
+                    .is_some_and(|p| p >= 3)
+            })
+        },
+    );
+    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    // And each submits the same weights to the chain.
+    let mut submitted: Vec<serde_json::Value> = Vec::new();
+    wait_or_show("every validator to submit one epoch's weights", &vs, || {
+        let latest: Vec<Option<u64>> = vs
+            .iter()
+            .map(|v| {
+                get(&v.api, "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
+            })
+            .collect();
+        let Some(Some(e)) = latest.first().copied() else {
+            return false;
+        };
+        if latest.iter().any(|l| *l != Some(e)) {
+            return false;
+        }
+        submitted = vs
+            .iter()
+            .filter_map(|v| get(&v.api, &format!("/api/v1/epochs/{e}/weights")))
+            .collect();
+        submitted.len() == vs.len() && submitted.iter().all(|s| s["submitted"].is_object())
+    });
+    for s in &submitted {
+        assert_eq!(s["submitted"], submitted[0]["submitted"]);
+    }
+}
+
 /// //Dave is not in the genesis; the chain gives him a permit, so the next epoch lists him,
 /// but without bound keys he cannot sign: consensus goes on with the other three while his
 /// node binds its keys through a `BindKeys` transaction, and he votes from the epoch after.

@@ -39,6 +39,46 @@ impl AnyChain {
         }
     }
 
+    /// Publishes `data` as `signer`'s commitment on subnet `netuid` (at most
+    /// [`crate::MAX_COMMITMENT_BYTES`]; the hotkey must be registered there). Platform's
+    /// validators keep their peer record there.
+    pub async fn set_commitment(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        data: Vec<u8>,
+    ) -> Result<Included, ChainError> {
+        match self {
+            AnyChain::Local(c) => c.set_commitment(signer, netuid, data).await,
+            AnyChain::Subtensor(c) => c.set_commitment(signer, netuid, data).await,
+        }
+    }
+
+    /// Every hotkey's commitment on `netuid` as of `block` (the head when `None`), hotkeys
+    /// ascending.
+    pub async fn commitments(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<crate::Commitment>, ChainError> {
+        match self {
+            AnyChain::Local(c) => c.commitments(netuid, block).await,
+            AnyChain::Subtensor(c) => c.commitments(netuid, block).await,
+        }
+    }
+
+    /// The subnet owner's hotkey (subtensor: `SubnetOwnerHotkey`): the key Platform takes the
+    /// owner's actions from.
+    pub async fn subnet_owner(
+        &self,
+        netuid: u16,
+    ) -> Result<platform_primitives::Hotkey, ChainError> {
+        match self {
+            AnyChain::Local(c) => c.subnet_owner(netuid).await,
+            AnyChain::Subtensor(c) => c.subnet_owner(netuid).await,
+        }
+    }
+
     /// The LocalChain client, if this is one (registration and the consensus view exist only
     /// there).
     pub fn local(&self) -> Option<&LocalChainClient> {

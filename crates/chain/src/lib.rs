@@ -73,6 +73,22 @@ pub struct Hyperparameters {
     pub reveal_period_epochs: u64,
 }
 
+/// Most bytes of one commitment (subtensor's Commitments pallet holds up to three raw fields
+/// of 128 bytes).
+pub const MAX_COMMITMENT_BYTES: usize = 384;
+
+/// What a hotkey published on a subnet (subtensor: the Commitments pallet's `CommitmentOf`).
+/// Platform's validators keep their peer record there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commitment {
+    /// Who published it.
+    pub hotkey: Hotkey,
+    /// The block it was set in.
+    pub block: u64,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
 /// One neuron as the chain reports it.
 #[derive(
     Clone,

@@ -91,6 +91,54 @@ async fn local_chain_over_loopback_http() {
     ));
 }
 
+/// Commitments over HTTP: a registered hotkey's latest one, as of any block; an unregistered
+/// hotkey and an oversized commitment are refused; the subnet owner is read.
+#[tokio::test]
+async fn commitments_are_read_as_of_a_block() {
+    let (chain, url, stop) = served(dev_chain(None)).await;
+    let client = LocalChainClient::new(&url).unwrap();
+    let alice = key("//Alice");
+    chain.produce_block().unwrap();
+    let first = client
+        .set_commitment(&alice, 1, b"first".to_vec())
+        .await
+        .unwrap();
+    chain.produce_block().unwrap();
+    let second = client
+        .set_commitment(&alice, 1, b"second".to_vec())
+        .await
+        .unwrap();
+    let now = client.commitments(1, None).await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(
+        (now[0].hotkey, now[0].block, now[0].data.as_slice()),
+        (alice.hotkey(), second.block, &b"second"[..])
+    );
+    let then = client.commitments(1, Some(first.block)).await.unwrap();
+    assert_eq!(then[0].data, b"first");
+    assert!(
+        client
+            .commitments(1, Some(first.block - 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        client
+            .set_commitment(&key("//Stranger"), 1, b"x".to_vec())
+            .await,
+        Err(ChainError::NotRegistered { .. })
+    ));
+    assert!(matches!(
+        client
+            .set_commitment(&alice, 1, vec![0; platform_chain::MAX_COMMITMENT_BYTES + 1])
+            .await,
+        Err(ChainError::Malformed { .. })
+    ));
+    assert_eq!(client.subnet_owner(1).await.unwrap(), genesis::dev().owner);
+    let _ = stop.send(());
+}
+
 #[tokio::test]
 async fn timelocked_subnets_get_an_error_that_says_what_to_do() {
     let chain = dev_chain(Some(4));

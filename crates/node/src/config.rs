@@ -38,6 +38,17 @@ pub struct NodeConfig {
     /// to it. Without a chain the network stays in its genesis epoch and submits nothing.
     #[serde(default)]
     pub chain: Option<String>,
+    /// A network launched from the chain (LocalChain): the subnet, and the chain block its
+    /// genesis is derived at (`platform genesis`). At start the node publishes its peer record
+    /// (key binding and listen address) as its commitment on the subnet, derives the genesis
+    /// once the chain reaches `genesis_block` (unless the genesis file exists), and dials the
+    /// validators whose records the chain holds, again as they change: no genesis file to
+    /// pass around and no bootstrap list. Both unset: the genesis file and `bootstrap`.
+    #[serde(default)]
+    pub netuid: Option<u16>,
+    /// See `netuid`.
+    #[serde(default)]
+    pub genesis_block: Option<u64>,
     /// A deliberate fault, for tests and demonstrations only: `"wrong-scores"` makes this
     /// validator attest forged results as a committee member (the others out-vote it, report
     /// the contradiction as evidence, and the state jails it); `"nullify-closes"` makes
@@ -325,6 +336,8 @@ impl NodeConfig {
             operator_http: default_operator_http(),
             genesis: None,
             chain: None,
+            netuid: None,
+            genesis_block: None,
             fault: None,
             compiler: None,
             block_interval_ms: default_block_ms(),

@@ -1,11 +1,20 @@
-//! The dev network's genesis: the LocalChain dev metagraph (`//Alice` … `//Dave`, then
-//! `//Validator5` … `//Validator64` as validators, `//Miner1` … `//MinerN`), with the
-//! validators' BLS keys and libp2p identities bound.
+//! Genesis files, and the two ways of making one.
+//!
+//! - **The dev network's** ([`dev`]): the LocalChain dev metagraph (`//Alice` … `//Dave`, then
+//!   `//Validator5` … `//Validator64` as validators, `//Miner1` … `//MinerN`), with the
+//!   validators' BLS keys and libp2p identities bound.
+//! - **From the chain** ([`from_chain`]): the subnet as the chain has it at an agreed block —
+//!   metagraph, owner, and the key binding of every permitted validator that published a
+//!   [`PeerRecord`] (its commitment on the subnet) by then. Every node derives the same genesis
+//!   from the same block, so no file needs passing around; the records' addresses replace a
+//!   bootstrap list.
 
 use anyhow::{Context, Result, bail};
+use borsh::{BorshDeserialize, BorshSerialize};
 use platform_chain::local::genesis as chain_genesis;
-use platform_crypto::{Domain, Keypair, parse_suri};
-use platform_primitives::{Hash, NetUid, Uid, decode, encode};
+use platform_chain::{AnyChain, Chain};
+use platform_crypto::{BlsPublicKey, BlsSignature, Domain, Keypair, Signature, parse_suri};
+use platform_primitives::{Hash, Hotkey, NetUid, Uid, decode, encode};
 use platform_state::{BindKeysTx, Genesis, Neuron, Params, State};
 
 /// The largest genesis file read.
@@ -142,6 +151,153 @@ pub fn check_dev_network(validators: usize, miners: usize, stakes: &[u64]) -> Re
     Ok(())
 }
 
+/// What a validator publishes on chain (its commitment on the subnet) so that peers can bind
+/// its keys and reach it: the key binding its hotkey signed and the addresses it listens on.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PeerRecord {
+    /// Format version ([`PeerRecord::VERSION`]).
+    pub version: u8,
+    /// Its BLS public key.
+    pub bls_key: BlsPublicKey,
+    /// Proof of possession of the BLS secret key.
+    pub pop: BlsSignature,
+    /// Its libp2p peer id (bytes).
+    pub peer_id: Vec<u8>,
+    /// The hotkey's signature (domain `BindKeys`) over the binding.
+    pub signature: Signature,
+    /// Multiaddresses it listens on (`/ip4/…/tcp/…`), at most [`PeerRecord::MAX_ADDRS`].
+    pub addrs: Vec<String>,
+}
+
+impl PeerRecord {
+    /// The format written.
+    pub const VERSION: u8 = 1;
+    /// Most addresses a record carries.
+    pub const MAX_ADDRS: usize = 2;
+
+    /// `key`'s record for subnet `netuid`, listening on `addrs`.
+    pub fn new(key: &Keypair, netuid: NetUid, addrs: Vec<String>) -> Result<PeerRecord> {
+        let b = binding(key, netuid)?;
+        Ok(PeerRecord {
+            version: Self::VERSION,
+            bls_key: b.bls_key,
+            pop: b.pop,
+            peer_id: b.peer_id,
+            signature: b.signature.expect("binding signs"),
+            addrs: addrs.into_iter().take(Self::MAX_ADDRS).collect(),
+        })
+    }
+
+    /// The encoded record, within the chain's commitment size.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let bytes = encode(self);
+        if bytes.len() > platform_chain::MAX_COMMITMENT_BYTES {
+            bail!(
+                "the peer record is {} bytes, over the chain's {} for a commitment (shorter \
+                 listen addresses help)",
+                bytes.len(),
+                platform_chain::MAX_COMMITMENT_BYTES
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// A record from a commitment's bytes (size-limited, no trailing bytes, known version).
+    pub fn decode(bytes: &[u8]) -> Result<PeerRecord> {
+        let r: PeerRecord = decode("peer record", bytes, platform_chain::MAX_COMMITMENT_BYTES)?;
+        if r.version != Self::VERSION || r.addrs.len() > Self::MAX_ADDRS {
+            bail!("not a version-1 peer record");
+        }
+        Ok(r)
+    }
+
+    /// The key binding it carries for `hotkey`, if its signature and proof of possession
+    /// verify for subnet `netuid`.
+    pub fn binding(&self, hotkey: Hotkey, netuid: NetUid) -> Option<BindKeysTx> {
+        let message = BindKeysTx::signing_bytes(netuid, &self.bls_key, &self.pop, &self.peer_id);
+        platform_crypto::sr25519::verify(&hotkey, Domain::BindKeys, &message, &self.signature)
+            .ok()?;
+        self.bls_key.verify_possession(&self.pop).ok()?;
+        Some(BindKeysTx {
+            hotkey,
+            bls_key: self.bls_key,
+            pop: self.pop,
+            peer_id: self.peer_id.clone(),
+            signature: Some(self.signature),
+        })
+    }
+}
+
+/// The valid peer records of subnet `netuid` as of chain block `block` (the head when `None`):
+/// each with the binding it proves and its addresses. Commitments that are not a record, or
+/// whose signatures do not verify, are skipped.
+pub async fn peer_records(
+    chain: &AnyChain,
+    netuid: NetUid,
+    block: Option<u64>,
+) -> Result<Vec<(BindKeysTx, Vec<String>)>> {
+    let commitments = chain
+        .commitments(netuid.0, block)
+        .await
+        .context("reading the validators' peer records from the chain")?;
+    Ok(commitments
+        .into_iter()
+        .filter_map(|c| {
+            let record = PeerRecord::decode(&c.data).ok()?;
+            let binding = record.binding(c.hotkey, netuid)?;
+            Some((binding, record.addrs))
+        })
+        .collect())
+}
+
+/// The genesis of subnet `netuid` as the chain has it at `block`: the metagraph, the subnet
+/// owner, and the bindings of the permitted validators whose peer records were on chain by
+/// then. Deterministic: every node derives the same genesis from the same block. Platform's
+/// default parameters; genesis time 0 (block times start with the first block).
+pub async fn from_chain(chain: &AnyChain, netuid: NetUid, block: u64) -> Result<Genesis> {
+    let at = chain
+        .block(block)
+        .await
+        .with_context(|| format!("reading chain block {block}"))?;
+    let infos = chain
+        .metagraph(netuid.0, Some(block))
+        .await
+        .with_context(|| format!("reading subnet {} at block {block}", netuid.0))?;
+    let metagraph = crate::chain_watch::to_neurons(&infos);
+    let owner = chain.subnet_owner(netuid.0).await?;
+    let permitted: Vec<Hotkey> = metagraph
+        .iter()
+        .filter(|n| n.validator_permit)
+        .map(|n| n.hotkey)
+        .collect();
+    let bindings: Vec<BindKeysTx> = peer_records(chain, netuid, Some(block))
+        .await?
+        .into_iter()
+        .map(|(b, _)| b)
+        .filter(|b| permitted.contains(&b.hotkey))
+        .collect();
+    if bindings.is_empty() {
+        bail!(
+            "no validator of subnet {} had published its peer record by block {block}: start \
+             the validators (`platform run` publishes it) before the chain reaches that block",
+            netuid.0
+        );
+    }
+    let genesis = Genesis {
+        netuid,
+        owner,
+        params: Params::default(),
+        chain_block: block,
+        chain_hash: Hash(at.hash),
+        metagraph,
+        bindings,
+        timestamp_ms: 0,
+    };
+    State::genesis(&genesis)
+        .map_err(|e| anyhow::anyhow!("the chain's subnet makes no valid genesis: {e}"))?;
+    Ok(genesis)
+}
+
 /// Reads a genesis file (Borsh, size-limited, no trailing bytes).
 pub fn load(path: &std::path::Path) -> Result<Genesis> {
     let bytes =
@@ -189,5 +345,48 @@ mod tests {
         let path = dir.path().join("genesis.bin");
         save(&g, &path).unwrap();
         assert_eq!(load(&path).unwrap(), g);
+    }
+
+    /// A peer record round-trips within the chain's commitment size and proves its binding
+    /// for its own hotkey and subnet only; tampering, trailing bytes and unknown versions are
+    /// refused.
+    #[test]
+    fn a_peer_record_proves_its_binding_for_its_hotkey_only() {
+        let alice = parse_suri("//Alice").unwrap();
+        let netuid = NetUid(1);
+        let record =
+            PeerRecord::new(&alice, netuid, vec!["/ip4/10.0.0.1/tcp/30333".into()]).unwrap();
+        let bytes = record.encode().unwrap();
+        assert!(bytes.len() <= platform_chain::MAX_COMMITMENT_BYTES);
+        let back = PeerRecord::decode(&bytes).unwrap();
+        assert_eq!(back, record);
+        let b = back
+            .binding(alice.hotkey(), netuid)
+            .expect("a valid binding");
+        // sr25519 signatures are randomized: the same keys, the record's own signature.
+        let fresh = binding(&alice, netuid).unwrap();
+        assert_eq!(
+            (b.bls_key, b.pop, &b.peer_id),
+            (fresh.bls_key, fresh.pop, &fresh.peer_id)
+        );
+        assert_eq!(b.signature, Some(record.signature));
+        let bob = parse_suri("//Bob").unwrap().hotkey();
+        assert!(
+            back.binding(bob, netuid).is_none(),
+            "claimed by another hotkey"
+        );
+        assert!(
+            back.binding(alice.hotkey(), NetUid(2)).is_none(),
+            "another subnet"
+        );
+        let mut forged = back.clone();
+        forged.peer_id[0] ^= 1;
+        assert!(forged.binding(alice.hotkey(), netuid).is_none());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(PeerRecord::decode(&trailing).is_err());
+        let mut other = record;
+        other.version = 2;
+        assert!(PeerRecord::decode(&encode(&other)).is_err());
     }
 }

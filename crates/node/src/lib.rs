@@ -40,6 +40,7 @@ pub mod eval_threads;
 pub mod evaluator;
 pub mod genesis;
 pub mod http;
+pub mod launch;
 pub mod liveness;
 pub mod mempool;
 pub mod metrics;
@@ -61,10 +62,10 @@ pub const OPERATOR_ADDR_FILE: &str = "operator.addr";
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use platform_crypto::Keypair;
 use platform_network::{Config as NetConfig, Network, Provider, SnapshotInfo};
-use platform_primitives::encode;
+use platform_primitives::{NetUid, encode};
 use platform_storage::DataDir;
 
 pub use config::NodeConfig;
@@ -134,9 +135,36 @@ pub async fn run(
             .with_context(|| format!("opening data directory {}", cfg.data_dir().display()))?,
     );
     let genesis_path = cfg.genesis.clone().context("no genesis file configured")?;
-    let genesis = genesis::load(&genesis_path)?;
+    // A network launched from the chain derives its genesis there (once; then the file).
+    let launch = match (cfg.netuid, cfg.genesis_block) {
+        (Some(netuid), Some(block)) => Some((NetUid(netuid), block)),
+        (None, None) => None,
+        _ => bail!("config: `netuid` and `genesis_block` go together"),
+    };
+    let file_genesis = if launch.is_none() || genesis_path.exists() {
+        Some(genesis::load(&genesis_path)?)
+    } else {
+        None
+    };
+    if let (Some(g), Some((netuid, block))) = (&file_genesis, launch)
+        && (g.netuid != netuid || g.chain_block != block)
+    {
+        bail!(
+            "genesis {} is of subnet {} at chain block {}, but the config launches subnet {} \
+             at block {block}",
+            genesis_path.display(),
+            g.netuid.0,
+            g.chain_block,
+            netuid.0
+        );
+    }
+    let netuid = match (&file_genesis, launch) {
+        (Some(g), _) => g.netuid,
+        (None, Some((netuid, _))) => netuid,
+        (None, None) => unreachable!("without a launch the genesis file was loaded"),
+    };
 
-    let mut net_cfg = NetConfig::new(genesis.netuid);
+    let mut net_cfg = NetConfig::new(netuid);
     net_cfg.listen = cfg
         .listen
         .parse()
@@ -175,6 +203,39 @@ pub async fn run(
     )
     .await?;
     tracing::info!(%hotkey, addr = %net.addr(), "network up");
+
+    let mut stop = std::pin::pin!(stop);
+    let genesis = match (file_genesis, launch) {
+        (Some(g), None) => g,
+        (file, Some((netuid, block))) => {
+            let url = cfg
+                .chain
+                .as_deref()
+                .context("config: a network launched from the chain needs `chain`")?;
+            let chain = chain_watch::connect(url)
+                .await
+                .with_context(|| format!("connecting to chain {url}"))?;
+            launch::publish_record(&chain, &key, netuid, &net).await?;
+            let genesis = match file {
+                Some(g) => g,
+                None => {
+                    let derived = tokio::select! {
+                        g = launch::genesis_at(&chain, netuid, block) => g?,
+                        () = stop.as_mut() => {
+                            net.shutdown().await.ok();
+                            return Ok(());
+                        }
+                    };
+                    genesis::save(&derived, &genesis_path)?;
+                    derived
+                }
+            };
+            let own = Keypair::from_seed(key.seed().context("the hotkey has no seed")?);
+            launch::spawn_discovery(chain, own, netuid, net.clone());
+            genesis
+        }
+        (None, None) => unreachable!("without a launch the genesis file was loaded"),
+    };
 
     let chain = match &cfg.chain {
         Some(url) => {

@@ -122,6 +122,36 @@ impl LocalChainClient {
     pub async fn register(&self, signer: &Keypair, netuid: u16) -> Result<Included, ChainError> {
         self.submit(signer, Call::Register { netuid }).await
     }
+
+    /// Sets `signer`'s commitment on `netuid`.
+    pub async fn set_commitment(
+        &self,
+        signer: &Keypair,
+        netuid: u16,
+        data: Vec<u8>,
+    ) -> Result<Included, ChainError> {
+        self.submit(signer, Call::SetCommitment { netuid, data })
+            .await
+    }
+
+    /// Every hotkey's commitment on `netuid` as of `block` (the head when `None`).
+    pub async fn commitments(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<crate::Commitment>, ChainError> {
+        let at = block.map_or(String::new(), |b| format!("?block={b}"));
+        self.get(&format!("/v1/subnets/{netuid}/commitments{at}"))
+            .await
+    }
+
+    /// The subnet owner's hotkey.
+    pub async fn subnet_owner(
+        &self,
+        netuid: u16,
+    ) -> Result<platform_primitives::Hotkey, ChainError> {
+        self.get(&format!("/v1/subnets/{netuid}/owner")).await
+    }
 }
 
 impl Chain for LocalChainClient {

@@ -204,6 +204,7 @@ impl GenesisFile {
             timelocked: Default::default(),
             timelocked_revealed: 0,
             timelocked_failed: 0,
+            commitments: Default::default(),
         };
         let genesis_hash = *blake3::hash(&platform_primitives::encode(&subnet)).as_bytes();
         Ok(ChainState {

@@ -103,6 +103,8 @@ pub fn router(chain: Shared) -> Router {
         .route("/v1/subnets/{netuid}/weights", get(weights))
         .route("/v1/subnets/{netuid}/consensus", get(consensus))
         .route("/v1/subnets/{netuid}/timelocked", get(timelocked))
+        .route("/v1/subnets/{netuid}/owner", get(owner))
+        .route("/v1/subnets/{netuid}/commitments", get(commitments))
         .route("/v1/accounts/{account}/nonce", get(nonce))
         .route("/v1/extrinsics", post(extrinsic))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -183,6 +185,18 @@ async fn timelocked(
             failed: n.timelocked_failed,
         })
     })?))
+}
+
+async fn owner(State(c): State<Shared>, Path(netuid): Path<u16>) -> Result<Json<Hotkey>, ApiError> {
+    Ok(Json(c.read(|s| s.subnet(netuid).map(|n| n.owner))?))
+}
+
+async fn commitments(
+    State(c): State<Shared>,
+    Path(netuid): Path<u16>,
+    Query(at): Query<At>,
+) -> Result<Json<Vec<crate::Commitment>>, ApiError> {
+    Ok(Json(c.read(|s| s.commitments(netuid, at.block))?))
 }
 
 async fn nonce(

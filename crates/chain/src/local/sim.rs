@@ -67,7 +67,13 @@ pub struct Subnet {
     pub timelocked_revealed: u64,
     /// Timelocked commits dropped at reveal (did not open, wrong hotkey, refused weights).
     pub timelocked_failed: u64,
+    /// Each hotkey's commitments, oldest first (the last [`COMMITMENT_HISTORY`]), so a read at
+    /// a past block sees what was set then.
+    pub commitments: BTreeMap<Hotkey, Vec<(u64, Vec<u8>)>>,
 }
+
+/// Commitments kept per hotkey for reads at past blocks.
+pub const COMMITMENT_HISTORY: usize = 8;
 
 /// One timelocked commit waiting for its beacon round.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -125,6 +131,13 @@ pub enum Call {
         reveal_round: u64,
         /// The commit-reveal version the sender targets (must be the subnet's).
         version: u16,
+    },
+    /// `set_commitment` (the Commitments pallet): the signer's commitment on the subnet.
+    SetCommitment {
+        /// The subnet.
+        netuid: u16,
+        /// What is committed (at most [`crate::MAX_COMMITMENT_BYTES`]).
+        data: Vec<u8>,
     },
 }
 
@@ -427,8 +440,68 @@ impl ChainState {
                 reveal_round,
                 version,
             } => self.commit_timelocked(*netuid, signer, commit, *reveal_round, *version)?,
+            Call::SetCommitment { netuid, data } => self.set_commitment(*netuid, signer, data)?,
         }
         Ok(block)
+    }
+
+    /// Subtensor's Commitments pallet, as Platform uses it: a registered hotkey keeps one
+    /// commitment per subnet, replaced by the next.
+    fn set_commitment(
+        &mut self,
+        netuid: u16,
+        hotkey: Hotkey,
+        data: &[u8],
+    ) -> Result<(), ChainError> {
+        if data.len() > crate::MAX_COMMITMENT_BYTES {
+            return Err(ChainError::Malformed {
+                reason: format!(
+                    "a commitment of {} bytes exceeds {}",
+                    data.len(),
+                    crate::MAX_COMMITMENT_BYTES
+                ),
+            });
+        }
+        let block = self.block;
+        let s = self.subnet_mut(netuid)?;
+        if !s.neurons.iter().any(|n| n.info.hotkey == hotkey) {
+            return Err(ChainError::NotRegistered {
+                hotkey: ss58(&hotkey),
+                netuid,
+            });
+        }
+        let list = s.commitments.entry(hotkey).or_default();
+        list.retain(|(b, _)| *b != block);
+        list.push((block, data.to_vec()));
+        if list.len() > COMMITMENT_HISTORY {
+            list.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Every hotkey's commitment on `netuid` as of `block` (the head when `None`), hotkeys
+    /// ascending.
+    pub fn commitments(
+        &self,
+        netuid: u16,
+        block: Option<u64>,
+    ) -> Result<Vec<crate::Commitment>, ChainError> {
+        let at = block.unwrap_or(self.block);
+        Ok(self
+            .subnet(netuid)?
+            .commitments
+            .iter()
+            .filter_map(|(hotkey, list)| {
+                list.iter()
+                    .rev()
+                    .find(|(b, _)| *b <= at)
+                    .map(|(b, data)| crate::Commitment {
+                        hotkey: *hotkey,
+                        block: *b,
+                        data: data.clone(),
+                    })
+            })
+            .collect())
     }
 
     fn register(&mut self, netuid: u16, hotkey: Hotkey) -> Result<(), ChainError> {

@@ -726,6 +726,52 @@ impl Chain for SubtensorChain {
     }
 }
 
+impl SubtensorChain {
+    /// `SubnetOwnerHotkey(netuid)`.
+    pub async fn subnet_owner(&self, netuid: u16) -> Result<Hotkey, ChainError> {
+        self.read("subnet owner", || async {
+            let at = self.at(None).await?;
+            self.subnet_exists(&at, netuid).await?;
+            let owner: AccountId32 = fetch!(
+                self,
+                at,
+                api::storage().subtensor_module().subnet_owner_hotkey(),
+                (netuid,)
+            );
+            Ok(Hotkey(owner.0))
+        })
+        .await
+    }
+
+    /// Not built yet for subtensor: peer records in the Commitments pallet.
+    pub async fn set_commitment(
+        &self,
+        _signer: &Keypair,
+        _netuid: u16,
+        _data: Vec<u8>,
+    ) -> Result<Included, ChainError> {
+        Err(commitments_not_built())
+    }
+
+    /// Not built yet for subtensor: peer records in the Commitments pallet.
+    pub async fn commitments(
+        &self,
+        _netuid: u16,
+        _block: Option<u64>,
+    ) -> Result<Vec<crate::Commitment>, ChainError> {
+        Err(commitments_not_built())
+    }
+}
+
+fn commitments_not_built() -> ChainError {
+    ChainError::Unsupported(
+        "peer records on subtensor (the Commitments pallet's set_commitment and CommitmentOf) \
+         are not built yet: on subtensor, give every validator the same genesis file and a \
+         bootstrap list (LocalChain networks can start from the chain alone)"
+            .into(),
+    )
+}
+
 /// A `u64` storage map of `SubtensorModule` keyed by netuid, addressed dynamically.
 fn epoch_item(name: &'static str) -> subxt::storage::DynamicAddress<[u16; 1], u64> {
     subxt::dynamic::storage::<[u16; 1], u64>("SubtensorModule", name)
