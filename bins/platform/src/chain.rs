@@ -247,7 +247,7 @@ impl ChainArg {
     }
 
     /// The endpoint, which must be given.
-    fn url(&self) -> Result<String> {
+    pub fn url(&self) -> Result<String> {
         self.given()?.ok_or_else(|| {
             anyhow!(
                 "no chain: give --chain URL (or PLATFORM_CHAIN), or --subtensor.network \

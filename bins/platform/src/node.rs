@@ -71,9 +71,8 @@ pub struct InitArgs {
 /// `platform genesis`.
 #[derive(clap::Args, Debug)]
 pub struct GenesisArgs {
-    /// The chain (a LocalChain URL, http://…; peer records on subtensor are not built yet).
-    #[arg(long)]
-    chain: String,
+    #[command(flatten)]
+    chain: crate::chain::ChainArg,
     /// The subnet.
     #[arg(long)]
     netuid: u16,
@@ -98,7 +97,7 @@ pub fn genesis_from_chain(args: GenesisArgs) -> Result<ExitCode> {
         .build()?;
     let netuid = platform_primitives::NetUid(args.netuid);
     let (genesis, records) = rt.block_on(async {
-        let chain = platform_chain::AnyChain::connect(&args.chain).await?;
+        let chain = platform_chain::AnyChain::connect(&args.chain.url()?).await?;
         let block = match args.block {
             Some(b) => b,
             None => platform_chain::Chain::head(&chain).await?.number,

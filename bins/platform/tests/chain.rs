@@ -513,6 +513,38 @@ fn chain_commands_against_subtensor() {
     assert_eq!(report["runtime"]["spec_version"], 393, "{report}");
     assert_eq!(report["runtime"]["changed"], serde_json::json!([]));
 
+    // A network launched from this subnet: the four dev validators' peer records go into
+    // the Commitments pallet; `platform genesis` derives the genesis from the chain.
+    let client = rt
+        .block_on(platform_chain::subtensor::SubtensorChain::connect(&url))
+        .unwrap();
+    for (i, name) in ["//Alice", "//Bob", "//Charlie", "//Dave"]
+        .iter()
+        .enumerate()
+    {
+        let k = platform_crypto::parse_suri(name).unwrap();
+        let addr = format!("/ip4/10.0.0.{}/tcp/30333", i + 1);
+        let record =
+            platform_node::genesis::PeerRecord::new(&k, platform_primitives::NetUid(1), vec![addr])
+                .unwrap();
+        rt.block_on(client.set_commitment(&k, 1, record.encode().unwrap()))
+            .unwrap();
+    }
+    let derived = json(&platform(&[
+        "genesis", "--chain", &url, "--netuid", "1", "--json",
+    ]));
+    let validators = derived["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 4, "{derived}");
+    assert!(validators.iter().all(|v| v["bound"] == true), "{derived}");
+    assert_eq!(
+        validators[0]["addrs"][0], "/ip4/10.0.0.1/tcp/30333",
+        "{derived}"
+    );
+    assert_eq!(
+        derived["owner"],
+        platform_chain::local::genesis::dev().owner.to_ss58()
+    );
+
     // A runtime upgrade that changes set_weights: named by `check` and by `set-weights`,
     // which sends nothing.
     fake.upgrade_runtime(395, fake_subtensor::upgraded::changed_set_weights());

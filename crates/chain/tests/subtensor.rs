@@ -183,6 +183,56 @@ async fn a_runtime_upgrade_is_followed_and_a_changed_shape_is_named() {
     assert_eq!(chain.weights(1).await.unwrap().len(), 2);
 }
 
+/// Peer records on subtensor: `Commitments.set_commitment` in raw fields (the fake decodes the
+/// extrinsic and checks its signature), `CommitmentOf` read back as of a block for the
+/// permitted validators, and the subnet owner from `SubnetOwnerHotkey`.
+#[tokio::test]
+async fn commitments_go_through_the_commitments_pallet() {
+    let fake = FakeSubtensor::new(dev_state(None));
+    let chain = over_mock(&fake).await;
+    let alice = key("//Alice");
+    fake.produce_block();
+    let before = fake.received().len();
+    // 300 bytes: three raw fields (128, 128, 44).
+    let data: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+    let included = chain.set_commitment(&alice, 1, data.clone()).await.unwrap();
+    let received = fake.received();
+    assert_eq!(received.len(), before + 1);
+    let last = received.last().unwrap();
+    assert_eq!((last.pallet, last.call_index), (18, 0));
+    assert_eq!(
+        last.call,
+        SubtensorCall::SetCommitment {
+            netuid: 1,
+            data: data.clone()
+        }
+    );
+    let held = chain.commitments(1, None).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].hotkey, held[0].block, &held[0].data),
+        (alice.hotkey(), included.block, &data)
+    );
+    assert!(
+        chain
+            .commitments(1, Some(included.block - 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        chain.set_commitment(&key("//Stranger"), 1, vec![1]).await,
+        Err(ChainError::NotRegistered { .. })
+    ));
+    assert!(matches!(
+        chain
+            .set_commitment(&alice, 1, vec![0; platform_chain::MAX_COMMITMENT_BYTES + 1])
+            .await,
+        Err(ChainError::Malformed { .. })
+    ));
+    assert_eq!(chain.subnet_owner(1).await.unwrap(), genesis::dev().owner);
+}
+
 #[tokio::test]
 async fn the_chains_own_refusal_is_named() {
     // The client's checks pass, but the chain refuses in dispatch (for example another

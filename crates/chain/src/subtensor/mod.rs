@@ -743,33 +743,112 @@ impl SubtensorChain {
         .await
     }
 
-    /// Not built yet for subtensor: peer records in the Commitments pallet.
+    /// `Commitments.set_commitment(netuid, info)`: `data` in raw fields of at most 128 bytes
+    /// (subtensor keeps up to three). The hotkey must be registered on the subnet.
     pub async fn set_commitment(
         &self,
-        _signer: &Keypair,
-        _netuid: u16,
-        _data: Vec<u8>,
+        signer: &Keypair,
+        netuid: u16,
+        data: Vec<u8>,
     ) -> Result<Included, ChainError> {
-        Err(commitments_not_built())
+        if data.len() > crate::MAX_COMMITMENT_BYTES {
+            return Err(ChainError::Malformed {
+                reason: format!(
+                    "a commitment of {} bytes exceeds {}",
+                    data.len(),
+                    crate::MAX_COMMITMENT_BYTES
+                ),
+            });
+        }
+        let (at, _, neurons) = self.weights_context(netuid).await?;
+        rules::registered(netuid, &neurons, &signer.hotkey())?;
+        require(&at, &[Shape::SetCommitment])?;
+        use subxt::dynamic::Value;
+        let fields: Vec<Value> = data
+            .chunks(RAW_FIELD_BYTES)
+            .map(|c| Value::unnamed_variant(format!("Raw{}", c.len()), [Value::from_bytes(c)]))
+            .collect();
+        let info = Value::named_composite([("fields", Value::unnamed_composite(fields))]);
+        let call = subxt::dynamic::tx(
+            "Commitments",
+            "set_commitment",
+            (Value::u128(u128::from(netuid)), info),
+        );
+        self.submit(&at, signer, &call).await
     }
 
-    /// Not built yet for subtensor: peer records in the Commitments pallet.
+    /// `Commitments.CommitmentOf(netuid, hotkey)` of every neuron with a validator permit at
+    /// `block` (the head when `None`), hotkeys ascending: the raw fields joined. A commitment
+    /// holding anything but raw fields (a hash, a timelocked field) is not one of Platform's
+    /// and is left out.
     pub async fn commitments(
         &self,
-        _netuid: u16,
-        _block: Option<u64>,
+        netuid: u16,
+        block: Option<u64>,
     ) -> Result<Vec<crate::Commitment>, ChainError> {
-        Err(commitments_not_built())
+        self.read("commitments", || async {
+            let at = self.at(block).await?;
+            self.subnet_exists(&at, netuid).await?;
+            require(&at, &[Shape::CommitmentOf])?;
+            let mut validators: Vec<NeuronInfo> = self
+                .metagraph_at(&at, netuid)
+                .await?
+                .into_iter()
+                .filter(|n| n.validator_permit)
+                .collect();
+            validators.sort_by_key(|n| n.hotkey);
+            let entry = api::storage().commitments().commitment_of();
+            let mut out = Vec::new();
+            for n in validators {
+                let found = at
+                    .storage()
+                    .try_fetch(entry.clone(), (netuid, AccountId32(n.hotkey.0)))
+                    .await
+                    .map_err(|e| self.error(e))?;
+                if let Some((block, data)) = found.and_then(|v| registration(v.bytes())) {
+                    out.push(crate::Commitment {
+                        hotkey: n.hotkey,
+                        block,
+                        data,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 
-fn commitments_not_built() -> ChainError {
-    ChainError::Unsupported(
-        "peer records on subtensor (the Commitments pallet's set_commitment and CommitmentOf) \
-         are not built yet: on subtensor, give every validator the same genesis file and a \
-         bootstrap list (LocalChain networks can start from the chain alone)"
-            .into(),
-    )
+/// Bytes in one raw field of a commitment (`Data::Raw128`).
+const RAW_FIELD_BYTES: usize = 128;
+
+/// A `Registration { deposit: u64, block: u32, info: CommitmentInfo { fields: Vec<Data> } }`
+/// in SCALE: the block and the raw fields joined; `None` unless every field is raw (`Data` 1
+/// to 129: `Raw0` … `Raw128`) or `None` (0), or with bytes left over.
+fn registration(bytes: &[u8]) -> Option<(u64, Vec<u8>)> {
+    use subxt::ext::codec::{Compact, Decode};
+    let mut r = bytes;
+    let _deposit = u64::decode(&mut r).ok()?;
+    let block = u32::decode(&mut r).ok()?;
+    let Compact(n) = Compact::<u32>::decode(&mut r).ok()?;
+    let mut data = Vec::new();
+    for _ in 0..n {
+        let (&tag, rest) = r.split_first()?;
+        r = rest;
+        match tag {
+            0 => {}
+            1..=129 => {
+                let len = usize::from(tag - 1);
+                if r.len() < len {
+                    return None;
+                }
+                data.extend_from_slice(&r[..len]);
+                r = &r[len..];
+            }
+            _ => return None,
+        }
+    }
+    r.is_empty().then_some((u64::from(block), data))
 }
 
 /// A `u64` storage map of `SubtensorModule` keyed by netuid, addressed dynamically.
@@ -888,11 +967,15 @@ pub enum Shape {
     WeightCommits,
     /// `NeuronInfoRuntimeApi.get_neurons_lite`.
     NeuronsLite,
+    /// `Commitments.set_commitment` (peer records).
+    SetCommitment,
+    /// `Commitments.CommitmentOf` (peer records).
+    CommitmentOf,
 }
 
 impl Shape {
     /// Every shape Platform uses.
-    pub const ALL: [Shape; 16] = [
+    pub const ALL: [Shape; 18] = [
         Shape::SetWeights,
         Shape::CommitWeights,
         Shape::RevealWeights,
@@ -909,6 +992,8 @@ impl Shape {
         Shape::Weights,
         Shape::WeightCommits,
         Shape::NeuronsLite,
+        Shape::SetCommitment,
+        Shape::CommitmentOf,
     ];
 
     /// What every read of a subnet needs: its existence, hyperparameters and neurons.
@@ -944,6 +1029,8 @@ impl Shape {
             Shape::Weights => "SubtensorModule.Weights",
             Shape::WeightCommits => "SubtensorModule.WeightCommits",
             Shape::NeuronsLite => "NeuronInfoRuntimeApi.get_neurons_lite",
+            Shape::SetCommitment => "Commitments.set_commitment",
+            Shape::CommitmentOf => "Commitments.CommitmentOf",
         }
     }
 
@@ -978,6 +1065,17 @@ impl Shape {
             Shape::RevealPeriodEpochs => storage.validate(s.reveal_period_epochs()).is_ok(),
             Shape::Weights => storage.validate(s.weights()).is_ok(),
             Shape::WeightCommits => storage.validate(s.weight_commits()).is_ok(),
+            Shape::SetCommitment => txs
+                .validate(&api::transactions().commitments().set_commitment(
+                    0,
+                    api::runtime_types::pallet_commitments::types::CommitmentInfo {
+                        fields: BoundedVec(Vec::new()),
+                    },
+                ))
+                .is_ok(),
+            Shape::CommitmentOf => storage
+                .validate(api::storage().commitments().commitment_of())
+                .is_ok(),
             Shape::NeuronsLite => at
                 .runtime_apis()
                 .validate(

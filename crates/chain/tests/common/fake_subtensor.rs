@@ -193,6 +193,53 @@ pub enum SubtensorCall {
         reveal_round: u64,
         commit_reveal_version: u16,
     },
+    /// `Commitments.set_commitment(netuid, info)` (pallet 18, call 0), decoded by hand
+    /// ([`decode_set_commitment`]): the raw fields joined. Never decoded through this derive,
+    /// hence an index no subtensor call has.
+    #[codec(index = 255)]
+    SetCommitment { netuid: u16, data: Vec<u8> },
+}
+
+/// `set_commitment`'s arguments after the call index: `netuid: u16`, then
+/// `CommitmentInfo { fields: Vec<Data> }` where `Data` 0 is `None` and 1 to 129 are
+/// `Raw0` … `Raw128` (a fixed array of that length); the fake takes nothing else.
+fn decode_set_commitment(r: &mut &[u8]) -> Result<SubtensorCall, RpcFailure> {
+    let netuid = u16::decode(r).map_err(|_| invalid_tx("set_commitment netuid"))?;
+    let Compact(n) = Compact::<u32>::decode(r).map_err(|_| invalid_tx("set_commitment fields"))?;
+    if n > 3 {
+        return Err(invalid_tx("TooManyFieldsInCommitmentInfo"));
+    }
+    let mut data = Vec::new();
+    for _ in 0..n {
+        let tag = u8::decode(r).map_err(|_| invalid_tx("set_commitment field"))?;
+        match tag {
+            0 => {}
+            1..=129 => {
+                let len = usize::from(tag - 1);
+                if r.len() < len {
+                    return Err(invalid_tx("set_commitment field length"));
+                }
+                data.extend_from_slice(&r[..len]);
+                *r = &r[len..];
+            }
+            other => return Err(invalid_tx(&format!("Data variant {other} is not raw"))),
+        }
+    }
+    Ok(SubtensorCall::SetCommitment { netuid, data })
+}
+
+/// `pallet_commitments::types::Registration` of `data` set at `block`, in raw fields of at
+/// most 128 bytes.
+fn registration(block: u64, data: &[u8]) -> Vec<u8> {
+    let fields: Vec<&[u8]> = data.chunks(128).collect();
+    let mut out = 0u64.encode();
+    out.extend((block as u32).encode());
+    out.extend(Compact(fields.len() as u32).encode());
+    for f in fields {
+        out.push(f.len() as u8 + 1);
+        out.extend_from_slice(f);
+    }
+    out
 }
 
 /// An extrinsic the fake accepted: signer and decoded call (its signature verified).
@@ -488,6 +535,20 @@ impl Inner {
                 return v;
             }
         }
+        if let Some(netuid) = identity_netuid("SubnetOwnerHotkey") {
+            return Some(self.chain.subnets.get(&netuid)?.owner.0.encode());
+        }
+        // Commitments.CommitmentOf: Identity(netuid) ++ Twox64Concat(account), as of `at`.
+        if let Some(rest) = key.strip_prefix(prefix("Commitments", "CommitmentOf").as_slice())
+            && rest.len() == 2 + 8 + 32
+        {
+            let netuid = u16::from_le_bytes([rest[0], rest[1]]);
+            assert_eq!(&rest[2..10], &twox_64(&rest[10..]), "Twox64Concat key");
+            let account = Hotkey(rest[10..].try_into().unwrap());
+            let held = self.chain.commitments(netuid, Some(at)).ok()?;
+            let c = held.into_iter().find(|c| c.hotkey == account)?;
+            return Some(registration(c.block, &c.data));
+        }
         // RevealPeriodEpochs: Twox64Concat(netuid).
         if let Some(rest) =
             key.strip_prefix(prefix("SubtensorModule", "RevealPeriodEpochs").as_slice())
@@ -656,11 +717,20 @@ impl Inner {
         let mut c = call_bytes;
         let pallet = u8::decode(&mut c).map_err(|_| invalid_tx("call"))?;
         let call_index = c.first().copied().ok_or_else(|| invalid_tx("call"))?;
-        if pallet != 7 {
-            return Err(invalid_tx(&format!("call to pallet {pallet}, expected 7")));
-        }
-        let call = SubtensorCall::decode(&mut c)
-            .map_err(|e| invalid_tx(&format!("call {call_index}: {e}")))?;
+        let call = match (pallet, call_index) {
+            (7, _) => SubtensorCall::decode(&mut c)
+                .map_err(|e| invalid_tx(&format!("call {call_index}: {e}")))?,
+            (18, 0) => {
+                c = &c[1..];
+                decode_set_commitment(&mut c)?
+            }
+            _ => {
+                return Err(invalid_tx(&format!(
+                    "call {call_index} of pallet {pallet}: the fake takes SubtensorModule (7) \
+                     calls and Commitments.set_commitment (18, 0)"
+                )));
+            }
+        };
         if !c.is_empty() {
             return Err(invalid_tx("trailing bytes after the call"));
         }
@@ -743,6 +813,10 @@ impl Inner {
                 commit: commit.clone(),
                 reveal_round: *reveal_round,
                 version: *commit_reveal_version,
+            },
+            SubtensorCall::SetCommitment { netuid, data } => Call::SetCommitment {
+                netuid: *netuid,
+                data: data.clone(),
             },
         };
         let outcome = match self.refuse_next.take() {
