@@ -17,6 +17,7 @@ mod bench_state;
 mod chain;
 mod challenge;
 mod devnet_view;
+mod inspect;
 mod keys;
 mod node;
 mod output;
@@ -98,6 +99,9 @@ enum Command {
     /// Show a validator's connected peers: the validator each is bound to (with its stake),
     /// address and ping; then the epoch's validators it has no connection to.
     Peers(status::PeersArgs),
+    /// Show where a stopped validator's data directory spends its space: each top-level entry
+    /// and each database table (entries and bytes).
+    Inspect(inspect::InspectArgs),
     /// Inspect and verify state snapshots.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -201,6 +205,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run_sim(args),
         Command::Challenge(cmd) => challenge::run(cmd),
         Command::Scenario(cmd) => scenario::run(cmd),
+        Command::Inspect(args) => inspect::run(args),
         Command::Snapshot(cmd) => snapshot::run(cmd),
         Command::Replay(args) => replay::run(args),
         Command::Localchain(args) => chain::run_localchain(args),

@@ -1133,6 +1133,31 @@ fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs(
     assert_eq!(report["from"], "snapshot", "{report}");
     assert_eq!(report["divergence"], serde_json::Value::Null, "{report}");
     assert!(report["blocks"].as_u64().unwrap() >= 10, "{report}");
+    // `platform inspect` shows where Bob's space goes: the database's tables, each with its
+    // entries, and the blob store; the finalized blocks kept are fewer than the heights run.
+    let out = platform(&["inspect", "--data-dir", bob.to_str().unwrap(), "--json"]);
+    let usage = json(&out);
+    assert!(out.status.success(), "{usage}");
+    let entry = |name: &str| {
+        usage["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}: {usage}"))
+    };
+    assert!(entry("db.redb")["bytes"].as_u64().unwrap() > 0, "{usage}");
+    assert!(entry("blobs")["files"].as_u64().unwrap() > 0, "{usage}");
+    let tables = usage["tables"].as_array().unwrap();
+    assert!(tables.len() >= 3, "{usage}");
+    let total: u64 = tables.iter().map(|t| t["entries"].as_u64().unwrap()).sum();
+    assert!(total > 0, "{usage}");
+    let blocks = tables
+        .iter()
+        .find(|t| t["name"] == "finalized_blocks")
+        .unwrap_or_else(|| panic!("no table of finalized blocks: {usage}"));
+    assert!(blocks["entries"].as_u64().unwrap() < 160, "{usage}");
 }
 
 /// `platform devnet` with the example challenges and payloads, 200 ms blocks and `extra`;

@@ -110,6 +110,21 @@ impl<K: StoreKey, V: BorshSerialize + BorshDeserialize> TableSpec<K, V> {
     }
 }
 
+/// One table's share of the database file ([`Db::usage`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableUsage {
+    /// The table.
+    pub name: String,
+    /// Entries it holds.
+    pub entries: u64,
+    /// Bytes of its keys and values.
+    pub stored_bytes: u64,
+    /// Bytes of its index pages and other metadata.
+    pub metadata_bytes: u64,
+    /// Bytes of its pages left unused by fragmentation.
+    pub fragmented_bytes: u64,
+}
+
 /// redb's page cache (its default is 1 GiB, which a long run would slowly fill).
 const CACHE_BYTES: usize = 32 << 20;
 
@@ -119,6 +134,28 @@ pub struct Db {
 }
 
 impl Db {
+    /// Every table's entries and bytes, names ascending: where the file's space goes.
+    pub fn usage(&self) -> Result<Vec<TableUsage>, DbError> {
+        use redb::{ReadableTableMetadata, TableHandle};
+        let txn = self.inner.begin_read().map_err(redb_err)?;
+        let mut out = Vec::new();
+        for handle in txn.list_tables().map_err(redb_err)? {
+            let name = handle.name().to_string();
+            let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+            let table = txn.open_table(def).map_err(redb_err)?;
+            let stats = table.stats().map_err(redb_err)?;
+            out.push(TableUsage {
+                entries: table.len().map_err(redb_err)?,
+                stored_bytes: stats.stored_bytes(),
+                metadata_bytes: stats.metadata_bytes(),
+                fragmented_bytes: stats.fragmented_bytes(),
+                name,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     /// Opens or creates the database at `path`. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let inner = redb::Builder::new()

@@ -22,4 +22,4 @@ pub use atomic::write_atomic;
 pub use audit::{AuditEntry, AuditError, AuditLog, AuditRecord, VerifyReport};
 pub use blobs::{BlobError, BlobStore};
 pub use datadir::{DataDir, DataDirError};
-pub use db::{Db, DbError, StoreKey, TableSpec};
+pub use db::{Db, DbError, StoreKey, TableSpec, TableUsage};
