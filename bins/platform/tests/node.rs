@@ -1118,9 +1118,10 @@ fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs(
         assert!(x["blobs_collected"].as_u64().unwrap() >= 32, "{x}");
         // Epoch closes pruned the state, identically everywhere (the hashes agree too).
         assert!(x["state_pruned"].as_u64().unwrap() > 0, "{x}");
-        // Blocks are never announced in the DHT: its records are payloads and modules.
+        // Blocks are never announced in the DHT: its records are payloads, the two modules
+        // and the classifier's data set.
         assert!(
-            x["dht_provider_records"].as_u64().unwrap() <= 4 * (admitted + 2),
+            x["dht_provider_records"].as_u64().unwrap() <= 4 * (admitted + 3),
             "{x}"
         );
     }
@@ -1158,6 +1159,13 @@ fn a_devnet_with_miners_submitting_every_epoch_collects_what_it_no_longer_needs(
         .find(|t| t["name"] == "finalized_blocks")
         .unwrap_or_else(|| panic!("no table of finalized blocks: {usage}"));
     assert!(blocks["entries"].as_u64().unwrap() < 160, "{usage}");
+    // The consensus journal holds the current epoch's certificates only (two per block were
+    // kept forever before).
+    let certified = tables
+        .iter()
+        .find(|t| t["name"] == "consensus_certified")
+        .unwrap_or_else(|| panic!("no certificate journal: {usage}"));
+    assert!(certified["entries"].as_u64().unwrap() < 160, "{usage}");
 }
 
 /// `platform devnet` with the example challenges and payloads, 200 ms blocks and `extra`;

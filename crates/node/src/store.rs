@@ -73,6 +73,32 @@ pub fn journaled_certificates(
         .collect())
 }
 
+/// Deletes the journaled certificates of views at or below `through` (an ended epoch's: views
+/// run on across epochs, each epoch's after its anchor's), in batches. Returns how many went.
+/// Without this the journal kept two certificates per block forever.
+pub fn prune_certificates(db: &Db, through: u64) -> Result<usize, DbError> {
+    const BATCH: usize = 4096;
+    let last_key = through.saturating_mul(4).saturating_add(3);
+    let mut pruned = 0;
+    loop {
+        let keys: Vec<u64> = db
+            .range(&CERTIFIED, ..=last_key, BATCH)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            return Ok(pruned);
+        }
+        db.write(|tx| {
+            for k in &keys {
+                tx.delete(&CERTIFIED, k)?;
+            }
+            Ok::<_, DbError>(())
+        })?;
+        pruned += keys.len();
+    }
+}
+
 /// Stores a finalized block and, in the same commit, the blobs it brought that are collected
 /// later ([`crate::collect`]).
 pub fn save_finalized(
@@ -140,4 +166,39 @@ pub fn finalized_range(db: &Db, from: u64, to: u64) -> Result<Vec<FinalizedBlock
         .into_iter()
         .map(|(_, f)| f)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform_consensus::{Subject, VoteKind};
+    use platform_crypto::SignerBitmap;
+    use platform_primitives::{Epoch, View};
+
+    fn nullification(epoch: u64, view: u64) -> Certificate<BlsSignature> {
+        Certificate {
+            kind: VoteKind::Nullify,
+            subject: Subject::View(Epoch(epoch), View(view)),
+            signers: SignerBitmap::new(4),
+            signature: BlsSignature([0; 96]),
+        }
+    }
+
+    /// An ended epoch's certificates go at the switch; the new epoch's stay.
+    #[test]
+    fn pruning_certificates_keeps_only_views_above_the_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db.redb")).unwrap();
+        for view in 1..=6 {
+            journal_certificate(&db, &nullification(0, view)).unwrap();
+        }
+        for view in 7..=9 {
+            journal_certificate(&db, &nullification(1, view)).unwrap();
+        }
+        assert_eq!(prune_certificates(&db, 6).unwrap(), 6);
+        let left = journaled_certificates(&db, 0).unwrap();
+        let views: Vec<u64> = left.iter().map(|c| c.subject.view().0).collect();
+        assert_eq!(views, vec![7, 8, 9]);
+        assert_eq!(prune_certificates(&db, 6).unwrap(), 0);
+    }
 }

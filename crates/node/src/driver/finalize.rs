@@ -305,6 +305,15 @@ impl Driver {
         );
         self.submit_latest_weights();
         self.bind_keys_if_needed();
+        // The ended epoch's certificates are journaled at views up to the new anchor's; the new
+        // engine starts above it and never reads them.
+        let (dir, through) = (self.dir.clone(), self.finalized_view.0);
+        match tokio::task::spawn_blocking(move || store::prune_certificates(dir.db(), through))
+            .await?
+        {
+            Ok(n) => tracing::debug!(pruned = n, "pruned the ended epoch's certificates"),
+            Err(e) => tracing::warn!("pruning the ended epoch's certificates: {e}"),
+        }
         self.net.set_membership(self.membership()).await?;
         {
             let mut s = self.status.lock().expect("status lock poisoned");
