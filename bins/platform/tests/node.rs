@@ -257,6 +257,38 @@ fn init_four_with(root: &Path, chain: &str, bound: usize) -> Vec<Validator> {
     out
 }
 
+/// Waits for a moment when every validator's newest weight submission is for the same epoch,
+/// at or after `from`, and asserts they submitted the same uids and weights.
+fn all_submit_the_same_weights(vs: &[Validator], from: u64) {
+    let mut submitted: Vec<serde_json::Value> = Vec::new();
+    wait_or_show("every validator to submit one epoch's weights", vs, || {
+        let latest: Vec<Option<u64>> = vs
+            .iter()
+            .map(|v| {
+                get(&v.api, "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
+            })
+            .collect();
+        let Some(Some(e)) = latest.first().copied() else {
+            return false;
+        };
+        if e < from || latest.iter().any(|l| *l != Some(e)) {
+            return false;
+        }
+        submitted = vs
+            .iter()
+            .filter_map(|v| get(&v.api, &format!("/api/v1/epochs/{e}/weights")))
+            .collect();
+        submitted.len() == vs.len() && submitted.iter().all(|s| s["submitted"].is_object())
+    });
+    for s in &submitted {
+        assert_eq!(s["submitted"]["uids"], submitted[0]["submitted"]["uids"]);
+        assert_eq!(
+            s["submitted"]["weights"],
+            submitted[0]["submitted"]["weights"]
+        );
+    }
+}
+
 /// Waits until every validator is past `height`, then until each holds one block above all
 /// their heights at that moment (a validator that started from a snapshot holds no blocks
 /// before it), and asserts they hold the same block there.
@@ -366,29 +398,7 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
     );
     all_agree_beyond(&vs, height(&vs[0].api).unwrap());
     // And each submits the same weights to the chain.
-    let mut submitted: Vec<serde_json::Value> = Vec::new();
-    wait_or_show("every validator to submit one epoch's weights", &vs, || {
-        let latest: Vec<Option<u64>> = vs
-            .iter()
-            .map(|v| {
-                get(&v.api, "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
-            })
-            .collect();
-        let Some(Some(e)) = latest.first().copied() else {
-            return false;
-        };
-        if latest.iter().any(|l| *l != Some(e)) {
-            return false;
-        }
-        submitted = vs
-            .iter()
-            .filter_map(|v| get(&v.api, &format!("/api/v1/epochs/{e}/weights")))
-            .collect();
-        submitted.len() == vs.len() && submitted.iter().all(|s| s["submitted"].is_object())
-    });
-    for s in &submitted {
-        assert_eq!(s["submitted"], submitted[0]["submitted"]);
-    }
+    all_submit_the_same_weights(&vs, 0);
 }
 
 /// //Dave is not in the genesis; the chain gives him a permit, so the next epoch lists him,
@@ -655,33 +665,7 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     // Back in step, Dave submits the same weights as the others: wait for a moment when every
     // validator's newest submission is for the same epoch, after the one Dave missed.
     let missed = epoch(&vs[0].api).unwrap() - 1;
-    let mut submitted: Vec<serde_json::Value> = Vec::new();
-    wait_or_show("every validator to submit one epoch's weights", &vs, || {
-        let latest: Vec<Option<u64>> = vs
-            .iter()
-            .map(|v| {
-                get(&v.api, "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
-            })
-            .collect();
-        let Some(Some(e)) = latest.first().copied() else {
-            return false;
-        };
-        if e < missed || latest.iter().any(|l| *l != Some(e)) {
-            return false;
-        }
-        submitted = vs
-            .iter()
-            .filter_map(|v| get(&v.api, &format!("/api/v1/epochs/{e}/weights")))
-            .collect();
-        submitted.len() == vs.len() && submitted.iter().all(|s| s["submitted"].is_object())
-    });
-    for s in &submitted {
-        assert_eq!(s["submitted"]["uids"], submitted[0]["submitted"]["uids"]);
-        assert_eq!(
-            s["submitted"]["weights"],
-            submitted[0]["submitted"]["weights"]
-        );
-    }
+    all_submit_the_same_weights(&vs, missed);
     for v in &vs {
         assert!(
             !v.log().contains("equivocation"),

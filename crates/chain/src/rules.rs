@@ -192,3 +192,17 @@ pub fn reveal_window(block: u64, netuid: u16, tempo: u16, reveal_period_epochs: 
         epoch_start(reveal_epoch + 1, netuid, tempo) - 1,
     )
 }
+
+/// A commitment's size: at most [`crate::MAX_COMMITMENT_BYTES`] (three raw fields of 128).
+pub fn check_commitment(data: &[u8]) -> Result<(), ChainError> {
+    if data.len() > crate::MAX_COMMITMENT_BYTES {
+        return Err(ChainError::Malformed {
+            reason: format!(
+                "a commitment of {} bytes exceeds {}",
+                data.len(),
+                crate::MAX_COMMITMENT_BYTES
+            ),
+        });
+    }
+    Ok(())
+}

@@ -453,15 +453,7 @@ impl ChainState {
         hotkey: Hotkey,
         data: &[u8],
     ) -> Result<(), ChainError> {
-        if data.len() > crate::MAX_COMMITMENT_BYTES {
-            return Err(ChainError::Malformed {
-                reason: format!(
-                    "a commitment of {} bytes exceeds {}",
-                    data.len(),
-                    crate::MAX_COMMITMENT_BYTES
-                ),
-            });
-        }
+        rules::check_commitment(data)?;
         let block = self.block;
         let s = self.subnet_mut(netuid)?;
         if !s.neurons.iter().any(|n| n.info.hotkey == hotkey) {

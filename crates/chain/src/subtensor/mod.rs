@@ -751,15 +751,7 @@ impl SubtensorChain {
         netuid: u16,
         data: Vec<u8>,
     ) -> Result<Included, ChainError> {
-        if data.len() > crate::MAX_COMMITMENT_BYTES {
-            return Err(ChainError::Malformed {
-                reason: format!(
-                    "a commitment of {} bytes exceeds {}",
-                    data.len(),
-                    crate::MAX_COMMITMENT_BYTES
-                ),
-            });
-        }
+        rules::check_commitment(&data)?;
         let (at, _, neurons) = self.weights_context(netuid).await?;
         rules::registered(netuid, &neurons, &signer.hotkey())?;
         require(&at, &[Shape::SetCommitment])?;
