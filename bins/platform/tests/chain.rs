@@ -545,7 +545,7 @@ fn chain_commands_against_subtensor() {
         platform_chain::local::genesis::dev().owner.to_ss58()
     );
 
-    // A runtime upgrade that changes set_weights: named by `check` and by `set-weights`,
+    // A runtime upgrade that changes set_weights: named by `check`, refused by `set-weights`,
     // which sends nothing.
     fake.upgrade_runtime(395, fake_subtensor::upgraded::changed_set_weights());
     fake.produce_block();
@@ -557,21 +557,15 @@ fn chain_commands_against_subtensor() {
         report["runtime"]["changed"],
         serde_json::json!(["SubtensorModule.set_weights"])
     );
-    assert!(
-        report["problems"][0]
-            .as_str()
-            .unwrap()
-            .contains("SubtensorModule.set_weights"),
+    // The changed call is the one problem (its text is for people; the fields say which).
+    assert_eq!(
+        report["problems"].as_array().map(Vec::len),
+        Some(1),
         "{report}"
     );
     let before = fake.received().len();
     let out = set_weights(&url, "1", "//Bob", "4", "1", &[]);
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("spec 395") && stderr.contains("SubtensorModule.set_weights"),
-        "{stderr}"
-    );
     assert_eq!(fake.received().len(), before);
 }
 

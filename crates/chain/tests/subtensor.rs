@@ -176,7 +176,6 @@ async fn a_runtime_upgrade_is_followed_and_a_changed_shape_is_named() {
         (runtime.as_str(), items.as_str()),
         ("spec 395", "SubtensorModule.set_weights")
     );
-    assert!(e.to_string().contains("SubtensorModule.set_weights"), "{e}");
     assert_eq!(fake.received().len(), 2, "nothing was sent");
     // Reads use none of what changed.
     assert_eq!(chain.metagraph(1, None).await.unwrap().len(), 12);

@@ -97,6 +97,9 @@ const READ_ATTEMPTS: u32 = 3;
 pub struct SubtensorChain {
     client: OnlineClient<SubtensorConfig>,
     url: Arc<str>,
+    /// The shapes each spec version seen changed (a spec's metadata never changes, so each is
+    /// compared once).
+    changed: Arc<std::sync::Mutex<std::collections::BTreeMap<u32, Arc<Vec<Shape>>>>>,
 }
 
 impl SubtensorChain {
@@ -140,12 +143,13 @@ impl SubtensorChain {
         let chain = SubtensorChain {
             client,
             url: label.into(),
+            changed: Default::default(),
         };
         // Fail now if what every read needs changed shape; calls are checked when made (a
         // subnet needs only one of the weight calls).
         let at = chain.at(None).await?;
-        require(&at, Shape::READS)?;
-        let changed = changed_shapes(&at, &Shape::ALL);
+        chain.require(&at, Shape::READS)?;
+        let changed = chain.changed_names(&at);
         if !changed.is_empty() {
             tracing::warn!(
                 spec = at.spec_version(),
@@ -163,7 +167,7 @@ impl SubtensorChain {
             let at = self.at(None).await?;
             Ok(RuntimeShapes {
                 spec_version: at.spec_version(),
-                changed: changed_shapes(&at, &Shape::ALL),
+                changed: self.changed_names(&at),
             })
         })
         .await
@@ -279,7 +283,7 @@ impl SubtensorChain {
     /// Checks the read shapes at `at`, then that subnet `netuid` exists; every subnet read
     /// starts here.
     async fn subnet_exists(&self, at: &AtBlock, netuid: u16) -> Result<(), ChainError> {
-        require(at, Shape::READS)?;
+        self.require(at, Shape::READS)?;
         let storage = api::storage().subtensor_module();
         let added: bool = fetch!(self, at, storage.networks_added(), (netuid,));
         if !added {
@@ -549,7 +553,7 @@ impl Chain for SubtensorChain {
             weights,
             version_key,
         )?;
-        require(&at, &[Shape::SetWeights])?;
+        self.require(&at, &[Shape::SetWeights])?;
         let call = api::transactions().subtensor_module().set_weights(
             netuid,
             uids.to_vec(),
@@ -576,7 +580,7 @@ impl Chain for SubtensorChain {
                 max: MAX_COMMITS,
             });
         }
-        require(&at, &[Shape::CommitWeights])?;
+        self.require(&at, &[Shape::CommitWeights])?;
         let call = api::transactions()
             .subtensor_module()
             .commit_weights(netuid, H256(hash));
@@ -626,7 +630,7 @@ impl Chain for SubtensorChain {
             &reveal.values,
             reveal.version_key,
         )?;
-        require(&at, &[Shape::RevealWeights])?;
+        self.require(&at, &[Shape::RevealWeights])?;
         let call = api::transactions().subtensor_module().reveal_weights(
             netuid,
             reveal.uids.clone(),
@@ -642,7 +646,7 @@ impl Chain for SubtensorChain {
             let at = self.at(None).await?;
             self.subnet_exists(&at, netuid).await?;
             let neurons = self.metagraph_at(&at, netuid).await?;
-            require(&at, &[Shape::Weights])?;
+            self.require(&at, &[Shape::Weights])?;
             let entry = api::storage().subtensor_module().weights();
             let mut out = Vec::new();
             for n in neurons.iter().filter(|n| n.validator_permit) {
@@ -713,7 +717,7 @@ impl Chain for SubtensorChain {
                 ),
             });
         }
-        require(&at, &[Shape::CommitTimelockedWeights])?;
+        self.require(&at, &[Shape::CommitTimelockedWeights])?;
         let call = api::transactions()
             .subtensor_module()
             .commit_timelocked_weights(
@@ -754,7 +758,7 @@ impl SubtensorChain {
         rules::check_commitment(&data)?;
         let (at, _, neurons) = self.weights_context(netuid).await?;
         rules::registered(netuid, &neurons, &signer.hotkey())?;
-        require(&at, &[Shape::SetCommitment])?;
+        self.require(&at, &[Shape::SetCommitment])?;
         use subxt::dynamic::Value;
         let fields: Vec<Value> = data
             .chunks(RAW_FIELD_BYTES)
@@ -781,7 +785,7 @@ impl SubtensorChain {
         self.read("commitments", || async {
             let at = self.at(block).await?;
             self.subnet_exists(&at, netuid).await?;
-            require(&at, &[Shape::CommitmentOf])?;
+            self.require(&at, &[Shape::CommitmentOf])?;
             let mut validators: Vec<NeuronInfo> = self
                 .metagraph_at(&at, netuid)
                 .await?
@@ -871,7 +875,7 @@ impl SubtensorChain {
         netuid: u16,
         hotkey: &Hotkey,
     ) -> Result<Vec<([u8; 32], u64, u64, u64)>, ChainError> {
-        require(at, &[Shape::WeightCommits])?;
+        self.require(at, &[Shape::WeightCommits])?;
         let entry = api::storage().subtensor_module().weight_commits();
         let found = at
             .storage()
@@ -1080,23 +1084,37 @@ impl Shape {
     }
 }
 
-/// The names of the `shapes` the runtime at `at` changed.
-fn changed_shapes(at: &AtBlock, shapes: &[Shape]) -> Vec<&'static str> {
-    shapes
-        .iter()
-        .filter(|s| !s.matches(at))
-        .map(|s| s.name())
-        .collect()
-}
-
-/// Refuses to go on when the runtime at `at` changed any of `shapes`, naming them.
-fn require(at: &AtBlock, shapes: &[Shape]) -> Result<(), ChainError> {
-    let changed = changed_shapes(at, shapes);
-    if changed.is_empty() {
-        return Ok(());
+impl SubtensorChain {
+    /// The shapes the runtime at `at` changed, compared once per spec version.
+    fn changed(&self, at: &AtBlock) -> Arc<Vec<Shape>> {
+        let spec = at.spec_version();
+        let mut seen = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        seen.entry(spec)
+            .or_insert_with(|| {
+                Arc::new(Shape::ALL.into_iter().filter(|s| !s.matches(at)).collect())
+            })
+            .clone()
     }
-    Err(ChainError::RuntimeMismatch {
-        runtime: format!("spec {}", at.spec_version()),
-        items: changed.join(", "),
-    })
+
+    /// The names of the shapes the runtime at `at` changed.
+    fn changed_names(&self, at: &AtBlock) -> Vec<&'static str> {
+        self.changed(at).iter().map(|s| s.name()).collect()
+    }
+
+    /// Refuses to go on when the runtime at `at` changed any of `shapes`, naming them.
+    fn require(&self, at: &AtBlock, shapes: &[Shape]) -> Result<(), ChainError> {
+        let changed = self.changed(at);
+        let names: Vec<&str> = shapes
+            .iter()
+            .filter(|s| changed.contains(s))
+            .map(|s| s.name())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        Err(ChainError::RuntimeMismatch {
+            runtime: format!("spec {}", at.spec_version()),
+            items: names.join(", "),
+        })
+    }
 }
