@@ -67,8 +67,8 @@ pub struct Events {
     /// (`answered`: a validator sent certificates; `unanswered`: no connected validator had
     /// any).
     pub view_sync_asks: Family<Labels, Counter>,
-    /// Challenge assets fetched, by source (`store`: already here, `peers`, `url`) or
-    /// `failed`.
+    /// Challenge assets fetched, by source (`network`: the blob store, a peer or the DHT;
+    /// `url`: the owner's URL) or `failed`.
     pub asset_fetches: Family<Labels, Counter>,
     /// View timeouts this node's consensus engine handled.
     pub view_timeouts: Counter,
@@ -221,7 +221,7 @@ pub fn registry(readings: Readings) -> Registry {
     );
     r.register(
         "platform_asset_fetches",
-        "Challenge assets fetched, by source (store, peers, url) or failed",
+        "Challenge assets fetched, by source (network, url) or failed",
         e.asset_fetches.clone(),
     );
     r.register(
