@@ -61,6 +61,10 @@ struct Sample {
     dht_records: u64,
     /// The most entries any validator's replicated state holds.
     state_entries: u64,
+    /// Gossip messages the validators could not queue for a peer, summed over validators.
+    gossip_send_failures: u64,
+    /// Links the validators closed and redialed because gossip over them stopped draining.
+    stuck_links: u64,
 }
 
 /// What the devnet's watch loop tells the soak run on every poll.
@@ -111,6 +115,7 @@ impl Sampler {
         self.last = Some(Instant::now());
         let height = heights.iter().copied().min().unwrap_or(0);
         let (mut dht_records, mut state_entries) = (0, 0);
+        let (mut gossip_send_failures, mut stuck_links) = (0, 0);
         for (_, api) in apis {
             if let Ok(r) = client.get(format!("{api}/metrics")).send().await {
                 let text = r.text().await.unwrap_or_default();
@@ -119,6 +124,9 @@ impl Sampler {
                         + metric(&text, "platform_dht_provided_keys"),
                 );
                 state_entries = state_entries.max(metric(&text, "platform_state_entries"));
+                gossip_send_failures +=
+                    metric(&text, "platform_network_gossip_send_failures_total");
+                stuck_links += metric(&text, "platform_network_stuck_links_total");
             }
         }
         if height > 0 {
@@ -148,6 +156,8 @@ impl Sampler {
                 >> 10,
             dht_records,
             state_entries,
+            gossip_send_failures,
+            stuck_links,
         });
     }
 }
@@ -287,6 +297,12 @@ pub struct SoakFigures {
     submissions_expired: usize,
     /// The most provider records any validator's DHT store held at any sample.
     dht_provider_records_max: u64,
+    /// Gossip messages dropped because a peer's send queue was full, summed over validators
+    /// (0 in a healthy run).
+    gossip_send_failures: u64,
+    /// Links closed and redialed because gossip over them stopped draining, summed over
+    /// validators.
+    stuck_links: u64,
     /// Heights at which every validator's block hash was compared (besides the last).
     heights_compared: u64,
     /// Same block hash on every validator at every compared height and at the last.
@@ -369,6 +385,8 @@ fn figures(sampler: &Sampler, blocks: u64, summary: &node::DevnetSummary) -> Res
         submissions_evaluated: summary.submissions_evaluated,
         submissions_expired: summary.submissions_expired,
         dht_provider_records_max: samples.iter().map(|s| s.dht_records).max().unwrap_or(0),
+        gossip_send_failures: samples.iter().map(|s| s.gossip_send_failures).max().unwrap_or(0),
+        stuck_links: samples.iter().map(|s| s.stuck_links).max().unwrap_or(0),
         heights_compared: sampler.compared,
         all_identical,
         targets_met,
@@ -471,6 +489,10 @@ fn print(f: &SoakFigures) {
     println!(
         "DHT provider records, most held by one validator: {}",
         f.dht_provider_records_max
+    );
+    println!(
+        "gossip: {} sends dropped on full queues, {} stuck links redialed",
+        f.gossip_send_failures, f.stuck_links
     );
     println!(
         "validators {} ({} heights compared); targets {}",

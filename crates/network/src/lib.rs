@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod providers;
 pub mod seen;
 mod service;
+pub mod stuck;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};

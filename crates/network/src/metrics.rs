@@ -28,6 +28,10 @@ pub struct MetricsSnapshot {
     /// sr25519 signatures verified on ingress (gossip envelopes and peer bindings): the
     /// expensive stage, which only validator peers' in-window messages reach.
     pub signature_checks: u64,
+    /// Gossip messages gossipsub could not queue for a peer (its send queue was full).
+    pub gossip_send_failures: u64,
+    /// Links closed and redialed because their gossip queue stopped draining.
+    pub stuck_links: u64,
     /// The DHT provider store, as of the network task's last tick.
     pub dht: crate::ProviderStats,
 }
@@ -83,6 +87,16 @@ impl Metrics {
         self.with(|m| m.dropped_backpressure += 1);
     }
 
+    /// Counts gossip messages that could not be queued for a peer.
+    pub fn gossip_send_failed(&self, n: u64) {
+        self.with(|m| m.gossip_send_failures += n);
+    }
+
+    /// Counts a stuck link closed and redialed.
+    pub fn stuck_link(&self) {
+        self.with(|m| m.stuck_links += 1);
+    }
+
     /// Records the provider store's figures.
     pub fn set_dht(&self, stats: crate::ProviderStats) {
         self.with(|m| m.dht = stats);
@@ -136,6 +150,14 @@ impl Metrics {
             "# TYPE platform_network_signature_checks_total counter
              platform_network_signature_checks_total {}",
             m.signature_checks
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE platform_network_gossip_send_failures_total counter\n\
+             platform_network_gossip_send_failures_total {}\n\
+             # TYPE platform_network_stuck_links_total counter\n\
+             platform_network_stuck_links_total {}",
+            m.gossip_send_failures, m.stuck_links
         );
         let d = m.dht;
         let _ = writeln!(

@@ -23,11 +23,20 @@ use crate::ingress::{Ingress, Membership, Verdict};
 use crate::metrics::Metrics;
 use crate::providers::ProviderStore;
 use crate::seen::SeenStore;
+use crate::stuck::StuckLinks;
 use crate::wire::{
     Codec, Envelope, MAX_BLOB_BYTES, MAX_CERTIFICATES, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE,
     PeerBinding, Protocol, Request, Response, Topic,
 };
 use crate::{Config, Event, NetError, NetStatus, PeerLink, Provider};
+
+/// The most bytes of control messages (IHAVE, IWANT, IDONTWANT, GRAFT, PRUNE) in one gossip
+/// frame, sent or accepted.
+pub(crate) const GOSSIP_CONTROL_BYTES: usize = 64 * 1024;
+
+/// The most message ids one IHAVE or IWANT lists: each takes 34 bytes (a 32-byte blake3 id and
+/// its protobuf framing), so 1,024 take 34.8 KiB, well inside [`GOSSIP_CONTROL_BYTES`].
+pub(crate) const GOSSIP_CONTROL_IDS: usize = 1024;
 
 /// How often each connection is pinged.
 const PING_INTERVAL: Duration = Duration::from_secs(2);
@@ -154,7 +163,17 @@ impl Serving {
 /// explicit peer, so with n validators each message crossed the network about n² times (and
 /// explicit peers never join the mesh). Flood publishing already sends each message to every
 /// validator directly; forwarding through the mesh (3 to 8 peers) only repairs a missing link.
-fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
+///
+/// Control messages are bounded on both sides. gossipsub's receiver refuses, as a broken
+/// stream, any frame larger than `max_transmit_size` or whose control part exceeds
+/// `max_control_message_size` (16 KiB by default), while its sender lists up to
+/// `max_control_messages_sent` message ids (5,000 by default, ~170 KB) in one IHAVE or IWANT.
+/// With the defaults, a burst of more than ~470 messages in the 1.5 s gossip window broke the
+/// stream of every peer it was advertised to; after five broken streams gossipsub disables the
+/// connection's handler for good (see [`crate::stuck`]). Here a control message always fits:
+/// at most [`GOSSIP_CONTROL_IDS`] ids of 32 bytes in [`GOSSIP_CONTROL_BYTES`], and a frame may
+/// hold the largest message or the largest control message.
+fn gossip_config(max_message: usize) -> Result<gossipsub::Config, NetError> {
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
         .mesh_n_low(1)
@@ -166,7 +185,9 @@ fn gossip_config(max_transmit: usize) -> Result<gossipsub::Config, NetError> {
         .history_length(6)
         .history_gossip(3)
         .duplicate_cache_time(Duration::from_secs(120))
-        .max_transmit_size(max_transmit)
+        .max_transmit_size(max_message + GOSSIP_CONTROL_BYTES + 1024)
+        .max_control_message_size(GOSSIP_CONTROL_BYTES)
+        .max_control_messages_sent(GOSSIP_CONTROL_IDS)
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .message_id_fn(|m: &gossipsub::Message| {
@@ -207,6 +228,10 @@ pub(crate) struct Task {
     /// Bootstrap peers, redialed while disconnected (a peer may start after us).
     bootstrap: Vec<(PeerId, Multiaddr)>,
     flushing: Option<tokio::task::JoinHandle<()>>,
+    /// Peers whose gossip queue refused messages lately (see [`crate::stuck`]).
+    stuck: StuckLinks,
+    /// Peers whose stuck link was closed, to be dialed again once it is gone.
+    redial: HashSet<PeerId>,
     dir: Arc<DataDir>,
     provider: Arc<dyn Provider>,
 }
@@ -221,8 +246,8 @@ impl Task {
         (metrics, events, commands): (Arc<Metrics>, mpsc::Sender<Event>, mpsc::Receiver<Command>),
     ) -> Result<Task, NetError> {
         let netuid = cfg.netuid;
-        let max_transmit = cfg.topics.values().map(|s| s.max_bytes).max().unwrap_or(0) + 1024;
-        let gossip_cfg = gossip_config(max_transmit)?;
+        let max_message = cfg.topics.values().map(|s| s.max_bytes).max().unwrap_or(0);
+        let gossip_cfg = gossip_config(max_message)?;
         let request_timeout = cfg.request_timeout;
         let (max_connections, max_per_ip) = (cfg.max_connections, cfg.max_per_ip);
         let admission_metrics = metrics.clone();
@@ -359,6 +384,8 @@ impl Task {
             seen,
             bootstrap,
             flushing: None,
+            stuck: StuckLinks::default(),
+            redial: HashSet::new(),
             dir,
             provider,
         })
@@ -413,6 +440,7 @@ impl Task {
                     self.enforce_bans(now);
                     self.enforce_bind_deadline(now);
                     self.watch_partition(now);
+                    self.stuck.sweep(now);
                     let store = self.swarm.behaviour_mut().kad.store_mut();
                     store.sweep(now);
                     self.metrics.set_dht(store.stats());
@@ -739,7 +767,15 @@ impl Task {
                 self.links.remove(&peer_id);
                 self.unbound.settled(&peer_id);
                 self.ingress.unbind(&peer_id);
+                self.stuck.forget(&peer_id);
+                if self.redial.remove(&peer_id) && !self.banned.contains_key(&peer_id) {
+                    self.redial_stuck(peer_id);
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            })) => self.on_slow_peer(peer_id, failed_messages),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),
@@ -802,6 +838,45 @@ impl Task {
                 self.swarm.close_connection(connection);
             }
             _ => {}
+        }
+    }
+
+    /// gossipsub refused to queue messages for `peer` (its queue was full); a peer refused at
+    /// every heartbeat for [`crate::stuck::STUCK_AFTER`] has a stuck link, which is closed and
+    /// dialed again.
+    fn on_slow_peer(&mut self, peer: PeerId, failed: gossipsub::FailedMessages) {
+        self.metrics
+            .gossip_send_failed((failed.priority + failed.non_priority) as u64);
+        if !self.stuck.report(peer, Instant::now()) {
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            "gossip to this peer has not drained for {}s; closing its connections and dialing it again",
+            crate::stuck::STUCK_AFTER.as_secs()
+        );
+        self.metrics.stuck_link();
+        if self.swarm.disconnect_peer_id(peer).is_ok() {
+            self.redial.insert(peer);
+        }
+    }
+
+    /// Dials a peer whose stuck link was closed, at the addresses the DHT and identify know.
+    fn redial_stuck(&mut self, peer: PeerId) {
+        use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+        let known = self
+            .bootstrap
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .map(|(_, a)| a.clone())
+            .collect();
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .addresses(known)
+            .extend_addresses_through_behaviour()
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, "redialing after a stuck link: {e}");
         }
     }
 
@@ -1001,5 +1076,31 @@ impl Task {
                 .send(Internal::Respond(protocol, (peer, validator), channel, res))
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest IHAVE or IWANT this node sends fits what it (and every peer built alike)
+    /// accepts, with room for the topic name and framing; a frame fits the largest message or
+    /// the largest control part.
+    #[test]
+    fn the_largest_control_message_fits_what_peers_accept() {
+        let id = gossipsub::MessageId::from(blake3::hash(b"a message").as_bytes().to_vec());
+        let per_id = 2 + id.0.len();
+        let topic = Topic::ALL
+            .iter()
+            .map(|t| t.topic_string(NetUid(u16::MAX)).len())
+            .max()
+            .unwrap();
+        let ihave = GOSSIP_CONTROL_IDS * per_id + topic + 16;
+        let max_message = 20 * 1024;
+        let cfg = gossip_config(max_message).unwrap();
+        assert_eq!(cfg.max_control_messages_sent(), GOSSIP_CONTROL_IDS);
+        assert!(ihave <= cfg.max_control_message_size(), "{ihave} bytes");
+        assert!(cfg.max_transmit_size() >= cfg.max_control_message_size() + 16);
+        assert!(cfg.max_transmit_size() >= max_message + 1024);
     }
 }

@@ -842,3 +842,85 @@ async fn sybil_connections_never_crowd_out_a_validator() {
     assert_eq!(status(&server.net).await.connected_peers, 3);
     assert_eq!(refused("unbound"), 0);
 }
+
+/// A link whose gossip stops draining while the connection stays up (libp2p-gossipsub disables
+/// a connection's gossip handler for good after five substream attempts) is closed and dialed
+/// again, and gossip flows over the new connection.
+///
+/// The fault: node A takes consensus messages five times larger than node B's frame limit, so
+/// B's decoder refuses A's large frames and drops the substream each came on; after five, A's
+/// handler for that connection is disabled, and everything A sends B waits in a queue nothing
+/// reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossip_link_that_stops_draining_is_closed_and_redialed() {
+    let stakes = [(1, 500), (2, 500)];
+    let mut loose = Config::new(NETUID);
+    loose.topics.get_mut(&Topic::Consensus).unwrap().max_bytes = 512 * 1024;
+    let a = start(1, loose, Arc::new(NothingToServe)).await;
+    // B takes the flood this test makes without rate-limiting A (what reaches B of the backlog
+    // after the redial would otherwise get A banned).
+    let mut patient = Config::new(NETUID);
+    let consensus = patient.topics.get_mut(&Topic::Consensus).unwrap();
+    let unlimited = Rate {
+        per_sec: 1_000_000,
+        burst: 1_000_000,
+    };
+    (consensus.per_peer, consensus.per_author) = (unlimited, unlimited);
+    let mut b = start(2, patient, Arc::new(NothingToServe)).await;
+    mesh(&[&a.net, &b.net], &membership(&stakes)).await;
+    let first = a.net.status().await.unwrap().peers[0].address.clone();
+
+    for i in 0..8u8 {
+        a.net
+            .publish(Topic::Consensus, 0, vec![i; 400 * 1024])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Small messages fill the queue to B (5,000 messages) and go past it.
+    let mut sent = 0u32;
+    until("A to find its link to B stuck", async || {
+        for _ in 0..500 {
+            sent += 1;
+            let _ = a
+                .net
+                .publish(Topic::Consensus, 0, sent.to_le_bytes().to_vec())
+                .await;
+        }
+        a.net.metrics().snapshot().stuck_links >= 1
+    })
+    .await;
+    let m = a.net.metrics().snapshot();
+    assert!(
+        m.gossip_send_failures > 0,
+        "the queue to B refused messages before the link was closed"
+    );
+    assert!(sent > 5000, "{sent} messages published");
+
+    // A dialed B again; a message sent now arrives.
+    until("A and B to be connected again", async || {
+        status(&a.net).await.connected_validators.len() == 1
+            && status(&b.net).await.connected_validators.len() == 1
+    })
+    .await;
+    let after = a.net.status().await.unwrap().peers[0].address.clone();
+    assert_ne!(first, after, "a new connection");
+    while b.events.try_recv().is_ok() {}
+    let probe = b"after the redial ";
+    let end = Instant::now() + DEADLINE;
+    for attempt in 0u32.. {
+        let body = [probe.as_slice(), &attempt.to_le_bytes()].concat();
+        // `NoPeers` until B's subscriptions arrive over the new connection.
+        let _ = a.net.publish(Topic::Consensus, 1, body).await;
+        match tokio::time::timeout(Duration::from_millis(500), b.events.recv()).await {
+            Ok(Some(Event::Gossip { envelope, .. })) if envelope.payload.starts_with(probe) => {
+                break;
+            }
+            _ => assert!(
+                Instant::now() < end,
+                "B never received A's gossip again: {:?}",
+                b.net.metrics().snapshot()
+            ),
+        }
+    }
+}

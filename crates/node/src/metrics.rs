@@ -566,6 +566,18 @@ impl Collector for Readings {
         )?;
         counter(
             &mut e,
+            "platform_network_gossip_send_failures",
+            "Gossip messages that could not be queued for a peer (its send queue was full)",
+            n.gossip_send_failures,
+        )?;
+        counter(
+            &mut e,
+            "platform_network_stuck_links",
+            "Peers disconnected and redialed because gossip to them stopped draining",
+            n.stuck_links,
+        )?;
+        counter(
+            &mut e,
             "platform_network_signature_checks",
             "sr25519 signatures verified on ingress",
             n.signature_checks,
