@@ -385,7 +385,11 @@ fn figures(sampler: &Sampler, blocks: u64, summary: &node::DevnetSummary) -> Res
         submissions_evaluated: summary.submissions_evaluated,
         submissions_expired: summary.submissions_expired,
         dht_provider_records_max: samples.iter().map(|s| s.dht_records).max().unwrap_or(0),
-        gossip_send_failures: samples.iter().map(|s| s.gossip_send_failures).max().unwrap_or(0),
+        gossip_send_failures: samples
+            .iter()
+            .map(|s| s.gossip_send_failures)
+            .max()
+            .unwrap_or(0),
         stuck_links: samples.iter().map(|s| s.stuck_links).max().unwrap_or(0),
         heights_compared: sampler.compared,
         all_identical,
