@@ -53,6 +53,8 @@ struct Sample {
     p99_ms: u64,
     /// The largest resident set, MiB.
     rss_mb: u64,
+    /// The largest anonymous resident set (without mapped files such as the binary), MiB.
+    rss_anon_mb: u64,
     /// The largest data directory without its logs, MiB.
     disk_mb: u64,
     /// The largest validator log (`node.log`), KiB.
@@ -146,6 +148,13 @@ impl Sampler {
             height,
             p99_ms: p99s.iter().copied().max().unwrap_or(0),
             rss_mb: self.pids.iter().map(|p| rss_kib(*p)).max().unwrap_or(0) / 1024,
+            rss_anon_mb: self
+                .pids
+                .iter()
+                .map(|p| rss_anon_kib(*p))
+                .max()
+                .unwrap_or(0)
+                / 1024,
             disk_mb: self.dirs.iter().map(|d| dir_bytes(d)).max().unwrap_or(0) >> 20,
             log_kib: self
                 .dirs
@@ -232,11 +241,23 @@ pub(crate) fn exited(pid: u32) -> bool {
 
 /// A process's resident set in KiB (0 when it is gone).
 pub(crate) fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The anonymous part of a process's resident set (heap, stacks, anonymous mappings), in KiB:
+/// the resident set without the pages of files mapped in, mostly the binary's own code, which
+/// the kernel pages in as code paths are first run and can drop at any time.
+pub(crate) fn rss_anon_kib(pid: u32) -> u64 {
+    status_kib(pid, "RssAnon:")
+}
+
+/// A `kB` field of `/proc/<pid>/status` (0 when the process is gone).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
@@ -280,6 +301,11 @@ pub struct SoakFigures {
     /// The largest resident set and data directory at 10 %, 20 %, … 100 % of the run (is the
     /// growth levelling off?).
     rss_mb_by_tenth: Vec<u64>,
+    /// The same for the anonymous resident set: the resident set without mapped files (the
+    /// binary's code is paged in as code paths first run, up to its size).
+    rss_anon_mb_at_20pct: u64,
+    rss_anon_mb_end: u64,
+    rss_anon_mb_by_tenth: Vec<u64>,
     disk_mb_by_tenth: Vec<u64>,
     disk_mb_at_20pct: u64,
     disk_mb_end: u64,
@@ -374,6 +400,9 @@ fn figures(sampler: &Sampler, blocks: u64, summary: &node::DevnetSummary) -> Res
         rss_mb_at_20pct: at20.rss_mb,
         rss_mb_end: end.rss_mb,
         rss_mb_by_tenth: tenths(samples, blocks, end, |s| s.rss_mb),
+        rss_anon_mb_at_20pct: at20.rss_anon_mb,
+        rss_anon_mb_end: end.rss_anon_mb,
+        rss_anon_mb_by_tenth: tenths(samples, blocks, end, |s| s.rss_anon_mb),
         disk_mb_by_tenth: tenths(samples, blocks, end, |s| s.disk_mb),
         disk_mb_at_20pct: at20.disk_mb,
         disk_mb_end: end.disk_mb,
@@ -472,6 +501,10 @@ fn print(f: &SoakFigures) {
         f.rss_mb_at_20pct, f.rss_mb_end, f.rss_mb_by_tenth
     );
     println!(
+        "  anonymous     at 20 % {:>6} MiB  end {:>6} MiB   by tenth {:?}",
+        f.rss_anon_mb_at_20pct, f.rss_anon_mb_end, f.rss_anon_mb_by_tenth
+    );
+    println!(
         "disk (largest)    at 20 % {:>6} MiB  end {:>6} MiB",
         f.disk_mb_at_20pct, f.disk_mb_end
     );
@@ -547,6 +580,14 @@ mod tests {
         assert_eq!(metric(text, "platform_dht_provider_records"), 40);
         assert_eq!(metric(text, "platform_dht_provided_keys"), 12);
         assert_eq!(metric(text, "platform_missing"), 0);
+    }
+
+    #[test]
+    fn the_anonymous_resident_set_is_part_of_the_resident_set() {
+        let me = std::process::id();
+        let (all, anon) = (rss_kib(me), rss_anon_kib(me));
+        assert!(anon > 0 && anon <= all, "{anon} of {all} KiB");
+        assert_eq!(rss_kib(u32::MAX), 0, "a process that does not exist");
     }
 
     #[test]
