@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -595,32 +594,10 @@ fn log_tail(log: &Path) -> String {
     out
 }
 
-/// A loopback port nothing listens on, for a devnet process to bind later.
-///
-/// Picked below the kernel's ephemeral range (`ip_local_port_range`): the ports the kernel
-/// hands out for `:0` binds and for outgoing connections never come from there. A port found by
-/// binding `:0` and letting it go could be handed out again before the process meant to use it
-/// bound it (`Address already in use`). Each devnet starts at an offset of its own (its process
-/// id), so devnets started at once rarely try the same ports.
+/// A loopback port for a devnet process to bind later (see [`platform_node::ports`]).
 fn free_port() -> Result<u16> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000, ephemeral_low.clamp(12_000, 32768));
-    let offset = std::process::id().wrapping_mul(7919);
-    loop {
-        let i = NEXT.fetch_add(1, Ordering::Relaxed);
-        if i >= high - low {
-            bail!("no free loopback port between {low} and {high}");
-        }
-        let port = (low + offset.wrapping_add(i) % (high - low)) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
+    platform_node::ports::free_loopback_port()
+        .context("no free loopback port below the kernel's ephemeral range")
 }
 
 /// The validator processes; stopped (SIGTERM, then SIGKILL) when dropped.

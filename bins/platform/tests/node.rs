@@ -15,30 +15,9 @@ use common::{get, get_text, json, long_devnet, platform, process_id};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// A loopback port nothing listens on, for a validator to bind later.
-///
-/// Picked below the kernel's ephemeral range: ports the kernel hands out for `:0` binds (the
-/// operator API's) and for outgoing connections never come from there. A port found by binding
-/// `:0` and letting it go could be handed out again before the validator bound it, and was
-/// (`Address already in use`). Each test process starts at an offset of its own (its process id)
-/// and walks on, so tests running at once rarely try the same ports.
+/// A loopback port for a validator to bind later (the devnet's own picker).
 fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000, ephemeral_low.clamp(12_000, 32768));
-    let offset = std::process::id().wrapping_mul(7919);
-    loop {
-        let i = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(i < high - low, "no free port below {high}");
-        let port = (low + offset.wrapping_add(i) % (high - low)) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    platform_node::ports::free_loopback_port().expect("a free loopback port")
 }
 
 /// A plain HTTP POST on loopback: the status code and the body as JSON.

@@ -44,6 +44,7 @@ pub mod launch;
 pub mod liveness;
 pub mod mempool;
 pub mod metrics;
+pub mod ports;
 pub mod replay;
 pub mod rpc;
 pub mod snapshots;
