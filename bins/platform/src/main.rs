@@ -198,7 +198,10 @@ fn main() -> ExitCode {
         Command::Genesis(args) => node::genesis_from_chain(args),
         Command::Init(args) => node::init(args),
         Command::Run(args) => node::run(args),
-        Command::Devnet(args) => node::devnet(args),
+        Command::Devnet(mut args) => {
+            args.verbose = cli.verbose;
+            node::devnet(args)
+        }
         Command::Submit(args) => node::submit(args),
         Command::Status(args) => status::run(args),
         Command::Peers(args) => status::peers(args),

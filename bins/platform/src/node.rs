@@ -202,6 +202,9 @@ pub struct RunArgs {
         .args(DevnetArgs::FAULT_FLAGS)
 ))]
 pub struct DevnetArgs {
+    /// The `-v` count `platform` was given; the validators log at it (at least `-v`).
+    #[arg(skip)]
+    pub verbose: u8,
     /// How many validators (1 to 64: //Alice, //Bob, //Charlie, //Dave, then //Validator5 …,
     /// each a process; stakes differ, see --stakes). Above 8, committees have 8 members unless
     /// --committee-size says otherwise.
@@ -520,11 +523,14 @@ fn wait_for_chain(url: &str) -> Result<()> {
     })
 }
 
-/// Starts `platform run` on the config in `dir`, logging to `dir/node.log`.
-fn spawn_validator(exe: &Path, dir: &Path) -> Result<Child> {
+/// Starts `platform run` on the config in `dir`, logging to `dir/node.log` at the devnet's
+/// own verbosity (`platform -vv devnet` logs debug lines), and at least at `-v`.
+fn spawn_validator(exe: &Path, dir: &Path, verbose: u8) -> Result<Child> {
     let log = std::fs::File::create(dir.join("node.log"))?;
+    let level = format!("-{}", "v".repeat(usize::from(verbose.clamp(1, 3))));
     Command::new(exe)
-        .args(["-v", "run", "--config"])
+        .arg(level)
+        .args(["run", "--config"])
         .arg(dir.join("config.toml"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -973,7 +979,7 @@ pub(crate) fn run_devnet(
             .public()
             .to_peer_id();
         addrs.push(format!("{}/p2p/{peer}", cfg.listen));
-        children.0.push(spawn_validator(&exe, &dir)?);
+        children.0.push(spawn_validator(&exe, &dir, args.verbose)?);
         apis.push((key.hotkey().to_ss58(), format!("http://127.0.0.1:{http}")));
     }
     // Ports are picked free and handed over, so another process (the validators' own
@@ -1008,7 +1014,7 @@ pub(crate) fn run_devnet(
                         .collect();
                     cfg.save(&config)?;
                     apis[i].1 = format!("http://127.0.0.1:{http}");
-                    children.0[i + 1] = spawn_validator(&exe, &dir)?;
+                    children.0[i + 1] = spawn_validator(&exe, &dir, args.verbose)?;
                 }
                 Started::PortTaken | Started::Exited => bail!(
                     "validator {uri} stopped while starting: {}",

@@ -118,23 +118,40 @@ impl Driver {
         }
     }
 
-    /// The deliberate fault [`Fault::FloodFetches`]: per tick, 128 certificate requests
-    /// point-to-point (for views already decided, each answered with a certificate) and 256
-    /// asks on gossip, where they do not belong, half `FetchView` for decided views and half
-    /// `Fetch` for digests nobody proposed, all distinct so that no replay cache stops them.
+    /// The deliberate fault [`Fault::FloodFetches`], per tick: 256 asks on gossip, where they
+    /// do not belong (half `FetchView` for decided views, half `Fetch` for digests nobody
+    /// proposed, all distinct so that no replay cache stops them), after — until a peer has
+    /// answered one — 128 certificate requests point-to-point for decided views.
+    ///
+    /// The order is fixed so that both defences show in every run: the point-to-point burst
+    /// costs each peer's score less than a ban (a rate-limited request costs 2 points, 50
+    /// reach the ban) and is awaited before the gossip goes out; the gossip then gets this
+    /// validator banned. Repeating the burst every tick could ban it before any gossip left.
     pub(super) async fn flood_fetches(&mut self) {
         let view = self.consensus.engine.view();
         self.fetch_flood_tick += 1;
         let tick = self.fetch_flood_tick;
-        for i in 0..128u64 {
-            let ask = platform_network::CertificateAsk::View {
-                epoch: self.epoch().0,
-                view: view.0.saturating_sub(1 + i % view.0.max(1)),
-            };
-            let net = self.net.clone();
-            tokio::spawn(async move {
-                let _ = net.fetch_certificates(ask, None).await;
-            });
+        if !self.fetch_flood_reached_peer {
+            let mut requests = tokio::task::JoinSet::new();
+            for i in 0..128u64 {
+                let ask = platform_network::CertificateAsk::View {
+                    epoch: self.epoch().0,
+                    view: view.0.saturating_sub(1 + i % view.0.max(1)),
+                };
+                let net = self.net.clone();
+                requests.spawn(async move { net.fetch_certificates(ask, None).await });
+            }
+            while let Some(done) = requests.join_next().await {
+                let reached = match done {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(platform_network::NetError::NotFound { tried, .. })) => tried > 0,
+                    _ => false,
+                };
+                self.fetch_flood_reached_peer |= reached;
+            }
+            if !self.fetch_flood_reached_peer {
+                return;
+            }
         }
         for i in 0..128u64 {
             let old = View(view.0.saturating_sub(1 + (tick * 128 + i) % view.0.max(1)));

@@ -353,9 +353,11 @@ pub struct Driver {
     flood_announces: bool,
     /// The deliberate fault [`Fault::GarbageGossip`] (tests only).
     garbage_gossip: bool,
-    /// The deliberate fault [`Fault::FloodFetches`] (tests only), and its tick count.
+    /// The deliberate fault [`Fault::FloodFetches`] (tests only), its tick count, and whether
+    /// its point-to-point burst has reached a peer.
     flood_fetches: bool,
     fetch_flood_tick: u64,
+    fetch_flood_reached_peer: bool,
     /// The block header announced for each recent view (one per view is followed).
     announced: HashMap<(Epoch, View), Hash>,
     /// When this validator last sent its `BindKeys` (resent every 5 s until bound).

@@ -233,6 +233,7 @@ impl Driver {
             garbage_gossip: fault == Some(Fault::GarbageGossip),
             flood_fetches: fault == Some(Fault::FloodFetches),
             fetch_flood_tick: 0,
+            fetch_flood_reached_peer: false,
             announced: HashMap::new(),
             bind_sent: None,
             early: VecDeque::new(),
