@@ -764,6 +764,55 @@ fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
     }
 }
 
+/// Alice (40 %) frozen until the others' pings close her links leaves them (60 %, no quorum)
+/// waiting out ever longer view timeouts. Thawed, she is redialed; each side's new binding of
+/// the other makes it repeat its votes and certificates at once
+/// (`platform_consensus_resends_on_connect_total`), and the network finalizes again.
+#[test]
+fn a_validator_reconnecting_to_a_stalled_network_gets_the_votes_repeated_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = LocalChain::start(&tmp.path().join("chain"), 360, 400);
+    let mut vs = init_four(tmp.path(), &chain.url);
+    for v in &mut vs {
+        v.start();
+    }
+    wait_or_show("three finalized blocks everywhere", &vs, || {
+        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+    });
+    let pid = vs[0].child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let peers = |api: &str| get(api, "/api/v1/status").and_then(|s| s["peers"].as_u64());
+    let partitioned = |api: &str| get(api, "/api/v1/status").map(|s| s["partitioned"] == true);
+    signal("-STOP");
+    // The fault happened: the others closed their links to Alice and know they lack a quorum.
+    wait_or_show("the others to drop Alice and raise the alarm", &vs, || {
+        vs[1..]
+            .iter()
+            .all(|v| peers(&v.api) == Some(2) && partitioned(&v.api) == Some(true))
+    });
+    let top = vs[1..].iter().filter_map(|v| height(&v.api)).max().unwrap();
+    signal("-CONT");
+    wait_or_show("every validator to finalize past the stall", &vs, || {
+        vs.iter().all(|v| height(&v.api).is_some_and(|h| h > top))
+    });
+    let resent: u64 = vs
+        .iter()
+        .filter_map(|v| counter(&v.api, "platform_consensus_resends_on_connect_total"))
+        .sum();
+    assert!(
+        resent > 0,
+        "no validator repeated its votes on a reconnection"
+    );
+    all_agree_beyond(&vs, top);
+}
+
 /// The API listener's refusals for `reason`, from its `/metrics`.
 fn http_refused(api: &str, reason: &str) -> Option<u64> {
     let needle = format!("platform_http_refused_total{{reason=\"{reason}\"}} ");

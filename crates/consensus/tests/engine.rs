@@ -466,3 +466,46 @@ fn a_nullify_and_a_finalize_in_one_view_are_evidence() {
         )));
     }
 }
+
+/// `Resend` (a validator reconnected) repeats the durable votes of the current view, and only
+/// those: a vote still waiting for its WAL write stays back, nothing new is signed or
+/// persisted, and no timer is set.
+#[test]
+fn a_resend_repeats_only_durable_votes_and_signs_nothing_new() {
+    let (me, p, proposal) = follower_and_proposal();
+    let mut e = engine(me);
+    start(&mut e, SafetyState::default());
+    e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    let effects = e.handle(Input::Verified {
+        digest: p.digest(),
+        valid: true,
+    });
+    let token = effects
+        .iter()
+        .find_map(|x| match x {
+            Effect::Persist { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("a persist effect");
+    // The notarize vote is not durable yet: a resend holds it back.
+    let early = e.handle(Input::Resend);
+    assert!(broadcast_votes(&early).is_empty(), "{early:?}");
+    e.handle(Input::Persisted(token));
+    let effects = e.handle(Input::Resend);
+    let votes = broadcast_votes(&effects);
+    assert_eq!(votes.len(), 1, "{effects:?}");
+    assert_eq!(
+        (votes[0].kind, votes[0].subject),
+        (VoteKind::Notarize, Subject::Proposal(p))
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|x| matches!(x, Effect::Persist { .. } | Effect::Timeout { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(e.view(), View(1));
+}

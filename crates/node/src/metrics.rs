@@ -72,6 +72,9 @@ pub struct Events {
     pub asset_fetches: Family<Labels, Counter>,
     /// View timeouts this node's consensus engine handled.
     pub view_timeouts: Counter,
+    /// Times a validator's (re)connection, while nothing had finalized for a view timeout,
+    /// made this node repeat its votes and certificates at once.
+    pub resends_on_connect: Counter,
     /// Certificates formed or received, by kind (`notarize`, `nullify`: a view given up,
     /// `finalize`).
     pub certificates: Family<Labels, Counter>,
@@ -105,6 +108,7 @@ impl Events {
             view_sync_asks: Family::default(),
             asset_fetches: Family::default(),
             view_timeouts: Counter::default(),
+            resends_on_connect: Counter::default(),
             certificates: Family::default(),
             equivocations: Counter::default(),
             weight_submissions: Family::default(),
@@ -238,6 +242,12 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_consensus_view_timeouts",
         "View timeouts the consensus engine handled",
         e.view_timeouts.clone(),
+    );
+    r.register(
+        "platform_consensus_resends_on_connect",
+        "Votes and certificates repeated at once because a validator connected while nothing \
+         had finalized for a view timeout",
+        e.resends_on_connect.clone(),
     );
     r.register(
         "platform_consensus_certificates",

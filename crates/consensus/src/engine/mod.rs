@@ -84,6 +84,11 @@ pub enum Input<S> {
     },
     /// The safety state of [`Effect::Persist`] with this token is durable.
     Persisted(u64),
+    /// A validator (re)connected: repeat this validator's votes of its current view and the
+    /// certificates that lead to it, as a timeout does, but sign nothing new and set no timer.
+    /// After a partition heals, the view moves on within a round trip of the reconnection,
+    /// not at the next (possibly backed-off) timeout.
+    Resend,
 }
 
 /// Why a peer is penalized.
@@ -317,6 +322,7 @@ impl<S: Scheme> Engine<S> {
             Input::ProposalReady { view, payload } => self.on_proposal_ready(view, payload),
             Input::Verified { digest, valid } => self.on_verified(digest, valid),
             Input::Persisted(token) => self.on_persisted(token),
+            Input::Resend => self.on_resend(),
         }
         std::mem::take(&mut self.out)
     }
@@ -381,19 +387,51 @@ impl<S: Scheme> Engine<S> {
         if view != self.view {
             return;
         }
-        // Already nullified before this timeout: repeat our votes (they were persisted) and the
-        // latest certificates so that peers that missed them can move on. A first nullify
-        // vote leaves only once it is durable.
-        let resend = self.safety.as_ref().is_some_and(|rules| {
-            let s = rules.state();
-            s.view == view && s.nullified
-        });
+        // Already nullified before this timeout: repeat our votes (durable once nothing waits
+        // for the WAL) and the latest certificates so that peers that missed them can move
+        // on. A first nullify vote leaves only once it is durable.
+        let resend = self.unreleased.is_empty()
+            && self.safety.as_ref().is_some_and(|rules| {
+                let s = rules.state();
+                s.view == view && s.nullified
+            });
         self.sign_and_persist(|rules, scheme| rules.nullify(scheme, view));
-        if resend && let Some(rules) = &self.safety {
+        if resend {
+            self.repeat_votes();
+        }
+        self.resend_certificates(view);
+        self.out.push(Effect::Timeout {
+            view,
+            after_ms: self.timeout_ms(),
+        });
+    }
+
+    /// [`Input::Resend`]: this validator's votes of the current view, once all are durable
+    /// (a vote still waiting for the WAL leaves when it is acknowledged), and the
+    /// certificates that lead to the view.
+    fn on_resend(&mut self) {
+        let current = self
+            .safety
+            .as_ref()
+            .is_some_and(|rules| rules.state().view == self.view);
+        if current && self.unreleased.is_empty() {
+            self.repeat_votes();
+        }
+        self.resend_certificates(self.view);
+    }
+
+    /// Repeats the votes the safety state records (the caller knows they are durable).
+    fn repeat_votes(&mut self) {
+        if let Some(rules) = &self.safety {
             for vote in rules.resend(&self.scheme) {
                 self.out.push(Effect::Broadcast(Message::Vote(vote)));
             }
         }
+    }
+
+    /// The certificates of the view before `view` and the latest finalization, and asks for
+    /// what this validator lacks.
+    fn resend_certificates(&mut self, view: View) {
         if let Some(prev) = view.0.checked_sub(1).and_then(|w| self.views.get(&View(w))) {
             for cert in [&prev.notarization, &prev.nullification]
                 .into_iter()
@@ -414,10 +452,6 @@ impl<S: Scheme> Engine<S> {
             self.out
                 .push(Effect::Broadcast(Message::FetchView(missing)));
         }
-        self.out.push(Effect::Timeout {
-            view,
-            after_ms: self.timeout_ms(),
-        });
     }
 
     fn on_message(&mut self, from: ValidatorIndex, message: Message<S::Signature>) {

@@ -5,9 +5,28 @@
 use super::*;
 
 impl Driver {
+    /// A validator connected (or reconnected) and proved its hotkey. If nothing finalized
+    /// for a view timeout, the network may be waiting for what this validator holds: repeat
+    /// its votes and certificates now (`Input::Resend`), not at its next timeout, which after
+    /// a long partition is backed off to many times the base.
+    async fn on_validator_connected(&mut self) -> Result<()> {
+        if self.consensus.me.is_none() || self.last_finalized_at.elapsed() < self.view_timeout {
+            return Ok(());
+        }
+        crate::metrics::events().resends_on_connect.inc();
+        let effects = self.engine().handle(Input::Resend);
+        self.perform(effects).await
+    }
+
     /// Handles one event from the network. Input the network's ingress let through but this
     /// node cannot use is [`NodeError::Dropped`]; only this node's own failures are fatal.
     pub(super) async fn on_network(&mut self, ev: NetEvent) -> Result<(), NodeError> {
+        if let NetEvent::PeerBound {
+            validator: true, ..
+        } = ev
+        {
+            return Ok(self.on_validator_connected().await?);
+        }
         let NetEvent::Gossip {
             topic,
             envelope,
