@@ -665,6 +665,9 @@ struct DevnetValidator {
     gossip_rejected: u64,
     /// Signature checks its consensus engine made while running.
     signature_checks: u64,
+    /// Consensus messages it sent to one validator only (finalize votes to their collectors,
+    /// in validator sets of `platform_consensus::COLLECTORS_FROM` or more).
+    direct_sent: u64,
     /// CPU time its process used (user and system), in milliseconds.
     cpu_ms: u64,
     /// Its resident set at the end, in MiB.
@@ -1535,6 +1538,7 @@ async fn watch(
                 &text,
                 "platform_consensus_signature_checks_total",
             ),
+            direct_sent: crate::soak::metric(&text, "platform_network_direct_sent_total"),
             cpu_ms: crate::soak::cpu_ms(pid),
             rss_mb: crate::soak::rss_kib(pid) / 1024,
             evaluations: crate::soak::metric(&text, "platform_evaluations_total"),

@@ -56,6 +56,11 @@ pub struct SimArgs {
     /// Messages lost, per mille.
     #[arg(long, default_value_t = 10)]
     loss: u64,
+    /// Collectors of each view's finalize votes (the next leaders, who form the finalization
+    /// and broadcast it); 0 broadcasts finalize votes to everyone. Default: as a node runs,
+    /// 3 from 10 validators up, else 0.
+    #[arg(long)]
+    collectors: Option<u16>,
     /// Use real BLS12-381 signatures instead of the fast simulation MACs.
     #[arg(long)]
     bls: bool,
@@ -206,6 +211,9 @@ fn scenario(args: &SimArgs) -> Result<Scenario> {
     let mut s = Scenario::honest(n, args.blocks);
     s.stakes = stakes;
     s.byzantine = byzantine;
+    s.collectors = args
+        .collectors
+        .unwrap_or_else(|| platform_consensus::default_collectors(n));
     s.network = NetworkConfig {
         loss_per_mille: args.loss.min(1000),
         ..NetworkConfig::default()
@@ -298,7 +306,8 @@ fn drive(
 /// Honest validators with equal stakes, no partitions or crashes, the simulation MACs: the
 /// figures of the "Scale" benchmark (`platform bench scale`).
 pub(crate) fn honest_figures(n: usize, seeds: Range<u64>, blocks: u64) -> Report {
-    let s = Scenario::honest(n, blocks);
+    let mut s = Scenario::honest(n, blocks);
+    s.collectors = platform_consensus::default_collectors(n);
     collect(&s, seeds, false, |seed| {
         run(&s, &MacKeys::new(seed, n), seed)
     })

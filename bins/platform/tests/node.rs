@@ -987,6 +987,8 @@ fn devnet_runs_four_validators_that_agree() {
         // (all six once it has caught up with the others).
         let evaluations = x["evaluations"].as_u64().unwrap();
         assert!((1..=6).contains(&evaluations), "{x}");
+        // Four validators broadcast their finalize votes: nothing goes point-to-point.
+        assert_eq!(x["direct_sent"], 0, "{x}");
     }
     let scale = &v["scale"];
     assert_eq!(scale["validators"], 4, "{v}");
@@ -1039,6 +1041,13 @@ fn a_devnet_of_sixteen_validators_and_64_miners_agrees() {
         .to_ss58();
     assert!(validators.iter().any(|x| x["hotkey"] == v16), "{v}");
     assert_identical_by(&v, 16);
+    // Sixteen validators send finalize votes to each view's collectors, point-to-point,
+    // instead of to everyone: every validator that finalized sent some.
+    for x in validators {
+        if x["finalized"].as_u64().unwrap() > 0 {
+            assert!(x["direct_sent"].as_u64().unwrap() > 0, "{x}");
+        }
+    }
     // 64 miners each submitted a tour, miners 1-6 a classifier too; they reached blocks (the
     // last few may still be on their way when the run ends), committees certified results, and the last epoch's weights reward miners (UIDs 16 and
     // up; 0 is the owner's burn). Whether every one of the 560 evaluations is certified

@@ -105,7 +105,9 @@ pub mod types;
 pub mod validators;
 pub mod votes;
 
-pub use engine::{Config, Effect, Engine, Input, Offence};
+pub use engine::{
+    COLLECTORS, COLLECTORS_FROM, Config, Effect, Engine, Input, Offence, default_collectors,
+};
 pub use safety::{SafetyRules, SafetyState};
 pub use scheme::{BlsScheme, Counted, MacScheme, Scheme};
 pub use types::{

@@ -24,6 +24,7 @@ fn config(me: u16) -> Config {
         timeout_ms: 1_000,
         max_backoff_exp: 4,
         future_views: 100,
+        collectors: 0,
     }
 }
 
@@ -508,4 +509,103 @@ fn a_resend_repeats_only_durable_votes_and_signs_nothing_new() {
         "{effects:?}"
     );
     assert_eq!(e.view(), View(1));
+}
+
+/// Drives `e` (validator `me`) through `p`'s notarization in view 1 (the leader's vote, its
+/// own, one more) and returns the effects of releasing its finalize vote.
+fn notarize_and_release_finalize(
+    e: &mut Engine<MacScheme>,
+    me: u16,
+    p: Proposal,
+    proposal: &Vote<platform_consensus::scheme::Mac>,
+) -> Vec<Effect<platform_consensus::scheme::Mac>> {
+    let persisted = |effects: Vec<Effect<platform_consensus::scheme::Mac>>| {
+        effects.into_iter().find_map(|x| match x {
+            Effect::Persist { token, .. } => Some(token),
+            _ => None,
+        })
+    };
+    start(e, SafetyState::default());
+    e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    let token = persisted(e.handle(Input::Verified {
+        digest: p.digest(),
+        valid: true,
+    }))
+    .expect("the notarize vote is persisted");
+    e.handle(Input::Persisted(token));
+    let third = (0..N as u16)
+        .find(|v| *v != me && *v != proposal.signer)
+        .unwrap();
+    let token = persisted(e.handle(Input::Message {
+        from: third,
+        message: Message::Vote(notarize(p, third)),
+    }))
+    .expect("the notarization makes it sign a finalize vote");
+    e.handle(Input::Persisted(token))
+}
+
+/// With collectors, a finalize vote goes to each of its view's collectors (point-to-point),
+/// never to everyone; a collector that completes the finalization broadcasts it, since the
+/// others never saw the votes. Without collectors, the vote is broadcast as before.
+#[test]
+fn finalize_votes_go_to_the_collectors_who_broadcast_the_finalization() {
+    let (me, p, proposal) = follower_and_proposal();
+    let mut cfg = config(me);
+    cfg.collectors = 2;
+    let mut e = Engine::new(cfg, keys().scheme(Some(me)));
+    let collectors = e.collectors(View(1));
+    assert_eq!(collectors.len(), 2);
+    assert!(collectors.iter().all(|c| usize::from(*c) < N));
+    assert_ne!(collectors[0], collectors[1]);
+
+    let released = notarize_and_release_finalize(&mut e, me, p, &proposal);
+    assert!(broadcast_votes(&released).is_empty(), "{released:?}");
+    let mut sent_to: Vec<u16> = released
+        .iter()
+        .filter_map(|x| match x {
+            Effect::Send {
+                to,
+                message: Message::Vote(v),
+            } if v.kind == VoteKind::Finalize => Some(*to),
+            _ => None,
+        })
+        .collect();
+    sent_to.sort();
+    let mut expected: Vec<u16> = collectors.iter().copied().filter(|c| *c != me).collect();
+    expected.sort();
+    assert_eq!(sent_to, expected);
+
+    // Each collector, fed the finalize votes of a quorum, broadcasts the finalization; a
+    // validator that is not a collector forms it without broadcasting it.
+    for v in 0..N as u16 {
+        let mut cfg = config(v);
+        cfg.collectors = 2;
+        let mut node = Engine::new(cfg, keys().scheme(Some(v)));
+        start(&mut node, SafetyState::default());
+        let mut effects = Vec::new();
+        for signer in (0..N as u16).filter(|s| *s != v).take(3) {
+            effects.extend(node.handle(Input::Message {
+                from: signer,
+                message: Message::Vote(vote(VoteKind::Finalize, Subject::Proposal(p), signer)),
+            }));
+        }
+        let broadcast = effects.iter().any(|x| {
+            matches!(x, Effect::Broadcast(Message::Certificate(c)) if c.kind == VoteKind::Finalize)
+        });
+        let formed = effects
+            .iter()
+            .any(|x| matches!(x, Effect::Certified(c) if c.kind == VoteKind::Finalize));
+        assert!(formed, "validator {v} formed the finalization: {effects:?}");
+        assert_eq!(broadcast, collectors.contains(&v), "validator {v}");
+    }
+
+    // Without collectors the same finalize vote is broadcast.
+    let mut plain = engine(me);
+    let released = notarize_and_release_finalize(&mut plain, me, p, &proposal);
+    let votes = broadcast_votes(&released);
+    assert_eq!(votes.len(), 1, "{released:?}");
+    assert_eq!(votes[0].kind, VoteKind::Finalize);
 }

@@ -423,6 +423,19 @@ impl Network {
         self.publish_envelope(env).await
     }
 
+    /// Sends a consensus message to the validator with hotkey `to` only, over
+    /// [`Protocol::Direct`] to one of its connected peers; [`NetError::NoPeers`] when none is
+    /// connected (the caller may gossip it instead). Delivery is not confirmed.
+    pub async fn send_direct(
+        &self,
+        to: Hotkey,
+        round: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        let env = Envelope::sign(&self.key, self.netuid, Topic::Consensus, round, payload);
+        self.call(|tx| Command::Direct(to, env, tx)).await?
+    }
+
     /// Publishes an already signed envelope (re-broadcasting another validator's message).
     pub async fn publish_envelope(&self, env: Envelope) -> Result<Hash, NetError> {
         self.call(|tx| Command::Publish(env, tx)).await?

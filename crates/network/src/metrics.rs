@@ -32,6 +32,8 @@ pub struct MetricsSnapshot {
     pub gossip_send_failures: u64,
     /// Links closed and redialed because their gossip queue stopped draining.
     pub stuck_links: u64,
+    /// Consensus messages sent to one validator over the direct protocol.
+    pub direct_sent: u64,
     /// The DHT provider store, as of the network task's last tick.
     pub dht: crate::ProviderStats,
 }
@@ -90,6 +92,11 @@ impl Metrics {
     /// Counts gossip messages that could not be queued for a peer.
     pub fn gossip_send_failed(&self, n: u64) {
         self.with(|m| m.gossip_send_failures += n);
+    }
+
+    /// Counts a consensus message sent to one validator.
+    pub fn direct_sent(&self) {
+        self.with(|m| m.direct_sent += 1);
     }
 
     /// Counts a stuck link closed and redialed.

@@ -56,6 +56,7 @@ pub(crate) struct Behaviour {
     blob: request_response::Behaviour<Codec>,
     snapshot: request_response::Behaviour<Codec>,
     certificates: request_response::Behaviour<Codec>,
+    direct: request_response::Behaviour<Codec>,
 }
 
 impl Behaviour {
@@ -68,6 +69,7 @@ impl Behaviour {
             Protocol::Blob => &mut self.blob,
             Protocol::Snapshot => &mut self.snapshot,
             Protocol::Certificates => &mut self.certificates,
+            Protocol::Direct => &mut self.direct,
         }
     }
 }
@@ -78,6 +80,9 @@ pub(crate) enum Command {
     SetMembership(Membership),
     SetRound(Topic, u64),
     Publish(Envelope, oneshot::Sender<Result<Hash, NetError>>),
+    /// Send a consensus envelope to the validator with this hotkey only
+    /// ([`crate::Network::send_direct`]).
+    Direct(Hotkey, Envelope, oneshot::Sender<Result<(), NetError>>),
     Provide(Hash),
     Unprovide(Hash),
     Providers(Hash, oneshot::Sender<Vec<PeerId>>),
@@ -311,6 +316,7 @@ impl Task {
                     blob: rr(Protocol::Blob),
                     snapshot: rr(Protocol::Snapshot),
                     certificates: rr(Protocol::Certificates),
+                    direct: rr(Protocol::Direct),
                 })
             })
             .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
@@ -575,6 +581,20 @@ impl Task {
                     .get_providers(kad::RecordKey::new(&hash.0));
                 self.provider_queries.insert(id, (HashSet::new(), reply));
             }
+            Command::Direct(hotkey, env, reply) => {
+                // Fire and forget, as gossip is: the receiver's answer only says whether its
+                // checks passed, and a lost message is repeated at the sender's next timeout.
+                let r = match self.ingress.peers_of(&hotkey).first() {
+                    Some(peer) => {
+                        let req = Request::Direct(platform_primitives::encode(&env));
+                        self.swarm.behaviour_mut().direct.send_request(peer, req);
+                        self.metrics.direct_sent();
+                        Ok(())
+                    }
+                    None => Err(NetError::NoPeers),
+                };
+                let _ = reply.send(r);
+            }
             Command::Request(peer, req, reply) => {
                 let p = req.protocol();
                 let id = self.swarm.behaviour_mut().rr(p).send_request(&peer, req);
@@ -828,6 +848,7 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Certificates(ev)) => {
                 self.on_rr(Protocol::Certificates, ev)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Direct(ev)) => self.on_rr(Protocol::Direct, ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
@@ -967,6 +988,15 @@ impl Task {
         channel: ResponseChannel<Response>,
     ) {
         let now = Instant::now();
+        if let Request::Direct(bytes) = request {
+            let res = self.on_direct(peer, &bytes, now);
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .direct
+                .send_response(channel, res);
+            return;
+        }
         if let Err(code) = self.ingress.check_request(protocol, &peer, now) {
             let _ = self
                 .swarm
@@ -1032,6 +1062,7 @@ impl Task {
                     .certificates
                     .send_response(channel, Response::Error("not_validator".into()));
             }
+            Request::Direct(_) => unreachable!("handled above"),
             Request::Certificates(ask) => {
                 let provider = self.provider.clone();
                 self.respond_later(Protocol::Certificates, peer, channel, move || {
@@ -1040,6 +1071,33 @@ impl Task {
                     Response::Certificates(certs)
                 });
             }
+        }
+    }
+
+    /// A consensus message sent to this validator alone: only validators may send one, and
+    /// it passes the consensus topic's checks (size, replay, round window, signature, the
+    /// per-peer and per-author rates, the payload check) exactly as gossip does, with the same
+    /// penalties, before the node sees it.
+    fn on_direct(&mut self, peer: PeerId, bytes: &[u8], now: Instant) -> Response {
+        if !self.ingress.is_validator_peer(&peer) {
+            self.ingress
+                .report(Protocol::Direct.name(), &peer, "not_validator", now);
+            return Response::Error("not_validator".into());
+        }
+        match self
+            .ingress
+            .check_gossip(Topic::Consensus, &peer, bytes, now)
+        {
+            Verdict::Accept(envelope) => {
+                self.metrics.accepted(Protocol::Direct.name());
+                self.emit(Event::Gossip {
+                    topic: Topic::Consensus,
+                    envelope,
+                    from: peer,
+                });
+                Response::Received
+            }
+            Verdict::Reject(reason) | Verdict::Ignore(reason) => Response::Error(reason.into()),
         }
     }
 

@@ -194,16 +194,20 @@ pub enum Protocol {
     /// Consensus certificates a validator lacks (view synchronization), answered to the
     /// asker only, and only to validators.
     Certificates,
+    /// A consensus message addressed to one validator (a finalize vote to its view's
+    /// collectors), between validators only, checked exactly as consensus gossip is.
+    Direct,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Hello,
         Protocol::Sync,
         Protocol::Blob,
         Protocol::Snapshot,
         Protocol::Certificates,
+        Protocol::Direct,
     ];
 
     /// The short name used in protocol strings and metrics.
@@ -214,6 +218,7 @@ impl Protocol {
             Protocol::Blob => "blob",
             Protocol::Snapshot => "snapshot",
             Protocol::Certificates => "certificates",
+            Protocol::Direct => "direct",
         }
     }
 
@@ -236,6 +241,7 @@ impl Protocol {
         match self {
             Protocol::Hello => 512,
             Protocol::Sync | Protocol::Blob | Protocol::Snapshot | Protocol::Certificates => 128,
+            Protocol::Direct => MAX_DIRECT_BYTES + 64,
         }
     }
 
@@ -247,6 +253,7 @@ impl Protocol {
             Protocol::Blob => MAX_BLOB_BYTES + 1024,
             Protocol::Snapshot => 64 * 1024,
             Protocol::Certificates => MAX_CERTIFICATES * (MAX_CERTIFICATE_BYTES + 8) + 64,
+            Protocol::Direct => 64,
         }
     }
 }
@@ -257,6 +264,10 @@ pub const MAX_SYNC_RESPONSE: usize = 4 * 1024 * 1024;
 pub const MAX_SYNC_BLOCKS: u64 = 256;
 /// The largest blob served or fetched.
 pub const MAX_BLOB_BYTES: usize = 32 * 1024 * 1024;
+
+/// The largest encoded envelope a [`Protocol::Direct`] request carries: the consensus
+/// topic's own cap.
+pub const MAX_DIRECT_BYTES: usize = 20 * 1024;
 
 /// The most certificates one answer carries.
 pub const MAX_CERTIFICATES: usize = 4;
@@ -299,6 +310,8 @@ pub enum Request {
     Snapshot,
     /// Consensus certificates.
     Certificates(CertificateAsk),
+    /// An encoded [`Envelope`] on the consensus topic, for the receiver only.
+    Direct(Vec<u8>),
 }
 
 impl Request {
@@ -310,6 +323,7 @@ impl Request {
             Request::Blob(_) => Protocol::Blob,
             Request::Snapshot => Protocol::Snapshot,
             Request::Certificates(_) => Protocol::Certificates,
+            Request::Direct(_) => Protocol::Direct,
         }
     }
 }
@@ -329,6 +343,8 @@ pub enum Response {
     /// Encoded consensus certificates (at most [`MAX_CERTIFICATES`]), none when the responder
     /// has nothing for the ask.
     Certificates(Vec<Vec<u8>>),
+    /// A direct message passed the receiver's checks.
+    Received,
     /// The request was refused; the code says why (`rate_limited`, `banned`, `bad_range`, ...).
     Error(String),
 }
@@ -342,6 +358,7 @@ impl Response {
                 | (Response::Blob(_), Protocol::Blob)
                 | (Response::Snapshot(_), Protocol::Snapshot)
                 | (Response::Certificates(_), Protocol::Certificates)
+                | (Response::Received, Protocol::Direct)
                 | (Response::Error(_), _)
         )
     }

@@ -407,6 +407,81 @@ async fn certificates_are_answered_to_the_asking_validator_only() {
     );
 }
 
+/// A consensus message sent directly (a finalize vote to a collector) reaches the addressed
+/// validator through the same checks as gossip, and nobody else; one for a validator that is
+/// not connected is refused at once; an outsider's is refused and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_reaches_only_the_addressed_validator() {
+    let mut nodes = start_four(Config::new(NETUID)).await;
+    let to = nodes[1].key.hotkey();
+    nodes[0]
+        .net
+        .send_direct(to, 0, b"for the second only".to_vec())
+        .await
+        .unwrap();
+    let env = next_gossip(&mut nodes[1].events).await;
+    assert_eq!(env.payload, b"for the second only");
+    assert_eq!(env.topic, Topic::Consensus);
+    assert_eq!(env.author, nodes[0].key.hotkey());
+    let direct = |n: &Node| {
+        n.net
+            .metrics()
+            .snapshot()
+            .accepted
+            .get("direct")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(direct(&nodes[1]), 1);
+    assert_eq!(direct(&nodes[2]) + direct(&nodes[3]), 0);
+    assert_eq!(nodes[0].net.metrics().snapshot().direct_sent, 1);
+
+    // Nobody connected holds this hotkey: the caller learns it (and may gossip instead).
+    assert!(matches!(
+        nodes[0]
+            .net
+            .send_direct(key(77).hotkey(), 0, b"x".to_vec())
+            .await,
+        Err(platform_network::NetError::NoPeers)
+    ));
+
+    // A peer outside the validator set may not send one.
+    let outsider = start(9, Config::new(NETUID), Arc::new(NothingToServe)).await;
+    outsider
+        .net
+        .set_membership(membership(&STAKES))
+        .await
+        .unwrap();
+    outsider
+        .net
+        .dial(nodes[2].net.addr().clone())
+        .await
+        .unwrap();
+    until("the outsider to bind", async || {
+        !status(&outsider.net).await.connected_validators.is_empty()
+    })
+    .await;
+    outsider
+        .net
+        .send_direct(nodes[2].key.hotkey(), 0, b"from outside".to_vec())
+        .await
+        .unwrap();
+    until(
+        "the validator to refuse the outsider's direct message",
+        async || {
+            nodes[2]
+                .net
+                .metrics()
+                .snapshot()
+                .rejected
+                .get(&("direct".to_string(), "not_validator".to_string()))
+                .is_some_and(|n| *n >= 1)
+        },
+    )
+    .await;
+    assert_eq!(direct(&nodes[2]), 0);
+}
+
 /// A provider whose reads take a while (a slow disk), so that requests stay in flight.
 struct Slow(Blocks, Duration);
 

@@ -588,6 +588,12 @@ impl Collector for Readings {
         )?;
         counter(
             &mut e,
+            "platform_network_direct_sent",
+            "Consensus messages sent to one validator (finalize votes to their collectors)",
+            n.direct_sent,
+        )?;
+        counter(
+            &mut e,
             "platform_network_signature_checks",
             "sr25519 signatures verified on ingress",
             n.signature_checks,

@@ -44,8 +44,19 @@ impl<S: Scheme> Engine<S> {
         let released: Vec<u64> = self.unreleased.range(..=token).map(|(&t, _)| t).collect();
         for t in released {
             let vote = self.unreleased.remove(&t).expect("listed");
-            self.out
-                .push(Effect::Broadcast(Message::Vote(vote.clone())));
+            if vote.kind == VoteKind::Finalize && self.cfg.collectors > 0 {
+                for to in self.collectors(vote.subject.view()) {
+                    if Some(to) != self.cfg.me {
+                        self.out.push(Effect::Send {
+                            to,
+                            message: Message::Vote(vote.clone()),
+                        });
+                    }
+                }
+            } else {
+                self.out
+                    .push(Effect::Broadcast(Message::Vote(vote.clone())));
+            }
             self.add_own_vote(&vote);
         }
     }
@@ -241,10 +252,12 @@ impl<S: Scheme> Engine<S> {
 
     /// Forms a certificate from a bucket that reached a verified quorum and applies it.
     ///
-    /// It is not broadcast: every validator receives the same votes and forms it too, so
-    /// sending it would add n² messages per certificate for nothing. A validator that missed
-    /// votes gets it another way: peers re-send their latest certificates on every timeout,
-    /// answer `FetchView` and `Fetch`, and one that sees a later view's votes asks for it.
+    /// It is not broadcast, except a finalization formed by one of its view's collectors
+    /// ([`Config::collectors`]): every validator receives the same broadcast votes and forms
+    /// the certificate too, so sending it would add n² messages per certificate for nothing. A
+    /// validator that missed votes gets it another way: peers re-send their latest
+    /// certificates on every timeout, answer `FetchView` and `Fetch`, and one that sees a
+    /// later view's votes asks for it.
     pub(super) fn try_certify(&mut self, kind: VoteKind, subject: Subject, digest: Option<Hash>) {
         let view = subject.view();
         let v = &self.cfg.validators;
@@ -263,6 +276,10 @@ impl<S: Scheme> Engine<S> {
             signers,
             signature,
         };
+        if kind == VoteKind::Finalize && self.collects(view) {
+            self.out
+                .push(Effect::Broadcast(Message::Certificate(cert.clone())));
+        }
         self.apply_certificate(cert, true);
     }
 }

@@ -70,6 +70,8 @@ pub struct Scenario {
     pub trace: bool,
     /// A block the application lets nothing follow, if any.
     pub terminal: Option<Terminal>,
+    /// Collectors of each view's finalize votes ([`crate::Config::collectors`]; 0: broadcast).
+    pub collectors: u16,
 }
 
 /// A terminal block at `height` (like an epoch's close) whose finalize votes are all lost, so
@@ -98,6 +100,7 @@ impl Scenario {
             liveness_bound_ms: 300_000,
             trace: false,
             terminal: None,
+            collectors: 0,
         }
     }
 }
@@ -307,6 +310,7 @@ impl<'a, K: SimKeys> Sim<'a, K> {
             timeout_ms: self.scenario.timeout_ms,
             max_backoff_exp: 4,
             future_views: 1_000,
+            collectors: self.scenario.collectors,
         }
     }
 

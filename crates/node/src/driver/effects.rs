@@ -44,7 +44,27 @@ impl Driver {
                 message: Message::Certificate(_),
                 ..
             } => {}
-            Effect::Broadcast(message) | Effect::Send { message, .. } => {
+            // A vote for one validator (a finalize vote to its view's collectors) goes to
+            // that validator only; gossiped when it is not connected here.
+            Effect::Send {
+                to,
+                message: message @ Message::Vote(_),
+            } => {
+                let round = message
+                    .view()
+                    .map_or(self.consensus.engine.view().0, |v| v.0);
+                let payload = encode(&message);
+                let direct = match self.consensus.validators.get(to as usize) {
+                    Some(hotkey) => self.net.send_direct(*hotkey, round, payload.clone()).await,
+                    None => Err(platform_network::NetError::NoPeers),
+                };
+                if direct.is_err()
+                    && let Err(e) = self.net.publish(Topic::Consensus, round, payload).await
+                {
+                    tracing::debug!("vote to validator {to}: {e}");
+                }
+            }
+            Effect::Broadcast(message) => {
                 let round = message
                     .view()
                     .map_or(self.consensus.engine.view().0, |v| v.0);

@@ -54,6 +54,7 @@ pub(super) fn epoch_engine(
         ),
         None => None,
     };
+    let collectors = platform_consensus::default_collectors(stakes.len());
     let engine = Engine::new(
         EngineConfig {
             netuid,
@@ -67,6 +68,7 @@ pub(super) fn epoch_engine(
             timeout_ms: view_timeout.as_millis() as u64,
             max_backoff_exp: 4,
             future_views: 64,
+            collectors,
         },
         Counted::with_counter(BlsScheme::new(secret, committee.clone()), checks),
     );
