@@ -463,6 +463,30 @@ fn sim_reports_and_replays() {
     let targets = v["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 3, "{v}");
     assert!(targets.iter().all(|t| t["met"].is_boolean()), "{v}");
+    // Sixteen validators send finalize votes to three collectors by default; --collectors 0
+    // broadcasts them, at about n² more messages per decision.
+    let per_n2 = |collectors: &str| {
+        let v = json(&platform(&[
+            "sim",
+            "--validators",
+            "16",
+            "--seeds",
+            "0..2",
+            "--loss",
+            "0",
+            "--collectors",
+            collectors,
+            "--json",
+        ]));
+        assert_eq!(v["safety_violations"], 0, "{v}");
+        assert_eq!(v["liveness_failures"], 0, "{v}");
+        v["messages_per_n_squared"].as_f64().unwrap()
+    };
+    let (collected, broadcast) = (per_n2("3"), per_n2("0"));
+    assert!(
+        collected < 1.5 && broadcast > 1.8,
+        "{collected} {broadcast}"
+    );
     // One seed with its trace, twice: identical.
     let a = stdout(&platform(&[
         "sim", "--seed", "3", "--trace", "--blocks", "3",
