@@ -126,7 +126,7 @@ impl<S: Scheme> Engine<S> {
         if !self.relevant(epoch, view) {
             return;
         }
-        let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
+        let message = self.signing_message(vote.kind, &vote.subject);
 
         // A nullify and a finalize vote of one signer in one view: the safety rules never sign
         // both, so if both verify they prove a Byzantine signer; if the one kept first does not,
@@ -233,7 +233,7 @@ impl<S: Scheme> Engine<S> {
     /// quorum: otherwise a quorum whose last vote is our own would never form when the peers'
     /// votes came first (they are not sent again).
     pub(super) fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
-        let message = signing_message(self.cfg.netuid, vote.kind, &vote.subject);
+        let message = self.signing_message(vote.kind, &vote.subject);
         let v = &self.cfg.validators;
         let digest = vote.subject.digest();
         let state = self.views.entry(vote.subject.view()).or_default();

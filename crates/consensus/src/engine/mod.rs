@@ -3,7 +3,9 @@
 //! The engine owns no sockets, clocks, threads or storage. The driver (the node, or the
 //! simulator) feeds it [`Input`]s and performs the [`Effect`]s it returns, in order.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use platform_primitives::{Epoch, Hash, Height, NetUid, View};
 
@@ -281,8 +283,23 @@ pub struct Engine<S: Scheme> {
     nullified_streak: u32,
     /// The view we last asked a peer about, so we ask once per view.
     asked_view: Option<View>,
+    /// Recent views' leaders, by view modulo the length: every vote asks whether its signer
+    /// leads its view, and each draw is a keyed hash.
+    leaders: [Cell<Option<(View, ValidatorIndex)>>; LEADER_CACHE],
+    /// The signing messages of recent subjects: every vote needs its own, and each is a
+    /// proposal digest (an encoding and a hash) behind a domain tag.
+    signing: RefCell<Vec<SigningEntry>>,
     out: Vec<Effect<S::Signature>>,
 }
+
+/// A remembered signing message, with the kind and subject it is for.
+type SigningEntry = (VoteKind, Subject, Arc<[u8]>);
+
+/// Subjects whose signing messages [`Engine::signing_message`] remembers.
+const SIGNING_CACHE: usize = 8;
+
+/// Views whose leaders [`Engine::leader`] remembers.
+const LEADER_CACHE: usize = 16;
 
 impl<S: Scheme> Engine<S> {
     /// An engine for `cfg`, verifying (and, for a validator, signing) with `scheme`.
@@ -304,6 +321,8 @@ impl<S: Scheme> Engine<S> {
             next_token: 0,
             nullified_streak: 0,
             asked_view: None,
+            leaders: std::array::from_fn(|_| Cell::new(None)),
+            signing: RefCell::new(Vec::with_capacity(SIGNING_CACHE)),
             out: Vec::new(),
             scheme,
             cfg,
@@ -327,7 +346,29 @@ impl<S: Scheme> Engine<S> {
 
     /// The leader of `view`.
     pub fn leader(&self, view: View) -> ValidatorIndex {
-        self.cfg.validators.leader(&self.cfg.beacon, view)
+        let slot = &self.leaders[(view.0 % LEADER_CACHE as u64) as usize];
+        match slot.get() {
+            Some((v, leader)) if v == view => leader,
+            _ => {
+                let leader = self.cfg.validators.leader(&self.cfg.beacon, view);
+                slot.set(Some((view, leader)));
+                leader
+            }
+        }
+    }
+
+    /// [`signing_message`] for `kind` and `subject`, from the last few asked for.
+    fn signing_message(&self, kind: VoteKind, subject: &Subject) -> Arc<[u8]> {
+        let mut cache = self.signing.borrow_mut();
+        if let Some((_, _, m)) = cache.iter().find(|(k, s, _)| *k == kind && s == subject) {
+            return m.clone();
+        }
+        let m: Arc<[u8]> = signing_message(self.cfg.netuid, kind, subject).into();
+        if cache.len() == SIGNING_CACHE {
+            cache.remove(0);
+        }
+        cache.push((kind, *subject, m.clone()));
+        m
     }
 
     /// The collectors of `view`'s finalize votes ([`Config::collectors`]): the leaders of the
