@@ -488,10 +488,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     cfg.compiler = Some(crate::challenge::worker_compiler()?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
     rt.block_on(platform_node::run(cfg, key, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Threads a validator runs short blocking work on (blob and database reads and writes, each
+/// `fsync` included); more waits in a queue. Tokio's default of 512 let bursts of `fsync`s
+/// leave over a hundred idle threads alive, each holding a stack and its share of the
+/// allocator (docs/BENCHMARKS.md, "Long run"). The consensus WAL and evaluations have threads
+/// of their own.
+const BLOCKING_THREADS: usize = 16;
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {

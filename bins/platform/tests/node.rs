@@ -690,21 +690,37 @@ fn silent_ms(observer: &str, ss58: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// Dave is frozen (SIGSTOP) while the others finalize on, then thawed: his engine is views
-/// behind; it catches up (asking for the certificates it lacks point-to-point, over the
-/// certificates protocol, never on gossip) and votes again, within the same epoch.
-#[test]
-fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
-    let tmp = tempfile::tempdir().unwrap();
-    // Epochs of 361 chain blocks of 400 ms (about 2.4 minutes): the test fits in one.
-    let chain = LocalChain::start(&tmp.path().join("chain"), 360, 400);
-    let mut vs = init_four(tmp.path(), &chain.url);
+/// LocalChain (epochs of 361 blocks of 400 ms, about 2.4 minutes: a test fits in one) and the
+/// four dev validators, running until each has finalized three blocks.
+fn four_finalizing(root: &Path) -> (LocalChain, Vec<Validator>) {
+    let chain = LocalChain::start(&root.join("chain"), 360, 400);
+    let mut vs = init_four(root, &chain.url);
     for v in &mut vs {
         v.start();
     }
     wait_or_show("three finalized blocks everywhere", &vs, || {
         vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
     });
+    (chain, vs)
+}
+
+/// `kill -SIG pid`, which must succeed.
+fn send_signal(sig: &str, pid: &str) {
+    let ok = Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Dave is frozen (SIGSTOP) while the others finalize on, then thawed: his engine is views
+/// behind; it catches up (asking for the certificates it lacks point-to-point, over the
+/// certificates protocol, never on gossip) and votes again, within the same epoch.
+#[test]
+fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_chain, vs) = four_finalizing(tmp.path());
     let (alice, dave) = (vs[0].api.clone(), 3);
     let dave_key = get(&vs[dave].api, "/api/v1/status").unwrap()["hotkey"]
         .as_str()
@@ -712,14 +728,7 @@ fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
         .to_string();
     let epoch_before = epoch(&alice).unwrap();
     let pid = vs[dave].child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        let ok = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    };
+    let signal = |sig: &str| send_signal(sig, &pid);
 
     signal("-STOP");
     // The fault happened: Dave's API does not answer, the others go on, and they stop
@@ -771,23 +780,9 @@ fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
 #[test]
 fn a_validator_reconnecting_to_a_stalled_network_gets_the_votes_repeated_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let chain = LocalChain::start(&tmp.path().join("chain"), 360, 400);
-    let mut vs = init_four(tmp.path(), &chain.url);
-    for v in &mut vs {
-        v.start();
-    }
-    wait_or_show("three finalized blocks everywhere", &vs, || {
-        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
-    });
+    let (_chain, vs) = four_finalizing(tmp.path());
     let pid = vs[0].child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        let ok = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    };
+    let signal = |sig: &str| send_signal(sig, &pid);
     let peers = |api: &str| get(api, "/api/v1/status").and_then(|s| s["peers"].as_u64());
     let partitioned = |api: &str| get(api, "/api/v1/status").map(|s| s["partitioned"] == true);
     signal("-STOP");

@@ -475,22 +475,7 @@ fn a_nullify_and_a_finalize_in_one_view_are_evidence() {
 fn a_resend_repeats_only_durable_votes_and_signs_nothing_new() {
     let (me, p, proposal) = follower_and_proposal();
     let mut e = engine(me);
-    start(&mut e, SafetyState::default());
-    e.handle(Input::Message {
-        from: proposal.signer,
-        message: Message::Vote(proposal.clone()),
-    });
-    let effects = e.handle(Input::Verified {
-        digest: p.digest(),
-        valid: true,
-    });
-    let token = effects
-        .iter()
-        .find_map(|x| match x {
-            Effect::Persist { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("a persist effect");
+    let token = notarize_unpersisted(&mut e, p, &proposal);
     // The notarize vote is not durable yet: a resend holds it back.
     let early = e.handle(Input::Resend);
     assert!(broadcast_votes(&early).is_empty(), "{early:?}");
@@ -511,6 +496,30 @@ fn a_resend_repeats_only_durable_votes_and_signs_nothing_new() {
     assert_eq!(e.view(), View(1));
 }
 
+/// Starts `e`, hands it the leader's `proposal` of `p` and approves it: the engine signs its
+/// notarize vote and asks for it to be persisted. Returns the persist token.
+fn notarize_unpersisted(
+    e: &mut Engine<MacScheme>,
+    p: Proposal,
+    proposal: &Vote<platform_consensus::scheme::Mac>,
+) -> u64 {
+    start(e, SafetyState::default());
+    e.handle(Input::Message {
+        from: proposal.signer,
+        message: Message::Vote(proposal.clone()),
+    });
+    e.handle(Input::Verified {
+        digest: p.digest(),
+        valid: true,
+    })
+    .into_iter()
+    .find_map(|x| match x {
+        Effect::Persist { token, .. } => Some(token),
+        _ => None,
+    })
+    .expect("the notarize vote is persisted")
+}
+
 /// Drives `e` (validator `me`) through `p`'s notarization in view 1 (the leader's vote, its
 /// own, one more) and returns the effects of releasing its finalize vote.
 fn notarize_and_release_finalize(
@@ -525,16 +534,7 @@ fn notarize_and_release_finalize(
             _ => None,
         })
     };
-    start(e, SafetyState::default());
-    e.handle(Input::Message {
-        from: proposal.signer,
-        message: Message::Vote(proposal.clone()),
-    });
-    let token = persisted(e.handle(Input::Verified {
-        digest: p.digest(),
-        valid: true,
-    }))
-    .expect("the notarize vote is persisted");
+    let token = notarize_unpersisted(e, p, proposal);
     e.handle(Input::Persisted(token));
     let third = (0..N as u16)
         .find(|v| *v != me && *v != proposal.signer)
