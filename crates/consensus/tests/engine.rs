@@ -142,24 +142,7 @@ fn crash_after_persist_before_send_resends_the_same_vote_never_another() {
     };
     // Crash here: the WAL holds `state`, the vote never left. What would have been sent:
     let mut reference = engine(me);
-    start(&mut reference, SafetyState::default());
-    reference.handle(Input::Message {
-        from: proposal.signer,
-        message: Message::Vote(proposal.clone()),
-    });
-    let token = match reference
-        .handle(Input::Verified {
-            digest: p.digest(),
-            valid: true,
-        })
-        .into_iter()
-        .find_map(|x| match x {
-            Effect::Persist { token, .. } => Some(token),
-            _ => None,
-        }) {
-        Some(t) => t,
-        None => panic!("persist"),
-    };
+    let token = notarize_unpersisted(&mut reference, p, &proposal);
     let would_have_sent = broadcast_votes(&reference.handle(Input::Persisted(token)));
 
     let mut restarted = engine(me);

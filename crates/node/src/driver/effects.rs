@@ -20,6 +20,13 @@ impl Driver {
         }
     }
 
+    /// The gossip round a consensus message belongs to: its view, or the current one.
+    fn round_of(&self, message: &Message<BlsSignature>) -> u64 {
+        message
+            .view()
+            .map_or(self.consensus.engine.view().0, |v| v.0)
+    }
+
     pub(super) async fn perform_one(
         &mut self,
         effect: Effect<BlsSignature>,
@@ -50,9 +57,7 @@ impl Driver {
                 to,
                 message: message @ Message::Vote(_),
             } => {
-                let round = message
-                    .view()
-                    .map_or(self.consensus.engine.view().0, |v| v.0);
+                let round = self.round_of(&message);
                 let payload = encode(&message);
                 let direct = match self.consensus.validators.get(to as usize) {
                     Some(hotkey) => self.net.send_direct(*hotkey, round, payload.clone()).await,
@@ -65,9 +70,7 @@ impl Driver {
                 }
             }
             Effect::Broadcast(message) => {
-                let round = message
-                    .view()
-                    .map_or(self.consensus.engine.view().0, |v| v.0);
+                let round = self.round_of(&message);
                 if let Err(e) = self
                     .net
                     .publish(Topic::Consensus, round, encode(&message))
