@@ -140,28 +140,15 @@ fn default_data_dir() -> PathBuf {
     )
 }
 
-/// Caps glibc malloc's arenas at two, before any thread starts (unless `MALLOC_ARENA_MAX` is
-/// set). glibc gives threads that allocate at once arenas of their own, up to eight per core,
-/// and returns little of their freed memory: in `platform bench soak` (6,000 blocks) a
-/// validator's RSS grew from 59 to 99 MiB; with two arenas, from 45 to 60 MiB
+/// The allocator is jemalloc, not glibc's malloc. glibc gives threads that allocate at once
+/// arenas of their own and returns little of what they free: over 20,000 blocks of `platform
+/// bench soak` a validator's resident set kept growing after its live heap had stopped
 /// (docs/BENCHMARKS.md, "Long run").
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt sets one allocator parameter from plain integers; no thread other
-        // than this one exists yet.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => tracing::Level::WARN,
