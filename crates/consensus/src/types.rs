@@ -222,13 +222,28 @@ pub fn certificate_is_valid<S: crate::Scheme>(
     {
         return false;
     }
+    certificate_verifies(
+        validators,
+        scheme,
+        cert,
+        &signing_message(netuid, cert.kind, &cert.subject),
+    )
+}
+
+/// [`certificate_is_valid`] for a caller that already has the certificate's signing message
+/// (`message`, which must be [`signing_message`] of its netuid, kind and subject).
+pub(crate) fn certificate_verifies<S: crate::Scheme>(
+    validators: &crate::Validators,
+    scheme: &S,
+    cert: &Certificate<S::Signature>,
+    message: &[u8],
+) -> bool {
+    if !kind_fits(cert.kind, &cert.subject) || cert.signers.members().any(|i| i >= validators.len())
+    {
+        return false;
+    }
     let stake = validators.stake_of(cert.signers.members());
-    validators.is_quorum(stake)
-        && scheme.verify_aggregate(
-            &cert.signers,
-            &signing_message(netuid, cert.kind, &cert.subject),
-            &cert.signature,
-        )
+    validators.is_quorum(stake) && scheme.verify_aggregate(&cert.signers, message, &cert.signature)
 }
 
 #[cfg(test)]

@@ -24,11 +24,30 @@ const MAX_CANDIDATES: usize = 3;
 pub struct Bucket<Sig> {
     verified: BTreeMap<ValidatorIndex, Sig>,
     /// Unverified signatures per signer, each with the peer that sent it.
-    pending: BTreeMap<ValidatorIndex, Vec<(Sig, ValidatorIndex)>>,
+    pending: BTreeMap<ValidatorIndex, Candidates<Sig>>,
     verified_stake: u128,
     pending_stake: u128,
     /// Set once a certificate was formed from this bucket; later votes are ignored.
     pub done: bool,
+}
+
+/// One signer's unverified signatures, each with the peer that sent it: the first, and any
+/// others (rare: a signer has one valid signature), kept apart so the common case allocates
+/// nothing.
+#[derive(Debug)]
+struct Candidates<Sig> {
+    first: (Sig, ValidatorIndex),
+    others: Vec<(Sig, ValidatorIndex)>,
+}
+
+impl<Sig> Candidates<Sig> {
+    fn len(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Sig, ValidatorIndex)> {
+        std::iter::once(&self.first).chain(&self.others)
+    }
 }
 
 impl<Sig> Default for Bucket<Sig> {
@@ -60,14 +79,22 @@ impl<Sig: Clone + PartialEq> Bucket<Sig> {
         if self.done || self.verified.contains_key(&signer) {
             return false;
         }
-        let candidates = self.pending.entry(signer).or_default();
-        if candidates.len() >= MAX_CANDIDATES || candidates.iter().any(|(s, _)| *s == sig) {
-            return false;
+        match self.pending.entry(signer) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Candidates {
+                    first: (sig, from),
+                    others: Vec::new(),
+                });
+                self.pending_stake += u128::from(validators.stake(signer));
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let candidates = e.get_mut();
+                if candidates.len() >= MAX_CANDIDATES || candidates.iter().any(|(s, _)| *s == sig) {
+                    return false;
+                }
+                candidates.others.push((sig, from));
+            }
         }
-        if candidates.is_empty() {
-            self.pending_stake += u128::from(validators.stake(signer));
-        }
-        candidates.push((sig, from));
         true
     }
 
@@ -111,20 +138,22 @@ impl<Sig: Clone + PartialEq> Bucket<Sig> {
         let pending = std::mem::take(&mut self.pending);
         self.pending_stake = 0;
         // First candidate of every signer, checked together; bisection finds the bad ones.
-        let first: Vec<(ValidatorIndex, Sig)> =
-            pending.iter().map(|(&i, c)| (i, c[0].0.clone())).collect();
+        let first: Vec<(ValidatorIndex, Sig)> = pending
+            .iter()
+            .map(|(&i, c)| (i, c.first.0.clone()))
+            .collect();
         let mut bad = Vec::new();
         bisect(scheme, validators.len(), message, &first, &mut bad);
         let mut offenders = Vec::new();
         let n = validators.len();
         for (signer, candidates) in pending {
             let good = if bad.binary_search(&signer).is_err() {
-                Some(candidates[0].0.clone())
+                Some(candidates.first.0)
             } else {
-                offenders.push(candidates[0].1);
+                offenders.push(candidates.first.1);
                 // The first was forged: try the others on their own.
                 let mut found = None;
-                for (sig, from) in candidates.into_iter().skip(1) {
+                for (sig, from) in candidates.others {
                     if found.is_none() && scheme.verify(signer, n, message, &sig) {
                         found = Some(sig);
                     } else {

@@ -15,7 +15,8 @@ impl<S: Scheme> Engine<S> {
         if !useful || self.has_certificate(&cert) {
             return;
         }
-        if !certificate_is_valid(self.cfg.netuid, &self.cfg.validators, &self.scheme, &cert) {
+        let message = self.signing_message(cert.kind, &cert.subject);
+        if !certificate_verifies(&self.cfg.validators, &self.scheme, &cert, &message) {
             self.out.push(Effect::Penalize {
                 peer: from,
                 offence: Offence::InvalidCertificate,
@@ -28,9 +29,8 @@ impl<S: Scheme> Engine<S> {
     pub(super) fn has_certificate(&self, cert: &Certificate<S::Signature>) -> bool {
         let view = cert.subject.view();
         match cert.kind {
-            VoteKind::Notarize => cert
-                .subject
-                .digest()
+            VoteKind::Notarize => self
+                .subject_digest(&cert.subject)
                 .is_some_and(|d| self.notarized.contains_key(&d)),
             VoteKind::Nullify => self
                 .views
@@ -59,7 +59,8 @@ impl<S: Scheme> Engine<S> {
         let view = cert.subject.view();
         match (cert.kind, cert.subject) {
             (VoteKind::Notarize, Subject::Proposal(p)) => {
-                self.notarized.insert(p.digest(), (p, cert.clone()));
+                self.notarized
+                    .insert(self.proposal_digest(&p), (p, cert.clone()));
                 if view > self.finalized.view {
                     self.state(view).notarization = Some(cert);
                 }

@@ -95,11 +95,9 @@ impl<S: Scheme> Engine<S> {
     }
 
     pub(super) fn add_own_vote(&mut self, vote: &Vote<S::Signature>) {
+        let n = self.cfg.validators.len();
         let state = self.views.entry(vote.subject.view()).or_default();
-        state
-            .first_votes
-            .entry((vote.kind, vote.signer))
-            .or_insert_with(|| vote.clone());
+        state.first_votes.keep_first(vote, n);
         self.add_verified_vote(vote.clone());
     }
 
@@ -139,7 +137,7 @@ impl<S: Scheme> Engine<S> {
         let other = opposite.and_then(|kind| {
             self.views
                 .get(&view)
-                .and_then(|s| s.first_votes.get(&(kind, vote.signer)))
+                .and_then(|s| s.first_votes.get(kind, vote.signer))
                 .cloned()
         });
         if let Some(other) = other {
@@ -147,7 +145,7 @@ impl<S: Scheme> Engine<S> {
                 Conflict::Proven | Conflict::SecondForged => return,
                 Conflict::FirstForged(other) => {
                     if let Some(s) = self.views.get_mut(&view) {
-                        s.first_votes.remove(&(other.kind, other.signer));
+                        s.first_votes.remove(other.kind, other.signer);
                     }
                 }
             }
@@ -159,7 +157,7 @@ impl<S: Scheme> Engine<S> {
             let first = self
                 .views
                 .get(&view)
-                .and_then(|s| s.first_votes.get(&(vote.kind, vote.signer)))
+                .and_then(|s| s.first_votes.get(vote.kind, vote.signer))
                 .cloned();
             if let Some(first) = first.filter(|f| f.subject != vote.subject) {
                 let first = match self.conflict(from, first, &vote, &message) {
@@ -177,9 +175,7 @@ impl<S: Scheme> Engine<S> {
                 if let Some(b) = first.subject.digest().and_then(|d| buckets.get_mut(&d)) {
                     b.remove(vote.signer, v);
                 }
-                state
-                    .first_votes
-                    .insert((vote.kind, vote.signer), vote.clone());
+                state.first_votes.replace(&vote, v.len());
                 self.add_verified_vote(vote);
                 return;
             }
@@ -196,23 +192,19 @@ impl<S: Scheme> Engine<S> {
             let Subject::Proposal(p) = vote.subject else {
                 unreachable!("checked above")
             };
+            let n = self.cfg.validators.len();
             let state = self.state(view);
             state.proposal = Some(p);
-            state
-                .first_votes
-                .insert((vote.kind, vote.signer), vote.clone());
+            state.first_votes.replace(&vote, n);
             self.add_verified_vote(vote);
             self.try_vote_on_proposal(view);
             return;
         }
 
+        let digest = self.subject_digest(&vote.subject);
         let v = &self.cfg.validators;
-        let digest = vote.subject.digest();
         let state = self.views.entry(view).or_default();
-        state
-            .first_votes
-            .entry((vote.kind, vote.signer))
-            .or_insert_with(|| vote.clone());
+        state.first_votes.keep_first(&vote, v.len());
         let Some(bucket) = state.bucket(vote.kind, digest) else {
             return;
         };
@@ -234,8 +226,8 @@ impl<S: Scheme> Engine<S> {
     /// votes came first (they are not sent again).
     pub(super) fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
         let message = self.signing_message(vote.kind, &vote.subject);
+        let digest = self.subject_digest(&vote.subject);
         let v = &self.cfg.validators;
-        let digest = vote.subject.digest();
         let state = self.views.entry(vote.subject.view()).or_default();
         let Some(bucket) = state.bucket(vote.kind, digest) else {
             return;

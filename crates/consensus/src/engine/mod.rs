@@ -12,7 +12,7 @@ use platform_primitives::{Epoch, Hash, Height, NetUid, View};
 use crate::safety::{SafetyRules, SafetyState};
 use crate::scheme::Scheme;
 use crate::types::{
-    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, certificate_is_valid,
+    Certificate, Message, Proposal, Subject, ValidatorIndex, Vote, VoteKind, certificate_verifies,
     kind_fits, signing_message,
 };
 use crate::validators::Validators;
@@ -208,7 +208,7 @@ struct ViewState<Sig> {
     finalize: BTreeMap<Hash, Bucket<Sig>>,
     /// The first vote of each kind of each signer, to catch equivocation (two notarize or two
     /// finalize votes on different proposals, or a nullify and a finalize).
-    first_votes: BTreeMap<(VoteKind, ValidatorIndex), Vote<Sig>>,
+    first_votes: FirstVotes<Sig>,
     notarization: Option<Certificate<Sig>>,
     nullification: Option<Certificate<Sig>>,
     finalization: Option<Certificate<Sig>>,
@@ -225,11 +225,73 @@ impl<Sig> Default for ViewState<Sig> {
             notarize: BTreeMap::new(),
             nullify: Bucket::default(),
             finalize: BTreeMap::new(),
-            first_votes: BTreeMap::new(),
+            first_votes: FirstVotes::default(),
             notarization: None,
             nullification: None,
             finalization: None,
         }
+    }
+}
+
+/// The first vote of each kind of each signer in one view, by kind and then signer index: a
+/// lookup for every vote received. The table holds pointers, so that the lookup, which mostly
+/// finds nothing, touches little memory; the votes themselves are needed only as evidence.
+#[derive(Debug)]
+struct FirstVotes<Sig>([Vec<Option<Box<Vote<Sig>>>>; 3]);
+
+impl<Sig> Default for FirstVotes<Sig> {
+    fn default() -> Self {
+        FirstVotes([Vec::new(), Vec::new(), Vec::new()])
+    }
+}
+
+/// A vote kind's place (0–2) in tables kept per kind.
+fn kind_index(kind: VoteKind) -> usize {
+    match kind {
+        VoteKind::Notarize => 0,
+        VoteKind::Nullify => 1,
+        VoteKind::Finalize => 2,
+    }
+}
+
+impl<Sig: Clone> FirstVotes<Sig> {
+    fn get(&self, kind: VoteKind, signer: ValidatorIndex) -> Option<&Vote<Sig>> {
+        self.0[kind_index(kind)]
+            .get(usize::from(signer))
+            .and_then(Option::as_deref)
+    }
+
+    fn remove(&mut self, kind: VoteKind, signer: ValidatorIndex) {
+        if let Some(v) = self.0[kind_index(kind)].get_mut(usize::from(signer)) {
+            *v = None;
+        }
+    }
+
+    /// The place of `signer`'s vote of `kind`, the table sized for all `n` validators at once
+    /// (growing it signer by signer would copy it again and again).
+    fn entry(
+        &mut self,
+        kind: VoteKind,
+        signer: ValidatorIndex,
+        n: usize,
+    ) -> &mut Option<Box<Vote<Sig>>> {
+        let table = &mut self.0[kind_index(kind)];
+        let i = usize::from(signer);
+        if table.len() <= i {
+            table.resize_with(n.max(i + 1), || None);
+        }
+        &mut table[i]
+    }
+
+    /// Keeps `vote` unless its signer already has a vote of its kind here.
+    fn keep_first(&mut self, vote: &Vote<Sig>, n: usize) {
+        self.entry(vote.kind, vote.signer, n)
+            .get_or_insert_with(|| Box::new(vote.clone()));
+    }
+
+    /// Keeps `vote` in place of any vote of its kind by its signer.
+    fn replace(&mut self, vote: &Vote<Sig>, n: usize) {
+        *self.entry(vote.kind, vote.signer, n) = Some(Box::new(vote.clone()));
     }
 }
 
@@ -286,20 +348,27 @@ pub struct Engine<S: Scheme> {
     /// Recent views' leaders, by view modulo the length: every vote asks whether its signer
     /// leads its view, and each draw is a keyed hash.
     leaders: [Cell<Option<(View, ValidatorIndex)>>; LEADER_CACHE],
-    /// The signing messages of recent subjects: every vote needs its own, and each is a
-    /// proposal digest (an encoding and a hash) behind a domain tag.
-    signing: RefCell<Vec<SigningEntry>>,
+    /// The signing messages of recent subjects, by kind and view modulo [`SIGNING_CACHE`]:
+    /// every vote needs its own, and each is a proposal digest (an encoding and a hash) behind
+    /// a domain tag.
+    signing: RefCell<Vec<Option<SigningEntry>>>,
+    /// Recent proposals' digests, by view modulo the length: every notarize and finalize vote
+    /// names its proposal, and a digest is an encoding and a hash.
+    digests: [Cell<Option<(Proposal, Hash)>>; DIGEST_CACHE],
     out: Vec<Effect<S::Signature>>,
 }
 
 /// A remembered signing message, with the kind and subject it is for.
 type SigningEntry = (VoteKind, Subject, Arc<[u8]>);
 
-/// Subjects whose signing messages [`Engine::signing_message`] remembers.
-const SIGNING_CACHE: usize = 8;
+/// Views whose signing messages [`Engine::signing_message`] remembers (one per vote kind).
+const SIGNING_CACHE: usize = 16;
 
 /// Views whose leaders [`Engine::leader`] remembers.
 const LEADER_CACHE: usize = 16;
+
+/// Views whose proposal digests [`Engine::proposal_digest`] remembers.
+const DIGEST_CACHE: usize = 16;
 
 impl<S: Scheme> Engine<S> {
     /// An engine for `cfg`, verifying (and, for a validator, signing) with `scheme`.
@@ -322,7 +391,8 @@ impl<S: Scheme> Engine<S> {
             nullified_streak: 0,
             asked_view: None,
             leaders: std::array::from_fn(|_| Cell::new(None)),
-            signing: RefCell::new(Vec::with_capacity(SIGNING_CACHE)),
+            signing: RefCell::new(vec![None; 3 * SIGNING_CACHE]),
+            digests: std::array::from_fn(|_| Cell::new(None)),
             out: Vec::new(),
             scheme,
             cfg,
@@ -357,17 +427,41 @@ impl<S: Scheme> Engine<S> {
         }
     }
 
-    /// [`signing_message`] for `kind` and `subject`, from the last few asked for.
+    /// [`Subject::digest`], from [`Engine::proposal_digest`].
+    fn subject_digest(&self, subject: &Subject) -> Option<Hash> {
+        match subject {
+            Subject::Proposal(p) => Some(self.proposal_digest(p)),
+            Subject::View(..) => None,
+        }
+    }
+
+    /// [`Proposal::digest`], remembering the last proposal of each of the recent views.
+    fn proposal_digest(&self, p: &Proposal) -> Hash {
+        let slot = &self.digests[(p.view.0 % DIGEST_CACHE as u64) as usize];
+        match slot.get() {
+            Some((q, digest)) if q == *p => digest,
+            _ => {
+                let digest = p.digest();
+                slot.set(Some((*p, digest)));
+                digest
+            }
+        }
+    }
+
+    /// [`signing_message`] for `kind` and `subject`, remembering the last of each kind in each
+    /// of the recent views.
     fn signing_message(&self, kind: VoteKind, subject: &Subject) -> Arc<[u8]> {
+        let slot =
+            kind_index(kind) * SIGNING_CACHE + (subject.view().0 % SIGNING_CACHE as u64) as usize;
         let mut cache = self.signing.borrow_mut();
-        if let Some((_, _, m)) = cache.iter().find(|(k, s, _)| *k == kind && s == subject) {
+        if let Some((k, s, m)) = &cache[slot]
+            && *k == kind
+            && s == subject
+        {
             return m.clone();
         }
         let m: Arc<[u8]> = signing_message(self.cfg.netuid, kind, subject).into();
-        if cache.len() == SIGNING_CACHE {
-            cache.remove(0);
-        }
-        cache.push((kind, *subject, m.clone()));
+        cache[slot] = Some((kind, *subject, m.clone()));
         m
     }
 
@@ -402,6 +496,18 @@ impl<S: Scheme> Engine<S> {
 
     /// Reacts to one input; returns what the driver must do, in order.
     pub fn handle(&mut self, input: Input<S::Signature>) -> Vec<Effect<S::Signature>> {
+        let mut effects = Vec::new();
+        self.handle_into(input, &mut effects);
+        effects
+    }
+
+    /// [`Engine::handle`], with the effects in `effects` (cleared first): a driver that keeps
+    /// one buffer for every input allocates nothing for them.
+    pub fn handle_into(
+        &mut self,
+        input: Input<S::Signature>,
+        effects: &mut Vec<Effect<S::Signature>>,
+    ) {
         match input {
             Input::Start {
                 safety,
@@ -414,7 +520,8 @@ impl<S: Scheme> Engine<S> {
             Input::Persisted(token) => self.on_persisted(token),
             Input::Resend => self.on_resend(),
         }
-        std::mem::take(&mut self.out)
+        effects.clear();
+        std::mem::swap(&mut self.out, effects);
     }
 
     fn start(&mut self, state: SafetyState, mut certificates: Vec<Certificate<S::Signature>>) {

@@ -18,6 +18,7 @@ pub mod oracle;
 pub mod rng;
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -142,7 +143,9 @@ enum Event<Sig> {
     Deliver {
         to: usize,
         from: ValidatorIndex,
-        message: Message<Sig>,
+        /// Shared by every copy of one send: an event stays small, and a broadcast is one
+        /// message, not one per recipient, until it is delivered.
+        message: Rc<Message<Sig>>,
     },
     Timer {
         actor: usize,
@@ -199,6 +202,9 @@ struct Sim<'a, K: SimKeys> {
     unhashed: Vec<u8>,
     /// An honest actor finalized since liveness was last checked.
     finalized_since_check: bool,
+    /// Buffers [`Sim::feed`] reuses, so that an input allocates nothing.
+    inputs: VecDeque<Input<<K::Scheme as Scheme>::Signature>>,
+    effects: Vec<Effect<<K::Scheme as Scheme>::Signature>>,
 }
 
 /// Runs one seed of a scenario.
@@ -274,6 +280,8 @@ impl<'a, K: SimKeys> Sim<'a, K> {
             hasher: blake3::Hasher::new(),
             unhashed: Vec::with_capacity(UNHASHED_BYTES),
             finalized_since_check: true,
+            inputs: VecDeque::new(),
+            effects: Vec::new(),
             scenario,
             keys,
             rng,
@@ -368,6 +376,7 @@ impl<'a, K: SimKeys> Sim<'a, K> {
                         let actor = &mut self.actors[to];
                         byzantine::remember(&mut actor.history, &message, &mut self.rng);
                     }
+                    let message = Rc::unwrap_or_clone(message);
                     self.feed(to, Input::Message { from, message });
                 }
                 Event::Timer {
@@ -404,9 +413,8 @@ impl<'a, K: SimKeys> Sim<'a, K> {
                 let done = std::mem::take(&mut self.finalized_since_check)
                     && self
                         .honest()
-                        .zip(self.heights())
                         .zip(base)
-                        .all(|((_, h), &b)| h >= self.scenario.blocks.max(b + 1));
+                        .all(|(a, &b)| self.oracle.height(a) >= self.scenario.blocks.max(b + 1));
                 if done {
                     break;
                 }
@@ -455,13 +463,27 @@ impl<'a, K: SimKeys> Sim<'a, K> {
     /// Feeds an input to an actor and performs the resulting effects, including the follow-up
     /// inputs the application and storage answer with.
     fn feed(&mut self, a: usize, input: Input<<K::Scheme as Scheme>::Signature>) {
-        let mut inputs = VecDeque::from([input]);
+        let mut inputs = std::mem::take(&mut self.inputs);
+        let mut effects = std::mem::take(&mut self.effects);
+        inputs.clear();
+        inputs.push_back(input);
+        self.feed_all(a, &mut inputs, &mut effects);
+        self.inputs = inputs;
+        self.effects = effects;
+    }
+
+    fn feed_all(
+        &mut self,
+        a: usize,
+        inputs: &mut VecDeque<Input<<K::Scheme as Scheme>::Signature>>,
+        effects: &mut Vec<Effect<<K::Scheme as Scheme>::Signature>>,
+    ) {
         while let Some(input) = inputs.pop_front() {
             let Some(engine) = self.actors[a].engine.as_mut() else {
                 return;
             };
-            let effects = engine.handle(input);
-            for effect in effects {
+            engine.handle_into(input, effects);
+            for effect in effects.drain(..) {
                 match effect {
                     Effect::Broadcast(message) => self.send(a, None, message),
                     Effect::Send { to, message } => self.send(a, Some(to), message),
@@ -600,11 +622,10 @@ impl<'a, K: SimKeys> Sim<'a, K> {
         if self.actors[a].honest()
             && let Message::Certificate(cert) = &message
         {
-            self.oracle.check_certificate(
-                &self.oracle_scheme,
-                cert,
-                &format!("certificate sent by actor {a}"),
-            );
+            self.oracle
+                .check_certificate(&self.oracle_scheme, cert, || {
+                    format!("certificate sent by actor {a}")
+                });
         }
         let sends = match self.actors[a].behavior {
             None => vec![(Target::All, message)],
@@ -629,6 +650,7 @@ impl<'a, K: SimKeys> Sim<'a, K> {
             if self.lost_finalize_vote(&message) {
                 continue;
             }
+            let message = Rc::new(message);
             for b in 0..self.actors.len() {
                 let wanted = match (&target, to) {
                     (_, Some(v)) => self.actors[b].validator == v,
@@ -639,7 +661,12 @@ impl<'a, K: SimKeys> Sim<'a, K> {
                     continue;
                 }
                 self.out.messages += 1;
-                for delay in self.links.delays(&mut self.rng, self.queue.now, a, b) {
+                for delay in self
+                    .links
+                    .delays(&mut self.rng, self.queue.now, a, b)
+                    .into_iter()
+                    .flatten()
+                {
                     self.queue.push(
                         delay,
                         Event::Deliver {

@@ -15,11 +15,14 @@ pub struct Oracle {
     /// The digest finalized at each height by the first honest actor to finalize it.
     canonical: BTreeMap<Height, Hash>,
     /// Each honest actor's finalized tip: height and digest.
-    tips: BTreeMap<usize, (Height, Hash)>,
+    tips: Vec<Option<(Height, Hash)>>,
     /// The first violation found.
     pub violation: Option<String>,
     /// Certificates checked.
     pub certificates_checked: u64,
+    /// The signing message of the last certificate checked: every honest actor's copy of a
+    /// certificate is checked, and they come one after another.
+    last_message: Option<(VoteKind, Subject, Vec<u8>)>,
 }
 
 impl Oracle {
@@ -36,9 +39,10 @@ impl Oracle {
             stakes,
             netuid,
             canonical,
-            tips: BTreeMap::new(),
+            tips: Vec::new(),
             violation: None,
             certificates_checked: 0,
+            last_message: None,
         }
     }
 
@@ -53,7 +57,7 @@ impl Oracle {
         &mut self,
         scheme: &S,
         cert: &Certificate<S::Signature>,
-        context: &str,
+        context: impl Fn() -> String,
     ) {
         self.certificates_checked += 1;
         let total: u128 = self.stakes.iter().map(|&s| u128::from(s)).sum();
@@ -63,19 +67,35 @@ impl Oracle {
                 Some(&s) => signed += u128::from(s),
                 None => {
                     return self.fail(format!(
-                        "{context}: certificate names signer {i} outside the set"
+                        "{}: certificate names signer {i} outside the set",
+                        context()
                     ));
                 }
             }
         }
         if 3 * signed <= 2 * total {
             return self.fail(format!(
-                "{context}: certificate with {signed} of {total} stake, not more than 2/3"
+                "{}: certificate with {signed} of {total} stake, not more than 2/3",
+                context()
             ));
         }
-        let message = signing_message(self.netuid, cert.kind, &cert.subject);
-        if !scheme.verify_aggregate(&cert.signers, &message, &cert.signature) {
-            self.fail(format!("{context}: certificate signature does not verify"));
+        let (kind, subject) = (cert.kind, cert.subject);
+        let cached = match &self.last_message {
+            Some((k, s, message)) if *k == kind && *s == subject => Some(message),
+            _ => None,
+        };
+        let message = match cached {
+            Some(message) => message,
+            None => {
+                let message = signing_message(self.netuid, kind, &subject);
+                &self.last_message.insert((kind, subject, message)).2
+            }
+        };
+        if !scheme.verify_aggregate(&cert.signers, message, &cert.signature) {
+            self.fail(format!(
+                "{}: certificate signature does not verify",
+                context()
+            ));
         }
     }
 
@@ -87,57 +107,73 @@ impl Oracle {
         proposal: &Proposal,
         cert: &Certificate<S::Signature>,
     ) {
-        let ctx = format!("actor {actor} at height {}", proposal.height.0);
+        let ctx = || format!("actor {actor} at height {}", proposal.height.0);
         if cert.kind != VoteKind::Finalize {
             self.fail(format!(
-                "{ctx}: finalized under a {:?} certificate",
+                "{}: finalized under a {:?} certificate",
+                ctx(),
                 cert.kind
             ));
         }
         if let Subject::Proposal(head) = cert.subject
             && head.height < proposal.height
         {
-            self.fail(format!("{ctx}: certificate is for a lower block"));
+            self.fail(format!("{}: certificate is for a lower block", ctx()));
         }
-        self.check_certificate(scheme, cert, &ctx);
+        self.check_certificate(scheme, cert, ctx);
         let digest = proposal.digest();
         // Heights arrive one by one, each extending the actor's previous tip.
-        if let Some(&(h, tip)) = self.tips.get(&actor) {
+        if let Some(&(h, tip)) = self.tips.get(actor).and_then(Option::as_ref) {
             if proposal.height.0 != h.0 + 1 {
                 self.fail(format!(
-                    "{ctx}: finalized height {} after {}",
-                    proposal.height.0, h.0
+                    "{}: finalized height {} after {}",
+                    ctx(),
+                    proposal.height.0,
+                    h.0
                 ));
             }
             if proposal.parent != tip {
                 self.fail(format!(
-                    "{ctx}: block does not extend the actor's previous finalized block"
+                    "{}: block does not extend the actor's previous finalized block",
+                    ctx()
                 ));
             }
         } else if self.canonical.get(&Height(proposal.height.0 - 1)) != Some(&proposal.parent) {
             self.fail(format!(
-                "{ctx}: first finalized block does not extend the canonical chain"
+                "{}: first finalized block does not extend the canonical chain",
+                ctx()
             ));
         }
         match self.canonical.get(&proposal.height) {
             Some(&d) if d != digest => self.fail(format!(
-                "SAFETY VIOLATION {ctx}: finalized {digest} but another honest actor finalized {d} at this height"
+                "SAFETY VIOLATION {}: finalized {digest} but another honest actor finalized {d} at this height",
+                ctx()
             )),
             Some(_) => {}
             None => {
                 self.canonical.insert(proposal.height, digest);
             }
         }
-        self.tips.insert(actor, (proposal.height, digest));
+        self.set_tip(actor, (proposal.height, digest));
     }
 
     /// An honest actor restarted with this finalized tip (from its own storage).
     pub fn restored(&mut self, actor: usize, tip: (Height, Hash)) {
-        self.tips.insert(actor, tip);
+        self.set_tip(actor, tip);
+    }
+
+    fn set_tip(&mut self, actor: usize, tip: (Height, Hash)) {
+        if self.tips.len() <= actor {
+            self.tips.resize(actor + 1, None);
+        }
+        self.tips[actor] = Some(tip);
     }
 
     /// Finalized height of an actor.
     pub fn height(&self, actor: usize) -> u64 {
-        self.tips.get(&actor).map_or(0, |(h, _)| h.0)
+        self.tips
+            .get(actor)
+            .and_then(Option::as_ref)
+            .map_or(0, |(h, _)| h.0)
     }
 }
