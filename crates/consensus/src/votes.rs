@@ -121,13 +121,14 @@ impl<Sig: Clone + PartialEq> Bucket<Sig> {
         }
     }
 
-    /// Verifies the pending votes if a quorum has become possible. Returns the peers that sent
-    /// bad signatures (the signatures are dropped).
-    pub fn verify_if_useful<S: Scheme<Signature = Sig>>(
+    /// Verifies the pending votes if a quorum has become possible, against the signing message
+    /// `message` makes (asked for only then: most votes arrive when there is nothing to check).
+    /// Returns the peers that sent bad signatures (the signatures are dropped).
+    pub fn verify_if_useful<S: Scheme<Signature = Sig>, M: std::ops::Deref<Target = [u8]>>(
         &mut self,
         scheme: &S,
         validators: &Validators,
-        message: &[u8],
+        message: impl FnOnce() -> M,
     ) -> Vec<ValidatorIndex> {
         if self.done
             || self.pending.is_empty()
@@ -135,6 +136,8 @@ impl<Sig: Clone + PartialEq> Bucket<Sig> {
         {
             return Vec::new();
         }
+        let message = message();
+        let message = &*message;
         let pending = std::mem::take(&mut self.pending);
         self.pending_stake = 0;
         // First candidate of every signer, checked together; bisection finds the bad ones.
@@ -238,7 +241,7 @@ mod tests {
             bucket.add_pending(i, keys[i as usize].sign(msg), i, &validators);
             assert!(
                 bucket
-                    .verify_if_useful(&keys[0], &validators, msg)
+                    .verify_if_useful(&keys[0], &validators, || &msg[..])
                     .is_empty()
             );
         }
@@ -249,7 +252,7 @@ mod tests {
         // Two forged signatures among the next votes.
         bucket.add_pending(4, Mac([1; 32]), 6, &validators);
         bucket.add_pending(5, keys[5].sign(msg), 5, &validators);
-        let bad = bucket.verify_if_useful(&keys[0], &validators, msg);
+        let bad = bucket.verify_if_useful(&keys[0], &validators, || &msg[..]);
         assert_eq!(bad, vec![6], "the peer that sent the forgery is named");
         // 5 of 7 equal stakes is more than two thirds (15 > 14).
         let (signers, agg) = bucket.certificate(&keys[0], &validators).unwrap();
@@ -285,7 +288,7 @@ mod tests {
             bucket.add_pending(i, sig, from, &validators);
         }
         assert_eq!(
-            bucket.verify_if_useful(&verifier, &validators, msg),
+            bucket.verify_if_useful(&verifier, &validators, || &msg[..]),
             vec![50]
         );
         let checks = verifier.checks();
@@ -300,7 +303,7 @@ mod tests {
         bucket.add_pending(43, keys[43].sign(msg), 43, &validators);
         assert!(
             bucket
-                .verify_if_useful(&verifier, &validators, msg)
+                .verify_if_useful(&verifier, &validators, || &msg[..])
                 .is_empty()
         );
         let (signers, agg) = bucket.certificate(&verifier, &validators).unwrap();
@@ -326,7 +329,10 @@ mod tests {
             };
             bucket.add_pending(i, sig, 0, &validators);
         }
-        assert_eq!(bucket.verify_if_useful(&keys[0], &validators, msg), vec![0]);
+        assert_eq!(
+            bucket.verify_if_useful(&keys[0], &validators, || &msg[..]),
+            vec![0]
+        );
         assert_eq!(
             bucket.certificate(&keys[0], &validators).unwrap().0.count(),
             13
@@ -343,7 +349,10 @@ mod tests {
         for i in 0..3u16 {
             bucket.add_pending(i, keys[i as usize].sign(msg), i, &validators);
         }
-        assert_eq!(bucket.verify_if_useful(&keys[0], &validators, msg), vec![3]);
+        assert_eq!(
+            bucket.verify_if_useful(&keys[0], &validators, || &msg[..]),
+            vec![3]
+        );
         assert_eq!(
             bucket.certificate(&keys[0], &validators).unwrap().0.count(),
             3

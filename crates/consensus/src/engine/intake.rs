@@ -124,7 +124,6 @@ impl<S: Scheme> Engine<S> {
         if !self.relevant(epoch, view) {
             return;
         }
-        let message = self.signing_message(vote.kind, &vote.subject);
 
         // A nullify and a finalize vote of one signer in one view: the safety rules never sign
         // both, so if both verify they prove a Byzantine signer; if the one kept first does not,
@@ -141,6 +140,7 @@ impl<S: Scheme> Engine<S> {
                 .cloned()
         });
         if let Some(other) = other {
+            let message = self.signing_message(vote.kind, &vote.subject);
             match self.conflict(from, other, &vote, &message) {
                 Conflict::Proven | Conflict::SecondForged => return,
                 Conflict::FirstForged(other) => {
@@ -160,6 +160,7 @@ impl<S: Scheme> Engine<S> {
                 .and_then(|s| s.first_votes.get(vote.kind, vote.signer))
                 .cloned();
             if let Some(first) = first.filter(|f| f.subject != vote.subject) {
+                let message = self.signing_message(vote.kind, &vote.subject);
                 let first = match self.conflict(from, first, &vote, &message) {
                     Conflict::Proven | Conflict::SecondForged => return,
                     Conflict::FirstForged(first) => first,
@@ -186,6 +187,7 @@ impl<S: Scheme> Engine<S> {
             && vote.signer == self.leader(view)
             && self.views.get(&view).is_none_or(|s| s.proposal.is_none());
         if is_proposal {
+            let message = self.signing_message(vote.kind, &vote.subject);
             if !self.verify_one(from, &vote, &message) {
                 return;
             }
@@ -211,7 +213,9 @@ impl<S: Scheme> Engine<S> {
         if !bucket.add_pending(vote.signer, vote.signature, from, v) {
             return;
         }
-        for peer in bucket.verify_if_useful(&self.scheme, v, &message) {
+        let (signing, netuid) = (&self.signing, self.cfg.netuid);
+        let message = || remembered_signing_message(signing, netuid, vote.kind, &vote.subject);
+        for peer in bucket.verify_if_useful(&self.scheme, v, message) {
             self.out.push(Effect::Penalize {
                 peer,
                 offence: Offence::BadSignature,
@@ -225,7 +229,6 @@ impl<S: Scheme> Engine<S> {
     /// quorum: otherwise a quorum whose last vote is our own would never form when the peers'
     /// votes came first (they are not sent again).
     pub(super) fn add_verified_vote(&mut self, vote: Vote<S::Signature>) {
-        let message = self.signing_message(vote.kind, &vote.subject);
         let digest = self.subject_digest(&vote.subject);
         let v = &self.cfg.validators;
         let state = self.views.entry(vote.subject.view()).or_default();
@@ -233,7 +236,9 @@ impl<S: Scheme> Engine<S> {
             return;
         };
         bucket.add_verified(vote.signer, vote.signature, v);
-        for peer in bucket.verify_if_useful(&self.scheme, v, &message) {
+        let (signing, netuid) = (&self.signing, self.cfg.netuid);
+        let message = || remembered_signing_message(signing, netuid, vote.kind, &vote.subject);
+        for peer in bucket.verify_if_useful(&self.scheme, v, message) {
             self.out.push(Effect::Penalize {
                 peer,
                 offence: Offence::BadSignature,

@@ -245,6 +245,28 @@ impl<Sig> Default for FirstVotes<Sig> {
     }
 }
 
+/// [`signing_message`] from `cache` ([`Engine::signing_message`]; a function of the fields it
+/// needs, so that it can be called while the engine's view state is borrowed).
+fn remembered_signing_message(
+    cache: &RefCell<Vec<Option<SigningEntry>>>,
+    netuid: NetUid,
+    kind: VoteKind,
+    subject: &Subject,
+) -> Arc<[u8]> {
+    let slot =
+        kind_index(kind) * SIGNING_CACHE + (subject.view().0 % SIGNING_CACHE as u64) as usize;
+    let mut cache = cache.borrow_mut();
+    if let Some((k, s, m)) = &cache[slot]
+        && *k == kind
+        && s == subject
+    {
+        return m.clone();
+    }
+    let m: Arc<[u8]> = signing_message(netuid, kind, subject).into();
+    cache[slot] = Some((kind, *subject, m.clone()));
+    m
+}
+
 /// A vote kind's place (0–2) in tables kept per kind.
 fn kind_index(kind: VoteKind) -> usize {
     match kind {
@@ -451,18 +473,7 @@ impl<S: Scheme> Engine<S> {
     /// [`signing_message`] for `kind` and `subject`, remembering the last of each kind in each
     /// of the recent views.
     fn signing_message(&self, kind: VoteKind, subject: &Subject) -> Arc<[u8]> {
-        let slot =
-            kind_index(kind) * SIGNING_CACHE + (subject.view().0 % SIGNING_CACHE as u64) as usize;
-        let mut cache = self.signing.borrow_mut();
-        if let Some((k, s, m)) = &cache[slot]
-            && *k == kind
-            && s == subject
-        {
-            return m.clone();
-        }
-        let m: Arc<[u8]> = signing_message(self.cfg.netuid, kind, subject).into();
-        cache[slot] = Some((kind, *subject, m.clone()));
-        m
+        remembered_signing_message(&self.signing, self.cfg.netuid, kind, subject)
     }
 
     /// The collectors of `view`'s finalize votes ([`Config::collectors`]): the leaders of the
