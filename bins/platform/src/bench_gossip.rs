@@ -26,7 +26,7 @@ pub struct GossipArgs {
     /// Blocks each run finalizes (counted on the honest validators).
     #[arg(long, default_value_t = 60)]
     blocks: u64,
-    /// Minimum milliseconds between blocks.
+    /// Milliseconds a leader waits after the last finalization before proposing.
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
     /// Print the figures as JSON.

@@ -21,7 +21,7 @@ pub struct ScaleArgs {
     /// Finalized blocks per devnet.
     #[arg(long, default_value_t = 100)]
     blocks: u64,
-    /// Minimum milliseconds between blocks in the devnets.
+    /// Milliseconds a leader waits after the last finalization before proposing, in the devnets.
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
     /// Sizes above this are simulated only (each validator is a process on this machine).

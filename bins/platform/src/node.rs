@@ -294,7 +294,8 @@ pub struct DevnetArgs {
     /// blocks at --block-ms, and at least 30).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     attest_timeout_blocks: Option<u64>,
-    /// Minimum milliseconds between blocks.
+    /// Milliseconds a leader waits after the last finalization before proposing (blocks can come
+    /// faster: proposals build on notarized blocks).
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
     /// Keep the network's files here (default: a temporary folder, removed at exit).

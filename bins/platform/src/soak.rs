@@ -19,7 +19,8 @@ pub struct SoakArgs {
     /// Finalized blocks to run for (on every validator).
     #[arg(long)]
     blocks: u64,
-    /// Minimum milliseconds between blocks.
+    /// Milliseconds a leader waits after the last finalization before proposing (blocks can come
+    /// faster: proposals build on notarized blocks).
     #[arg(long, default_value_t = 100)]
     block_ms: u64,
     /// Simulated miners; each submits every epoch (see `platform devnet --resubmit`).

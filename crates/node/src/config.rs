@@ -72,7 +72,9 @@ pub struct NodeConfig {
     /// compiles in this process (tests of the node library).
     #[serde(skip)]
     pub compiler: Option<platform_runtime::Compiler>,
-    /// Minimum time between blocks, in milliseconds. Default 1000.
+    /// Milliseconds a leader waits after the last finalization before it proposes. Default 1000.
+    /// Blocks can come faster than one per interval: a leader may propose on a block that is
+    /// notarized but not yet final.
     #[serde(default = "default_block_ms")]
     pub block_interval_ms: u64,
     /// Base consensus view timeout in milliseconds (doubles over consecutive failed views).
