@@ -649,6 +649,9 @@ struct DevnetValidator {
     api: String,
     height: u64,
     hash_at_target: Option<String>,
+    /// Why its block at the target height could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash_error: Option<String>,
     finalization_ms_p50: u64,
     finalization_ms_p99: u64,
     /// Gossip and requests its network refused, by `channel/reason` (from its `/metrics`).
@@ -1223,19 +1226,43 @@ struct BlockInfo {
     hash: String,
 }
 
-/// The hash of the block a validator finalized at `height`.
+/// The hash of the block a validator finalized at `height` (`None`: it has none, or did not
+/// answer in about a second).
 pub(crate) async fn block_hash(client: &reqwest::Client, api: &str, height: u64) -> Option<String> {
-    // A validator busy on a loaded machine may miss the client's timeout once: ask again
-    // before concluding it has no such block.
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    block_hash_within(client, api, height, Duration::from_secs(1))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The hash of the block a validator finalized at `height`: `Ok(None)` when it answers that
+/// it has no such block, `Err` with the last failure when it gives no answer (a timeout, a
+/// closed connection, a server error) before `patience` is over. A validator busy on a
+/// loaded machine may miss the client's timeout several times in a row; that is not a
+/// disagreement.
+pub(crate) async fn block_hash_within(
+    client: &reqwest::Client,
+    api: &str,
+    height: u64,
+    patience: Duration,
+) -> Result<Option<String>, String> {
+    let deadline = Instant::now() + patience;
+    let url = format!("{api}/api/v1/blocks/{height}");
+    loop {
+        let failure = match client.get(&url).send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+            Ok(r) if r.status().is_success() => match r.json::<BlockInfo>().await {
+                Ok(b) => return Ok(Some(b.hash)),
+                Err(e) => format!("an unreadable answer: {e}"),
+            },
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => format!("no answer: {e}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("GET {url}: {failure}"));
         }
-        if let Some(b) = get::<BlockInfo>(client, &format!("{api}/api/v1/blocks/{height}")).await {
-            return Some(b.hash);
-        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    None
 }
 
 async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> Option<T> {
@@ -1495,10 +1522,14 @@ async fn watch(
     let target = heights[..counted].iter().copied().min().unwrap_or(0);
     let mut validators = Vec::new();
     for (i, (hotkey, api)) in apis.iter().enumerate() {
-        let hash = if target > 0 {
-            block_hash(&client, api, target).await
+        let (hash, hash_error) = if target > 0 {
+            match block_hash_within(&client, api, target, Duration::from_secs(15)).await {
+                Ok(Some(hash)) => (Some(hash), None),
+                Ok(None) => (None, Some(format!("it has no finalized block at {target}"))),
+                Err(e) => (None, Some(e)),
+            }
         } else {
-            None
+            (None, None)
         };
         let text = match client.get(format!("{api}/metrics")).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
@@ -1516,6 +1547,7 @@ async fn watch(
             api: api.clone(),
             height: heights[i],
             hash_at_target: hash,
+            hash_error,
             finalization_ms_p50: latencies[i].0,
             finalization_ms_p99: latencies[i].1,
             refused,
