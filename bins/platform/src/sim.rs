@@ -67,6 +67,20 @@ pub struct SimArgs {
     /// Print the event trace of the seed (with --seed).
     #[arg(long, requires = "seed")]
     trace: bool,
+    /// Simulate whole validator nodes instead of consensus engines alone: the engine plus the
+    /// node's finality queue, with block bodies that travel apart from the votes (and are
+    /// fetched when lost), epochs that close every --epoch-blocks blocks and switch engines,
+    /// and catch-up from peers' finalized blocks. Checks that every validator applies the
+    /// same blocks in order and enters each epoch at its close.
+    #[arg(long, conflicts_with_all = ["byzantine", "stakes", "bls", "trace", "collectors"])]
+    node: bool,
+    /// With --node: blocks per epoch (every multiple of this height closes an epoch).
+    #[arg(long, default_value_t = 5, requires = "node")]
+    epoch_blocks: u64,
+    /// With --node: the last validator starts this many simulated seconds after the others,
+    /// epochs behind, and must catch up.
+    #[arg(long, default_value_t = 0, requires = "node")]
+    late_secs: u64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -270,11 +284,14 @@ fn certificate_sizes(n: usize) -> (usize, usize) {
 }
 
 pub fn run_sim(args: SimArgs) -> Result<ExitCode> {
-    let s = scenario(&args)?;
     let seeds = match args.seed {
         Some(seed) => seed..seed + 1,
         None => parse_range(&args.seeds)?,
     };
+    if args.node {
+        return run_node_sim(&args, seeds);
+    }
+    let s = scenario(&args)?;
     let n = s.stakes.len();
     if args.bls {
         let keys = BlsKeys::new(n);
@@ -436,4 +453,140 @@ fn print_report(args: &SimArgs, report: &Report) {
             );
         }
     }
+}
+
+/// The summary of `platform sim --node`.
+#[derive(Serialize)]
+struct NodeReport {
+    validators: usize,
+    epoch_blocks: u64,
+    seeds_run: u64,
+    safety_violations: u64,
+    liveness_failures: u64,
+    /// The lowest height every validator applied, summed over the seeds.
+    applied_blocks: u64,
+    /// The lowest epoch every validator entered, summed over the seeds.
+    epochs: u64,
+    /// Bodies of finalized blocks asked for because they were lost.
+    body_fetches: u64,
+    /// Catch-ups across epochs.
+    catch_ups: u64,
+    crashes: u64,
+    messages_per_block: f64,
+    virtual_seconds: u64,
+    wall_ms: u64,
+    /// Failing seeds (the first 20), each replayable with --seed S.
+    failures: Vec<Failure>,
+}
+
+/// `platform sim --node`: whole validator nodes ([`platform_node::core::sim`]).
+fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
+    use platform_node::core::sim::{NodeScenario, run};
+    let n = args.validators;
+    if !(1..=64).contains(&n) {
+        bail!("--node simulates 1 to 64 validators, not {n}");
+    }
+    if args.epoch_blocks == 0 {
+        bail!("--epoch-blocks must be at least 1");
+    }
+    if args.loss > 500 {
+        bail!(
+            "--loss is per mille and at most 500 (half the messages), not {}",
+            args.loss
+        );
+    }
+    let mut s = NodeScenario::honest(n, args.blocks, args.epoch_blocks);
+    s.network.loss_per_mille = args.loss;
+    s.partitions = args.partitions;
+    s.crashes = args.crashes;
+    s.late_ms = args.late_secs * 1000;
+    let total = seeds.end - seeds.start;
+    let progress = std::io::stderr().is_terminal() && total > 1;
+    let started = Instant::now();
+    let mut r = NodeReport {
+        validators: n,
+        epoch_blocks: args.epoch_blocks,
+        seeds_run: total,
+        safety_violations: 0,
+        liveness_failures: 0,
+        applied_blocks: 0,
+        epochs: 0,
+        body_fetches: 0,
+        catch_ups: 0,
+        crashes: 0,
+        messages_per_block: 0.0,
+        virtual_seconds: 0,
+        wall_ms: 0,
+        failures: Vec::new(),
+    };
+    let (mut messages, mut virtual_ms) = (0u64, 0u64);
+    for (i, seed) in seeds.enumerate() {
+        let o = run(&s, seed);
+        r.applied_blocks += o.height;
+        r.epochs += o.epoch;
+        r.body_fetches += o.body_fetches;
+        r.catch_ups += o.catch_ups;
+        r.crashes += o.crashes;
+        messages += o.messages;
+        virtual_ms += o.virtual_ms;
+        for (kind, reason) in [
+            ("safety", o.safety_violation),
+            ("liveness", o.liveness_failure),
+        ] {
+            if let Some(reason) = reason {
+                if kind == "safety" {
+                    r.safety_violations += 1;
+                } else {
+                    r.liveness_failures += 1;
+                }
+                r.failures.push(Failure { seed, kind, reason });
+            }
+        }
+        if progress && (i as u64 + 1).is_multiple_of(10) {
+            eprint!(
+                "\r{} / {total} seeds, {} safety violations, {} liveness failures",
+                i + 1,
+                r.safety_violations,
+                r.liveness_failures
+            );
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    r.failures.truncate(20);
+    r.messages_per_block = if r.applied_blocks == 0 {
+        0.0
+    } else {
+        (messages as f64 / r.applied_blocks as f64 * 10.0).round() / 10.0
+    };
+    r.virtual_seconds = virtual_ms / 1000;
+    r.wall_ms = started.elapsed().as_millis() as u64;
+    if args.json {
+        output::json(&r);
+    } else {
+        println!(
+            "{} seeds, {} validators, {} blocks per epoch: {} safety violations, {} liveness failures",
+            r.seeds_run, r.validators, r.epoch_blocks, r.safety_violations, r.liveness_failures
+        );
+        println!(
+            "{} blocks applied by every validator over {} epochs; {} bodies fetched, {} catch-ups, {} crashes",
+            r.applied_blocks, r.epochs, r.body_fetches, r.catch_ups, r.crashes
+        );
+        println!(
+            "{} messages per block, {} simulated seconds in {} ms",
+            r.messages_per_block, r.virtual_seconds, r.wall_ms
+        );
+        for f in &r.failures {
+            println!(
+                "seed {} {}: {} (replay: platform sim --node … --seed {})",
+                f.seed, f.kind, f.reason, f.seed
+            );
+        }
+    }
+    Ok(if r.safety_violations + r.liveness_failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

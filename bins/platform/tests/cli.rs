@@ -504,6 +504,55 @@ fn sim_reports_and_replays() {
     assert_eq!(trace(&a), trace(&b));
 }
 
+/// `platform sim --node`: whole validators (engine, finality queue, bodies apart from votes,
+/// epochs, catch-up) through partitions, crashes and a validator started 20 s late; every
+/// seed applies the same blocks everywhere and enters every epoch at its close.
+#[test]
+fn sim_node_applies_the_same_blocks_through_faults_and_epochs() {
+    let v = json(&platform(&[
+        "sim",
+        "--node",
+        "--seeds",
+        "0..50",
+        "--blocks",
+        "30",
+        "--partitions",
+        "--crashes",
+        "--json",
+    ]));
+    assert_eq!(v["seeds_run"], 50, "{v}");
+    assert_eq!(v["safety_violations"], 0, "{v}");
+    assert_eq!(v["liveness_failures"], 0, "{v}");
+    assert!(v["applied_blocks"].as_u64().unwrap() >= 50 * 30, "{v}");
+    assert!(v["epochs"].as_u64().unwrap() >= 50 * 6, "{v}");
+    assert!(v["crashes"].as_u64().unwrap() > 0, "{v}");
+    let v = json(&platform(&[
+        "sim",
+        "--node",
+        "--seeds",
+        "0..5",
+        "--blocks",
+        "40",
+        "--late-secs",
+        "20",
+        "--json",
+    ]));
+    assert_eq!(v["liveness_failures"], 0, "{v}");
+    assert!(v["catch_ups"].as_u64().unwrap() > 0, "{v}");
+    // Consensus-only options do not apply to whole nodes.
+    let out = platform(&["sim", "--node", "--byzantine", "forge:1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+    assert_user_error(
+        &platform(&["sim", "--node", "--epoch-blocks", "0"]),
+        "--epoch-blocks",
+    );
+}
+
 /// `platform sim` with `--byzantine twins:K` at four equal validators, as JSON.
 fn sim_twins(k: &str) -> (std::process::Output, serde_json::Value) {
     let out = platform(&[

@@ -33,6 +33,7 @@ pub mod assets;
 pub mod chain_watch;
 pub mod collect;
 pub mod config;
+pub mod core;
 pub mod dashboard;
 pub mod driver;
 pub mod error;

@@ -37,6 +37,21 @@ const FINALIZED: TableSpec<u64, FinalizedBlock> = TableSpec::new(
 /// The height of each finalized block this node holds, by header hash (for lookups by hash).
 const HEIGHTS: TableSpec<[u8; 32], u64> = TableSpec::new("finalized_heights", 64);
 
+/// Blocks stored in the blob store before they were final (announced by their leader, or
+/// built here), by height: each block's header hash and blob hash. After a restart the body
+/// of a block finalized meanwhile is found here by its header hash; before, it was lost with
+/// the driver's memory, and a block whose body only restarted validators held was never
+/// applied. A height's entries go when its block is finalized.
+const UNFINALIZED: TableSpec<u64, Vec<HeaderAndBlob>> =
+    TableSpec::new("unfinalized_blocks", MAX_BLOCKS_PER_HEIGHT * 64 + 8);
+
+/// A block's header hash and the hash of the blob that holds it.
+type HeaderAndBlob = ([u8; 32], [u8; 32]);
+
+/// Blocks of one height remembered in [`UNFINALIZED`] (one per view that proposed at that
+/// height; more are not remembered).
+const MAX_BLOCKS_PER_HEIGHT: usize = 64;
+
 fn certificate_key(c: &Certificate<BlsSignature>) -> u64 {
     let kind = match c.kind {
         platform_consensus::VoteKind::Notarize => 0,
@@ -99,6 +114,28 @@ pub fn prune_certificates(db: &Db, through: u64) -> Result<usize, DbError> {
     }
 }
 
+/// Remembers that the block at `height` whose header hashes to `header` is stored as blob
+/// `blob`.
+pub fn note_unfinalized(db: &Db, height: u64, header: Hash, blob: Hash) -> Result<(), DbError> {
+    db.write(|tx| {
+        let mut rows = tx.get(&UNFINALIZED, &height)?.unwrap_or_default();
+        if rows.len() < MAX_BLOCKS_PER_HEIGHT && !rows.iter().any(|(h, _)| *h == header.0) {
+            rows.push((header.0, blob.0));
+            tx.put(&UNFINALIZED, &height, &rows)?;
+        }
+        Ok(())
+    })
+}
+
+/// The blob holding the block at `height` whose header hashes to `header`, if this node
+/// stored it before it was final.
+pub fn unfinalized_blob(db: &Db, height: u64, header: &Hash) -> Result<Option<Hash>, DbError> {
+    Ok(db
+        .get(&UNFINALIZED, &height)?
+        .and_then(|rows| rows.into_iter().find(|(h, _)| *h == header.0))
+        .map(|(_, blob)| Hash(blob)))
+}
+
 /// Stores a finalized block and, in the same commit, the blobs it brought that are collected
 /// later ([`crate::collect`]).
 pub fn save_finalized(
@@ -110,6 +147,7 @@ pub fn save_finalized(
     db.write(|tx| {
         tx.put(&FINALIZED, &height, f)?;
         tx.put(&HEIGHTS, &f.block.header.hash().0, &height)?;
+        tx.delete(&UNFINALIZED, &height)?;
         for (i, row) in held.iter().enumerate() {
             tx.put(
                 &crate::collect::HELD,
@@ -200,5 +238,67 @@ mod tests {
         let views: Vec<u64> = left.iter().map(|c| c.subject.view().0).collect();
         assert_eq!(views, vec![7, 8, 9]);
         assert_eq!(prune_certificates(&db, 6).unwrap(), 0);
+    }
+
+    /// A block stored before it was final is found by height and header hash (each of a
+    /// height's competing blocks), and forgotten when its height is finalized.
+    #[test]
+    fn unfinalized_blocks_are_found_by_header_until_their_height_is_final() {
+        use platform_crypto::VrfProof;
+        use platform_primitives::{Height, Hotkey};
+        use platform_state::BlockHeader;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db.redb")).unwrap();
+        let (a, b) = (Hash::of(b"header a"), Hash::of(b"header b"));
+        note_unfinalized(&db, 3, a, Hash::of(b"blob a")).unwrap();
+        note_unfinalized(&db, 3, b, Hash::of(b"blob b")).unwrap();
+        note_unfinalized(&db, 3, b, Hash::of(b"blob b")).unwrap();
+        assert_eq!(
+            unfinalized_blob(&db, 3, &a).unwrap(),
+            Some(Hash::of(b"blob a"))
+        );
+        assert_eq!(
+            unfinalized_blob(&db, 3, &b).unwrap(),
+            Some(Hash::of(b"blob b"))
+        );
+        assert_eq!(unfinalized_blob(&db, 4, &a).unwrap(), None);
+        assert_eq!(unfinalized_blob(&db, 3, &Hash::of(b"other")).unwrap(), None);
+        let header = BlockHeader {
+            height: Height(3),
+            view: View(3),
+            parent: Hash::of(b"parent"),
+            state_root: Hash::of(b"root"),
+            proposer: Hotkey([1; 32]),
+            timestamp_ms: 1,
+            beacon: VrfProof {
+                output: [0; 32],
+                proof: [0; 64],
+            },
+            tx_root: Hash::of(b"no transactions"),
+        };
+        let proposal = Proposal {
+            epoch: Epoch(0),
+            view: View(3),
+            height: Height(3),
+            parent: Hash::of(b"parent proposal"),
+            payload: header.hash(),
+        };
+        let f = FinalizedBlock {
+            proposal,
+            block: Block {
+                header,
+                txs: Vec::new(),
+            },
+            certificate: Certificate {
+                kind: VoteKind::Finalize,
+                subject: Subject::Proposal(proposal),
+                signers: SignerBitmap::new(4),
+                signature: BlsSignature([0; 96]),
+            },
+            seals: Vec::new(),
+        };
+        save_finalized(&db, &f, &[]).unwrap();
+        assert_eq!(unfinalized_blob(&db, 3, &a).unwrap(), None);
+        assert_eq!(unfinalized_blob(&db, 3, &b).unwrap(), None);
     }
 }

@@ -3,11 +3,22 @@
 
 use super::*;
 
+/// Records, off the async workers, that the block at `height` with header hash `header` is
+/// blob `blob` ([`store::note_unfinalized`]): found again after a restart if it is finalized
+/// meanwhile. Best effort: a failure costs only that lookup.
+pub(super) fn remember_unfinalized(dir: Arc<DataDir>, height: u64, header: Hash, blob: Hash) {
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store::note_unfinalized(dir.db(), height, header, blob) {
+            tracing::warn!(height, "remembering block {header}: {e}");
+        }
+    });
+}
+
 impl Driver {
     /// A copy of the state after `digest`: the canonical state for the last finalized block,
     /// else a fork.
     pub(super) fn state_after(&self, digest: &Hash) -> Option<State> {
-        if *digest == self.finalized_digest && self.to_apply.is_empty() {
+        if *digest == self.finalized_digest() && self.finality.is_empty() {
             Some(self.pool.state().fork())
         } else {
             self.forks.get(digest).map(|(_, s, _)| s.fork())
@@ -226,7 +237,7 @@ impl Driver {
         // come from that block itself (it already carries the transaction): such a
         // transaction stays until its block is final, and is proposed again if that block is
         // abandoned — it leaves only if the finalized state refuses it too.
-        let on_fork = parent != self.finalized_digest || !self.to_apply.is_empty();
+        let on_fork = parent != self.finalized_digest() || !self.finality.is_empty();
         let mut finalized = on_fork.then(|| self.pool.latest().fork());
         let refused: Vec<Hash> = outcomes
             .iter()
@@ -267,6 +278,7 @@ impl Driver {
         self.forks
             .insert(proposal.digest(), (height.0, fork, added));
         let blob = self.net.store_blob(encode(&block)).await?;
+        remember_unfinalized(self.dir.clone(), height.0, header, blob);
         self.blocks.insert(header, block);
         if let Err(e) = self
             .net

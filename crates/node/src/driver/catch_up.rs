@@ -3,18 +3,32 @@
 
 use super::*;
 
+/// The block at `height` with header hash `header` from this node's own blob store, if it
+/// stored it before it was final ([`store::note_unfinalized`]).
+fn stored_block(dir: &DataDir, height: u64, header: Hash) -> Option<Block> {
+    let blob = store::unfinalized_blob(dir.db(), height, &header).ok()??;
+    let bytes = dir
+        .blobs()
+        .get(&blob, platform_state::MAX_BLOCK_BYTES as u64)
+        .ok()??;
+    Block::decode(&bytes)
+        .ok()
+        .filter(|b| b.header.hash() == header && b.header.height.0 == height)
+}
+
 impl Driver {
     /// A finalized block we do not hold (its announcement came while we were down or cut off):
     /// ask peers for it through `sync`. The engine has checked the finalization, so a block is
     /// genuine exactly when its header hashes to the finalized proposal's payload.
     pub(super) fn sync_missing(&mut self) {
-        let Some((proposal, _, _)) = self.to_apply.front() else {
+        let Next::Fetch {
+            height: Height(height),
+            payload,
+            through: Height(last),
+        } = self.finality.next(|p| self.blocks.contains_key(p))
+        else {
             return;
         };
-        if self.blocks.contains_key(&proposal.payload) {
-            return;
-        }
-        let height = proposal.height.0;
         if self
             .sync_asked
             .is_some_and(|(h, at)| h == height && at.elapsed() < Duration::from_secs(2))
@@ -24,14 +38,27 @@ impl Driver {
         self.sync_asked = Some((height, Instant::now()));
         // Ask for everything finalized that we lack, up to the newest known finalized height.
         let wanted: HashMap<u64, Hash> = self
-            .to_apply
-            .iter()
-            .map(|(p, _, _)| (p.height.0, p.payload))
+            .finality
+            .waiting()
+            .map(|f| (f.proposal.height.0, f.proposal.payload))
             .collect();
-        let last = self.to_apply.back().map_or(height, |(p, _, _)| p.height.0);
         let net = self.net.clone();
         let tx = self.internal_tx.clone();
+        let dir = self.dir.clone();
         tokio::spawn(async move {
+            // This node may have stored the block before it was final (and lost it from
+            // memory in a restart): then no peer is needed.
+            if payload != Hash::ZERO {
+                let local =
+                    tokio::task::spawn_blocking(move || stored_block(&dir, height, payload))
+                        .await
+                        .ok()
+                        .flatten();
+                if let Some(block) = local {
+                    let _ = tx.send(Internal::Block(Box::new(block))).await;
+                    return;
+                }
+            }
             let check = |from: u64, blocks: &[Vec<u8>]| -> Result<(), &'static str> {
                 for (i, bytes) in blocks.iter().enumerate() {
                     let f = decode_finalized(bytes).ok_or("malformed_block")?;
@@ -66,8 +93,8 @@ impl Driver {
             return;
         }
         self.catch_up_asked = Some(Instant::now());
-        let from = self.finalized_height + 1;
-        let parent = self.finalized_digest;
+        let from = self.finalized_height() + 1;
+        let parent = self.finalized_digest();
         let net = self.net.clone();
         let tx = self.internal_tx.clone();
         let refused = self.refused_snapshots.clone();
@@ -123,15 +150,16 @@ impl Driver {
         blocks: Vec<FinalizedBlock>,
     ) -> Result<Vec<Effect<BlsSignature>>> {
         let mut effects = Vec::new();
-        let digests: Vec<Hash> = blocks.iter().map(|f| f.proposal.digest()).collect();
-        let before = self.finalized_height;
+        let batch: Vec<(&Proposal, &[Proposal])> =
+            blocks.iter().map(|f| (&f.proposal, &f.seals[..])).collect();
+        let before = self.finalized_height();
         let mut last_certificate = None;
         for (i, f) in blocks.iter().enumerate() {
-            if f.proposal.height.0 <= self.finalized_height {
+            if f.proposal.height.0 <= self.finalized_height() {
                 continue;
             }
-            if f.proposal.height.0 != self.finalized_height + 1
-                || f.proposal.parent != self.finalized_digest
+            if f.proposal.height.0 != self.finalized_height() + 1
+                || f.proposal.parent != self.finalized_digest()
                 || f.block.header.hash() != f.proposal.payload
                 || f.proposal.epoch != self.epoch()
             {
@@ -141,8 +169,7 @@ impl Driver {
                 Subject::Proposal(head) => {
                     f.certificate.kind == VoteKind::Finalize
                         && head.epoch == f.proposal.epoch
-                        && (digests[i..].contains(&head.digest())
-                            || seals_link(&f.proposal, &f.seals, head))
+                        && crate::core::finality::proven_final(&batch, i, head)
                 }
                 Subject::View(..) => false,
             };
@@ -160,25 +187,22 @@ impl Driver {
                 break;
             }
             self.blocks.insert(f.proposal.payload, f.block.clone());
-            if self
-                .to_apply
-                .front()
-                .is_none_or(|(p, _, _)| p.height != f.proposal.height)
-            {
-                self.to_apply
-                    .push_front((f.proposal, f.certificate.clone(), f.seals.clone()));
-            }
+            self.finality.finalized(Finalized {
+                proposal: f.proposal,
+                certificate: f.certificate.clone(),
+                seals: f.seals.clone(),
+            });
             self.apply_finalized().await?;
-            if self.finalized_height != f.proposal.height.0 {
+            if self.finalized_height() != f.proposal.height.0 {
                 break; // waiting for a module; the next catch-up resumes here
             }
             last_certificate = Some(f.certificate.clone());
             effects.extend(self.switch_epoch_if_closed().await?);
         }
-        if self.finalized_height > before {
+        if self.finalized_height() > before {
             tracing::info!(
                 from = before + 1,
-                to = self.finalized_height,
+                to = self.finalized_height(),
                 "caught up on finalized blocks from a peer"
             );
             // The engine learns the newest finalization too (checked above), which moves it
@@ -210,7 +234,7 @@ impl Driver {
         let verdict = match &opened {
             Err(reason) => Verdict::Invalid(reason.clone()),
             Ok((state, proof)) => {
-                if proof.anchor.height.0 <= self.finalized_height
+                if proof.anchor.height.0 <= self.finalized_height()
                     || state.meta().epoch <= self.epoch()
                 {
                     return Ok(Vec::new());
@@ -252,38 +276,41 @@ impl Driver {
             .lock()
             .expect("status lock poisoned")
             .blocks_pruned += saved.blocks_pruned as u64;
-        let from = self.finalized_height;
+        let from = self.finalized_height();
         let (block_hash, root) = {
             let mut canonical = self.pool.state();
             *canonical = state;
             (canonical.last_block(), canonical.root())
         };
         self.pool.publish();
-        self.finalized_digest = proof.anchor.digest();
-        self.finalized_height = proof.anchor.height.0;
-        self.finalized_view = proof.anchor.view;
         self.blocks.clear();
-        self.to_apply = proof
-            .finalized()
-            .into_iter()
-            .map(|p| (p, proof.certificate.clone(), Vec::new()))
-            .collect();
+        let tip = Tip {
+            digest: proof.anchor.digest(),
+            height: proof.anchor.height,
+            view: proof.anchor.view,
+        };
+        let after = proof.finalized().into_iter().map(|proposal| Finalized {
+            proposal,
+            certificate: proof.certificate.clone(),
+            seals: Vec::new(),
+        });
+        self.finality.reset(tip, after);
         self.pending_snapshot = None;
         self.catch_up_asked = None;
         self.sync_asked = None;
         for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
-            self.net.set_round(topic, self.finalized_height).await?;
+            self.net.set_round(topic, self.finalized_height()).await?;
         }
         {
             let mut s = self.status.lock().expect("status lock poisoned");
-            s.height = self.finalized_height;
+            s.height = self.finalized_height();
             s.block_hash = block_hash.to_hex();
             s.state_root = root.to_hex();
-            s.snapshot_height = Some(self.finalized_height);
+            s.snapshot_height = Some(self.finalized_height());
         }
         tracing::info!(
             from,
-            to = self.finalized_height,
+            to = self.finalized_height(),
             %blob,
             "started from a peer's snapshot"
         );

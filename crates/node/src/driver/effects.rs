@@ -151,7 +151,11 @@ impl Driver {
                     seals.push(*seal);
                     queue.pop_front();
                 }
-                self.to_apply.push_back((proposal, certificate, seals));
+                self.finality.finalized(Finalized {
+                    proposal,
+                    certificate,
+                    seals,
+                });
                 self.apply_finalized().await?;
                 queue.extend(self.retry_waiting());
                 queue.extend(self.retry_build().await?);
@@ -223,7 +227,7 @@ impl Driver {
                 // both signatures again and jails the validator.
                 let validator = self.consensus.validators[first.signer as usize];
                 let evaluator = self.evaluator.clone();
-                let round = self.finalized_height;
+                let round = self.finalized_height();
                 tokio::task::spawn_blocking(move || {
                     if evaluator.report(Evidence::Equivocation { first, second }, round) {
                         tracing::warn!(%validator, "equivocation observed; evidence submitted");

@@ -10,7 +10,7 @@ impl Driver {
         let view = self.consensus.engine.view();
         let epoch = self.epoch();
         for i in 0..16u64 {
-            let junk = Hash::of(&encode(&(self.finalized_height, view.0, i)));
+            let junk = Hash::of(&encode(&(self.finalized_height(), view.0, i)));
             let a = Announcement {
                 epoch,
                 view: View(view.0 + i),
@@ -19,7 +19,7 @@ impl Driver {
             };
             let _ = self
                 .net
-                .publish(Topic::Announce, self.finalized_height + 1, encode(&a))
+                .publish(Topic::Announce, self.finalized_height() + 1, encode(&a))
                 .await;
         }
     }
@@ -33,7 +33,7 @@ impl Driver {
             return;
         };
         let view = self.consensus.engine.view();
-        let junk = Hash::of(&encode(&(self.finalized_height, view.0, "garbage")));
+        let junk = Hash::of(&encode(&(self.finalized_height(), view.0, "garbage")));
         let mut messages = Vec::new();
         if let Some(me) = self.consensus.me {
             let vote = platform_consensus::Vote {
@@ -41,8 +41,8 @@ impl Driver {
                 subject: Subject::Proposal(Proposal {
                     epoch: self.epoch(),
                     view,
-                    height: Height(self.finalized_height + 1),
-                    parent: self.finalized_digest,
+                    height: Height(self.finalized_height() + 1),
+                    parent: self.finalized_digest(),
                     payload: junk,
                 }),
                 signer: me,
@@ -56,13 +56,17 @@ impl Driver {
             miner: self.key.hotkey(),
             payload_hash: junk,
             payload_len: 1,
-            nonce: self.finalized_height,
+            nonce: self.finalized_height(),
         };
         let unsigned = Tx::Submit(platform_state::SubmitTx {
             submission,
             signature: None,
         });
-        messages.push((Topic::Submissions, self.finalized_height, encode(&unsigned)));
+        messages.push((
+            Topic::Submissions,
+            self.finalized_height(),
+            encode(&unsigned),
+        ));
         let result = platform_state::ResultBody {
             outcome: platform_runtime::OutcomeClass::Ok,
             output: Vec::new(),
@@ -82,7 +86,7 @@ impl Driver {
         };
         messages.push((
             Topic::Attestations,
-            self.finalized_height,
+            self.finalized_height(),
             encode(&attestation),
         ));
         for (topic, round, bytes) in messages {
@@ -108,7 +112,7 @@ impl Driver {
             chain_hash: Hash::of(b"forged"),
             metagraph,
         });
-        let round = self.finalized_height;
+        let round = self.finalized_height();
         if let Err(e) = self
             .net
             .publish(Topic::Submissions, round, encode(&forged))

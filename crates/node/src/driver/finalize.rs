@@ -7,17 +7,21 @@ impl Driver {
     /// Applies finalized blocks in order while their blocks are at hand; stops after a block
     /// that closes the epoch (the next engine takes over from there).
     pub(super) async fn apply_finalized(&mut self) -> Result<()> {
-        while let Some((proposal, certificate, seals)) = self.to_apply.front().cloned() {
-            if proposal.height.0 <= self.finalized_height {
-                self.to_apply.pop_front();
-                continue;
-            }
+        loop {
             if self.pool.state().meta().epoch != self.epoch() {
                 break;
             }
-            let Some(block) = self.blocks.get(&proposal.payload).cloned() else {
+            // The finality queue says what is next: only a block whose body is here, right
+            // after the tip, and nothing after an epoch's close until the next engine runs.
+            let Next::Apply(next) = self.finality.next(|p| self.blocks.contains_key(p)) else {
                 break;
             };
+            let Finalized {
+                proposal,
+                certificate,
+                seals,
+            } = next.clone();
+            let block = self.blocks[&proposal.payload].clone();
             let digest = proposal.digest();
             let fork = self.forks.remove(&digest);
             if fork.is_none() && epoch_change(&block).1 {
@@ -60,7 +64,7 @@ impl Driver {
                         }
                     },
                 };
-                self.to_apply.pop_front();
+                self.finality.applied(epoch_change(&block).1);
                 self.evaluator.record_inputs(&canonical, &block);
                 let entries = canonical.entry_count() as u64;
                 let pruned = canonical.meta().pruned;
@@ -88,11 +92,9 @@ impl Driver {
                 self.evaluator.prune();
             }
             self.evaluator.confirm_assets();
-            self.finalized_digest = digest;
-            self.finalized_height = proposal.height.0;
-            self.finalized_view = proposal.view;
+            debug_assert_eq!(self.finalized_digest(), digest);
             self.last_finalized_at = Instant::now();
-            let height = self.finalized_height;
+            let height = self.finalized_height();
             self.forks.retain(|_, (h, _, _)| *h > height);
             self.blocks.retain(|_, b| b.header.height.0 > height);
             let latency = now_ms().saturating_sub(block.header.timestamp_ms);
@@ -285,9 +287,9 @@ impl Driver {
                 &self.key,
                 &state,
                 (
-                    self.finalized_digest,
-                    Height(self.finalized_height),
-                    self.finalized_view,
+                    self.finalized_digest(),
+                    Height(self.finalized_height()),
+                    self.finality.tip().view,
                 ),
                 self.view_timeout,
                 self.vote_checks.clone(),
@@ -296,6 +298,7 @@ impl Driver {
         self.generation += 1;
         self.forks.clear();
         self.waiting.clear();
+        self.finality.switched();
         tracing::info!(
             closed = previous.0,
             epoch = epoch.0,
@@ -307,7 +310,7 @@ impl Driver {
         self.bind_keys_if_needed();
         // The ended epoch's certificates are journaled at views up to the new anchor's; the new
         // engine starts above it and never reads them.
-        let (dir, through) = (self.dir.clone(), self.finalized_view.0);
+        let (dir, through) = (self.dir.clone(), self.finality.tip().view.0);
         match tokio::task::spawn_blocking(move || store::prune_certificates(dir.db(), through))
             .await?
         {

@@ -108,6 +108,7 @@ impl Driver {
                     let net = self.net.clone();
                     let tx = self.internal_tx.clone();
                     let author = envelope.author;
+                    let dir = self.dir.clone();
                     tokio::spawn(async move {
                         // Held in memory only until it decodes to the announced leader's block
                         // for that view; only then is it stored (and served to peers).
@@ -118,8 +119,16 @@ impl Driver {
                                         && block.header.proposer == author
                                         && block.header.view == a.view =>
                                 {
-                                    if let Err(e) = net.store_blob(bytes).await {
-                                        tracing::warn!("storing block {}: {e}", a.header);
+                                    match net.store_blob(bytes).await {
+                                        Ok(blob) => super::blocks::remember_unfinalized(
+                                            dir,
+                                            block.header.height.0,
+                                            a.header,
+                                            blob,
+                                        ),
+                                        Err(e) => {
+                                            tracing::warn!("storing block {}: {e}", a.header)
+                                        }
                                     }
                                     let _ = tx.send(Internal::Block(Box::new(block))).await;
                                 }
@@ -224,7 +233,7 @@ impl Driver {
                 return;
             }
         };
-        let (pool, net, round) = (self.pool.clone(), self.net.clone(), self.finalized_height);
+        let (pool, net, round) = (self.pool.clone(), self.net.clone(), self.finalized_height());
         tokio::spawn(async move {
             let admitted = {
                 let (tx, net) = (tx.clone(), net.clone());

@@ -30,7 +30,7 @@ use anyhow::{Context, Result, anyhow};
 use platform_consensus::{
     BlsScheme, Certificate, Config as EngineConfig, Counted, Effect, Engine, Input, Message,
     Offence, Proposal, SEAL, SafetyState, Subject, ValidatorIndex, Validators, VoteKind,
-    certificate_is_valid, seals_link,
+    certificate_is_valid,
 };
 use platform_crypto::{BlsSignature, Keypair};
 use platform_network::{Event as NetEvent, Membership, Network, PayloadCheck, Topic};
@@ -47,6 +47,7 @@ use tokio::sync::mpsc;
 
 use crate::chain_watch::ChainWatch;
 use crate::config::Fault;
+use crate::core::finality::{FinalityQueue, Finalized, Next, Tip};
 use crate::error::NodeError;
 use crate::evaluator::Evaluator;
 use crate::liveness::{Heard, partitioned};
@@ -309,10 +310,10 @@ pub struct Driver {
     /// Runs challenges' `weights` exports at epoch close, modules read from the blob store.
     host: Arc<RuntimeWeights>,
     chain: Option<ChainLink>,
-    /// Proposal digest of the last finalized block (or the genesis hash).
-    finalized_digest: Hash,
-    finalized_height: u64,
-    finalized_view: View,
+    /// The last applied finalized block, and the finalized blocks waiting to be applied
+    /// (with their certificates and, for an epoch's close finalized through seals, those
+    /// seals: [`FinalizedBlock::seals`]).
+    finality: FinalityQueue<BlsSignature>,
     /// Evaluation inputs recorded while replaying finalized blocks at start, until `run`
     /// hands them to the evaluator.
     replayed_inputs: Option<crate::evaluator::Inputs>,
@@ -328,10 +329,7 @@ pub struct Driver {
     /// before its block was verified here): `(generation, view, parent, height)`, retried
     /// whenever a proposal is verified or a block arrives.
     pending_build: Option<(u64, View, Hash, Height)>,
-    /// Finalized proposals waiting for their block, with their certificate and, for an epoch's
-    /// close finalized through seals, those seals ([`FinalizedBlock::seals`]).
-    to_apply: VecDeque<(Proposal, Certificate<BlsSignature>, Vec<Proposal>)>,
-    /// When we last asked peers for the block at the front of `to_apply`.
+    /// When we last asked peers for the next finalized block's body.
     sync_asked: Option<(u64, Instant)>,
     /// When we last asked peers for finalized blocks because the network is in a later epoch.
     catch_up_asked: Option<Instant>,
@@ -425,6 +423,16 @@ impl Driver {
         self.consensus.engine.config().epoch
     }
 
+    /// The height of the last applied finalized block.
+    fn finalized_height(&self) -> u64 {
+        self.finality.tip().height.0
+    }
+
+    /// The proposal digest of the last applied finalized block (or the genesis hash).
+    fn finalized_digest(&self) -> Hash {
+        self.finality.tip().digest
+    }
+
     /// The network membership of the current validator set.
     pub fn membership(&self) -> Membership {
         let state = self.pool.state();
@@ -454,7 +462,7 @@ impl Driver {
     ) -> Result<()> {
         self.net.set_membership(self.membership()).await?;
         for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
-            self.net.set_round(topic, self.finalized_height).await?;
+            self.net.set_round(topic, self.finalized_height()).await?;
         }
         if let Some(link) = &self.chain {
             let (tx, mut rx) = mpsc::channel(4);

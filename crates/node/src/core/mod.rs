@@ -1,0 +1,15 @@
+//! The node's decisions, apart from its I/O.
+//!
+//! The driver ([`crate::driver`]) owns the network, the storage and the timers; the parts
+//! here own only what the node decides from the events it sees, so that the same code runs
+//! in the validator process and in a seeded, deterministic simulation of a whole network of
+//! them ([`sim`], `platform sim --node`):
+//!
+//! - [`finality`]: which finalized block is applied next, when a body must be fetched, and
+//!   when the next epoch's engine must start.
+//!
+//! Forks and waiting proposals, catch-up and view synchronization still live in the driver;
+//! they move here one at a time (docs/architecture.md, "The node core").
+
+pub mod finality;
+pub mod sim;
