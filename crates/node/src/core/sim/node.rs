@@ -59,6 +59,7 @@ impl Sim<'_> {
 
     pub(super) fn crash(&mut self, a: usize) {
         if self.nodes[a].engine.take().is_some() {
+            self.nodes[a].lives += 1;
             self.out.crashes += 1;
             self.note(a, 3, 0);
         }
@@ -323,6 +324,72 @@ impl Sim<'_> {
         );
     }
 
+    /// Queues a WAL write: with [`NodeScenario::wal_in_order`] it lands after every write
+    /// queued before it, as the node's one writer does; without, each lands on its own time.
+    fn queue_write(&mut self, a: usize, token: u64, state: SafetyState) {
+        let now = self.queue.now;
+        let took = self.rng.range(1, 10);
+        let lands = if self.scenario.wal_in_order {
+            let at = self.nodes[a].wal_free_at.max(now) + took;
+            self.nodes[a].wal_free_at = at;
+            at
+        } else {
+            now + took
+        };
+        let node = &self.nodes[a];
+        let event = Event::Written {
+            node: a,
+            lives: node.lives,
+            generation: node.generation,
+            token,
+            state: Box::new(state),
+        };
+        self.queue.push(lands - now, event);
+    }
+
+    /// A WAL write landed: the record is durable and, if the engine that asked is still
+    /// running, its votes up to `token` may leave. Sometimes the process dies right here,
+    /// durable but not acknowledged.
+    pub(super) fn written(
+        &mut self,
+        a: usize,
+        lives: u64,
+        generation: u64,
+        token: u64,
+        state: SafetyState,
+    ) {
+        if self.nodes[a].lives != lives {
+            return;
+        }
+        let backwards = !crate::wal::advances(&self.nodes[a].durable.wal, &state);
+        if backwards && self.scenario.wal_in_order {
+            self.violation(format!(
+                "node {a}'s WAL writer was handed a record behind the stored one (token {token})"
+            ));
+            return;
+        }
+        if backwards {
+            self.out.wal_regressions += 1;
+        }
+        self.nodes[a].durable.wal = state;
+        self.note(a, 10, token);
+        if self.nodes[a].generation != generation || self.nodes[a].engine.is_none() {
+            return;
+        }
+        // Crashes come at random landings, and always at one that moved the record back (only
+        // unordered writes can): the worst moment, a vote out but no longer on record.
+        if self.persist_crashes_left > 0 && (backwards || self.rng.chance(3)) {
+            self.persist_crashes_left -= 1;
+            self.crash(a);
+            let down = self.rng.range(200, 3_000);
+            self.queue.push(down, Event::Start(a));
+            self.stable_after = self.stable_after.max(self.queue.now + down);
+            return;
+        }
+        self.feed(a, Input::Persisted(token));
+        self.advance(a);
+    }
+
     /// Feeds an input to node `a`'s engine and performs the effects.
     pub(super) fn feed(&mut self, a: usize, input: Input<Sig>) {
         let mut inputs = VecDeque::from([input]);
@@ -341,20 +408,7 @@ impl Sim<'_> {
                     Effect::Send { to, message } => {
                         self.send(a, Some(to as usize), Wire::Consensus(epoch, message))
                     }
-                    Effect::Persist { state, token } => {
-                        self.nodes[a].durable.wal = state;
-                        if self.persist_crashes_left > 0 && self.rng.chance(3) {
-                            // Durable, but the vote never leaves: the restart must not sign
-                            // anything that conflicts with it.
-                            self.persist_crashes_left -= 1;
-                            self.crash(a);
-                            let down = self.rng.range(200, 3_000);
-                            self.queue.push(down, Event::Start(a));
-                            self.stable_after = self.stable_after.max(self.queue.now + down);
-                            return;
-                        }
-                        inputs.push_back(Input::Persisted(token));
-                    }
+                    Effect::Persist { state, token } => self.queue_write(a, token, state),
                     Effect::Timeout { view, after_ms } => {
                         let generation = self.nodes[a].generation;
                         self.queue.push(
@@ -408,7 +462,16 @@ impl Sim<'_> {
                         });
                     }
                     Effect::Certified(c) => self.nodes[a].durable.journal.push(c),
-                    Effect::EnteredView(_) | Effect::Penalize { .. } | Effect::Evidence { .. } => {}
+                    Effect::Evidence { first, .. } => {
+                        // Every simulated validator is honest: one caught signing two
+                        // conflicting votes signed what its WAL should have prevented.
+                        self.violation(format!(
+                            "node {a} holds evidence that validator {} equivocated in view {}",
+                            first.signer,
+                            first.subject.view().0
+                        ));
+                    }
+                    Effect::EnteredView(_) | Effect::Penalize { .. } => {}
                 }
             }
         }
