@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -66,6 +67,8 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            // Its own process group, so that its helper processes go with it at the end.
+            .process_group(0)
             .stdin(cmd_in)
             .stdout(reply_out)
             .stderr(Stdio::null())
@@ -191,9 +194,27 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Kills Chromium's whole process group and waits (at most 5 s) until none of it is left:
+    /// a helper that outlived the main process used to write into the profile folder after
+    /// it was removed, leaving a folder behind in the temporary directory.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && Command::new("kill")
+                .args(["-0", "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
