@@ -202,6 +202,8 @@ struct Node {
     lives: u64,
     /// When the WAL's writer is done with what is queued (virtual ms).
     wal_free_at: u64,
+    /// When it last applied a block (or started), virtual ms.
+    applied_at: u64,
     durable: Durable,
 }
 
@@ -278,6 +280,7 @@ impl<'a> Sim<'a> {
                 asked_at: None,
                 lives: 0,
                 wal_free_at: 0,
+                applied_at: 0,
                 durable: Durable {
                     wal: SafetyState::default(),
                     journal: Vec::new(),
@@ -351,8 +354,9 @@ impl<'a> Sim<'a> {
 
     fn run(&mut self) {
         // Once the network is stable, every validator must apply the target height and go
-        // more than an epoch beyond the highest height any validator had then: a validator
-        // that was behind catches up and the network keeps going with it.
+        // beyond the highest height any validator had then (past the next close when epochs
+        // are short, ten blocks on when they are long): a validator that was behind catches
+        // up and the network keeps going with it.
         let mut goal: Option<u64> = None;
         while let Some(event) = self.queue.pop() {
             self.out.events += 1;
@@ -397,11 +401,9 @@ impl<'a> Sim<'a> {
             let now = self.queue.now;
             if now >= self.stable_after && goal.is_none() {
                 let highest = self.heights().into_iter().max().unwrap_or(0);
-                goal = Some(
-                    self.scenario
-                        .blocks
-                        .max(highest + self.scenario.epoch_blocks + 1),
-                );
+                // Past the next close when epochs are short; ten blocks on when they are long.
+                let beyond = self.scenario.epoch_blocks.min(10) + 1;
+                goal = Some(self.scenario.blocks.max(highest + beyond));
             }
             if let Some(goal) = goal {
                 if self.nodes.iter().all(|n| n.durable.tip.height.0 >= goal) {
@@ -466,6 +468,15 @@ impl<'a> Sim<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_liveness(scenario: &NodeScenario, seeds: std::ops::Range<u64>) {
+        for seed in seeds {
+            let out = run(scenario, seed);
+            assert_eq!(out.safety_violation, None, "seed {seed}: {out:?}");
+            assert_eq!(out.liveness_failure, None, "seed {seed}: {out:?}");
+            assert!(out.late_signed > 0, "seed {seed}: {out:?}");
+        }
+    }
 
     fn check(scenario: &NodeScenario, seeds: std::ops::Range<u64>) {
         for seed in seeds {
@@ -544,7 +555,9 @@ mod tests {
         let mut s = NodeScenario::honest(4, 30, 5);
         s.partitions = true;
         s.crashes = true;
-        let seeds = [782, 1384, 1601, 1766, 1814, 2662];
+        // Found by running seeds 0 to 3,999 with and without durable bodies; they depend on the
+        // simulator's exact random stream, so a change to what it draws needs a new scan.
+        let seeds = [782, 1218, 1384, 1601, 1735, 1766, 2261];
         check(&s, seeds[0]..seeds[0] + 1);
         for seed in seeds {
             assert_eq!(run(&s, seed).liveness_failure, None, "seed {seed}");
@@ -577,6 +590,16 @@ mod tests {
         s.wal_in_order = false;
         let unordered: u64 = (0..100).map(|seed| run(&s, seed).wal_regressions).sum();
         assert!(unordered > 100, "{unordered}");
+    }
+
+    /// A validator started 20 s late into a long epoch (hundreds of blocks behind, within the
+    /// same epoch) catches up from its peers' finalized blocks once it has applied nothing for
+    /// three view timeouts, rather than walking its engine back block by block.
+    #[test]
+    fn a_late_validator_catches_up_within_a_long_epoch() {
+        let mut s = NodeScenario::honest(4, 200, 1_000);
+        s.late_ms = 20_000;
+        check_liveness(&s, 0..5);
     }
 
     /// A seed replays exactly.

@@ -3,10 +3,17 @@
 
 use super::*;
 
+use platform_network::ingress::CONSENSUS_ROUNDS_AHEAD;
+
+/// How many views behind this node's a consensus message may be (the node's ingress).
+const ROUNDS_BACK: u64 = 64;
+
 impl Sim<'_> {
     /// Starts (or restarts) node `a` from what it stored.
     pub(super) fn start(&mut self, a: usize) {
+        let now = self.queue.now;
         let node = &mut self.nodes[a];
+        node.applied_at = now;
         node.queue = FinalityQueue::new(node.durable.tip);
         node.bodies = node
             .durable
@@ -37,7 +44,7 @@ impl Sim<'_> {
             me: Some(a as ValidatorIndex),
             timeout_ms: self.scenario.timeout_ms,
             max_backoff_exp: 4,
-            future_views: 1_000,
+            future_views: 64,
             collectors: 0,
         };
         let node = &mut self.nodes[a];
@@ -84,7 +91,14 @@ impl Sim<'_> {
                         self.ask(to, Some(from), true);
                     }
                 } else if *epoch == mine {
-                    self.note(to, 5, message.view().map_or(0, |v| v.0));
+                    // The network's round window for consensus gossip, around this engine's
+                    // view (as the node's ingress checks it).
+                    let view = self.nodes[to].engine.as_ref().map_or(0, |e| e.view().0);
+                    let round = message.view().map_or(view, |v| v.0);
+                    if round > view + CONSENSUS_ROUNDS_AHEAD || round + ROUNDS_BACK < view {
+                        return;
+                    }
+                    self.note(to, 5, round);
                     self.feed(
                         to,
                         Input::Message {
@@ -195,7 +209,15 @@ impl Sim<'_> {
             }
             let node = &self.nodes[a];
             let step = match node.queue.next(|p| node.bodies.contains_key(p)) {
-                Next::Idle => return,
+                Next::Idle => {
+                    // Nothing applied for three view timeouts: peers may hold finalized
+                    // blocks this validator's engine has not heard of (as the node asks).
+                    let idle = self.queue.now.saturating_sub(node.applied_at);
+                    if self.scenario.catch_up && idle > 3 * self.scenario.timeout_ms {
+                        self.ask(a, None, true);
+                    }
+                    return;
+                }
                 Next::Fetch { .. } => None,
                 Next::Apply(f) => Some(Some((node.bodies[&f.proposal.payload].clone(), f.clone()))),
                 Next::SwitchEpoch => Some(None),
@@ -212,6 +234,7 @@ impl Sim<'_> {
     }
 
     fn apply(&mut self, a: usize, body: Body, f: Finalized<Sig>) {
+        self.nodes[a].applied_at = self.queue.now;
         let height = f.proposal.height.0;
         let tip = self.nodes[a].queue.tip();
         if f.proposal.parent != tip.digest || body.height != height {
