@@ -248,7 +248,9 @@ impl<'a, K: SimKeys> Sim<'a, K> {
         let partitions = match &scenario.partitions {
             Partitions::None => Vec::new(),
             Partitions::Fixed(p) => p.clone(),
-            Partitions::Random => random_partitions(&mut rng, actors.len()),
+            Partitions::Random => {
+                network::random_partitions(&mut rng, actors.len(), 6_000, (500, 8_000))
+            }
         };
         let links = Links {
             config: scenario.network.clone(),
@@ -661,41 +663,15 @@ impl<'a, K: SimKeys> Sim<'a, K> {
                     continue;
                 }
                 self.out.messages += 1;
-                for delay in self
-                    .links
-                    .delays(&mut self.rng, self.queue.now, a, b)
-                    .into_iter()
-                    .flatten()
-                {
-                    self.queue.push(
-                        delay,
-                        Event::Deliver {
-                            to: b,
-                            from,
-                            message: message.clone(),
-                        },
-                    );
-                }
+                self.links
+                    .deliver(&mut self.rng, &mut self.queue, (a, b), || Event::Deliver {
+                        to: b,
+                        from,
+                        message: message.clone(),
+                    });
             }
         }
     }
-}
-
-fn random_partitions(rng: &mut Rng, actors: usize) -> Vec<Partition> {
-    (0..rng.range(1, 2))
-        .map(|_| {
-            let from_ms = rng.range(0, 6_000);
-            let until_ms = from_ms + rng.range(500, 8_000);
-            let mut groups: Vec<u8> = (0..actors).map(|_| rng.below(2) as u8).collect();
-            groups[0] = 0;
-            groups[actors - 1] = 1;
-            Partition {
-                from_ms,
-                until_ms,
-                groups,
-            }
-        })
-        .collect()
 }
 
 fn describe<Sig>(m: &Message<Sig>) -> String {

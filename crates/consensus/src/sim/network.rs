@@ -117,6 +117,20 @@ impl Links {
         [Some(first), second]
     }
 
+    /// Schedules on `queue` the copies of a message sent now from `a` to `b` ([`Links::delays`]),
+    /// each made by `event`.
+    pub fn deliver<E>(
+        &self,
+        rng: &mut Rng,
+        queue: &mut Queue<E>,
+        (a, b): (usize, usize),
+        event: impl Fn() -> E,
+    ) {
+        for delay in self.delays(rng, queue.now, a, b).into_iter().flatten() {
+            queue.push(delay, event());
+        }
+    }
+
     /// When the last partition heals (0 if none).
     pub fn heal_time(&self) -> u64 {
         self.partitions
@@ -125,4 +139,28 @@ impl Links {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// One or two partitions between two random groups of `actors` (the first and the last always
+/// apart), each starting within `starts_before_ms` and lasting `lasts_ms.0..=lasts_ms.1`.
+pub fn random_partitions(
+    rng: &mut Rng,
+    actors: usize,
+    starts_before_ms: u64,
+    lasts_ms: (u64, u64),
+) -> Vec<Partition> {
+    (0..rng.range(1, 2))
+        .map(|_| {
+            let from_ms = rng.range(0, starts_before_ms);
+            let until_ms = from_ms + rng.range(lasts_ms.0, lasts_ms.1);
+            let mut groups: Vec<u8> = (0..actors).map(|_| rng.below(2) as u8).collect();
+            groups[0] = 0;
+            groups[actors - 1] = 1;
+            Partition {
+                from_ms,
+                until_ms,
+                groups,
+            }
+        })
+        .collect()
 }

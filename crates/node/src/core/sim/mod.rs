@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 use platform_consensus::sim::keys::{MacKeys, SimKeys};
-use platform_consensus::sim::network::{Links, NetworkConfig, Partition, Queue};
+use platform_consensus::sim::network::{Links, NetworkConfig, Queue, random_partitions};
 use platform_consensus::sim::rng::Rng;
 use platform_consensus::{
     Config, Effect, Engine, Input, MacScheme, Message, Proposal, SEAL, SafetyState, Subject,
@@ -248,20 +248,7 @@ impl<'a> Sim<'a> {
             view: View(0),
         };
         let partitions = if scenario.partitions {
-            (0..rng.range(1, 2))
-                .map(|_| {
-                    let from_ms = rng.range(0, 8_000);
-                    let until_ms = from_ms + rng.range(1_000, 10_000);
-                    let mut groups: Vec<u8> = (0..n).map(|_| rng.below(2) as u8).collect();
-                    groups[0] = 0;
-                    groups[n - 1] = 1;
-                    Partition {
-                        from_ms,
-                        until_ms,
-                        groups,
-                    }
-                })
-                .collect()
+            random_partitions(&mut rng, n, 8_000, (1_000, 10_000))
         } else {
             Vec::new()
         };

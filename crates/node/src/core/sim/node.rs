@@ -507,21 +507,12 @@ impl Sim<'_> {
                 continue;
             }
             self.out.messages += 1;
-            for delay in self
-                .links
-                .delays(&mut self.rng, self.queue.now, a, b)
-                .into_iter()
-                .flatten()
-            {
-                self.queue.push(
-                    delay,
-                    Event::Deliver {
-                        to: b,
-                        from: a,
-                        wire: wire.clone(),
-                    },
-                );
-            }
+            self.links
+                .deliver(&mut self.rng, &mut self.queue, (a, b), || Event::Deliver {
+                    to: b,
+                    from: a,
+                    wire: wire.clone(),
+                });
         }
     }
 }
