@@ -1256,6 +1256,8 @@ pub(crate) async fn block_hash_within(
                 Err(e) => format!("an unreadable answer: {e}"),
             },
             Ok(r) => format!("HTTP {}", r.status()),
+            // Nothing listens (the process is gone): no point waiting.
+            Err(e) if e.is_connect() => return Err(format!("GET {url}: no answer: {e}")),
             Err(e) => format!("no answer: {e}"),
         };
         if Instant::now() >= deadline {
@@ -1345,6 +1347,8 @@ async fn watch(
         .build()?;
     let start = Instant::now();
     let mut last_line = String::new();
+    // Whether a signal (Ctrl-C, SIGTERM) ended the run rather than its goal.
+    let mut signalled = false;
     // The owner's signed transactions go through the first validator's public API.
     let mut traffic = DevnetTraffic::new(args, &apis[0].1, network_id)?;
     // On a terminal, one panel redrawn in place; elsewhere, a line per change.
@@ -1515,7 +1519,10 @@ async fn watch(
             );
         }
         tokio::select! {
-            _ = &mut stop => break,
+            _ = &mut stop => {
+                signalled = true;
+                break;
+            }
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
@@ -1523,7 +1530,10 @@ async fn watch(
     let mut validators = Vec::new();
     for (i, (hotkey, api)) in apis.iter().enumerate() {
         let (hash, hash_error) = if target > 0 {
-            match block_hash_within(&client, api, target, Duration::from_secs(15)).await {
+            // Stopped by a signal, the devnet must exit promptly; at its goal, a busy
+            // validator gets time to answer.
+            let patience = Duration::from_secs(if signalled { 2 } else { 15 });
+            match block_hash_within(&client, api, target, patience).await {
                 Ok(Some(hash)) => (Some(hash), None),
                 Ok(None) => (None, Some(format!("it has no finalized block at {target}"))),
                 Err(e) => (None, Some(e)),

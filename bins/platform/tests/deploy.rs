@@ -187,7 +187,15 @@ tests:
     let file = tmp.path().join("stall_test.yml");
     std::fs::write(&file, tests).unwrap();
     promtool(&["test", "rules", file.to_str().unwrap()]);
+    // Stopped with two of its validators dead, the devnet still stops the rest (it used to
+    // spend so long asking the dead ones for blocks that it was killed first, and Alice, Dave
+    // and the chain ran on).
     drop(devnet);
+    for name in ["alice", "dave"] {
+        let config = dir.join(name).join("config.toml");
+        let needle = format!(" run --config {}", config.display());
+        assert_eq!(process_id(&needle), None, "{name} outlived the devnet");
+    }
 }
 
 /// The Prometheus configuration and rules load; the compose file parses and mounts only files
