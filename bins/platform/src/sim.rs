@@ -469,6 +469,8 @@ struct NodeReport {
     epochs: u64,
     /// Bodies of finalized blocks asked for because they were lost.
     body_fetches: u64,
+    /// Bodies of notarized blocks, not yet final, asked for because they were lost.
+    body_asks: u64,
     /// Catch-ups across epochs.
     catch_ups: u64,
     crashes: u64,
@@ -512,6 +514,7 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
         applied_blocks: 0,
         epochs: 0,
         body_fetches: 0,
+        body_asks: 0,
         catch_ups: 0,
         crashes: 0,
         messages_per_block: 0.0,
@@ -525,6 +528,7 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
         r.applied_blocks += o.height;
         r.epochs += o.epoch;
         r.body_fetches += o.body_fetches;
+        r.body_asks += o.body_asks;
         r.catch_ups += o.catch_ups;
         r.crashes += o.crashes;
         messages += o.messages;
@@ -570,8 +574,8 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
             r.seeds_run, r.validators, r.epoch_blocks, r.safety_violations, r.liveness_failures
         );
         println!(
-            "{} blocks applied by every validator over {} epochs; {} bodies fetched, {} catch-ups, {} crashes",
-            r.applied_blocks, r.epochs, r.body_fetches, r.catch_ups, r.crashes
+            "{} blocks applied by every validator over {} epochs; {} final and {} notarized bodies fetched, {} catch-ups, {} crashes",
+            r.applied_blocks, r.epochs, r.body_fetches, r.body_asks, r.catch_ups, r.crashes
         );
         println!(
             "{} messages per block, {} simulated seconds in {} ms",

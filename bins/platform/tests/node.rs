@@ -808,6 +808,58 @@ fn a_validator_reconnecting_to_a_stalled_network_gets_the_votes_repeated_at_once
     all_agree_beyond(&vs, top);
 }
 
+/// Dave drops every block announcement (the deliberate fault `ignore-announces`), as a
+/// validator whose announcements are all lost would: he learns of each block only from the
+/// certificates on it. To verify the blocks he builds on and votes after before they are
+/// final, he asks validators for them point-to-point (the sync protocol's `Block` request,
+/// answered from their stores) and checks each against its header's hash
+/// (`platform_consensus_notarized_bodies_total{source="peer"}`). He keeps leading blocks
+/// that are finalized, and every validator holds the same blocks.
+#[test]
+fn a_validator_that_misses_every_announcement_fetches_the_notarized_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = LocalChain::start(&tmp.path().join("chain"), 360, 400);
+    let mut vs = init_four(tmp.path(), &chain.url);
+    let dave = 3;
+    let config = std::fs::read_to_string(&vs[dave].config).unwrap();
+    std::fs::write(
+        &vs[dave].config,
+        format!("fault = \"ignore-announces\"\n{config}"),
+    )
+    .unwrap();
+    for v in &mut vs {
+        v.start();
+    }
+    let mut dave_key = None;
+    wait_or_show("Dave's API", &vs, || {
+        dave_key = get(&vs[dave].api, "/api/v1/status").map(|s| s["hotkey"].clone());
+        dave_key.is_some()
+    });
+    let fetched = |api: &str| {
+        counter(
+            api,
+            "platform_consensus_notarized_bodies_total{source=\"peer\"}",
+        )
+        .unwrap_or(0)
+    };
+    // Blocks whose proposer is Dave, among the finalized ones up to the top height.
+    let led_by_dave = |api: &str, top: u64| {
+        (1..=top)
+            .filter_map(|h| get(api, &format!("/api/v1/blocks/{h}")))
+            .filter(|b| dave_key.as_ref().is_some_and(|k| b["proposer"] == *k))
+            .count()
+    };
+    wait_or_show(
+        "Dave to fetch notarized blocks and lead finalized ones",
+        &vs,
+        || {
+            let top = height(&vs[0].api).unwrap_or(0);
+            top >= 12 && fetched(&vs[dave].api) > 0 && led_by_dave(&vs[0].api, top) > 0
+        },
+    );
+    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+}
+
 /// The API listener's refusals for `reason`, from its `/metrics`.
 fn http_refused(api: &str, reason: &str) -> Option<u64> {
     let needle = format!("platform_http_refused_total{{reason=\"{reason}\"}} ");

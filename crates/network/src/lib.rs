@@ -129,6 +129,11 @@ pub trait Provider: Send + Sync + 'static {
     fn certificates(&self, _ask: CertificateAsk) -> Vec<Vec<u8>> {
         Vec::new()
     }
+    /// The encoded block at `height` with header hash `header` that this node holds though it
+    /// is not final yet. A node that takes no part in consensus has none.
+    fn unfinalized_block(&self, _height: u64, _header: Hash) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// A provider with nothing to serve (observers, tools).
@@ -702,6 +707,48 @@ impl Network {
         }
         Err(NetError::NotFound {
             what: format!("blocks {from}..={to}"),
+            tried,
+        })
+    }
+
+    /// The block at `height` with header hash `header`, not yet final, asked point-to-point of
+    /// the connected validators in turn — those bound to `first` before the others — until
+    /// one answers with bytes `verify` accepts (it decodes them and checks the header's hash).
+    /// A validator that answers with another block is penalized.
+    pub async fn fetch_block(
+        &self,
+        height: u64,
+        header: Hash,
+        first: Option<Hotkey>,
+        verify: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, NetError> {
+        let mut peers = self.call(Command::ValidatorPeers).await?;
+        peers.sort_by_key(|(p, h)| (Some(*h) != first, *p));
+        let mut tried = 0;
+        for (peer, _) in peers {
+            if self.breaker_open(&peer) {
+                continue;
+            }
+            tried += 1;
+            match self.request(peer, Request::Block { height, header }).await {
+                Ok(Response::Blocks(blocks)) if blocks.is_empty() => {}
+                Ok(Response::Blocks(mut blocks)) => {
+                    if blocks.len() == 1 && verify(&blocks[0]) {
+                        self.breaker_result(peer, true);
+                        return Ok(blocks.swap_remove(0));
+                    }
+                    self.breaker_result(peer, false);
+                    self.report(peer, "sync", "wrong_block").await?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, "block {height} {header}: {e}");
+                    self.breaker_result(peer, false);
+                }
+            }
+        }
+        Err(NetError::NotFound {
+            what: format!("block {height} {header}"),
             tried,
         })
     }

@@ -1063,6 +1063,28 @@ impl Task {
                     .send_response(channel, Response::Error("not_validator".into()));
             }
             Request::Direct(_) => unreachable!("handled above"),
+            // Blocks not yet final are for validators (they vote on them); an outsider waits
+            // for them to be final and syncs them.
+            Request::Block { .. } if !self.ingress.is_validator_peer(&peer) => {
+                self.ingress
+                    .report(Protocol::Sync.name(), &peer, "not_validator", now);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, Response::Error("not_validator".into()));
+            }
+            Request::Block { height, header } => {
+                let provider = self.provider.clone();
+                self.respond_later(Protocol::Sync, peer, channel, move || {
+                    Response::Blocks(
+                        provider
+                            .unfinalized_block(height, header)
+                            .into_iter()
+                            .collect(),
+                    )
+                });
+            }
             Request::Certificates(ask) => {
                 let provider = self.provider.clone();
                 self.respond_later(Protocol::Certificates, peer, channel, move || {

@@ -185,7 +185,7 @@ pub struct SnapshotInfo {
 pub enum Protocol {
     /// Identity binding, both ways, on connect.
     Hello,
-    /// Certified blocks by height range.
+    /// Certified blocks by height range, and single blocks not yet final.
     Sync,
     /// Content by hash.
     Blob,
@@ -312,6 +312,14 @@ pub enum Request {
     Certificates(CertificateAsk),
     /// An encoded [`Envelope`] on the consensus topic, for the receiver only.
     Direct(Vec<u8>),
+    /// The encoded block at `height` whose header hashes to `header`, before it is final (a
+    /// validator that restarted, or missed its announcement, must verify it to build on it).
+    Block {
+        /// Its height.
+        height: u64,
+        /// Its header's hash (the proposal's payload).
+        header: Hash,
+    },
 }
 
 impl Request {
@@ -324,6 +332,7 @@ impl Request {
             Request::Snapshot => Protocol::Snapshot,
             Request::Certificates(_) => Protocol::Certificates,
             Request::Direct(_) => Protocol::Direct,
+            Request::Block { .. } => Protocol::Sync,
         }
     }
 }
@@ -546,6 +555,18 @@ mod tests {
         let got = block_on(Codec.read_request(&sync, &mut buf.as_slice())).unwrap();
         assert_eq!(got, Request::Sync { from: 1, to: 9 });
         // The same request on the blob protocol is refused.
+        assert!(block_on(Codec.read_request(&blob, &mut buf.as_slice())).is_err());
+        // A block not yet final is asked for on the sync protocol, and only there.
+        let ask = Request::Block {
+            height: 7,
+            header: Hash::of(b"header"),
+        };
+        let mut buf = Vec::new();
+        block_on(Codec.write_request(&sync, &mut buf, ask.clone())).unwrap();
+        assert_eq!(
+            block_on(Codec.read_request(&sync, &mut buf.as_slice())).unwrap(),
+            ask
+        );
         assert!(block_on(Codec.read_request(&blob, &mut buf.as_slice())).is_err());
         // A frame announcing more than the cap is refused before reading it.
         let mut huge = (u32::MAX).to_le_bytes().to_vec();

@@ -63,7 +63,10 @@ pub struct NodeConfig {
     /// the close nor stops); `"garbage-gossip"` makes it gossip well-formed messages that mean
     /// nothing on every topic (peers count, drop and penalize them); `"flood-fetches"` makes it
     /// send 128 certificate requests point-to-point and 256 `Fetch`/`FetchView` asks on
-    /// gossip per tick (peers rate-limit the first and refuse the second). Only builds with the `test-faults` feature accept one. Default: none.
+    /// gossip per tick (peers rate-limit the first and refuse the second); `"ignore-announces"`
+    /// makes it drop every block announcement, as a validator whose announcements are all
+    /// lost would (it fetches the blocks it must verify from validators). Only builds with the
+    /// `test-faults` feature accept one. Default: none.
     #[serde(default)]
     pub fault: Option<String>,
     /// How challenge modules are compiled, set by the program that runs the node (not read
@@ -321,6 +324,10 @@ pub enum Fault {
     /// to run here, as a validator whose runs hit the wall-clock backstop would: it must wait
     /// for the module and retry, never refuse the close or stop.
     StallWeights,
+    /// Drop every block announcement, as a validator whose announcements are all lost would:
+    /// it learns of a block only from the certificates on it, and must fetch the blocks it
+    /// verifies, builds on or applies from validators.
+    IgnoreAnnouncements,
 }
 
 /// How many `weights` runs [`Fault::StallWeights`] reports as unavailable.
@@ -483,10 +490,12 @@ impl NodeConfig {
             Some("stall-weights") => Ok(Some(Fault::StallWeights)),
             Some("garbage-gossip") => Ok(Some(Fault::GarbageGossip)),
             Some("flood-fetches") => Ok(Some(Fault::FloodFetches)),
+            Some("ignore-announces") => Ok(Some(Fault::IgnoreAnnouncements)),
             Some(other) => anyhow::bail!(
                 "unknown fault {other:?} (known: \"wrong-scores\", \"nullify-closes\", \
                  \"withhold-attestations\", \"poison-anchors\", \"flood-announces\", \
-                 \"stall-weights\", \"garbage-gossip\", \"flood-fetches\")"
+                 \"stall-weights\", \"garbage-gossip\", \"flood-fetches\", \
+                 \"ignore-announces\")"
             ),
         }
     }

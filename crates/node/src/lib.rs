@@ -111,6 +111,14 @@ impl Provider for FinalizedBlocks {
     fn certificates(&self, ask: platform_network::CertificateAsk) -> Vec<Vec<u8>> {
         self.1.answer(ask)
     }
+
+    fn unfinalized_block(&self, height: u64, header: platform_primitives::Hash) -> Option<Vec<u8>> {
+        let blob = store::unfinalized_blob(self.0.db(), height, &header).ok()??;
+        self.0
+            .blobs()
+            .get(&blob, platform_state::MAX_BLOCK_BYTES as u64)
+            .ok()?
+    }
 }
 
 /// The validator's module loader: the configured compiler, filling the data directory's

@@ -67,6 +67,10 @@ pub struct Events {
     /// (`answered`: a validator sent certificates; `unanswered`: no connected validator had
     /// any).
     pub view_sync_asks: Family<Labels, Counter>,
+    /// Bodies of notarized blocks, not yet final, that this validator had to verify again
+    /// but lacked (it restarted, or missed the announcement), by where they were found
+    /// (`store`: its own blob store; `peer`: a validator) or `missing`.
+    pub notarized_bodies: Family<Labels, Counter>,
     /// Challenge assets fetched, by source (`network`: the blob store, a peer or the DHT;
     /// `url`: the owner's URL) or `failed`.
     pub asset_fetches: Family<Labels, Counter>,
@@ -106,6 +110,7 @@ impl Events {
             mempool_offers: Family::default(),
             mempool_dropped: Family::default(),
             view_sync_asks: Family::default(),
+            notarized_bodies: Family::default(),
             asset_fetches: Family::default(),
             view_timeouts: Counter::default(),
             resends_on_connect: Counter::default(),
@@ -237,6 +242,12 @@ pub fn registry(readings: Readings) -> Registry {
         "platform_epoch_close_module_waits",
         "Epoch closes that waited because a challenge module could not run here yet, by stage",
         e.module_waits.clone(),
+    );
+    r.register(
+        "platform_consensus_notarized_bodies",
+        "Bodies of notarized, not yet final blocks this validator lacked, by where they were \
+         found (store, peer) or missing",
+        e.notarized_bodies.clone(),
     );
     r.register(
         "platform_consensus_view_timeouts",

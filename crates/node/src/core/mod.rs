@@ -7,9 +7,11 @@
 //!
 //! - [`finality`]: which finalized block is applied next, when a body must be fetched, and
 //!   when the next epoch's engine must start.
-//!
-//! Forks and waiting proposals, catch-up and view synchronization still live in the driver;
-//! they move here one at a time (docs/architecture.md, "The node core").
+//! - [`asking`]: when to ask peers for a missing body or for catch-up.
+//! - [`forks`]: the state after each verified block not yet final, the proposals waiting to
+//!   be checked, and the seal rule.
 
+pub mod asking;
 pub mod finality;
+pub mod forks;
 pub mod sim;

@@ -18,11 +18,8 @@ impl Driver {
     /// A copy of the state after `digest`: the canonical state for the last finalized block,
     /// else a fork.
     pub(super) fn state_after(&self, digest: &Hash) -> Option<State> {
-        if *digest == self.finalized_digest() && self.finality.is_empty() {
-            Some(self.pool.state().fork())
-        } else {
-            self.forks.get(digest).map(|(_, s, _)| s.fork())
-        }
+        self.forks
+            .state_after(digest, &self.finality, || self.pool.state().fork())
     }
 
     /// Whether every module `state`'s epoch close runs is compiled. If not, fetches and
@@ -201,7 +198,7 @@ impl Driver {
             tracing::warn!(view = view.0, "cannot build: the parent's state is unknown");
             return Ok(None);
         };
-        if fork.meta().epoch != self.epoch() {
+        if Forks::<State>::builds_seal(&fork, self.epoch()) {
             // The parent closed this epoch (or seals its close): the next block belongs to the
             // next engine, so propose a seal, whose finalization finalizes the close.
             let seal = Proposal {
@@ -211,8 +208,7 @@ impl Driver {
                 parent,
                 payload: SEAL,
             };
-            self.forks
-                .insert(seal.digest(), (height.0, fork, Vec::new()));
+            self.forks.insert(&seal, fork, Vec::new());
             tracing::info!(height = height.0, "proposed a seal after the epoch's close");
             return Ok(Some(SEAL));
         }
@@ -275,8 +271,7 @@ impl Driver {
             parent,
             payload: header,
         };
-        self.forks
-            .insert(proposal.digest(), (height.0, fork, added));
+        self.forks.insert(&proposal, fork, added);
         let blob = self.net.store_blob(encode(&block)).await?;
         remember_unfinalized(self.dir.clone(), height.0, header, blob);
         self.blocks.insert(header, block);
@@ -308,12 +303,7 @@ impl Driver {
             // Valid exactly after a close or another seal: when the state after the parent
             // is already in the next epoch.
             let fork = self.state_after(&p.parent)?;
-            let valid = fork.meta().epoch != p.epoch;
-            if valid {
-                self.forks
-                    .insert(p.digest(), (p.height.0, fork, Vec::new()));
-            }
-            return Some(valid);
+            return Some(self.forks.check_seal(p, fork, Vec::new()));
         }
         let block = self.blocks.get(&p.payload)?;
         let mut fork = self.state_after(&p.parent)?;
@@ -357,7 +347,7 @@ impl Driver {
         }
         match self.apply(&mut fork, block) {
             Ok(added) => {
-                self.forks.insert(p.digest(), (p.height.0, fork, added));
+                self.forks.insert(p, fork, added);
                 Some(true)
             }
             Err(BlockError::ModuleUnavailable { challenge, module }) => {
@@ -381,17 +371,13 @@ impl Driver {
 
     pub(super) fn retry_waiting(&mut self) -> Vec<Effect<BlsSignature>> {
         let mut effects = Vec::new();
-        let waiting = std::mem::take(&mut self.waiting);
-        for p in waiting {
-            if p.epoch != self.epoch() {
-                continue;
-            }
+        for p in self.forks.retry(self.epoch()) {
             match self.verify(&p) {
                 Some(valid) => effects.extend(self.engine().handle(Input::Verified {
                     digest: p.digest(),
                     valid,
                 })),
-                None => self.waiting.push(p),
+                None => self.forks.wait(p),
             }
         }
         effects

@@ -17,6 +17,61 @@ fn stored_block(dir: &DataDir, height: u64, header: Hash) -> Option<Block> {
 }
 
 impl Driver {
+    /// The bodies of notarized blocks, not yet final, that this validator must verify to build
+    /// on or vote after but lacks ([`Forks::missing_bodies`]: it restarted since it verified
+    /// them, or missed their announcement): from its own store, else asked of the validators
+    /// (the block's leader first), each as often as [`Asking::body`] allows.
+    pub(super) fn fetch_missing_bodies(&mut self) {
+        let missing = self.forks.missing_bodies(|h| self.blocks.contains_key(h));
+        let now = self.clock_ms();
+        for p in missing {
+            if !self.block_asks.body(now, p.payload) {
+                continue;
+            }
+            let leader = self.consensus.engine.leader(p.view) as usize;
+            let leader = self.consensus.validators.get(leader).copied();
+            let (net, tx, dir) = (self.net.clone(), self.internal_tx.clone(), self.dir.clone());
+            let (height, header) = (p.height.0, p.payload);
+            tokio::spawn(async move {
+                let found = |source: &str| {
+                    crate::metrics::events()
+                        .notarized_bodies
+                        .get_or_create(&vec![("source", source.to_string())])
+                        .inc();
+                };
+                let d = dir.clone();
+                let local = tokio::task::spawn_blocking(move || stored_block(&d, height, header))
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(block) = local {
+                    found("store");
+                    let _ = tx.send(Internal::Block(Box::new(block))).await;
+                    return;
+                }
+                let verify = |bytes: &[u8]| {
+                    Block::decode(bytes)
+                        .is_ok_and(|b| b.header.hash() == header && b.header.height.0 == height)
+                };
+                let fetched = net.fetch_block(height, header, leader, verify).await;
+                let Some((bytes, block)) = fetched
+                    .inspect_err(|e| tracing::debug!("notarized block {height} {header}: {e}"))
+                    .ok()
+                    .and_then(|bytes| Some((bytes.clone(), Block::decode(&bytes).ok()?)))
+                else {
+                    found("missing");
+                    return;
+                };
+                found("peer");
+                match net.store_blob(bytes).await {
+                    Ok(blob) => super::blocks::remember_unfinalized(dir, height, header, blob),
+                    Err(e) => tracing::warn!("storing block {header}: {e}"),
+                }
+                let _ = tx.send(Internal::Block(Box::new(block))).await;
+            });
+        }
+    }
+
     /// A finalized block we do not hold (its announcement came while we were down or cut off):
     /// ask peers for it through `sync`. The engine has checked the finalization, so a block is
     /// genuine exactly when its header hashes to the finalized proposal's payload.
@@ -29,13 +84,10 @@ impl Driver {
         else {
             return;
         };
-        if self
-            .sync_asked
-            .is_some_and(|(h, at)| h == height && at.elapsed() < Duration::from_secs(2))
-        {
+        let now = self.clock_ms();
+        if !self.block_asks.fetch(now, height) {
             return;
         }
-        self.sync_asked = Some((height, Instant::now()));
         // Ask for everything finalized that we lack, up to the newest known finalized height.
         let wanted: HashMap<u64, Hash> = self
             .finality
@@ -86,13 +138,10 @@ impl Driver {
     /// closed): fetch finalized blocks from the last one we hold. Each is checked against the
     /// validator set of its own epoch before it is applied ([`Driver::apply_synced`]).
     pub(super) fn catch_up(&mut self) {
-        if self
-            .catch_up_asked
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(2))
-        {
+        let now = self.clock_ms();
+        if !self.block_asks.catch_up(now) {
             return;
         }
-        self.catch_up_asked = Some(Instant::now());
         let from = self.finalized_height() + 1;
         let parent = self.finalized_digest();
         let net = self.net.clone();
@@ -296,8 +345,7 @@ impl Driver {
         });
         self.finality.reset(tip, after);
         self.pending_snapshot = None;
-        self.catch_up_asked = None;
-        self.sync_asked = None;
+        self.block_asks.reset();
         for topic in [Topic::Announce, Topic::Submissions, Topic::Attestations] {
             self.net.set_round(topic, self.finalized_height()).await?;
         }

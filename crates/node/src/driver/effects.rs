@@ -101,9 +101,7 @@ impl Driver {
                 parent,
                 height,
             } => {
-                let wait = self
-                    .block_interval
-                    .saturating_sub(self.last_finalized_at.elapsed());
+                let wait = self.block_interval.saturating_sub(self.since_applied());
                 let tx = self.internal_tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
@@ -133,7 +131,7 @@ impl Driver {
                     // Our own build may have waited for this state.
                     queue.extend(self.retry_build().await?);
                 }
-                None => self.waiting.push(p),
+                None => self.forks.wait(p),
             },
             Effect::Finalized {
                 proposal,
@@ -187,6 +185,11 @@ impl Driver {
             }
             Effect::Certified(c) => {
                 self.certificates.record(&c);
+                // A notarized block whose state is not here must be verified again.
+                if self.forks.certified(&c, Height(self.finalized_height())) {
+                    self.fetch_missing_bodies();
+                    queue.extend(self.retry_waiting());
+                }
                 let kind = match c.kind {
                     platform_consensus::VoteKind::Notarize => "notarize",
                     platform_consensus::VoteKind::Nullify => "nullify",

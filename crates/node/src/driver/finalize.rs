@@ -23,7 +23,7 @@ impl Driver {
             } = next.clone();
             let block = self.blocks[&proposal.payload].clone();
             let digest = proposal.digest();
-            let fork = self.forks.remove(&digest);
+            let fork = self.forks.take(&digest);
             if fork.is_none() && epoch_change(&block).1 {
                 let ready = {
                     let state = self.pool.state();
@@ -36,7 +36,11 @@ impl Driver {
             let (block_hash, root, added, entries, pruned) = {
                 let mut canonical = self.pool.state();
                 let added = match fork {
-                    Some((_, state, added)) => {
+                    Some(Fork {
+                        state,
+                        extra: added,
+                        ..
+                    }) => {
                         *canonical = state;
                         added
                     }
@@ -93,9 +97,10 @@ impl Driver {
             }
             self.evaluator.confirm_assets();
             debug_assert_eq!(self.finalized_digest(), digest);
-            self.last_finalized_at = Instant::now();
+            let now = self.clock_ms();
+            self.block_asks.applied(now);
             let height = self.finalized_height();
-            self.forks.retain(|_, (h, _, _)| *h > height);
+            self.forks.finalized(height);
             self.blocks.retain(|_, b| b.header.height.0 > height);
             let latency = now_ms().saturating_sub(block.header.timestamp_ms);
             if self.latencies.len() == 1000 {
@@ -297,7 +302,6 @@ impl Driver {
         };
         self.generation += 1;
         self.forks.clear();
-        self.waiting.clear();
         self.finality.switched();
         tracing::info!(
             closed = previous.0,

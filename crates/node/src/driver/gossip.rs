@@ -10,7 +10,7 @@ impl Driver {
     /// its votes and certificates now (`Input::Resend`), not at its next timeout, which after
     /// a long partition is backed off to many times the base.
     async fn on_validator_connected(&mut self) -> Result<()> {
-        if self.consensus.me.is_none() || self.last_finalized_at.elapsed() < self.view_timeout {
+        if self.consensus.me.is_none() || self.since_applied() < self.view_timeout {
             return Ok(());
         }
         crate::metrics::events().resends_on_connect.inc();
@@ -88,6 +88,7 @@ impl Driver {
                 });
                 Ok(self.perform(effects).await?)
             }
+            Topic::Announce if self.ignore_announces => Ok(()),
             Topic::Announce => {
                 let a =
                     decode::<Announcement>("block announcement", &envelope.payload, ANNOUNCE_BYTES)

@@ -47,7 +47,9 @@ use tokio::sync::mpsc;
 
 use crate::chain_watch::ChainWatch;
 use crate::config::Fault;
+use crate::core::asking::Asking;
 use crate::core::finality::{FinalityQueue, Finalized, Next, Tip};
+use crate::core::forks::{Fork, Forks};
 use crate::error::NodeError;
 use crate::evaluator::Evaluator;
 use crate::liveness::{Heard, partitioned};
@@ -317,22 +319,22 @@ pub struct Driver {
     /// Evaluation inputs recorded while replaying finalized blocks at start, until `run`
     /// hands them to the evaluator.
     replayed_inputs: Option<crate::evaluator::Inputs>,
-    /// States after verified, not yet final blocks, by proposal digest.
-    /// Each with its height and the submissions that block added this validator to as a
-    /// replacement member (evaluated once the block is final).
-    forks: HashMap<Hash, (u64, State, Vec<SubmissionId>)>,
+    /// States after verified, not yet final blocks, by proposal digest, each with the
+    /// submissions that block added this validator to as a replacement member (evaluated once
+    /// the block is final); and the proposals waiting for their block, their parent's state, a
+    /// chain anchor or a module.
+    forks: Forks<State, Vec<SubmissionId>>,
     /// Blocks by header hash.
     blocks: HashMap<Hash, Block>,
-    /// Proposals waiting for their block, their parent's state, a chain anchor or a module.
-    waiting: Vec<Proposal>,
     /// This leader's build waiting for its parent's state (the parent's notarization arrived
     /// before its block was verified here): `(generation, view, parent, height)`, retried
     /// whenever a proposal is verified or a block arrives.
     pending_build: Option<(u64, View, Hash, Height)>,
-    /// When we last asked peers for the next finalized block's body.
-    sync_asked: Option<(u64, Instant)>,
-    /// When we last asked peers for finalized blocks because the network is in a later epoch.
-    catch_up_asked: Option<Instant>,
+    /// When this validator last applied a block and asked peers for finalized blocks, in
+    /// milliseconds of [`Driver::clock_ms`].
+    block_asks: Asking,
+    /// The origin of [`Driver::clock_ms`]: when this driver started.
+    started: Instant,
     /// Peers' snapshots (by blob hash) this node refused; catch-up falls back to blocks.
     refused_snapshots: HashSet<Hash>,
     /// Whether catch-up across epochs may start from a peer's snapshot.
@@ -351,6 +353,8 @@ pub struct Driver {
     flood_announces: bool,
     /// The deliberate fault [`Fault::GarbageGossip`] (tests only).
     garbage_gossip: bool,
+    /// The deliberate fault [`Fault::IgnoreAnnouncements`] (tests only).
+    ignore_announces: bool,
     /// The deliberate fault [`Fault::FloodFetches`] (tests only), its tick count, and whether
     /// its point-to-point burst has reached a peer.
     flood_fetches: bool,
@@ -371,7 +375,6 @@ pub struct Driver {
     preparing: Arc<Mutex<HashSet<Hash>>>,
     /// The snapshot of the current epoch's first state, waiting for a certified block after it.
     pending_snapshot: Option<snapshots::Pending>,
-    last_finalized_at: Instant,
     /// Who was heard from when: unreachable leaders are skipped, the partition alarm is raised.
     heard: Heard,
     /// Proposal-to-finalization times of recent blocks, in milliseconds.
@@ -417,6 +420,17 @@ fn epoch_change(block: &Block) -> (Option<&EpochAnchor>, bool) {
 impl Driver {
     fn engine(&mut self) -> &mut Engine<Counted<BlsScheme>> {
         &mut self.consensus.engine
+    }
+
+    /// Milliseconds since this driver started, on the monotonic clock: the time the node's
+    /// core parts are given.
+    fn clock_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// How long ago this validator last applied a finalized block (or started).
+    fn since_applied(&self) -> Duration {
+        Duration::from_millis(self.block_asks.since_applied(self.clock_ms()))
     }
 
     fn epoch(&self) -> Epoch {
@@ -508,6 +522,7 @@ impl Driver {
                         self.perform(effects).await?;
                     }
                     self.sync_missing();
+                    self.fetch_missing_bodies();
                     if self.bind_sent.is_some_and(|at| at.elapsed() > Duration::from_secs(5)) {
                         self.bind_keys_if_needed();
                     }
@@ -523,10 +538,9 @@ impl Driver {
                     if self.flood_fetches {
                         self.flood_fetches().await;
                     }
-                    // Nothing finalized for three view timeouts: a peer may hold a
-                    // finalization this node missed (an epoch's close cannot be finalized
-                    // through a later block of its epoch), so ask for finalized blocks.
-                    if self.last_finalized_at.elapsed() > 3 * self.view_timeout {
+                    // Nothing applied for a while: a peer may hold a finalization this node
+                    // missed (`core::asking`).
+                    if self.block_asks.idle(self.clock_ms(), self.view_timeout.as_millis() as u64) {
                         self.catch_up();
                     }
                 }
@@ -669,7 +683,7 @@ impl Driver {
             && self
                 .forks
                 .get(&p.digest())
-                .is_some_and(|(_, fork, _)| fork.meta().epoch != p.epoch)
+                .is_some_and(|f| f.state.meta().epoch != p.epoch)
     }
 }
 

@@ -219,12 +219,11 @@ impl Driver {
                 view: finalized_view,
             }),
             replayed_inputs: Some(replayed_inputs),
-            forks: HashMap::new(),
+            forks: Forks::default(),
             blocks: HashMap::new(),
-            waiting: Vec::new(),
             pending_build: None,
-            sync_asked: None,
-            catch_up_asked: None,
+            block_asks: Asking::new(0),
+            started: Instant::now(),
             refused_snapshots: HashSet::new(),
             snapshot_catch_up: true,
             retention: crate::collect::Retention::default(),
@@ -234,6 +233,7 @@ impl Driver {
             poison_anchors: fault == Some(Fault::PoisonAnchors),
             flood_announces: fault == Some(Fault::FloodAnnounces),
             garbage_gossip: fault == Some(Fault::GarbageGossip),
+            ignore_announces: fault == Some(Fault::IgnoreAnnouncements),
             flood_fetches: fault == Some(Fault::FloodFetches),
             fetch_flood_tick: 0,
             fetch_flood_reached_peer: false,
@@ -244,7 +244,6 @@ impl Driver {
             asking: HashSet::new(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
             pending_snapshot: None,
-            last_finalized_at: Instant::now(),
             heard: Heard::new(Instant::now()),
             latencies: VecDeque::new(),
             block_interval,
@@ -282,10 +281,17 @@ impl Driver {
         })
         .await??;
         let epoch = self.epoch();
-        let certificates = certificates
+        let certificates: Vec<_> = certificates
             .into_iter()
             .filter(|c| c.subject.epoch() == epoch)
             .collect();
+        // The blocks the journal shows notarized above the tip must be verified again: their
+        // states went with the restart (`Forks::certified`).
+        let tip = Height(self.finalized_height());
+        for c in &certificates {
+            self.forks.certified(c, tip);
+        }
+        self.fetch_missing_bodies();
         Ok(self.engine().handle(Input::Start {
             safety,
             certificates,

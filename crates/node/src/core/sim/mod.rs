@@ -28,7 +28,9 @@ use platform_consensus::{
 };
 use platform_primitives::{Epoch, Hash, Height, NetUid, View, encode};
 
+use crate::core::asking::Asking;
 use crate::core::finality::{FinalityQueue, Finalized, Next, Tip, proven_final};
+use crate::core::forks::{ForkState, Forks};
 
 mod node;
 
@@ -59,6 +61,10 @@ pub struct NodeScenario {
     /// it is for: a finalized block whose body only crashed validators held was never
     /// applied).
     pub durable_bodies: bool,
+    /// Whether a validator asks a peer for the body of a notarized block it lacks (off only
+    /// to show what it is for: a validator that lost a notarized block's body in a crash, or
+    /// missed it, could not verify it, so could neither build on it nor vote after it).
+    pub fetch_bodies: bool,
     /// Whether the WAL's writes complete first in, first out, as the node's one writer does
     /// (off only to show what it is for: each write used to be its own task, so an older
     /// record could land after a newer one whose vote had already left).
@@ -82,6 +88,7 @@ impl NodeScenario {
             late_ms: 0,
             catch_up: true,
             durable_bodies: true,
+            fetch_bodies: true,
             wal_in_order: true,
             timeout_ms: 1_000,
             liveness_bound_ms: 120_000,
@@ -102,6 +109,8 @@ pub struct NodeOutcome {
     pub messages: u64,
     /// Block bodies asked for after their block was final.
     pub body_fetches: u64,
+    /// Bodies of notarized blocks not yet final asked for.
+    pub body_asks: u64,
     /// Catch-ups asked for by validators behind by an epoch.
     pub catch_ups: u64,
     /// Crashes (restarts follow).
@@ -140,6 +149,32 @@ impl Body {
     }
 }
 
+/// A simulated validator's state: only the epoch it is in, which a close moves on. Kept
+/// after each verified block by the node's own [`Forks`], so that seals are checked and
+/// built by the node's rule (the state after the parent is in the next epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SimState {
+    epoch: Epoch,
+}
+
+impl SimState {
+    /// The state after `body`.
+    fn after(self, body: &Body) -> SimState {
+        SimState {
+            epoch: Epoch(self.epoch.0 + u64::from(body.closes)),
+        }
+    }
+}
+
+impl ForkState for SimState {
+    fn fork(&self) -> SimState {
+        *self
+    }
+    fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+}
+
 enum Wire {
     Consensus(Epoch, Message<Sig>),
     Body(Body),
@@ -148,6 +183,11 @@ enum Wire {
         from: u64,
     },
     Synced(Vec<(Body, Finalized<Sig>)>),
+    /// The body with this payload hash, at this height, not yet final.
+    BodyAsk {
+        height: u64,
+        payload: Hash,
+    },
 }
 
 enum Event {
@@ -183,6 +223,9 @@ struct Durable {
     /// Bodies received or built, by payload (with [`NodeScenario::durable_bodies`]).
     bodies: HashMap<Hash, Body>,
     tip: Tip,
+    /// The state after the tip.
+    state: SimState,
+    /// The engine's epoch.
     epoch: Epoch,
 }
 
@@ -192,18 +235,20 @@ struct Node {
     generation: u64,
     queue: FinalityQueue<Sig>,
     bodies: HashMap<Hash, Body>,
-    /// Proposals waiting for their body before they can be checked.
-    unverified: Vec<Proposal>,
+    /// The state after each verified block not yet final, and the proposals waiting for
+    /// their body or their parent's state.
+    forks: Forks<SimState>,
+    /// This leader's block waiting for its parent's state: `(generation, view, parent,
+    /// height)`.
+    pending_build: Option<(u64, View, Hash, Height)>,
     /// Consensus messages of a later epoch, held until this node enters it.
     early: VecDeque<(Epoch, ValidatorIndex, Message<Sig>)>,
-    /// Virtual time of the last body fetch or catch-up asked for.
-    asked_at: Option<u64>,
+    /// When it last applied a block, fetched a body or asked for catch-up.
+    asks: Asking,
     /// Crashes so far: a WAL write queued in an earlier life never lands.
     lives: u64,
     /// When the WAL's writer is done with what is queued (virtual ms).
     wal_free_at: u64,
-    /// When it last applied a block (or started), virtual ms.
-    applied_at: u64,
     durable: Durable,
 }
 
@@ -211,8 +256,6 @@ const NETUID: NetUid = NetUid(1);
 const MAX_EVENTS: u64 = 5_000_000;
 const SYNC_BATCH: u64 = 32;
 const EARLY_LIMIT: usize = 4_096;
-/// How long a node waits for an answer before asking again, ms.
-const ASK_AGAIN_MS: u64 = 500;
 
 /// Runs one seed of a scenario.
 pub fn run(scenario: &NodeScenario, seed: u64) -> NodeOutcome {
@@ -262,18 +305,19 @@ impl<'a> Sim<'a> {
                 generation: 0,
                 queue: FinalityQueue::new(genesis),
                 bodies: HashMap::new(),
-                unverified: Vec::new(),
+                forks: Forks::default(),
+                pending_build: None,
                 early: VecDeque::new(),
-                asked_at: None,
+                asks: Asking::new(0),
                 lives: 0,
                 wal_free_at: 0,
-                applied_at: 0,
                 durable: Durable {
                     wal: SafetyState::default(),
                     journal: Vec::new(),
                     applied: BTreeMap::new(),
                     bodies: HashMap::new(),
                     tip: genesis,
+                    state: SimState { epoch: Epoch(0) },
                     epoch: Epoch(0),
                 },
             })
@@ -295,6 +339,7 @@ impl<'a> Sim<'a> {
                 epoch: 0,
                 messages: 0,
                 body_fetches: 0,
+                body_asks: 0,
                 catch_ups: 0,
                 crashes: 0,
                 late_signed: 0,
@@ -440,7 +485,7 @@ impl<'a> Sim<'a> {
                     "node {i}: epoch {} view {} {next}, {} unverified",
                     n.durable.epoch.0,
                     n.engine.as_ref().map_or(0, |e| e.view().0),
-                    n.unverified.len()
+                    n.forks.waiting().count()
                 )
             })
             .collect();
@@ -542,9 +587,12 @@ mod tests {
         let mut s = NodeScenario::honest(4, 30, 5);
         s.partitions = true;
         s.crashes = true;
-        // Found by running seeds 0 to 3,999 with and without durable bodies; they depend on the
-        // simulator's exact random stream, so a change to what it draws needs a new scan.
-        let seeds = [782, 1218, 1384, 1601, 1735, 1766, 2261];
+        // Of seeds 0 to 3,999, these stall when bodies are not stored even though validators
+        // ask peers for the bodies they lack: every validator that held the block crashed
+        // (there were 20; these are the first seven). Every one finishes with stored bodies.
+        // They depend on the simulator's exact random stream, so a change to what it draws
+        // needs a new scan.
+        let seeds = [96, 166, 294, 782, 820, 1218, 1601];
         check(&s, seeds[0]..seeds[0] + 1);
         for seed in seeds {
             assert_eq!(run(&s, seed).liveness_failure, None, "seed {seed}");
@@ -553,6 +601,33 @@ mod tests {
         for seed in seeds {
             let out = run(&s, seed);
             assert!(out.liveness_failure.is_some(), "seed {seed}: {out:?}");
+            assert!(out.body_asks > 0, "seed {seed}: the bodies were asked for");
+        }
+    }
+
+    /// A validator that lost a notarized block's body (it crashed before the block was
+    /// final, and bodies are not stored) asks a peer for it: it must verify the block again
+    /// to build on it or vote after it. Of seeds 0 to 3,999, 502 stall without stored bodies
+    /// and without asking; asking alone finishes 482 of them (the rest lost every copy, as
+    /// above). These are the first seven.
+    #[test]
+    fn a_restarted_validator_asks_peers_for_the_notarized_blocks_it_lost() {
+        let mut s = NodeScenario::honest(4, 30, 5);
+        s.partitions = true;
+        s.crashes = true;
+        s.durable_bodies = false;
+        let seeds = [4, 8, 13, 24, 26, 28, 30];
+        for seed in seeds {
+            let out = run(&s, seed);
+            assert_eq!(out.safety_violation, None, "seed {seed}: {out:?}");
+            assert_eq!(out.liveness_failure, None, "seed {seed}: {out:?}");
+            assert!(out.body_asks > 0, "seed {seed}: {out:?}");
+        }
+        s.fetch_bodies = false;
+        for seed in seeds {
+            let out = run(&s, seed);
+            assert!(out.liveness_failure.is_some(), "seed {seed}: {out:?}");
+            assert_eq!(out.body_asks, 0);
         }
     }
 

@@ -13,7 +13,7 @@ impl Sim<'_> {
     pub(super) fn start(&mut self, a: usize) {
         let now = self.queue.now;
         let node = &mut self.nodes[a];
-        node.applied_at = now;
+        node.asks = Asking::new(now);
         node.queue = FinalityQueue::new(node.durable.tip);
         node.bodies = node
             .durable
@@ -22,10 +22,11 @@ impl Sim<'_> {
             .map(|(b, _)| (b.payload(), b.clone()))
             .chain(node.durable.bodies.clone())
             .collect();
-        node.unverified.clear();
+        node.forks.clear();
+        node.pending_build = None;
         node.early.clear();
-        node.asked_at = None;
         self.new_engine(a);
+        self.verify_waiting(a);
     }
 
     /// The engine of the node's stored epoch, anchored on its last applied block, restarted
@@ -55,6 +56,11 @@ impl Sim<'_> {
         node.generation += 1;
         let safety = node.durable.wal;
         let certificates = node.durable.journal.clone();
+        // The blocks the journal shows notarized must be verified again: their states went
+        // with the crash.
+        for c in &certificates {
+            node.forks.certified(c, tip.height);
+        }
         self.feed(
             a,
             Input::Start {
@@ -126,6 +132,12 @@ impl Sim<'_> {
                 }
             }
             Wire::Synced(blocks) => self.apply_synced(to, blocks),
+            Wire::BodyAsk { height, payload } => {
+                let found = self.nodes[to].bodies.get(payload).cloned();
+                if let Some(body) = found.filter(|b| b.height == *height) {
+                    self.send(to, Some(from), Wire::Body(body));
+                }
+            }
         }
     }
 
@@ -173,31 +185,29 @@ impl Sim<'_> {
         }
     }
 
-    /// Asks a peer (`to`, or a random one) for finalized blocks after the tip, at most once
-    /// per [`ASK_AGAIN_MS`].
+    /// Asks a peer (`to`, or a random one) for finalized blocks after the tip, as often as
+    /// the node's [`Asking`] lets it.
     fn ask(&mut self, a: usize, to: Option<usize>, catching_up: bool) {
         let now = self.queue.now;
-        if self.nodes[a]
-            .asked_at
-            .is_some_and(|t| now < t + ASK_AGAIN_MS)
-        {
+        let from = self.nodes[a].queue.tip().height.0 + 1;
+        let asks = &mut self.nodes[a].asks;
+        let may = if catching_up {
+            asks.catch_up(now)
+        } else {
+            asks.fetch(now, from)
+        };
+        if !may {
             return;
         }
-        self.nodes[a].asked_at = Some(now);
         if catching_up {
             self.out.catch_ups += 1;
         } else {
             self.out.body_fetches += 1;
         }
-        let n = self.scenario.validators as u64;
-        let peer = to.unwrap_or_else(|| {
-            let mut p = self.rng.below(n - 1) as usize;
-            if p >= a {
-                p += 1;
-            }
-            p
-        });
-        let from = self.nodes[a].queue.tip().height.0 + 1;
+        let peer = match to {
+            Some(peer) => peer,
+            None => self.random_peer(a),
+        };
         self.send(a, Some(peer), Wire::Sync { from });
     }
 
@@ -210,10 +220,11 @@ impl Sim<'_> {
             let node = &self.nodes[a];
             let step = match node.queue.next(|p| node.bodies.contains_key(p)) {
                 Next::Idle => {
-                    // Nothing applied for three view timeouts: peers may hold finalized
-                    // blocks this validator's engine has not heard of (as the node asks).
-                    let idle = self.queue.now.saturating_sub(node.applied_at);
-                    if self.scenario.catch_up && idle > 3 * self.scenario.timeout_ms {
+                    // Nothing applied for a while: peers may hold finalized blocks this
+                    // validator's engine has not heard of (as the node asks).
+                    if self.scenario.catch_up
+                        && node.asks.idle(self.queue.now, self.scenario.timeout_ms)
+                    {
                         self.ask(a, None, true);
                     }
                     return;
@@ -227,14 +238,18 @@ impl Sim<'_> {
                     self.ask(a, None, false);
                     return;
                 }
-                Some(Some((body, f))) => self.apply(a, body, f),
+                Some(Some((body, f))) => {
+                    self.apply(a, body, f);
+                    self.verify_waiting(a);
+                }
                 Some(None) => self.switch_epoch(a),
             }
         }
     }
 
     fn apply(&mut self, a: usize, body: Body, f: Finalized<Sig>) {
-        self.nodes[a].applied_at = self.queue.now;
+        let now = self.queue.now;
+        self.nodes[a].asks.applied(now);
         let height = f.proposal.height.0;
         let tip = self.nodes[a].queue.tip();
         if f.proposal.parent != tip.digest || body.height != height {
@@ -264,6 +279,13 @@ impl Sim<'_> {
             self.out.late_signed += 1;
         }
         let node = &mut self.nodes[a];
+        // The state after the block: its fork's, when it was verified here.
+        let after = match node.forks.take(&digest) {
+            Some(fork) => fork.state,
+            None => node.durable.state.after(&body),
+        };
+        node.forks.finalized(height);
+        node.durable.state = after;
         node.queue.applied(body.closes);
         node.durable.tip = node.queue.tip();
         node.durable
@@ -292,7 +314,8 @@ impl Sim<'_> {
         node.durable.wal = SafetyState::default();
         node.durable.journal.clear();
         node.queue.switched();
-        node.unverified.clear();
+        node.forks.clear();
+        node.pending_build = None;
         self.new_engine(a);
         // Messages of this epoch go to its engine; those of later ones wait on.
         let early = std::mem::take(&mut self.nodes[a].early);
@@ -314,29 +337,75 @@ impl Sim<'_> {
         }
     }
 
-    /// Checks the proposals that waited for their body.
+    /// Checks again the proposals that waited (as the node does when a block arrives or one
+    /// is applied), then this leader's build that waited.
     fn verify_waiting(&mut self, a: usize) {
-        let waiting = std::mem::take(&mut self.nodes[a].unverified);
-        for p in waiting {
+        let epoch = self.nodes[a].durable.epoch;
+        for p in self.nodes[a].forks.retry(epoch) {
             self.verify(a, p);
+        }
+        self.retry_build(a);
+        self.ask_bodies(a);
+    }
+
+    /// Asks a random peer for the bodies of notarized blocks this validator lacks, as often
+    /// as the node's [`Asking`] lets it.
+    fn ask_bodies(&mut self, a: usize) {
+        if !self.scenario.fetch_bodies || self.nodes[a].engine.is_none() {
+            return;
+        }
+        let node = &self.nodes[a];
+        let missing = node.forks.missing_bodies(|h| node.bodies.contains_key(h));
+        for p in missing {
+            let now = self.queue.now;
+            if !self.nodes[a].asks.body(now, p.payload) {
+                continue;
+            }
+            self.out.body_asks += 1;
+            let peer = self.random_peer(a);
+            let ask = Wire::BodyAsk {
+                height: p.height.0,
+                payload: p.payload,
+            };
+            self.send(a, Some(peer), ask);
         }
     }
 
-    /// A proposal is valid when its body is here and matches it; a seal exactly when it
-    /// follows the epoch's close.
+    /// A validator other than `a`, at random.
+    fn random_peer(&mut self, a: usize) -> usize {
+        let n = self.scenario.validators as u64;
+        let p = self.rng.below(n - 1) as usize;
+        if p >= a { p + 1 } else { p }
+    }
+
+    /// Checks a proposal against the state after its parent, as the node does: a seal is
+    /// valid exactly when that state is in the next epoch; a block when its body is here,
+    /// matches the proposal, and closes the epoch exactly at the close height (the chain's
+    /// word, here). A proposal whose parent's state or body is missing waits.
     fn verify(&mut self, a: usize, p: Proposal) {
         let close = self.close_height(p.epoch);
+        let node = &mut self.nodes[a];
+        let canonical = node.durable.state;
+        let Some(state) = node.forks.state_after(&p.parent, &node.queue, || canonical) else {
+            node.forks.wait(p);
+            return;
+        };
         let valid = if p.is_seal() {
-            p.height.0 > close
+            node.forks.check_seal(&p, state, ())
         } else {
-            let Some(body) = self.nodes[a].bodies.get(&p.payload) else {
-                self.nodes[a].unverified.push(p);
+            let Some(body) = node.bodies.get(&p.payload) else {
+                node.forks.wait(p);
                 return;
             };
-            p.height.0 <= close
+            let valid = state.epoch == p.epoch
                 && body.height == p.height.0
                 && body.parent == p.parent
-                && body.closes == (p.height.0 == close)
+                && body.closes == (p.height.0 == close);
+            if valid {
+                let after = state.after(body);
+                node.forks.insert(&p, after, ());
+            }
+            valid
         };
         self.feed(
             a,
@@ -345,6 +414,59 @@ impl Sim<'_> {
                 valid,
             },
         );
+        self.retry_build(a);
+    }
+
+    /// This leader's block for `view` on `parent`: a seal when the state after the parent is
+    /// in the next epoch, else a body (closing the epoch at the close height), announced to
+    /// all. `None`: the parent's state is not here yet.
+    fn build(&mut self, a: usize, view: View, parent: Hash, height: Height) -> Option<Hash> {
+        let epoch = self.nodes[a].durable.epoch;
+        let close = self.close_height(epoch);
+        let node = &mut self.nodes[a];
+        let canonical = node.durable.state;
+        let state = node.forks.state_after(&parent, &node.queue, || canonical)?;
+        let proposal = |payload| Proposal {
+            epoch,
+            view,
+            height,
+            parent,
+            payload,
+        };
+        if Forks::<SimState>::builds_seal(&state, epoch) {
+            node.forks.insert(&proposal(SEAL), state, ());
+            return Some(SEAL);
+        }
+        let body = Body {
+            height: height.0,
+            parent,
+            view: view.0,
+            closes: height.0 == close,
+        };
+        let payload = body.payload();
+        node.forks
+            .insert(&proposal(payload), state.after(&body), ());
+        self.keep_body(a, &body);
+        self.send(a, None, Wire::Body(body));
+        Some(payload)
+    }
+
+    /// Builds the block that waited for its parent's state, if the engine is still in its
+    /// view.
+    fn retry_build(&mut self, a: usize) {
+        let node = &mut self.nodes[a];
+        let Some((generation, view, parent, height)) = node.pending_build else {
+            return;
+        };
+        let current = node.engine.as_ref().map(|e| e.view());
+        if node.generation != generation || current != Some(view) {
+            node.pending_build = None;
+            return;
+        }
+        if let Some(payload) = self.build(a, view, parent, height) {
+            self.nodes[a].pending_build = None;
+            self.feed(a, Input::ProposalReady { view, payload });
+        }
     }
 
     /// Queues a WAL write: with [`NodeScenario::wal_in_order`] it lands after every write
@@ -447,24 +569,13 @@ impl Sim<'_> {
                         view,
                         parent,
                         height,
-                    } => {
-                        let close = self.close_height(epoch);
-                        let payload = if height.0 > close {
-                            SEAL
-                        } else {
-                            let body = Body {
-                                height: height.0,
-                                parent,
-                                view: view.0,
-                                closes: height.0 == close,
-                            };
-                            let payload = body.payload();
-                            self.keep_body(a, &body);
-                            self.send(a, None, Wire::Body(body));
-                            payload
-                        };
-                        inputs.push_back(Input::ProposalReady { view, payload });
-                    }
+                    } => match self.build(a, view, parent, height) {
+                        Some(payload) => inputs.push_back(Input::ProposalReady { view, payload }),
+                        None => {
+                            let generation = self.nodes[a].generation;
+                            self.nodes[a].pending_build = Some((generation, view, parent, height));
+                        }
+                    },
                     Effect::Verify(p) => self.verify(a, p),
                     Effect::Finalized {
                         proposal,
@@ -484,7 +595,14 @@ impl Sim<'_> {
                             seals,
                         });
                     }
-                    Effect::Certified(c) => self.nodes[a].durable.journal.push(c),
+                    Effect::Certified(c) => {
+                        let node = &mut self.nodes[a];
+                        let waits = node.forks.certified(&c, node.queue.tip().height);
+                        node.durable.journal.push(c);
+                        if waits {
+                            self.verify_waiting(a);
+                        }
+                    }
                     Effect::Evidence { first, .. } => {
                         // Every simulated validator is honest: one caught signing two
                         // conflicting votes signed what its WAL should have prevented.
