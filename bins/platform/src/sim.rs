@@ -471,6 +471,9 @@ struct NodeReport {
     body_fetches: u64,
     /// Bodies of notarized blocks, not yet final, asked for because they were lost.
     body_asks: u64,
+    /// Certificate asks sent point-to-point (view synchronization), and those answered.
+    certificate_asks: u64,
+    certificate_answers: u64,
     /// Catch-ups across epochs.
     catch_ups: u64,
     crashes: u64,
@@ -515,6 +518,8 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
         epochs: 0,
         body_fetches: 0,
         body_asks: 0,
+        certificate_asks: 0,
+        certificate_answers: 0,
         catch_ups: 0,
         crashes: 0,
         messages_per_block: 0.0,
@@ -529,6 +534,8 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
         r.epochs += o.epoch;
         r.body_fetches += o.body_fetches;
         r.body_asks += o.body_asks;
+        r.certificate_asks += o.certificate_asks;
+        r.certificate_answers += o.certificate_answers;
         r.catch_ups += o.catch_ups;
         r.crashes += o.crashes;
         messages += o.messages;

@@ -10,8 +10,10 @@
 //! - [`asking`]: when to ask peers for a missing body or for catch-up.
 //! - [`forks`]: the state after each verified block not yet final, the proposals waiting to
 //!   be checked, and the seal rule.
+//! - [`view_sync`]: which certificates a validator asks its peers for, and what it answers.
 
 pub mod asking;
 pub mod finality;
 pub mod forks;
 pub mod sim;
+pub mod view_sync;

@@ -184,7 +184,8 @@ impl Driver {
                 }
             }
             Effect::Certified(c) => {
-                self.certificates.record(&c);
+                self.certificates
+                    .record(&c, || encode(&Message::Certificate(c.clone())));
                 // A notarized block whose state is not here must be verified again.
                 if self.forks.certified(&c, Height(self.finalized_height())) {
                     self.fetch_missing_bodies();

@@ -370,7 +370,7 @@ pub struct Driver {
     /// that ask (`view_sync`).
     certificates: Arc<CertificateBook>,
     /// Certificate asks in flight.
-    asking: HashSet<platform_network::CertificateAsk>,
+    asking: crate::core::view_sync::Asks,
     /// Modules being fetched or compiled for an epoch close.
     preparing: Arc<Mutex<HashSet<Hash>>>,
     /// The snapshot of the current epoch's first state, waiting for a certified block after it.

@@ -241,7 +241,7 @@ impl Driver {
             bind_sent: None,
             early: VecDeque::new(),
             certificates,
-            asking: HashSet::new(),
+            asking: Default::default(),
             preparing: Arc::new(Mutex::new(HashSet::new())),
             pending_snapshot: None,
             heard: Heard::new(Instant::now()),

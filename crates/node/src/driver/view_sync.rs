@@ -1,123 +1,20 @@
-//! View synchronization: the certificates a validator lacks travel point-to-point.
-//!
-//! The consensus engine asks for what it misses with `Fetch` (the certificate of a proposal
-//! whose parent it lacks) and `FetchView` (the certificates of a view it skipped or that moved
-//! a peer past it). Here those never go out on gossip: each becomes a request on the network's
-//! certificates protocol, asked of the connected validators in turn (the one the engine named
-//! first) and answered to the asker only. Answers come from a [`CertificateBook`] that the
-//! driver fills with every certificate its engine formed or received, so serving a peer never
-//! waits on the driver. What comes back enters the engine as that validator's message: the
-//! engine checks each certificate, moves to the highest certified view it proves, and
-//! penalizes a validator that answered with a bad one.
+//! View synchronization, the driver's part: the engine's asks for certificates it lacks go
+//! point-to-point over the network's certificates protocol (never on gossip), and answers
+//! come back to the engine. Which asks go, and what a validator answers, is decided in
+//! [`crate::core::view_sync`].
 
-use std::collections::BTreeMap;
-
-use platform_network::{CertificateAsk, MAX_CERTIFICATES};
+use platform_network::CertificateAsk;
 
 use super::*;
-
-/// Views of certificates a book keeps (the consensus topic accepts messages up to 1,024 views
-/// ahead, and a validator behind by more catches up by blocks).
-const KEPT_VIEWS: usize = 1024;
-
-/// Most certificate requests of one validator in flight at once.
-const MAX_ASKS_IN_FLIGHT: usize = 8;
+use crate::core::view_sync::ask_for;
 
 /// How often, and how long apart, an ask is repeated while no validator is connected (30 s:
 /// long enough for a node back from a pause or a partition to redial its peers).
 const NO_PEER_RETRIES: usize = 60;
 const NO_PEER_WAIT: Duration = Duration::from_millis(500);
 
-/// The certificates this validator can give a peer that asks: its epoch's latest
-/// finalization and the notarizations and nullifications of its most recent views.
-#[derive(Default)]
-pub struct CertificateBook {
-    inner: Mutex<Book>,
-}
-
-#[derive(Default)]
-struct Book {
-    epoch: Epoch,
-    /// The latest finalization: its view, proposal digest and encoded message.
-    finalization: Option<(View, Hash, Vec<u8>)>,
-    /// Notarizations (with their digest) and nullifications by view.
-    views: BTreeMap<View, Vec<Held>>,
-}
-
-/// An encoded certificate, with its proposal's digest (`None`: a nullification).
-type Held = (Option<Hash>, Vec<u8>);
-
-impl CertificateBook {
-    /// Keeps a certificate this validator's engine formed or received. One of an earlier epoch
-    /// than the book's is ignored; one of a later epoch starts the book afresh (views restart
-    /// with each epoch).
-    pub fn record(&self, cert: &Certificate<BlsSignature>) {
-        let epoch = cert.subject.epoch();
-        let view = cert.subject.view();
-        let digest = cert.subject.digest();
-        let bytes = encode(&Message::Certificate(cert.clone()));
-        let mut b = self.inner.lock().expect("certificate book lock poisoned");
-        if epoch < b.epoch {
-            return;
-        }
-        if epoch > b.epoch {
-            *b = Book {
-                epoch,
-                ..Book::default()
-            };
-        }
-        match cert.kind {
-            VoteKind::Finalize => {
-                if b.finalization.as_ref().is_none_or(|(v, _, _)| *v < view)
-                    && let Some(d) = digest
-                {
-                    b.finalization = Some((view, d, bytes));
-                }
-            }
-            VoteKind::Notarize | VoteKind::Nullify => {
-                let held = b.views.entry(view).or_default();
-                if !held.iter().any(|(d, _)| *d == digest) {
-                    held.push((digest, bytes));
-                }
-                while b.views.len() > KEPT_VIEWS {
-                    b.views.pop_first();
-                }
-            }
-        }
-    }
-
-    /// What to answer a peer's `ask`, as the engine answers `Fetch` and `FetchView`: a
-    /// proposal's finalization or notarization; a view's notarization and nullification, or
-    /// the latest finalization once this validator finalized past that view.
-    pub fn answer(&self, ask: CertificateAsk) -> Vec<Vec<u8>> {
-        let b = self.inner.lock().expect("certificate book lock poisoned");
-        let finalization = b.finalization.as_ref();
-        let mut out: Vec<Vec<u8>> = match ask {
-            CertificateAsk::Proposal(digest) => match finalization {
-                Some((_, d, bytes)) if *d == digest => vec![bytes.clone()],
-                _ => b
-                    .views
-                    .values()
-                    .flatten()
-                    .find(|(d, _)| *d == Some(digest))
-                    .map(|(_, bytes)| bytes.clone())
-                    .into_iter()
-                    .collect(),
-            },
-            CertificateAsk::View { epoch, view } if epoch == b.epoch.0 => match finalization {
-                Some((f, _, bytes)) if View(view) <= *f => vec![bytes.clone()],
-                _ => b
-                    .views
-                    .get(&View(view))
-                    .map(|held| held.iter().map(|(_, bytes)| bytes.clone()).collect())
-                    .unwrap_or_default(),
-            },
-            CertificateAsk::View { .. } => Vec::new(),
-        };
-        out.truncate(MAX_CERTIFICATES);
-        out
-    }
-}
+/// The driver's book holds each certificate encoded as the message that carries it.
+pub type CertificateBook = crate::core::view_sync::CertificateBook<Vec<u8>>;
 
 impl Driver {
     /// Routes the engine's request for certificates (a `Fetch` or `FetchView` it would send)
@@ -129,15 +26,10 @@ impl Driver {
         message: &Message<BlsSignature>,
         first: Option<ValidatorIndex>,
     ) {
-        let ask = match message {
-            Message::Fetch(digest) => CertificateAsk::Proposal(*digest),
-            Message::FetchView(view) => CertificateAsk::View {
-                epoch: self.epoch().0,
-                view: view.0,
-            },
-            Message::Vote(_) | Message::Certificate(_) => return,
+        let Some(ask) = ask_for(message, self.epoch()) else {
+            return;
         };
-        if self.asking.len() >= MAX_ASKS_IN_FLIGHT || !self.asking.insert(ask) {
+        if !self.asking.start(ask) {
             return;
         }
         let first = first.and_then(|i| self.consensus.validators.get(i as usize).copied());
@@ -180,7 +72,7 @@ impl Driver {
         ask: CertificateAsk,
         answer: Option<(Hotkey, Vec<Vec<u8>>)>,
     ) -> Result<Vec<Effect<BlsSignature>>> {
-        self.asking.remove(&ask);
+        self.asking.done(&ask);
         let events = crate::metrics::events();
         let Some((from, certs)) = answer else {
             events.view_sync_ask("unanswered");
@@ -219,82 +111,5 @@ impl Driver {
             }
         }
         Ok(effects)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use platform_crypto::SignerBitmap;
-
-    fn cert(kind: VoteKind, epoch: u64, view: u64, digest: u8) -> Certificate<BlsSignature> {
-        let key = platform_crypto::BlsSecretKey::from_seed(&[1; 32]);
-        let proposal = Proposal {
-            epoch: Epoch(epoch),
-            view: View(view),
-            height: Height(view),
-            parent: Hash([0; 32]),
-            payload: Hash([digest; 32]),
-        };
-        let subject = match kind {
-            VoteKind::Nullify => Subject::View(Epoch(epoch), View(view)),
-            _ => Subject::Proposal(proposal),
-        };
-        Certificate {
-            kind,
-            subject,
-            signers: SignerBitmap::new(4),
-            signature: key.sign(b"test"),
-        }
-    }
-
-    fn view(epoch: u64, view: u64) -> CertificateAsk {
-        CertificateAsk::View { epoch, view }
-    }
-
-    #[test]
-    fn the_book_answers_as_the_engine_does() {
-        let book = CertificateBook::default();
-        let notarized = cert(VoteKind::Notarize, 1, 5, 5);
-        let nullified = cert(VoteKind::Nullify, 1, 5, 0);
-        book.record(&notarized);
-        book.record(&nullified);
-        book.record(&notarized);
-        let encoded = |c: &Certificate<BlsSignature>| encode(&Message::Certificate(c.clone()));
-        // A view's certificates, each once; a proposal's notarization by its digest.
-        assert_eq!(
-            book.answer(view(1, 5)),
-            vec![encoded(&notarized), encoded(&nullified)]
-        );
-        let digest = notarized.subject.digest().unwrap();
-        assert_eq!(
-            book.answer(CertificateAsk::Proposal(digest)),
-            vec![encoded(&notarized)]
-        );
-        // Another epoch's view, or one never seen: nothing.
-        assert!(book.answer(view(2, 5)).is_empty());
-        assert!(book.answer(view(1, 6)).is_empty());
-        // Finalized at view 7: any view up to it is answered with that finalization.
-        let finalized = cert(VoteKind::Finalize, 1, 7, 7);
-        book.record(&finalized);
-        assert_eq!(book.answer(view(1, 5)), vec![encoded(&finalized)]);
-        assert_eq!(book.answer(view(1, 7)), vec![encoded(&finalized)]);
-        // A later epoch starts the book afresh; an earlier one is ignored.
-        book.record(&cert(VoteKind::Notarize, 2, 1, 1));
-        assert!(book.answer(view(1, 5)).is_empty());
-        book.record(&cert(VoteKind::Notarize, 1, 9, 9));
-        assert!(book.answer(view(1, 9)).is_empty());
-        assert_eq!(book.answer(view(2, 1)).len(), 1);
-    }
-
-    #[test]
-    fn the_book_keeps_a_bounded_number_of_views() {
-        let book = CertificateBook::default();
-        for v in 1..=(KEPT_VIEWS as u64 + 10) {
-            book.record(&cert(VoteKind::Nullify, 1, v, 0));
-        }
-        assert!(book.answer(view(1, 10)).is_empty());
-        assert_eq!(book.answer(view(1, 11)).len(), 1);
-        assert_eq!(book.answer(view(1, KEPT_VIEWS as u64 + 10)).len(), 1);
     }
 }

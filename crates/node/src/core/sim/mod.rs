@@ -31,6 +31,8 @@ use platform_primitives::{Epoch, Hash, Height, NetUid, View, encode};
 use crate::core::asking::Asking;
 use crate::core::finality::{FinalityQueue, Finalized, Next, Tip, proven_final};
 use crate::core::forks::{ForkState, Forks};
+use crate::core::view_sync::{Asks, CertificateBook, ask_for};
+use platform_network::CertificateAsk;
 
 mod node;
 
@@ -111,6 +113,10 @@ pub struct NodeOutcome {
     pub body_fetches: u64,
     /// Bodies of notarized blocks not yet final asked for.
     pub body_asks: u64,
+    /// Certificate asks sent point-to-point (view synchronization), and those answered with
+    /// at least one certificate.
+    pub certificate_asks: u64,
+    pub certificate_answers: u64,
     /// Catch-ups asked for by validators behind by an epoch.
     pub catch_ups: u64,
     /// Crashes (restarts follow).
@@ -188,6 +194,10 @@ enum Wire {
         height: u64,
         payload: Hash,
     },
+    /// An engine's `Fetch` or `FetchView`, point-to-point as the node sends it.
+    CertificateAsk(CertificateAsk),
+    /// The answer from the asked validator's certificate book (possibly none).
+    Certificates(CertificateAsk, Vec<platform_consensus::Certificate<Sig>>),
 }
 
 enum Event {
@@ -208,6 +218,12 @@ enum Event {
         generation: u64,
         token: u64,
         state: Box<SafetyState>,
+    },
+    /// A certificate ask got no answer in time (the request timed out).
+    AskExpired {
+        node: usize,
+        lives: u64,
+        ask: CertificateAsk,
     },
     Crash(usize),
     Start(usize),
@@ -245,6 +261,10 @@ struct Node {
     early: VecDeque<(Epoch, ValidatorIndex, Message<Sig>)>,
     /// When it last applied a block, fetched a body or asked for catch-up.
     asks: Asking,
+    /// The certificates it answers peers' asks with (in memory: empty after a restart).
+    book: CertificateBook<platform_consensus::Certificate<Sig>>,
+    /// Its certificate asks in flight.
+    certificate_asks: Asks,
     /// Crashes so far: a WAL write queued in an earlier life never lands.
     lives: u64,
     /// When the WAL's writer is done with what is queued (virtual ms).
@@ -256,6 +276,9 @@ const NETUID: NetUid = NetUid(1);
 const MAX_EVENTS: u64 = 5_000_000;
 const SYNC_BATCH: u64 = 32;
 const EARLY_LIMIT: usize = 4_096;
+/// How long a certificate ask waits for its answer before it is given up, ms (a request
+/// timeout).
+const ASK_EXPIRES_MS: u64 = 2_000;
 
 /// Runs one seed of a scenario.
 pub fn run(scenario: &NodeScenario, seed: u64) -> NodeOutcome {
@@ -309,6 +332,8 @@ impl<'a> Sim<'a> {
                 pending_build: None,
                 early: VecDeque::new(),
                 asks: Asking::new(0),
+                book: CertificateBook::default(),
+                certificate_asks: Asks::default(),
                 lives: 0,
                 wal_free_at: 0,
                 durable: Durable {
@@ -340,6 +365,8 @@ impl<'a> Sim<'a> {
                 messages: 0,
                 body_fetches: 0,
                 body_asks: 0,
+                certificate_asks: 0,
+                certificate_answers: 0,
                 catch_ups: 0,
                 crashes: 0,
                 late_signed: 0,
@@ -400,6 +427,11 @@ impl<'a> Sim<'a> {
                     }
                 }
                 Event::Crash(a) => self.crash(a),
+                Event::AskExpired { node, lives, ask } => {
+                    if self.nodes[node].lives == lives {
+                        self.nodes[node].certificate_asks.done(&ask);
+                    }
+                }
                 Event::Written {
                     node,
                     lives,
@@ -539,6 +571,23 @@ mod tests {
         check(&s, 0..200);
     }
 
+    /// After a partition, validators behind ask peers for the certificates they lack, point to
+    /// point as the node does (never on gossip), and the answers from the peers' certificate
+    /// books move their engines on.
+    #[test]
+    fn validators_behind_ask_peers_for_certificates() {
+        let mut s = NodeScenario::honest(4, 30, 5);
+        s.partitions = true;
+        let (mut asked, mut answered) = (0, 0);
+        for seed in 0..50 {
+            let out = run(&s, seed);
+            assert_eq!(out.liveness_failure, None, "seed {seed}: {out:?}");
+            asked += out.certificate_asks;
+            answered += out.certificate_answers;
+        }
+        assert!(answered > 0 && answered <= asked, "{answered} of {asked}");
+    }
+
     /// Message loss of 10 %: bodies go missing after their blocks are final and are fetched.
     #[test]
     fn lost_bodies_are_fetched() {
@@ -589,10 +638,10 @@ mod tests {
         s.crashes = true;
         // Of seeds 0 to 3,999, these stall when bodies are not stored even though validators
         // ask peers for the bodies they lack: every validator that held the block crashed
-        // (there were 20; these are the first seven). Every one finishes with stored bodies.
+        // (there were 29; these are the first seven). Every one finishes with stored bodies.
         // They depend on the simulator's exact random stream, so a change to what it draws
         // needs a new scan.
-        let seeds = [96, 166, 294, 782, 820, 1218, 1601];
+        let seeds = [96, 106, 241, 294, 440, 625, 708];
         check(&s, seeds[0]..seeds[0] + 1);
         for seed in seeds {
             assert_eq!(run(&s, seed).liveness_failure, None, "seed {seed}");
@@ -607,8 +656,8 @@ mod tests {
 
     /// A validator that lost a notarized block's body (it crashed before the block was
     /// final, and bodies are not stored) asks a peer for it: it must verify the block again
-    /// to build on it or vote after it. Of seeds 0 to 3,999, 502 stall without stored bodies
-    /// and without asking; asking alone finishes 482 of them (the rest lost every copy, as
+    /// to build on it or vote after it. Of seeds 0 to 3,999, 515 stall without stored bodies
+    /// and without asking; asking alone finishes 486 of them (the rest lost every copy, as
     /// above). These are the first seven.
     #[test]
     fn a_restarted_validator_asks_peers_for_the_notarized_blocks_it_lost() {
@@ -616,7 +665,7 @@ mod tests {
         s.partitions = true;
         s.crashes = true;
         s.durable_bodies = false;
-        let seeds = [4, 8, 13, 24, 26, 28, 30];
+        let seeds = [8, 12, 28, 30, 64, 76, 79];
         for seed in seeds {
             let out = run(&s, seed);
             assert_eq!(out.safety_violation, None, "seed {seed}: {out:?}");

@@ -25,6 +25,8 @@ impl Sim<'_> {
         node.forks.clear();
         node.pending_build = None;
         node.early.clear();
+        node.book = CertificateBook::default();
+        node.certificate_asks.clear();
         self.new_engine(a);
         self.verify_waiting(a);
     }
@@ -132,6 +134,25 @@ impl Sim<'_> {
                 }
             }
             Wire::Synced(blocks) => self.apply_synced(to, blocks),
+            Wire::CertificateAsk(ask) => {
+                let answer = self.nodes[to].book.answer(*ask);
+                self.send(to, Some(from), Wire::Certificates(*ask, answer));
+            }
+            Wire::Certificates(ask, certificates) => {
+                self.nodes[to].certificate_asks.done(ask);
+                if !certificates.is_empty() {
+                    self.out.certificate_answers += 1;
+                }
+                for c in certificates {
+                    self.feed(
+                        to,
+                        Input::Message {
+                            from: from as ValidatorIndex,
+                            message: Message::Certificate(c.clone()),
+                        },
+                    );
+                }
+            }
             Wire::BodyAsk { height, payload } => {
                 let found = self.nodes[to].bodies.get(payload).cloned();
                 if let Some(body) = found.filter(|b| b.height == *height) {
@@ -316,6 +337,7 @@ impl Sim<'_> {
         node.queue.switched();
         node.forks.clear();
         node.pending_build = None;
+        node.certificate_asks.clear();
         self.new_engine(a);
         // Messages of this epoch go to its engine; those of later ones wait on.
         let early = std::mem::take(&mut self.nodes[a].early);
@@ -369,6 +391,38 @@ impl Sim<'_> {
             };
             self.send(a, Some(peer), ask);
         }
+    }
+
+    /// Sends the ask an engine's `Fetch` or `FetchView` becomes to `first` (or a random
+    /// peer), as the node's [`Asks`] allow; it is in flight until answered or expired.
+    fn ask_certificates(
+        &mut self,
+        a: usize,
+        message: &Message<Sig>,
+        epoch: Epoch,
+        first: Option<usize>,
+    ) {
+        let Some(ask) = ask_for(message, epoch) else {
+            return;
+        };
+        if !self.nodes[a].certificate_asks.start(ask) {
+            return;
+        }
+        let peer = match first {
+            Some(peer) if peer != a => peer,
+            _ => self.random_peer(a),
+        };
+        self.out.certificate_asks += 1;
+        let lives = self.nodes[a].lives;
+        self.queue.push(
+            ASK_EXPIRES_MS,
+            Event::AskExpired {
+                node: a,
+                lives,
+                ask,
+            },
+        );
+        self.send(a, Some(peer), Wire::CertificateAsk(ask));
     }
 
     /// A validator other than `a`, at random.
@@ -547,6 +601,15 @@ impl Sim<'_> {
             let mut effects = VecDeque::from(effects);
             while let Some(effect) = effects.pop_front() {
                 match effect {
+                    // Asks for certificates go point-to-point, never on gossip, as the node
+                    // sends them.
+                    Effect::Broadcast(message @ (Message::Fetch(_) | Message::FetchView(_))) => {
+                        self.ask_certificates(a, &message, epoch, None)
+                    }
+                    Effect::Send {
+                        to,
+                        message: message @ (Message::Fetch(_) | Message::FetchView(_)),
+                    } => self.ask_certificates(a, &message, epoch, Some(to as usize)),
                     Effect::Broadcast(message) => {
                         self.send(a, None, Wire::Consensus(epoch, message))
                     }
@@ -597,6 +660,7 @@ impl Sim<'_> {
                     }
                     Effect::Certified(c) => {
                         let node = &mut self.nodes[a];
+                        node.book.record(&c, || c.clone());
                         let waits = node.forks.certified(&c, node.queue.tip().height);
                         node.durable.journal.push(c);
                         if waits {
