@@ -81,6 +81,10 @@ pub struct SimArgs {
     /// epochs behind, and must catch up.
     #[arg(long, default_value_t = 0, requires = "node")]
     late_secs: u64,
+    /// With --node: the second validator is slow (an overloaded machine): everything it sends
+    /// leaves this many milliseconds late, and each of its WAL writes takes as much longer.
+    #[arg(long, default_value_t = 0, requires = "node")]
+    slow_ms: u64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -494,6 +498,12 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
     if args.epoch_blocks == 0 {
         bail!("--epoch-blocks must be at least 1");
     }
+    if args.slow_ms > 60_000 {
+        bail!(
+            "--slow-ms is at most 60000 (a minute), not {}",
+            args.slow_ms
+        );
+    }
     if args.loss > 500 {
         bail!(
             "--loss is per mille and at most 500 (half the messages), not {}",
@@ -505,6 +515,7 @@ fn run_node_sim(args: &SimArgs, seeds: Range<u64>) -> Result<ExitCode> {
     s.partitions = args.partitions;
     s.crashes = args.crashes;
     s.late_ms = args.late_secs * 1000;
+    s.slow_ms = args.slow_ms;
     let total = seeds.end - seeds.start;
     let progress = std::io::stderr().is_terminal() && total > 1;
     let started = Instant::now();

@@ -539,6 +539,27 @@ fn sim_node_applies_the_same_blocks_through_faults_and_epochs() {
     ]));
     assert_eq!(v["liveness_failures"], 0, "{v}");
     assert!(v["catch_ups"].as_u64().unwrap() > 0, "{v}");
+    // A slow validator, partitions: certificates a validator lacks are asked for point to
+    // point and answered.
+    let v = json(&platform(&[
+        "sim",
+        "--node",
+        "--seeds",
+        "0..20",
+        "--blocks",
+        "30",
+        "--slow-ms",
+        "2000",
+        "--partitions",
+        "--json",
+    ]));
+    assert_eq!(v["safety_violations"], 0, "{v}");
+    assert_eq!(v["liveness_failures"], 0, "{v}");
+    assert!(v["certificate_answers"].as_u64().unwrap() > 0, "{v}");
+    assert_user_error(
+        &platform(&["sim", "--node", "--slow-ms", "60001"]),
+        "--slow-ms",
+    );
     // Consensus-only options do not apply to whole nodes.
     let out = platform(&["sim", "--node", "--byzantine", "forge:1"]);
     assert!(!out.status.success());

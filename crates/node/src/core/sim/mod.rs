@@ -55,6 +55,10 @@ pub struct NodeScenario {
     pub crashes: bool,
     /// One validator starts this long after the others (0: none), ms.
     pub late_ms: u64,
+    /// One validator (the second) is slow: everything it sends leaves this much later, and
+    /// each of its WAL writes takes this much longer, as on an overloaded machine (0: none),
+    /// ms.
+    pub slow_ms: u64,
     /// Whether a validator behind by an epoch or more catches up from a peer's finalized
     /// blocks (off only to show what it is for).
     pub catch_up: bool,
@@ -88,6 +92,7 @@ impl NodeScenario {
             partitions: false,
             crashes: false,
             late_ms: 0,
+            slow_ms: 0,
             catch_up: true,
             durable_bodies: true,
             fetch_bodies: true,
@@ -267,8 +272,11 @@ struct Node {
     certificate_asks: Asks,
     /// Crashes so far: a WAL write queued in an earlier life never lands.
     lives: u64,
-    /// When the WAL's writer is done with what is queued (virtual ms).
-    wal_free_at: u64,
+    /// Whether the WAL's writer is writing, and the newest record queued meanwhile (with its
+    /// engine generation and token): the node's writer writes only the newest of those
+    /// queued, each containing everything the earlier ones did.
+    wal_busy: bool,
+    wal_queued: Option<(u64, u64, SafetyState)>,
     durable: Durable,
 }
 
@@ -276,6 +284,8 @@ const NETUID: NetUid = NetUid(1);
 const MAX_EVENTS: u64 = 5_000_000;
 const SYNC_BATCH: u64 = 32;
 const EARLY_LIMIT: usize = 4_096;
+/// The validator that is slow with [`NodeScenario::slow_ms`].
+const SLOW: usize = 1;
 /// How long a certificate ask waits for its answer before it is given up, ms (a request
 /// timeout).
 const ASK_EXPIRES_MS: u64 = 2_000;
@@ -335,7 +345,8 @@ impl<'a> Sim<'a> {
                 book: CertificateBook::default(),
                 certificate_asks: Asks::default(),
                 lives: 0,
-                wal_free_at: 0,
+                wal_busy: false,
+                wal_queued: None,
                 durable: Durable {
                     wal: SafetyState::default(),
                     journal: Vec::new(),
@@ -571,6 +582,19 @@ mod tests {
         check(&s, 0..200);
     }
 
+    /// A slow validator (its messages and WAL writes late by a fraction of a view timeout,
+    /// or by three of them) neither forks nor stalls the others, and keeps up with them.
+    #[test]
+    fn a_slow_validator_neither_forks_nor_stalls_the_network() {
+        for slow_ms in [300, 3_000] {
+            let mut s = NodeScenario::honest(4, 30, 5);
+            s.partitions = true;
+            s.crashes = true;
+            s.slow_ms = slow_ms;
+            check(&s, 0..50);
+        }
+    }
+
     /// After a partition, validators behind ask peers for the certificates they lack, point to
     /// point as the node does (never on gossip), and the answers from the peers' certificate
     /// books move their engines on.
@@ -627,57 +651,59 @@ mod tests {
         }
     }
 
-    /// Seeds where every validator that held a finalized block's body crashed before
-    /// applying it: with bodies kept only in memory nobody could ever apply that block and
-    /// the network stalled for good; with bodies stored and found again by their hash (as the
-    /// node now does) they finish.
+    /// Seeds where every validator that held a block's body crashed before it was final:
+    /// with bodies kept only in memory nobody could ever verify or apply that block, and the
+    /// network stalled for good even though validators ask peers for bodies they lack; with
+    /// bodies stored and found again by their hash (as the node does) every one finishes.
+    /// The seeds are found by scanning, so the test does not depend on the simulator's exact
+    /// random stream.
     #[test]
-    fn a_finalized_body_survives_the_crash_of_everyone_who_held_it() {
+    fn a_body_survives_the_crash_of_everyone_who_held_it() {
         let mut s = NodeScenario::honest(4, 30, 5);
         s.partitions = true;
         s.crashes = true;
-        // Of seeds 0 to 3,999, these stall when bodies are not stored even though validators
-        // ask peers for the bodies they lack: every validator that held the block crashed
-        // (there were 29; these are the first seven). Every one finishes with stored bodies.
-        // They depend on the simulator's exact random stream, so a change to what it draws
-        // needs a new scan.
-        let seeds = [96, 106, 241, 294, 440, 625, 708];
-        check(&s, seeds[0]..seeds[0] + 1);
-        for seed in seeds {
-            assert_eq!(run(&s, seed).liveness_failure, None, "seed {seed}");
-        }
         s.durable_bodies = false;
-        for seed in seeds {
+        let lost: Vec<u64> = (0..600)
+            .filter(|seed| run(&s, *seed).liveness_failure.is_some())
+            .collect();
+        assert!(!lost.is_empty(), "no seed lost every copy of a body");
+        s.durable_bodies = true;
+        for seed in lost {
             let out = run(&s, seed);
-            assert!(out.liveness_failure.is_some(), "seed {seed}: {out:?}");
-            assert!(out.body_asks > 0, "seed {seed}: the bodies were asked for");
+            assert_eq!(out.safety_violation, None, "seed {seed}: {out:?}");
+            assert_eq!(out.liveness_failure, None, "seed {seed}: {out:?}");
         }
     }
 
-    /// A validator that lost a notarized block's body (it crashed before the block was
-    /// final, and bodies are not stored) asks a peer for it: it must verify the block again
-    /// to build on it or vote after it. Of seeds 0 to 3,999, 515 stall without stored bodies
-    /// and without asking; asking alone finishes 486 of them (the rest lost every copy, as
-    /// above). These are the first seven.
+    /// A validator that lost a notarized block's body (it crashed before the block was final,
+    /// and bodies are not stored) asks a peer for it: it must verify the block again to build
+    /// on it or vote after it. Of the seeds that stall with neither stored bodies nor asking
+    /// (about one in eight), asking alone finishes all but those where every copy was lost.
     #[test]
     fn a_restarted_validator_asks_peers_for_the_notarized_blocks_it_lost() {
         let mut s = NodeScenario::honest(4, 30, 5);
         s.partitions = true;
         s.crashes = true;
         s.durable_bodies = false;
-        let seeds = [8, 12, 28, 30, 64, 76, 79];
-        for seed in seeds {
+        s.fetch_bodies = false;
+        let stalled: Vec<u64> = (0..150)
+            .filter(|seed| run(&s, *seed).liveness_failure.is_some())
+            .collect();
+        assert!(stalled.len() >= 5, "{stalled:?}");
+        s.fetch_bodies = true;
+        let mut finished = 0;
+        for &seed in &stalled {
             let out = run(&s, seed);
             assert_eq!(out.safety_violation, None, "seed {seed}: {out:?}");
-            assert_eq!(out.liveness_failure, None, "seed {seed}: {out:?}");
-            assert!(out.body_asks > 0, "seed {seed}: {out:?}");
+            if out.liveness_failure.is_none() {
+                assert!(out.body_asks > 0, "seed {seed}: {out:?}");
+                finished += 1;
+            }
         }
-        s.fetch_bodies = false;
-        for seed in seeds {
-            let out = run(&s, seed);
-            assert!(out.liveness_failure.is_some(), "seed {seed}: {out:?}");
-            assert_eq!(out.body_asks, 0);
-        }
+        assert!(
+            finished * 10 >= stalled.len() * 8,
+            "{finished} of {stalled:?}"
+        );
     }
 
     /// The WAL's writes land in order and never move the record back, through crashes at

@@ -26,6 +26,8 @@ impl Sim<'_> {
         node.pending_build = None;
         node.early.clear();
         node.book = CertificateBook::default();
+        node.wal_busy = false;
+        node.wal_queued = None;
         node.certificate_asks.clear();
         self.new_engine(a);
         self.verify_waiting(a);
@@ -526,24 +528,28 @@ impl Sim<'_> {
     /// Queues a WAL write: with [`NodeScenario::wal_in_order`] it lands after every write
     /// queued before it, as the node's one writer does; without, each lands on its own time.
     fn queue_write(&mut self, a: usize, token: u64, state: SafetyState) {
-        let now = self.queue.now;
-        let took = self.rng.range(1, 10);
-        let lands = if self.scenario.wal_in_order {
-            let at = self.nodes[a].wal_free_at.max(now) + took;
-            self.nodes[a].wal_free_at = at;
-            at
-        } else {
-            now + took
-        };
-        let node = &self.nodes[a];
+        let node = &mut self.nodes[a];
+        let generation = node.generation;
+        if self.scenario.wal_in_order && node.wal_busy {
+            node.wal_queued = Some((generation, token, state));
+            return;
+        }
+        self.start_write(a, generation, token, state);
+    }
+
+    /// The WAL's writer starts writing a record; it lands a few milliseconds later.
+    fn start_write(&mut self, a: usize, generation: u64, token: u64, state: SafetyState) {
+        let took = self.rng.range(1, 10) + self.slowness(a);
+        let node = &mut self.nodes[a];
+        node.wal_busy = self.scenario.wal_in_order;
         let event = Event::Written {
             node: a,
             lives: node.lives,
-            generation: node.generation,
+            generation,
             token,
             state: Box::new(state),
         };
-        self.queue.push(lands - now, event);
+        self.queue.push(took, event);
     }
 
     /// A WAL write landed: the record is durable and, if the engine that asked is still
@@ -559,6 +565,11 @@ impl Sim<'_> {
     ) {
         if self.nodes[a].lives != lives {
             return;
+        }
+        // The writer goes on with the newest record queued while this one was written.
+        self.nodes[a].wal_busy = false;
+        if let Some((g, t, s)) = self.nodes[a].wal_queued.take() {
+            self.start_write(a, g, t, s);
         }
         let backwards = !crate::wal::advances(&self.nodes[a].durable.wal, &state);
         if backwards && self.scenario.wal_in_order {
@@ -684,17 +695,30 @@ impl Sim<'_> {
 
     fn send(&mut self, a: usize, to: Option<usize>, wire: Wire) {
         let wire = Rc::new(wire);
+        let slow = self.slowness(a);
         for b in 0..self.nodes.len() {
             if b == a || to.is_some_and(|t| t != b) {
                 continue;
             }
             self.out.messages += 1;
-            self.links
-                .deliver(&mut self.rng, &mut self.queue, (a, b), || Event::Deliver {
+            let delays = self.links.delays(&mut self.rng, self.queue.now, a, b);
+            for delay in delays.into_iter().flatten() {
+                let event = Event::Deliver {
                     to: b,
                     from: a,
                     wire: wire.clone(),
-                });
+                };
+                self.queue.push(delay + slow, event);
+            }
+        }
+    }
+
+    /// The extra time node `a` takes for everything it does ([`NodeScenario::slow_ms`]), ms.
+    fn slowness(&self, a: usize) -> u64 {
+        if a == SLOW.min(self.nodes.len() - 1) {
+            self.scenario.slow_ms
+        } else {
+            0
         }
     }
 }
