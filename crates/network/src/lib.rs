@@ -711,6 +711,17 @@ impl Network {
         })
     }
 
+    /// The connected validators' peers, those bound to `first` before the others, the rest in
+    /// peer order (stable).
+    async fn validators_first(
+        &self,
+        first: Option<Hotkey>,
+    ) -> Result<Vec<(PeerId, Hotkey)>, NetError> {
+        let mut peers = self.call(Command::ValidatorPeers).await?;
+        peers.sort_by_key(|(p, h)| (Some(*h) != first, *p));
+        Ok(peers)
+    }
+
     /// The block at `height` with header hash `header`, not yet final, asked point-to-point of
     /// the connected validators in turn — those bound to `first` before the others — until
     /// one answers with bytes `verify` accepts (it decodes them and checks the header's hash).
@@ -722,10 +733,8 @@ impl Network {
         first: Option<Hotkey>,
         verify: impl Fn(&[u8]) -> bool,
     ) -> Result<Vec<u8>, NetError> {
-        let mut peers = self.call(Command::ValidatorPeers).await?;
-        peers.sort_by_key(|(p, h)| (Some(*h) != first, *p));
         let mut tried = 0;
-        for (peer, _) in peers {
+        for (peer, _) in self.validators_first(first).await? {
             if self.breaker_open(&peer) {
                 continue;
             }
@@ -764,11 +773,8 @@ impl Network {
         ask: CertificateAsk,
         first: Option<Hotkey>,
     ) -> Result<(Hotkey, Vec<Vec<u8>>), NetError> {
-        let mut peers = self.call(Command::ValidatorPeers).await?;
-        // Stable: the preferred validator's peers first, the rest in peer order.
-        peers.sort_by_key(|(p, h)| (Some(*h) != first, *p));
         let mut tried = 0;
-        for (peer, hotkey) in peers {
+        for (peer, hotkey) in self.validators_first(first).await? {
             if self.breaker_open(&peer) {
                 continue;
             }

@@ -181,7 +181,7 @@ pub fn proven_final(batch: &[(&Proposal, &[Proposal])], i: usize, head: &Proposa
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use platform_consensus::{Subject, VoteKind};
     use platform_crypto::SignerBitmap;
@@ -210,7 +210,7 @@ mod tests {
         }
     }
 
-    fn genesis() -> Tip {
+    pub(crate) fn genesis() -> Tip {
         Tip {
             digest: Hash::of(b"genesis"),
             height: Height(0),

@@ -210,7 +210,8 @@ impl<S: ForkState, X> Forks<S, X> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::finality::{Finalized, Tip};
+    use crate::core::finality::Finalized;
+    use crate::core::finality::tests::genesis;
     use platform_consensus::{Certificate, SEAL, Subject, VoteKind};
     use platform_crypto::SignerBitmap;
     use platform_primitives::{Height, View};
@@ -238,14 +239,6 @@ mod tests {
             height: Height(height),
             parent,
             payload,
-        }
-    }
-
-    fn genesis() -> Tip {
-        Tip {
-            digest: Hash::of(b"genesis"),
-            height: Height(0),
-            view: View(0),
         }
     }
 
