@@ -943,7 +943,6 @@ async fn a_gossip_link_that_stops_draining_is_closed_and_redialed() {
     (consensus.per_peer, consensus.per_author) = (unlimited, unlimited);
     let mut b = start(2, patient, Arc::new(NothingToServe)).await;
     mesh(&[&a.net, &b.net], &membership(&stakes)).await;
-    let first = a.net.status().await.unwrap().peers[0].address.clone();
 
     for i in 0..8u8 {
         a.net
@@ -978,8 +977,9 @@ async fn a_gossip_link_that_stops_draining_is_closed_and_redialed() {
             && status(&b.net).await.connected_validators.len() == 1
     })
     .await;
-    let after = a.net.status().await.unwrap().peers[0].address.clone();
-    assert_ne!(first, after, "a new connection");
+    // (Which side dialed first is a race, so the new connection's address may equal the old
+    // one's: B's listening address. What shows the link is new is that a message arrives on
+    // it, which nothing did on the old one once its handler was disabled.)
     while b.events.try_recv().is_ok() {}
     let probe = b"after the redial ";
     let end = Instant::now() + DEADLINE;

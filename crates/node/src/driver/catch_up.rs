@@ -49,9 +49,14 @@ impl Driver {
                     let _ = tx.send(Internal::Block(Box::new(block))).await;
                     return;
                 }
+                // The certified header commits to the transactions: a block with that header
+                // and other transactions is the wrong block.
                 let verify = |bytes: &[u8]| {
-                    Block::decode(bytes)
-                        .is_ok_and(|b| b.header.hash() == header && b.header.height.0 == height)
+                    Block::decode(bytes).is_ok_and(|b| {
+                        b.header.hash() == header
+                            && b.header.height.0 == height
+                            && b.header.tx_root == Block::tx_root(&b.txs)
+                    })
                 };
                 let fetched = net.fetch_block(height, header, leader, verify).await;
                 let Some((bytes, block)) = fetched
