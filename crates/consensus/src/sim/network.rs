@@ -126,8 +126,20 @@ impl Links {
         (a, b): (usize, usize),
         event: impl Fn() -> E,
     ) {
+        self.deliver_after(rng, queue, (a, b), 0, event);
+    }
+
+    /// As [`Links::deliver`], each copy arriving `extra_ms` later (a sender that is slow).
+    pub fn deliver_after<E>(
+        &self,
+        rng: &mut Rng,
+        queue: &mut Queue<E>,
+        (a, b): (usize, usize),
+        extra_ms: u64,
+        event: impl Fn() -> E,
+    ) {
         for delay in self.delays(rng, queue.now, a, b).into_iter().flatten() {
-            queue.push(delay, event());
+            queue.push(delay + extra_ms, event());
         }
     }
 

@@ -62,7 +62,10 @@ impl Driver {
                 let Some((bytes, block)) = fetched
                     .inspect_err(|e| tracing::debug!("notarized block {height} {header}: {e}"))
                     .ok()
-                    .and_then(|bytes| Some((bytes.clone(), Block::decode(&bytes).ok()?)))
+                    .and_then(|bytes| {
+                        let block = Block::decode(&bytes).ok()?;
+                        Some((bytes, block))
+                    })
                 else {
                     found("missing");
                     return;

@@ -280,6 +280,14 @@ struct Node {
     durable: Durable,
 }
 
+impl Node {
+    /// The state after `parent`, as the node's [`Forks`] gives it.
+    fn state_after(&self, parent: &Hash) -> Option<SimState> {
+        let canonical = self.durable.state;
+        self.forks.state_after(parent, &self.queue, || canonical)
+    }
+}
+
 const NETUID: NetUid = NetUid(1);
 const MAX_EVENTS: u64 = 5_000_000;
 const SYNC_BATCH: u64 = 32;

@@ -441,8 +441,7 @@ impl Sim<'_> {
     fn verify(&mut self, a: usize, p: Proposal) {
         let close = self.close_height(p.epoch);
         let node = &mut self.nodes[a];
-        let canonical = node.durable.state;
-        let Some(state) = node.forks.state_after(&p.parent, &node.queue, || canonical) else {
+        let Some(state) = node.state_after(&p.parent) else {
             node.forks.wait(p);
             return;
         };
@@ -480,8 +479,7 @@ impl Sim<'_> {
         let epoch = self.nodes[a].durable.epoch;
         let close = self.close_height(epoch);
         let node = &mut self.nodes[a];
-        let canonical = node.durable.state;
-        let state = node.forks.state_after(&parent, &node.queue, || canonical)?;
+        let state = node.state_after(&parent)?;
         let proposal = |payload| Proposal {
             epoch,
             view,
@@ -701,15 +699,14 @@ impl Sim<'_> {
                 continue;
             }
             self.out.messages += 1;
-            let delays = self.links.delays(&mut self.rng, self.queue.now, a, b);
-            for delay in delays.into_iter().flatten() {
-                let event = Event::Deliver {
-                    to: b,
-                    from: a,
-                    wire: wire.clone(),
-                };
-                self.queue.push(delay + slow, event);
-            }
+            self.links
+                .deliver_after(&mut self.rng, &mut self.queue, (a, b), slow, || {
+                    Event::Deliver {
+                        to: b,
+                        from: a,
+                        wire: wire.clone(),
+                    }
+                });
         }
     }
 
