@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,7 +68,7 @@ fn wait_or_show(what: &str, vs: &[Validator], mut f: impl FnMut() -> bool) {
             for v in vs {
                 let log = v.log();
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- {} (api {}):", v.dir.display(), v.api);
+                eprintln!("--- {} (api {}):", v.dir.display(), v.api());
                 for line in tail.iter().rev() {
                     eprintln!("{line}");
                 }
@@ -130,24 +130,29 @@ struct LocalChain {
 
 impl LocalChain {
     fn start(dir: &Path, tempo: u16, block_ms: u64) -> LocalChain {
-        let port = free_port();
         std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_platform"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_platform"))
             .args(["localchain", "--dev", "--tempo", &tempo.to_string()])
             .args(["--block-time-ms", &block_ms.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--json", "--data-dir"])
             .arg(dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let addr = format!("127.0.0.1:{port}");
+        // The first line of `--json` names the bound address.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = serde_json::from_str::<serde_json::Value>(&line).unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
         wait_until("LocalChain to answer", || get(&addr, "/v1/head").is_some());
-        LocalChain {
-            url: format!("http://{addr}"),
-            child,
-        }
+        LocalChain { url, child }
     }
 }
 
@@ -161,12 +166,22 @@ impl Drop for LocalChain {
 struct Validator {
     config: PathBuf,
     dir: PathBuf,
-    api: String,
     child: Option<Child>,
 }
 
 impl Validator {
+    /// The HTTP API's address (`host:port`), as the running node wrote it to `api.addr`: each
+    /// validator binds port 0. An address nothing answers on until it is written.
+    fn api(&self) -> String {
+        std::fs::read_to_string(self.dir.join(platform_node::API_ADDR_FILE))
+            .ok()
+            .and_then(|a| Some(a.trim().strip_prefix("http://")?.to_string()))
+            .unwrap_or_else(|| "127.0.0.1:1".into())
+    }
+
     fn start(&mut self) {
+        // The address of the previous run is stale until the node writes its new one.
+        let _ = std::fs::remove_file(self.dir.join(platform_node::API_ADDR_FILE));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -218,7 +233,6 @@ fn init_four_with(root: &Path, chain: &str, bound: usize) -> Vec<Validator> {
     for name in ["alice", "bob", "charlie", "dave"] {
         let dir = root.join(name);
         let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-        let api = format!("127.0.0.1:{}", free_port());
         let hotkey = format!("//{}{}", name[..1].to_uppercase(), &name[1..]);
         let mut args = vec![
             "init".to_string(),
@@ -229,7 +243,7 @@ fn init_four_with(root: &Path, chain: &str, bound: usize) -> Vec<Validator> {
             "--listen".into(),
             p2p.clone(),
             "--http".into(),
-            api.clone(),
+            "127.0.0.1:0".into(),
             "--json".into(),
         ];
         match &genesis {
@@ -247,7 +261,6 @@ fn init_four_with(root: &Path, chain: &str, bound: usize) -> Vec<Validator> {
         out.push(Validator {
             config: PathBuf::from(v["config"].as_str().unwrap()),
             dir,
-            api,
             child: None,
         });
     }
@@ -262,7 +275,7 @@ fn all_submit_the_same_weights(vs: &[Validator], from: u64) {
         let latest: Vec<Option<u64>> = vs
             .iter()
             .map(|v| {
-                get(&v.api, "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
+                get(&v.api(), "/api/v1/status").and_then(|s| s["weights_submitted_epoch"].as_u64())
             })
             .collect();
         let Some(Some(e)) = latest.first().copied() else {
@@ -273,7 +286,7 @@ fn all_submit_the_same_weights(vs: &[Validator], from: u64) {
         }
         submitted = vs
             .iter()
-            .filter_map(|v| get(&v.api, &format!("/api/v1/epochs/{e}/weights")))
+            .filter_map(|v| get(&v.api(), &format!("/api/v1/epochs/{e}/weights")))
             .collect();
         submitted.len() == vs.len() && submitted.iter().all(|s| s["submitted"].is_object())
     });
@@ -293,12 +306,12 @@ fn all_agree_beyond(vs: &[Validator], height_now: u64) {
     let target = height_now + 2;
     wait_or_show("every validator to catch up", vs, || {
         vs.iter()
-            .all(|v| height(&v.api).is_some_and(|h| h >= target))
+            .all(|v| height(&v.api()).is_some_and(|h| h >= target))
     });
-    let target = vs.iter().filter_map(|v| height(&v.api)).max().unwrap() + 1;
+    let target = vs.iter().filter_map(|v| height(&v.api())).max().unwrap() + 1;
     let mut hashes: Vec<Option<String>> = Vec::new();
     wait_or_show("every validator to hold the same new block", vs, || {
-        hashes = vs.iter().map(|v| block_hash(&v.api, target)).collect();
+        hashes = vs.iter().map(|v| block_hash(&v.api(), target)).collect();
         hashes.iter().all(Option::is_some)
     });
     assert!(
@@ -325,7 +338,6 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
         .iter()
         .map(|name| {
             let dir = tmp.path().join(name);
-            let api = format!("127.0.0.1:{}", free_port());
             let hotkey = format!("//{}{}", name[..1].to_uppercase(), &name[1..]);
             let v = json(&platform(&[
                 "init",
@@ -334,9 +346,9 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
                 "--hotkey",
                 &hotkey,
                 "--listen",
-                &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+                "/ip4/127.0.0.1/tcp/0",
                 "--http",
-                &api,
+                "127.0.0.1:0",
                 "--chain",
                 &chain.url,
                 "--netuid",
@@ -349,7 +361,6 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
             Validator {
                 config: PathBuf::from(v["config"].as_str().unwrap()),
                 dir,
-                api,
                 child: None,
             }
         })
@@ -358,7 +369,7 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
         v.start();
     }
     wait_or_show("the first blocks on every validator", &vs, || {
-        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+        vs.iter().all(|v| height(&v.api()).is_some_and(|h| h >= 3))
     });
     // One genesis, derived by each node on its own, the same as `platform genesis` derives.
     let files: Vec<Vec<u8>> = vs
@@ -376,7 +387,7 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
         &genesis_block.to_string(),
         "--json",
     ]));
-    let network_id = get(&vs[0].api, "/api/v1/status").unwrap()["network_id"].clone();
+    let network_id = get(&vs[0].api(), "/api/v1/status").unwrap()["network_id"].clone();
     assert_eq!(derived["network_id"], network_id, "{derived}");
     let validators = derived["validators"].as_array().unwrap();
     assert_eq!(validators.len(), 4, "{derived}");
@@ -387,13 +398,13 @@ fn a_network_launched_from_the_chain_needs_no_genesis_file_or_bootstrap_list() {
         &vs,
         || {
             vs.iter().all(|v| {
-                get(&v.api, "/api/v1/status")
+                get(&v.api(), "/api/v1/status")
                     .and_then(|s| s["peers"].as_u64())
                     .is_some_and(|p| p >= 3)
             })
         },
     );
-    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[0].api()).unwrap());
     // And each submits the same weights to the chain.
     all_submit_the_same_weights(&vs, 0);
 }
@@ -413,13 +424,13 @@ fn a_validator_that_joins_after_genesis_binds_its_keys_and_votes() {
     }
     let dave = 3;
     let validator =
-        |v: &Validator| get(&v.api, "/api/v1/status").and_then(|s| s["validator"].as_bool());
+        |v: &Validator| get(&v.api(), "/api/v1/status").and_then(|s| s["validator"].as_bool());
     wait_or_show("the first blocks", &vs, || {
-        height(&vs[0].api).is_some_and(|h| h >= 2)
+        height(&vs[0].api()).is_some_and(|h| h >= 2)
     });
     assert_eq!(validator(&vs[dave]), Some(false));
     wait_or_show("Dave to vote", &vs, || validator(&vs[dave]) == Some(true));
-    let joined = epoch(&vs[dave].api).unwrap();
+    let joined = epoch(&vs[dave].api()).unwrap();
     assert!(joined >= 2, "Dave votes from epoch {joined}");
     assert!(
         vs[dave].log().contains("BindKeys sent"),
@@ -427,7 +438,7 @@ fn a_validator_that_joins_after_genesis_binds_its_keys_and_votes() {
         vs[dave].log()
     );
     // With Dave voting, the network finalizes on: every validator holds the same new block.
-    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[0].api()).unwrap());
     for v in &vs {
         let log = v.log();
         assert!(!log.contains("equivocation"), "{log}");
@@ -458,7 +469,7 @@ fn an_epoch_close_short_of_a_finalize_quorum_is_finalized_through_a_seal() {
         v.start();
     }
     wait_or_show("two epochs to close", &vs, || {
-        vs.iter().all(|v| epoch(&v.api).is_some_and(|e| e >= 3))
+        vs.iter().all(|v| epoch(&v.api()).is_some_and(|e| e >= 3))
     });
     let log = vs[alice].log();
     assert!(
@@ -470,7 +481,7 @@ fn an_epoch_close_short_of_a_finalize_quorum_is_finalized_through_a_seal() {
         assert!(log.contains("finalized through seals"), "{log}");
         assert!(!log.contains("equivocation"), "{log}");
     }
-    all_agree_beyond(&vs, height(&vs[alice].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[alice].api()).unwrap());
 
     let sealed = |v: &Validator| v.log().matches("finalized through seals").count();
     let sealed_before = sealed(&vs[dave]);
@@ -482,9 +493,9 @@ fn an_epoch_close_short_of_a_finalize_quorum_is_finalized_through_a_seal() {
         config.replace("snapshot_catch_up = true", "snapshot_catch_up = false"),
     )
     .unwrap();
-    let missed = epoch(&vs[alice].api).unwrap() + 1;
+    let missed = epoch(&vs[alice].api()).unwrap() + 1;
     wait_or_show("a close Dave misses", &vs[..3], || {
-        epoch(&vs[alice].api).is_some_and(|e| e > missed)
+        epoch(&vs[alice].api()).is_some_and(|e| e > missed)
     });
     // Stakes drift with emissions, so a later close may not need a seal: Dave must have
     // applied every sealed close he missed with its seals.
@@ -492,7 +503,7 @@ fn an_epoch_close_short_of_a_finalize_quorum_is_finalized_through_a_seal() {
     eprintln!("a close was sealed while Dave was down: {sealed_while_down}");
     vs[dave].start();
     wait_or_show("Dave to catch up", &vs, || {
-        epoch(&vs[dave].api).is_some_and(|e| e > missed)
+        epoch(&vs[dave].api()).is_some_and(|e| e > missed)
     });
     let log = vs[dave].log();
     assert!(
@@ -503,7 +514,7 @@ fn an_epoch_close_short_of_a_finalize_quorum_is_finalized_through_a_seal() {
         !sealed_while_down || sealed(&vs[dave]) > sealed_before,
         "{log}"
     );
-    all_agree_beyond(&vs, height(&vs[alice].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[alice].api()).unwrap());
 }
 
 #[test]
@@ -528,40 +539,40 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         v.start();
     }
     wait_or_show("three finalized blocks everywhere", &vs, || {
-        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+        vs.iter().all(|v| height(&v.api()).is_some_and(|h| h >= 3))
     });
 
     let dave = 3;
     vs[dave].kill9();
-    let at_kill = height(&vs[0].api).unwrap();
+    let at_kill = height(&vs[0].api()).unwrap();
     // Alice, Bob and Charlie hold 9000 of 10000 TAO: they go on without Dave.
     wait_or_show("progress without Dave", &vs, || {
-        height(&vs[0].api).is_some_and(|h| h >= at_kill + 3)
+        height(&vs[0].api()).is_some_and(|h| h >= at_kill + 3)
     });
-    let epoch_at_kill = epoch(&vs[0].api).unwrap();
+    let epoch_at_kill = epoch(&vs[0].api()).unwrap();
     wait_or_show("an epoch to close without Dave", &vs, || {
-        epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
+        epoch(&vs[0].api()).is_some_and(|e| e > epoch_at_kill)
     });
     // The others snapshot the state after each close once a block after it is certified, and
     // delete the blocks behind their oldest kept snapshot: wait until none of them holds the
     // block after Dave's last any more, so he can only catch up from a snapshot.
     wait_or_show("the others to prune the blocks Dave lacks", &vs, || {
         vs[..dave].iter().all(|v| {
-            get(&v.api, "/api/v1/status")
+            get(&v.api(), "/api/v1/status")
                 .is_some_and(|s| s["blocks_pruned"].as_u64().is_some_and(|n| n > 0))
-                && block_hash(&v.api, at_kill + 1).is_none()
-                && height(&v.api).is_some_and(|h| h > at_kill + 1)
+                && block_hash(&v.api(), at_kill + 1).is_none()
+                && height(&v.api()).is_some_and(|h| h > at_kill + 1)
         })
     });
     vs[dave].start();
-    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[0].api()).unwrap());
     // A miner's submission to a challenge nobody published is refused with the reason.
     let payload = tmp.path().join("payload.bin");
     std::fs::write(&payload, b"a tour").unwrap();
     let out = platform(&[
         "submit",
         "--node",
-        &format!("http://{}", vs[0].api),
+        &format!("http://{}", vs[0].api()),
         "--challenge",
         "nosuch",
         "--payload",
@@ -576,7 +587,7 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
     // Sudo; a token changes nothing there.
     let token = std::fs::read_to_string(vs[0].dir.join("operator.token")).unwrap();
     for auth in [None, Some(token.trim())] {
-        let (code, v) = post(&vs[0].api, "/api/v1/transactions", auth, b"tx");
+        let (code, v) = post(&vs[0].api(), "/api/v1/transactions", auth, b"tx");
         assert_eq!(code, 401, "{v}");
         assert!(
             v["error"].as_str().unwrap().contains("operator.addr"),
@@ -644,24 +655,24 @@ fn a_validator_killed_mid_run_catches_up_without_conflicting_votes() {
         config.replace("snapshot_catch_up = true", "snapshot_catch_up = false"),
     )
     .unwrap();
-    let epoch_at_kill = epoch(&vs[0].api).unwrap();
+    let epoch_at_kill = epoch(&vs[0].api()).unwrap();
     wait_or_show("another epoch to close without Dave", &vs, || {
-        epoch(&vs[0].api).is_some_and(|e| e > epoch_at_kill)
+        epoch(&vs[0].api()).is_some_and(|e| e > epoch_at_kill)
     });
     vs[dave].start();
-    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[0].api()).unwrap());
     let log = vs[dave].log();
     assert!(log.contains("starting from this node's snapshot"), "{log}");
     // He crossed the close he missed without a peer's snapshot: by the blocks peers sent on
     // request, or by his engine following the certificates of the views he missed (which
     // one comes first is a race); either way each block was checked against its epoch's set.
     assert!(
-        epoch(&vs[dave].api).is_some_and(|e| e > epoch_at_kill),
+        epoch(&vs[dave].api()).is_some_and(|e| e > epoch_at_kill),
         "{log}"
     );
     // Back in step, Dave submits the same weights as the others: wait for a moment when every
     // validator's newest submission is for the same epoch, after the one Dave missed.
-    let missed = epoch(&vs[0].api).unwrap() - 1;
+    let missed = epoch(&vs[0].api()).unwrap() - 1;
     all_submit_the_same_weights(&vs, missed);
     for v in &vs {
         assert!(
@@ -699,7 +710,7 @@ fn four_finalizing(root: &Path) -> (LocalChain, Vec<Validator>) {
         v.start();
     }
     wait_or_show("three finalized blocks everywhere", &vs, || {
-        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+        vs.iter().all(|v| height(&v.api()).is_some_and(|h| h >= 3))
     });
     (chain, vs)
 }
@@ -721,8 +732,8 @@ fn send_signal(sig: &str, pid: &str) {
 fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     let (_chain, vs) = four_finalizing(tmp.path());
-    let (alice, dave) = (vs[0].api.clone(), 3);
-    let dave_key = get(&vs[dave].api, "/api/v1/status").unwrap()["hotkey"]
+    let (alice, dave) = (vs[0].api(), 3);
+    let dave_key = get(&vs[dave].api(), "/api/v1/status").unwrap()["hotkey"]
         .as_str()
         .unwrap()
         .to_string();
@@ -766,10 +777,10 @@ fn a_frozen_validator_catches_up_and_votes_again_in_the_epoch() {
     // `platform_network_accepted_total{channel="certificates"}` on whoever answered.)
     for v in &vs {
         let gossiped = counter(
-            &v.api,
+            &v.api(),
             "platform_network_rejected_total{channel=\"consensus\",reason=\"fetch_on_gossip\"}",
         );
-        assert_eq!(gossiped.unwrap_or(0), 0, "{}", v.api);
+        assert_eq!(gossiped.unwrap_or(0), 0, "{}", v.api());
     }
 }
 
@@ -790,16 +801,20 @@ fn a_validator_reconnecting_to_a_stalled_network_gets_the_votes_repeated_at_once
     wait_or_show("the others to drop Alice and raise the alarm", &vs, || {
         vs[1..]
             .iter()
-            .all(|v| peers(&v.api) == Some(2) && partitioned(&v.api) == Some(true))
+            .all(|v| peers(&v.api()) == Some(2) && partitioned(&v.api()) == Some(true))
     });
-    let top = vs[1..].iter().filter_map(|v| height(&v.api)).max().unwrap();
+    let top = vs[1..]
+        .iter()
+        .filter_map(|v| height(&v.api()))
+        .max()
+        .unwrap();
     signal("-CONT");
     wait_or_show("every validator to finalize past the stall", &vs, || {
-        vs.iter().all(|v| height(&v.api).is_some_and(|h| h > top))
+        vs.iter().all(|v| height(&v.api()).is_some_and(|h| h > top))
     });
     let resent: u64 = vs
         .iter()
-        .filter_map(|v| counter(&v.api, "platform_consensus_resends_on_connect_total"))
+        .filter_map(|v| counter(&v.api(), "platform_consensus_resends_on_connect_total"))
         .sum();
     assert!(
         resent > 0,
@@ -832,7 +847,7 @@ fn a_validator_that_misses_every_announcement_fetches_the_notarized_blocks() {
     }
     let mut dave_key = None;
     wait_or_show("Dave's API", &vs, || {
-        dave_key = get(&vs[dave].api, "/api/v1/status").map(|s| s["hotkey"].clone());
+        dave_key = get(&vs[dave].api(), "/api/v1/status").map(|s| s["hotkey"].clone());
         dave_key.is_some()
     });
     let fetched = |api: &str| {
@@ -853,11 +868,11 @@ fn a_validator_that_misses_every_announcement_fetches_the_notarized_blocks() {
         "Dave to fetch notarized blocks and lead finalized ones",
         &vs,
         || {
-            let top = height(&vs[0].api).unwrap_or(0);
-            top >= 12 && fetched(&vs[dave].api) > 0 && led_by_dave(&vs[0].api, top) > 0
+            let top = height(&vs[0].api()).unwrap_or(0);
+            top >= 12 && fetched(&vs[dave].api()) > 0 && led_by_dave(&vs[0].api(), top) > 0
         },
     );
-    all_agree_beyond(&vs, height(&vs[0].api).unwrap());
+    all_agree_beyond(&vs, height(&vs[0].api()).unwrap());
 }
 
 /// The API listener's refusals for `reason`, from its `/metrics`.
@@ -915,10 +930,10 @@ fn the_api_refuses_slow_and_flooding_clients_while_the_network_finalizes() {
         v.start();
     }
     wait_or_show("three finalized blocks everywhere", &vs, || {
-        vs.iter().all(|v| height(&v.api).is_some_and(|h| h >= 3))
+        vs.iter().all(|v| height(&v.api()).is_some_and(|h| h >= 3))
     });
-    let api = vs[0].api.clone();
-    let start = height(&vs[1].api).unwrap();
+    let api = vs[0].api();
+    let start = height(&vs[1].api()).unwrap();
 
     // Slowloris: 30 connections whose headers never end, 5 that send nothing.
     let mut slow: Vec<TcpStream> = (0..35)
@@ -962,7 +977,7 @@ fn the_api_refuses_slow_and_flooding_clients_while_the_network_finalizes() {
     // All the while, and after, every validator finalizes.
     wait_or_show("five more blocks everywhere", &vs, || {
         vs.iter()
-            .all(|v| height(&v.api).is_some_and(|h| h >= start + 5))
+            .all(|v| height(&v.api()).is_some_and(|h| h >= start + 5))
     });
     // Alice counted each refusal (her metrics answer once her bucket refills).
     let mut counts = Vec::new();
@@ -1600,7 +1615,6 @@ fn a_committee_member_restarted_mid_evaluation_evaluates_again() {
     let mut dave = Validator {
         config: config.clone(),
         dir: dave_dir.clone(),
-        api: String::new(),
         child: None,
     };
     dave.start();
@@ -2176,7 +2190,6 @@ fn a_snapshot_file_restores_a_validator_into_a_fresh_data_directory() {
     let mut again = Validator {
         config: fresh.join("config.toml"),
         dir: fresh.clone(),
-        api: bob_api.clone(),
         child: None,
     };
     again.start();

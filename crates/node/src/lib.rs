@@ -61,6 +61,10 @@ pub mod workload;
 /// directory.
 pub const OPERATOR_ADDR_FILE: &str = "operator.addr";
 
+/// Where a running node writes its HTTP API's bound address (`http://ip:port`), in its data
+/// directory: the way to find an API configured on port 0.
+pub const API_ADDR_FILE: &str = "api.addr";
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -300,7 +304,14 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;
-    tracing::info!("HTTP API on http://{}", listener.local_addr()?);
+    let api_addr = listener.local_addr()?;
+    platform_storage::write_atomic(
+        &cfg.data_dir().join(API_ADDR_FILE),
+        format!("http://{api_addr}\n").as_bytes(),
+        0o644,
+    )
+    .context("writing api.addr")?;
+    tracing::info!("HTTP API on http://{api_addr}");
     let token = token::load_or_create(cfg.data_dir())?;
     let stats = Arc::new(http::HttpStats::default());
     // Ends the JSON-RPC WebSocket sessions when the node stops.
