@@ -236,6 +236,41 @@ impl State {
         Ok(k)
     }
 
+    /// A consensus member's key, verified: from the cache when the member still has that key
+    /// bound (the usual case), else by its proof of possession.
+    fn member_key(&self, m: &Member) -> Result<platform_crypto::VerifiedBlsKey, Reject> {
+        if let Ok(k) = self.verified_bls(&m.hotkey)
+            && k.public() == m.bls_key
+        {
+            return Ok(k);
+        }
+        m.bls_key
+            .verify_possession(&m.pop)
+            .map_err(|_| Reject::BadProofOfPossession)
+    }
+
+    /// Seats `epoch`'s consensus members (see [`EpochRecord::members`]): its validators that
+    /// have bound keys now, with those keys. Called as the epoch begins.
+    pub(crate) fn seat_members(&mut self, epoch: Epoch) {
+        let Some(mut record) = self.epoch(epoch) else {
+            return;
+        };
+        record.members = record
+            .validators
+            .iter()
+            .filter_map(|&(hotkey, stake)| {
+                let keys = self.bound_keys(&hotkey)?;
+                Some(Member {
+                    hotkey,
+                    stake,
+                    bls_key: keys.bls_key,
+                    pop: keys.pop,
+                })
+            })
+            .collect();
+        put(&mut self.store, keys::epoch(epoch), &record);
+    }
+
     /// Validators who may sit on committees now: in the epoch's set, bound, not jailed; with
     /// capped sortition weights.
     fn eligible(&self, exclude: &[Hotkey]) -> Vec<(Hotkey, u128)> {
@@ -693,8 +728,8 @@ impl State {
 
     /// Equivocation: both votes are of one kind (notarize or finalize) for two proposals of one
     /// epoch and view, or a nullify and a finalize of one epoch and view; by one signer; and
-    /// both verify under the BLS key the signer (by its index in that epoch's validator set)
-    /// bound.
+    /// both verify under the BLS key the signer (by its index among that epoch's consensus
+    /// members, as the engine numbers signers) signed with in that epoch.
     fn equivocation(
         &mut self,
         a: &platform_consensus::Vote<platform_crypto::BlsSignature>,
@@ -724,12 +759,14 @@ impl State {
         if a.signer != b.signer {
             return Err(Reject::NotEvidence);
         }
+        // The signer as the epoch's engine numbered it, with the key it signed with then.
         let record = self.epoch(epoch).ok_or(Reject::NotEvidence)?;
-        let (hotkey, _) = *record
-            .validators
+        let member = record
+            .members
             .get(a.signer as usize)
             .ok_or(Reject::NotEvidence)?;
-        let key = self.verified_bls(&hotkey)?;
+        let hotkey = member.hotkey;
+        let key = self.member_key(member)?;
         let netuid = self.meta().netuid;
         for v in [a, b] {
             v.signature
@@ -778,6 +815,7 @@ impl State {
                 chain_hash: a.chain_hash,
                 metagraph: a.metagraph.clone(),
                 validators,
+                members: Vec::new(),
                 weights: None,
             },
         );
@@ -824,6 +862,7 @@ impl State {
                 .checked_sub(r)
                 .map_or(0, |last| self.prune_through(Epoch(last))),
         };
+        self.seat_members(next);
         put(
             &mut self.store,
             keys::meta(),

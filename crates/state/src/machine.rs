@@ -212,12 +212,14 @@ impl State {
                 chain_hash: g.chain_hash,
                 metagraph: g.metagraph.clone(),
                 validators,
+                members: Vec::new(),
                 weights: None,
             },
         );
         for b in &g.bindings {
             s.bind_keys(b)?;
         }
+        s.seat_members(Epoch(0));
         s.store.commit();
         Ok(s)
     }

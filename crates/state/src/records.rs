@@ -65,8 +65,27 @@ pub struct EpochRecord {
     pub metagraph: Vec<Neuron>,
     /// Validators (permit and stake ≥ minimum), hotkeys ascending, with stake.
     pub validators: Vec<(Hotkey, u64)>,
+    /// The consensus members, in the engine's index order (hotkeys ascending): the validators
+    /// that had bound keys when the epoch began (after the genesis bindings, or at the close
+    /// of the epoch before), each with the key it signs with. Empty until the epoch begins.
+    /// Fixed for the epoch: a node that builds the epoch's engine at any height numbers the
+    /// signers alike, and a vote is checked against the key it was signed with.
+    pub members: Vec<Member>,
     /// Weights, once the epoch is closed.
     pub weights: Option<Weights>,
+}
+
+/// A consensus member of an epoch (see [`EpochRecord::members`]).
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Member {
+    /// The validator.
+    pub hotkey: Hotkey,
+    /// Its stake at the epoch's anchor.
+    pub stake: u64,
+    /// The BLS key it had bound when the epoch began.
+    pub bls_key: BlsPublicKey,
+    /// That key's proof of possession.
+    pub pop: BlsSignature,
 }
 
 /// A validator's bound keys.

@@ -107,6 +107,11 @@ pub fn genesis(
 
 impl Net {
     pub fn new(params: Params) -> Net {
+        Net::with_genesis(params, |_| {})
+    }
+
+    /// A network whose genesis `edit` changed first (say, a validator left unbound).
+    pub fn with_genesis(params: Params, edit: impl FnOnce(&mut Genesis)) -> Net {
         let validators: Vec<Node> = (1..=4u8)
             .map(|i| {
                 let key = Keypair::from_seed(&[i; 32]);
@@ -116,7 +121,8 @@ impl Net {
             .collect();
         let miners: Vec<Keypair> = (11..=13u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
         let owner = Keypair::from_seed(&[1; 32]);
-        let genesis = genesis(&validators, &miners, &owner, params);
+        let mut genesis = genesis(&validators, &miners, &owner, params);
+        edit(&mut genesis);
         let state = State::genesis(&genesis).unwrap();
         let module = wat::parse_str(SCORE_WAT).unwrap();
         Net {

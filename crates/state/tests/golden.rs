@@ -10,7 +10,7 @@ use platform_primitives::{
 };
 use platform_runtime::OutcomeClass;
 use platform_state::records::{
-    BoundKeys, ChallengeRecord, EpochRecord, Genesis, Meta, ScoreEntry, SubmissionRecord,
+    BoundKeys, ChallengeRecord, EpochRecord, Genesis, Member, Meta, ScoreEntry, SubmissionRecord,
     SubmissionStatus,
 };
 use platform_state::*;
@@ -285,12 +285,18 @@ fn state_records() {
             chain_block: 4_000_000,
             chain_hash: Hash([1; 32]),
             metagraph: vec![neuron()],
-            validators: vec![(hk(1), 1_000_000_000)],
+            validators: vec![(hk(1), 1_000_000_000), (hk(2), 5)],
+            members: vec![Member {
+                hotkey: hk(1),
+                stake: 1_000_000_000,
+                bls_key: BlsPublicKey([3; 48]),
+                pop: BlsSignature([4; 96]),
+            }],
             weights: Some(
                 platform_primitives::Weights::from_shares([(Uid(0), 1), (Uid(3), 3)]).unwrap(),
             ),
         },
-        "42e835356d3df437268e80c3ceed0137e6dcbc1630fca1154572061f630d2681",
+        "7ba509e1675241f6243e7cabef36768812f5ec308d3905fa182ffbae9f5687c5",
     );
     check(
         BoundKeys {

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use platform_crypto::Keypair;
-use platform_primitives::{Epoch, Hash, Height, Score, SubmissionId, Uid};
+use platform_primitives::{Epoch, Hash, Height, Hotkey, Score, SubmissionId, Uid};
 use platform_state::records::{SubmissionRecord, SubmissionStatus};
 use platform_state::*;
 
@@ -484,7 +484,8 @@ fn signed_vote(
     kind: platform_consensus::VoteKind,
     subject: platform_consensus::Subject,
 ) -> platform_consensus::Vote<platform_crypto::BlsSignature> {
-    let hotkey = net.state.current_epoch().validators[signer].0;
+    // Numbered as the engine numbers signers: among the epoch's consensus members.
+    let hotkey = net.state.current_epoch().members[signer].hotkey;
     let node = net
         .validators
         .iter()
@@ -559,6 +560,70 @@ fn equivocating_consensus_votes_jail_the_validator_once() {
         reject_of(net.apply(vec![evidence(b, a)])),
         Reject::EquivocationKnown { .. }
     ));
+}
+
+/// The engine numbers only the validators that had bound keys when the epoch began. With an
+/// unbound validator ordered before the offender, evidence signed under the engine's numbering
+/// names the offender (not the validator after him in the whole set) and jails him; the same
+/// votes numbered by the whole set are not evidence. A binding in the middle of the epoch
+/// changes the members only from the next epoch.
+#[test]
+fn an_unbound_validator_does_not_shift_who_equivocation_evidence_names() {
+    use platform_consensus::VoteKind::Notarize;
+    // The validator with the lowest hotkey stays unbound at genesis.
+    let lowest = (1..=4u8)
+        .map(|i| Keypair::from_seed(&[i; 32]).hotkey())
+        .min()
+        .unwrap();
+    let mut net = Net::with_genesis(Params::default(), |g| {
+        g.bindings.retain(|b| b.hotkey != lowest);
+    });
+    let epoch = net.state.current_epoch();
+    assert_eq!(epoch.validators[0].0, lowest);
+    assert_eq!(epoch.validators.len(), 4);
+    let members: Vec<Hotkey> = epoch.members.iter().map(|m| m.hotkey).collect();
+    assert_eq!(members.len(), 3);
+    assert!(!members.contains(&lowest));
+    // Member 1 is validator 2 of the whole set.
+    let offender = members[1];
+    assert_eq!(epoch.validators[2].0, offender);
+    let evidence = |first, second| Tx::Evidence(Evidence::Equivocation { first, second });
+    let a = vote(&net, 1, Notarize, 3, b"block a");
+    let b = vote(&net, 1, Notarize, 3, b"block b");
+    // Numbered by the whole set (index 2), the same signatures name someone else.
+    let (mut a2, mut b2) = (a.clone(), b.clone());
+    a2.signer = 2;
+    b2.signer = 2;
+    assert_eq!(
+        reject_of(net.apply(vec![evidence(a2, b2)])),
+        Reject::BadBlsSignature
+    );
+    let applied = net.apply(vec![evidence(a, b)]).unwrap();
+    assert!(
+        matches!(applied.outcomes[0], TxOutcome::Jailed { hotkey, .. } if hotkey == offender),
+        "{:?}",
+        applied.outcomes
+    );
+    // The unbound validator binds mid-epoch: members stay as seated until the next epoch.
+    let node = net
+        .validators
+        .iter()
+        .find(|v| v.key.hotkey() == lowest)
+        .unwrap();
+    let binding = Tx::BindKeys(bind(&node.key, &node.bls));
+    net.apply(vec![binding]).unwrap();
+    assert!(net.state.bound_keys(&lowest).is_some());
+    assert_eq!(net.state.current_epoch().members.len(), 3);
+    close_epoch(&mut net);
+    let seated: Vec<Hotkey> = net
+        .state
+        .current_epoch()
+        .members
+        .iter()
+        .map(|m| m.hotkey)
+        .collect();
+    assert_eq!(seated.len(), 4);
+    assert_eq!(seated[0], lowest);
 }
 
 /// A validator's nullify vote for `view` of the genesis epoch.

@@ -10,8 +10,10 @@ use crate::db::{Db, DbError, TableSpec};
 /// refused (start a fresh one, from the network's genesis or a peer's snapshot):
 /// 1. the first layout;
 /// 2. snapshots stored as chunks listed by a manifest blob, and the state's miner nonces as
-///    windows of recent nonces (a version-1 snapshot or state does not read back).
-pub const FORMAT_VERSION: u32 = 2;
+///    windows of recent nonces (a version-1 snapshot or state does not read back);
+/// 3. each epoch record of the state names the epoch's consensus members with their keys (a
+///    version-2 snapshot or state does not read back).
+pub const FORMAT_VERSION: u32 = 3;
 
 const META: TableSpec<String, u32> = TableSpec::new("meta", 16);
 const FORMAT_KEY: &str = "format_version";

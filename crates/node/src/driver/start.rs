@@ -3,29 +3,30 @@
 
 use super::*;
 
-/// The consensus members of `state`'s current epoch, in the engine's index order: the epoch's
-/// validators (hotkeys ascending) that have bound a BLS key, with stake and verified key. A
-/// validator that gained a permit on chain but has not bound its keys yet (it sends
-/// `BindKeys` when it starts) cannot sign, so it joins consensus at the first epoch after its
-/// binding.
+/// The consensus members of `state`'s current epoch, in the engine's index order, with stake
+/// and verified key: the epoch's validators (hotkeys ascending) that had bound a BLS key when
+/// the epoch began, as the state seated them. A validator that gained a permit on chain but
+/// had not bound its keys by then (it sends `BindKeys` when it starts) cannot sign, so it joins
+/// consensus at the first epoch after its binding. Read from the epoch's record, the members
+/// are the same at every height of the epoch: a node restarting mid-epoch numbers signers as
+/// the others do.
 pub fn consensus_members(
     state: &State,
 ) -> Result<Vec<(Hotkey, u64, platform_crypto::VerifiedBlsKey)>, String> {
-    let mut out = Vec::new();
-    for (h, stake) in state.current_epoch().validators {
-        let Some(keys) = state.bound_keys(&h) else {
-            continue;
-        };
-        let key = keys
-            .bls_key
-            .verify_possession(&keys.pop)
-            .map_err(|e| format!("validator {h}'s BLS key: {e}"))?;
-        out.push((h, stake, key));
+    let members = state.current_epoch().members;
+    if members.is_empty() {
+        return Err("no validator of the epoch had bound a BLS key when it began".into());
     }
-    if out.is_empty() {
-        return Err("no validator of the epoch has bound a BLS key".into());
-    }
-    Ok(out)
+    members
+        .into_iter()
+        .map(|m| {
+            let key = m
+                .bls_key
+                .verify_possession(&m.pop)
+                .map_err(|e| format!("validator {}'s BLS key: {e}", m.hotkey))?;
+            Ok((m.hotkey, m.stake, key))
+        })
+        .collect()
 }
 
 /// Builds the engine of `state`'s current epoch, anchored on the last finalized block; its
