@@ -52,6 +52,11 @@ pub struct Fork<S, X> {
     pub extra: X,
 }
 
+/// How far above the applied tip a certified block whose state is missing is verified again
+/// (its body fetched if need be): the notarized blocks not yet final when this validator
+/// restarted are the next few; a validator further behind is catching up.
+pub const CHASE_AHEAD: u64 = 8;
+
 /// The forks being voted on, by proposal digest, and the proposals waiting to be checked.
 #[derive(Debug)]
 pub struct Forks<S, X = ()> {
@@ -156,11 +161,15 @@ impl<S: ForkState, X> Forks<S, X> {
     /// since it verified the block, or never saw the block), the proposal waits to be
     /// verified like any other. Without this, a leader whose parent's state was lost could
     /// never build, and a network whose validators all restarted after a notarization would
-    /// stall for good. True when the proposal now waits.
+    /// stall for good. Only proposals at most [`CHASE_AHEAD`] above the tip: a validator
+    /// further behind catches up on finalized blocks instead (the blocks it lacks are final
+    /// at its peers, which serve notarized bodies only while they are not). True when the
+    /// proposal now waits.
     pub fn certified<Sig>(&mut self, c: &Certificate<Sig>, tip: Height) -> bool {
         if let (VoteKind::Notarize | VoteKind::Finalize, Subject::Proposal(p)) =
             (c.kind, &c.subject)
             && p.height > tip
+            && p.height.0 <= tip.0.saturating_add(CHASE_AHEAD)
             && !self.states.contains_key(&p.digest())
             && self.certified.insert(p.digest())
         {
@@ -375,6 +384,10 @@ mod tests {
         );
         forks.certified(&cert(VoteKind::Notarize, b2), Height(0));
         forks.certified(&cert(VoteKind::Notarize, b1), Height(1));
+        // Nor for one far above the tip: a validator that far behind catches up instead.
+        let far = proposal(CHASE_AHEAD + 1, Hash::of(b"unknown"), Hash::of(b"far"));
+        assert!(!forks.certified(&cert(VoteKind::Notarize, far), Height(0)));
+        assert!(!forks.certified(&cert(VoteKind::Finalize, far), Height(0)));
         forks.certified(
             &Certificate {
                 kind: VoteKind::Nullify,
