@@ -536,13 +536,6 @@ fn wait_for_chain(url: &str) -> Result<()> {
 /// own verbosity (`platform -vv devnet` logs debug lines), and at least at `-v`.
 fn spawn_validator(exe: &Path, dir: &Path, verbose: u8) -> Result<Child> {
     let log = std::fs::File::create(dir.join("node.log"))?;
-    // An address left by an earlier run is not this one's.
-    match std::fs::remove_file(dir.join(platform_node::API_ADDR_FILE)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).context("removing an old api.addr");
-        }
-        _ => {}
-    }
     let level = format!("-{}", "v".repeat(usize::from(verbose.clamp(1, 3))));
     Command::new(exe)
         .arg(level)
@@ -556,17 +549,16 @@ fn spawn_validator(exe: &Path, dir: &Path, verbose: u8) -> Result<Child> {
 }
 
 enum Started {
-    /// Its API answers at this URL.
-    Up(String),
+    Up,
     /// It exited because a port it was given was taken.
     PortTaken,
     Exited,
 }
 
 /// Waits (up to a minute) until a validator's API answers or its process exits.
-fn validator_started(child: &mut Child, dir: &Path) -> Result<Started> {
+fn validator_started(child: &mut Child, api: &str, dir: &Path) -> Result<Started> {
     let end = Instant::now() + Duration::from_secs(60);
-    let file = dir.join(platform_node::API_ADDR_FILE);
+    let url = format!("{api}/api/v1/status");
     while Instant::now() < end {
         if child.try_wait()?.is_some() {
             let reason = log_tail(&dir.join("node.log"));
@@ -576,27 +568,19 @@ fn validator_started(child: &mut Child, dir: &Path) -> Result<Started> {
                 Started::Exited
             });
         }
-        // The validator writes its API's bound address once it listens.
-        if let Some(api) = std::fs::read_to_string(&file)
-            .ok()
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty())
-        {
-            let up = std::net::TcpStream::connect_timeout(
-                &api.trim_start_matches("http://").parse()?,
-                Duration::from_millis(200),
-            )
-            .is_ok();
-            if up {
-                return Ok(Started::Up(api));
-            }
+        let up = std::net::TcpStream::connect_timeout(
+            &api.trim_start_matches("http://").parse()?,
+            Duration::from_millis(200),
+        )
+        .is_ok();
+        if up {
+            return Ok(Started::Up);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!(
-        "validator in {} did not start its API within 60 s (log in {})",
-        dir.display(),
-        dir.join("node.log").display()
+        "{url} did not answer within 60 s (log in {})",
+        dir.display()
     )
 }
 
@@ -983,11 +967,11 @@ pub(crate) fn run_devnet(
         std::fs::create_dir_all(&dir)?;
         genesis::save(&genesis, &dir.join("genesis.bin"))?;
         let p2p = free_port()?;
+        let http = free_port()?;
         let mut cfg = NodeConfig::new(uri);
         cfg.listen = format!("/ip4/127.0.0.1/tcp/{p2p}");
         cfg.bootstrap = addrs.clone();
-        // The API binds a free port and the validator writes it to `api.addr`.
-        cfg.http = "127.0.0.1:0".into();
+        cfg.http = format!("127.0.0.1:{http}");
         cfg.block_interval_ms = args.block_ms;
         cfg.view_timeout_ms = (args.block_ms * 4).max(2000);
         cfg.chain = Some(chain_url.clone());
@@ -1011,25 +995,24 @@ pub(crate) fn run_devnet(
             .to_peer_id();
         addrs.push(format!("{}/p2p/{peer}", cfg.listen));
         children.0.push(spawn_validator(&exe, &dir, args.verbose)?);
-        apis.push((key.hotkey().to_ss58(), String::new()));
+        apis.push((key.hotkey().to_ss58(), format!("http://127.0.0.1:{http}")));
     }
-    // Peer-to-peer ports are picked free and handed over (the others' bootstrap lists name
-    // them), so another process can take one first: restart such a validator on a fresh
-    // port; any other early exit ends the devnet with the validator's reason.
+    // Ports are picked free and handed over, so another process (the validators' own
+    // outgoing connections, at 64 of them) can take one first: restart such a validator on
+    // fresh ports; any other early exit ends the devnet with the validator's reason.
     for (i, uri) in uris[..args.validators].iter().enumerate() {
         let dir = root.join(uri.trim_start_matches("//").to_lowercase());
         let mut retries = 3;
         loop {
-            match validator_started(&mut children.0[i + 1], &dir)? {
-                Started::Up(api) => {
-                    apis[i].1 = api;
-                    break;
-                }
+            match validator_started(&mut children.0[i + 1], &apis[i].1, &dir)? {
+                Started::Up => break,
                 Started::PortTaken if retries > 0 => {
                     retries -= 1;
                     let config = dir.join("config.toml");
                     let mut cfg = NodeConfig::load(&config)?;
+                    let http = free_port()?;
                     cfg.listen = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
+                    cfg.http = format!("127.0.0.1:{http}");
                     // The others' bootstrap lists name its old address, so it dials every
                     // one of them itself (before, a restarted first validator was reachable
                     // by nobody and a devnet could stall at height 0).
@@ -1045,6 +1028,7 @@ pub(crate) fn run_devnet(
                         .map(|(_, a)| a.clone())
                         .collect();
                     cfg.save(&config)?;
+                    apis[i].1 = format!("http://127.0.0.1:{http}");
                     children.0[i + 1] = spawn_validator(&exe, &dir, args.verbose)?;
                 }
                 Started::PortTaken | Started::Exited => bail!(

@@ -301,24 +301,32 @@ pub async fn run(
     )?
     .with_snapshot_catch_up(cfg.snapshot_catch_up)
     .with_retention(cfg.retention.get());
-    let listener = bind_and_publish(
-        &cfg.http,
-        "HTTP API",
+    let listener = tokio::net::TcpListener::bind(&cfg.http)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", cfg.http))?;
+    let api_addr = listener.local_addr()?;
+    platform_storage::write_atomic(
         &cfg.data_dir().join(API_ADDR_FILE),
+        format!("http://{api_addr}\n").as_bytes(),
         0o644,
     )
-    .await?;
+    .context("writing api.addr")?;
+    tracing::info!("HTTP API on http://{api_addr}");
     let token = token::load_or_create(cfg.data_dir())?;
     let stats = Arc::new(http::HttpStats::default());
     // Ends the JSON-RPC WebSocket sessions when the node stops.
     let (rpc_stop, rpc_sessions) = jsonrpsee::server::stop_channel();
-    let operator_listener = bind_and_publish(
-        &cfg.operator_http,
-        "operator API",
+    let operator_listener = tokio::net::TcpListener::bind(&cfg.operator_http)
+        .await
+        .with_context(|| format!("binding the operator listener to {}", cfg.operator_http))?;
+    let operator_addr = operator_listener.local_addr()?;
+    platform_storage::write_atomic(
         &cfg.data_dir().join(OPERATOR_ADDR_FILE),
+        format!("http://{operator_addr}\n").as_bytes(),
         0o600,
     )
-    .await?;
+    .context("writing operator.addr")?;
+    tracing::info!("operator API on http://{operator_addr}");
     let routers = api::router(api::Parts {
         status,
         net: net.clone(),
@@ -355,22 +363,4 @@ pub async fn run(
     let _ = operator_server.await;
     net.shutdown().await.ok();
     result
-}
-
-/// Binds a listener to `addr` (port 0 picks a free one) and writes the bound address
-/// (`http://ip:port`) to `file` with `mode`, where scripts and tests find it.
-async fn bind_and_publish(
-    addr: &str,
-    what: &str,
-    file: &std::path::Path,
-    mode: u32,
-) -> Result<tokio::net::TcpListener> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the {what} to {addr}"))?;
-    let bound = listener.local_addr()?;
-    platform_storage::write_atomic(file, format!("http://{bound}\n").as_bytes(), mode)
-        .with_context(|| format!("writing {}", file.display()))?;
-    tracing::info!("{what} on http://{bound}");
-    Ok(listener)
 }
